@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Generate the GFN2-xTB reference trajectories used by the benchmarks and for training.
+# Idempotent: a trajectory already present is skipped, so an interrupted run resumes.
+# Usage: bash bench/generate_reference_data.sh [MOLECULE...]   (default: ethanol benzene)
+# Output: bench/data/<molecule>_<T>K_<thermostat>_s<seed>.h5md (git-ignored, reproducible),
+#         progress in bench/data/progress.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bench/data
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+molecules=("${@:-ethanol benzene}")
+[ $# -gt 0 ] || molecules=(ethanol benzene)
+STEPS=${STEPS:-100000}        # 50 ps at 0.5 fs per training trajectory
+TEST_STEPS=${TEST_STEPS:-40000}
+run() {  # molecule T thermostat seed steps
+  local out="bench/data/$1_$2K_$3_s$4.h5md"
+  if [ -f "$out" ]; then echo "$(date -Is) skip $out (exists)"; return; fi
+  local t0=$SECONDS
+  python -m mdsr_plugin.reference "$1" --temperature "$2" --thermostat "$3" --seed "$4" \
+      --steps "$5" --timestep 0.5 -o "$out" >/dev/null 2>&1
+  echo "$(date -Is) done $out ($5 steps, $((SECONDS - t0)) s)"
+}
+for m in "${molecules[@]}"; do
+  # held-out test data first: 400 K and seed 99 are never used in training
+  run "$m" 400 nose-hoover 99 "$TEST_STEPS"
+  run "$m" 400 langevin 99 "$TEST_STEPS"
+  for T in 300 500; do
+    for th in nose-hoover langevin; do
+      for seed in 1 2; do run "$m" "$T" "$th" "$seed" "$STEPS"; done
+    done
+  done
+done

@@ -1,0 +1,134 @@
+"""``mdsr-upsample``: the command line over :func:`mdsr_plugin.upsample.upsample_file`.
+
+Every argument is validated before any file is opened; errors are one line on
+stderr.  Exit codes: 0 success, 2 usage error, 1 bad input or failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .methods import available_methods
+
+    methods = ", ".join(["auto", *available_methods()])
+    parser = argparse.ArgumentParser(
+        prog="mdsr-upsample",
+        description="Reconstruct the missing frames (positions and velocities) of a coarse MD trajectory.",
+        epilog="Example: mdsr-upsample coarse.xyz --factor 20 -o fine.xyz",
+    )
+    parser.add_argument("input", help="coarse trajectory (format from the extension)")
+    parser.add_argument("-o", "--output", required=True, help="fine trajectory to write (format from the extension)")
+    parser.add_argument("--factor", type=_positive_int, required=True, help="fine frames per coarse step, e.g. 20")
+    parser.add_argument(
+        "--method", default="auto",
+        help=f"one of {methods} (default auto: the best the input supports)",
+    )
+    parser.add_argument("--dt", type=_positive_float, help="coarse time step in fs (overrides the file's)")
+    parser.add_argument("--top", help="topology file for formats without atoms (DCD, TRR, NetCDF...)")
+    parser.add_argument("--velocities", help="NAMD velocity DCD matching a coordinate DCD")
+    parser.add_argument("--format", dest="input_format", help="input format name, if the extension is ambiguous")
+    parser.add_argument("--output-format", help="output format name, if the extension is ambiguous")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (used by neural methods)")
+    parser.add_argument("--chunk-size", type=_positive_int, default=2000, help="coarse frames per read (memory bound)")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
+    return parser
+
+
+def _check_device(device: str) -> str | None:
+    """An error message if ``device`` cannot be used, else None."""
+    if device == "cpu":
+        return None
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"--device {device}: CUDA is not available on this machine"
+        return None
+    return f"--device must be cpu or cuda[:N], got {device!r}"
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="mdsr-upsample: %(message)s",
+    )
+
+    from .io import FormatError, get_format
+    from .methods import MethodError, available_methods
+
+    def usage(message):
+        parser.print_usage(sys.stderr)
+        print(f"mdsr-upsample: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if args.method != "auto" and args.method not in available_methods():
+        return usage(f"unknown --method {args.method!r}; choose from auto, {', '.join(available_methods())}")
+    try:
+        get_format(args.input, args.input_format)
+        get_format(args.output, args.output_format)
+    except FormatError as err:
+        return usage(str(err))
+    if Path(args.output).resolve() == Path(args.input).resolve():
+        return usage("the output must not overwrite the input")
+    device_error = _check_device(args.device)
+    if device_error:
+        return usage(device_error)
+
+    from .trajectory import TrajectoryError
+    from .upsample import upsample_file
+
+    options = {"device": args.device} if args.device != "cpu" else {}
+    try:
+        summary = upsample_file(
+            args.input, args.output, args.factor,
+            method=args.method, dt=args.dt, topology=args.top, velocities=args.velocities,
+            input_format=args.input_format, output_format=args.output_format,
+            chunk_size=args.chunk_size, progress=not args.quiet, method_options=options,
+        )
+    except (FormatError, TrajectoryError, MethodError, OSError) as err:
+        print(f"mdsr-upsample: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("mdsr-upsample: interrupted; no output written", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        outputs = ", ".join(summary["outputs"])
+        print(
+            f"{summary['frames_in']} coarse frames -> {summary['frames_out']} fine frames "
+            f"({summary['method']}, factor {args.factor}) in {summary['seconds']:.2f} s: {outputs}"
+        )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

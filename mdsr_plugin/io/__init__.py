@@ -1,0 +1,233 @@
+"""Trajectory file formats: one registry, chosen by file extension.
+
+Each :class:`Format` is a small record: a name, the extensions it owns, and two
+factories, ``open_reader(path, **options)`` and ``open_writer(path, **options)``,
+that import their backend (ASE, MDAnalysis, h5py) only when called.
+
+To add a format, write a reader and/or writer following the contracts in
+:mod:`mdsr_plugin.io.base` and call :func:`register_format`; a name or extension
+already taken is refused rather than silently replaced.
+
+Reader options understood by every reader: ``dt`` (coarse step, fs),
+``topology`` (a topology file), ``velocities`` (a NAMD velocity DCD; DCD only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..trajectory import Trajectory
+from .base import FormatError, TrajectoryReader, TrajectoryWriter
+
+__all__ = [
+    "Format",
+    "FormatError",
+    "TrajectoryReader",
+    "TrajectoryWriter",
+    "register_format",
+    "unregister_format",
+    "get_format",
+    "formats",
+    "open_reader",
+    "open_writer",
+    "read_trajectory",
+    "write_trajectory",
+]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered trajectory format.
+
+    Attributes
+    ----------
+    name : str
+        Name used with ``--format`` / ``format=``.
+    extensions : tuple of str
+        Lower-case suffixes (with the dot) that select this format.
+    description : str
+    open_reader, open_writer : callable or None
+        Factories ``(path, **options) -> TrajectoryReader / TrajectoryWriter``.
+    velocities : str
+        How the format stores velocities (for the docs' table).
+    """
+
+    name: str
+    extensions: tuple[str, ...]
+    description: str
+    open_reader: Callable[..., TrajectoryReader] | None = None
+    open_writer: Callable[..., TrajectoryWriter] | None = None
+    velocities: str = "no"
+
+
+_FORMATS: dict[str, Format] = {}
+_BY_EXTENSION: dict[str, str] = {}
+
+
+def register_format(fmt: Format) -> None:
+    """Add ``fmt`` to the registry; raises ValueError if its name or an extension is taken."""
+    if fmt.name in _FORMATS:
+        raise ValueError(f"format {fmt.name!r} is already registered")
+    taken = [ext for ext in fmt.extensions if ext in _BY_EXTENSION]
+    if taken:
+        raise ValueError(f"extension(s) {taken} already belong to {_BY_EXTENSION[taken[0]]!r}")
+    _FORMATS[fmt.name] = fmt
+    for ext in fmt.extensions:
+        _BY_EXTENSION[ext] = fmt.name
+
+
+def unregister_format(name: str) -> None:
+    """Remove a format (for tests and plugins that replace one deliberately)."""
+    fmt = _FORMATS.pop(name)
+    for ext in fmt.extensions:
+        _BY_EXTENSION.pop(ext, None)
+
+
+def formats() -> dict[str, Format]:
+    """The registered formats by name."""
+    return dict(_FORMATS)
+
+
+def get_format(path, format: str | None = None) -> Format:
+    """The format named ``format``, or the one owning ``path``'s extension."""
+    if format is not None:
+        try:
+            return _FORMATS[format.lower()]
+        except KeyError:
+            raise FormatError(f"unknown format {format!r}; known: {', '.join(sorted(_FORMATS))}") from None
+    path = Path(path)
+    name = path.name.lower()
+    suffixes = [s.lower() for s in path.suffixes]
+    for ext in (("".join(suffixes[-2:]),) if len(suffixes) > 1 else ()) + (path.suffix.lower(), name):
+        if ext in _BY_EXTENSION:
+            return _FORMATS[_BY_EXTENSION[ext]]
+    if name.startswith("xdatcar"):
+        return _FORMATS["xdatcar"]
+    raise FormatError(
+        f"{path.name}: cannot tell the format from the extension; known extensions: "
+        f"{', '.join(sorted(_BY_EXTENSION))} (or pass --format)"
+    )
+
+
+def open_reader(path, *, format: str | None = None, **options) -> TrajectoryReader:
+    """Open ``path`` for streaming; see the module docstring for ``options``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file")
+    fmt = get_format(path, format)
+    if fmt.open_reader is None:
+        raise FormatError(f"{path.name}: mdsr_plugin cannot read {fmt.name} files")
+    if options.get("velocities") is not None and fmt.name != "dcd":
+        raise FormatError("--velocities (a NAMD velocity DCD) goes with a DCD coordinate file")
+    for key in ("topology", "velocities"):
+        if options.get(key) is not None and not Path(options[key]).is_file():
+            raise FormatError(f"{options[key]}: no such file")
+    return fmt.open_reader(path, **{k: v for k, v in options.items() if v is not None})
+
+
+def open_writer(path, *, format: str | None = None, **options) -> TrajectoryWriter:
+    """A writer for ``path``, its format from the extension unless ``format`` is given."""
+    fmt = get_format(path, format)
+    if fmt.open_writer is None:
+        raise FormatError(f"{Path(path).name}: mdsr_plugin cannot write {fmt.name} files")
+    if not Path(path).resolve().parent.is_dir():
+        raise FormatError(f"{Path(path).parent}: output folder does not exist")
+    return fmt.open_writer(path, **options)
+
+
+def read_trajectory(path, **options) -> Trajectory:
+    """Read a whole trajectory into memory (see :func:`open_reader` for options)."""
+    with open_reader(path, **options) as reader:
+        return reader.read()
+
+
+def write_trajectory(path, traj: Trajectory, **options) -> list[Path]:
+    """Write ``traj`` to ``path`` atomically; returns every file written."""
+    with open_writer(path, **options) as writer:
+        writer.write(traj)
+    return writer.paths
+
+
+# --------------------------------------------------------------------------- built-ins
+def _ase_reader(ase_format):
+    def open_(path, **options):
+        from .ase_backend import AseReader
+
+        options.pop("velocities", None)
+        return AseReader(path, ase_format=ase_format, **options)
+
+    return open_
+
+
+def _mda_reader(mda_format, has_time=True, needs_topology=True):
+    def open_(path, **options):
+        from .mdanalysis import MDAnalysisReader
+
+        return MDAnalysisReader(
+            path, mda_format=mda_format, has_time=has_time, needs_topology=needs_topology, **options
+        )
+
+    return open_
+
+
+def _mda_writer(mda_format, **writer_options):
+    def open_(path, **options):
+        from .mdanalysis import MDAnalysisWriter
+
+        return MDAnalysisWriter(path, mda_format=mda_format, **writer_options)
+
+    return open_
+
+
+def _h5md_reader(path, **options):
+    from .h5md import H5MDReader
+
+    options.pop("velocities", None)
+    return H5MDReader(path, **options)
+
+
+def _h5md_writer(path, **options):
+    from .h5md import H5MDWriter
+
+    return H5MDWriter(path, **options)
+
+
+def _extxyz_writer(path, **options):
+    from .ase_backend import ExtXYZWriter
+
+    return ExtXYZWriter(path)
+
+
+def _traj_writer(path, **options):
+    from .ase_backend import AseTrajWriter
+
+    return AseTrajWriter(path)
+
+
+def _dcd_writer(path, **options):
+    from .mdanalysis import DCDWriter
+
+    return DCDWriter(path)
+
+
+for _fmt in (
+    Format("xyz", (".xyz", ".extxyz"), "extended or plain XYZ (CP2K's time= comments too)",
+           _ase_reader("extxyz"), _extxyz_writer, "momenta (ASE units), or vel columns (Å/fs)"),
+    Format("traj", (".traj",), "ASE trajectory", _ase_reader("traj"), _traj_writer,
+           "momenta (ASE units)"),
+    Format("xdatcar", (".xdatcar",), "VASP XDATCAR (needs --dt)", _ase_reader("vasp-xdatcar"), None),
+    Format("h5md", (".h5md", ".h5"), "H5MD (HDF5)", _h5md_reader, _h5md_writer, "velocity group"),
+    Format("dcd", (".dcd",), "CHARMM/NAMD DCD (needs --top); velocities in a NAMD velocity DCD",
+           _mda_reader("DCD"), _dcd_writer, "separate .vel.dcd (Å/AKMA)"),
+    Format("trr", (".trr",), "GROMACS TRR (needs --top)", _mda_reader("TRR"),
+           _mda_writer("TRR"), "yes (nm/ps)"),
+    Format("xtc", (".xtc",), "GROMACS XTC (needs --top)", _mda_reader("XTC"), _mda_writer("XTC")),
+    Format("netcdf", (".nc", ".ncdf", ".netcdf"), "AMBER NetCDF (needs --top)", _mda_reader("NCDF"),
+           _mda_writer("NCDF", velocities=True, forces=True), "yes (Å/ps)"),
+    Format("lammpsdump", (".lammpstrj", ".dump", ".lammpsdump", ".lammpstrj.bz2"),
+           "LAMMPS dump (needs --dt)", _mda_reader("LAMMPSDUMP", has_time=False, needs_topology=False),
+           None, "vx vy vz columns"),
+):
+    register_format(_fmt)

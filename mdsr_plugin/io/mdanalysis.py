@@ -1,0 +1,335 @@
+"""Formats read and written through MDAnalysis: DCD (+ NAMD velocity DCD), TRR, XTC,
+AMBER NetCDF, LAMMPS dump.
+
+Units at this boundary: MDAnalysis gives Å, ps, Å/ps and kJ/(mol·Å); we convert
+to Å, fs, Å/fs and eV/Å here.  A NAMD velocity DCD stores velocities as
+"positions" in Å per AKMA time unit.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .. import units
+from ..elements import numbers_from_symbols, symbols_of
+from ..trajectory import Trajectory
+from .base import FormatError, TrajectoryReader, TrajectoryWriter
+
+__all__ = [
+    "MDAnalysisReader",
+    "MDAnalysisWriter",
+    "DCDWriter",
+    "topology_identities",
+    "universe_identities",
+    "cell_to_dimensions",
+    "dimensions_to_cell",
+]
+
+
+def dimensions_to_cell(dimensions) -> np.ndarray:
+    """MDAnalysis box ``[a, b, c, alpha, beta, gamma]`` (Å, degrees) → cell rows, shape (..., 3, 3), Å."""
+    from ase.geometry import cellpar_to_cell
+
+    dimensions = np.asarray(dimensions, dtype=np.float64)
+    if dimensions.ndim == 1:
+        return cellpar_to_cell(dimensions)
+    return np.array([cellpar_to_cell(d) for d in dimensions])
+
+
+def cell_to_dimensions(cell) -> np.ndarray:
+    """Cell rows, shape (..., 3, 3), Å → MDAnalysis box ``[a, b, c, alpha, beta, gamma]``."""
+    from ase.geometry import cell_to_cellpar
+
+    cell = np.asarray(cell, dtype=np.float64)
+    if cell.ndim == 2:
+        return cell_to_cellpar(cell)
+    return np.array([cell_to_cellpar(c) for c in cell])
+
+
+def universe_identities(universe):
+    """Atomic numbers, masses (u or None) and names of a Universe's atoms."""
+    atoms = universe.atoms
+    # Elements when the topology has them, else guessed from names (CHARMM and
+    # GROMACS types are often force-field numbers), else from types.
+    numbers = np.zeros(len(atoms), dtype=np.int64)
+    for attribute in ("elements", "names", "types"):
+        if hasattr(atoms, attribute):
+            guess = numbers_from_symbols([v if v else "X" for v in getattr(atoms, attribute)])
+            if np.count_nonzero(guess) > np.count_nonzero(numbers):
+                numbers = guess
+            if numbers.all():
+                break
+    masses = np.asarray(atoms.masses, dtype=np.float64) if hasattr(atoms, "masses") else None
+    if masses is not None and not np.all(masses > 0):
+        masses = None
+    names = list(atoms.names) if hasattr(atoms, "names") else None
+    return numbers, masses, names
+
+
+def topology_identities(topology, n_atoms: int):
+    """Atomic numbers, masses and names read from a topology file with MDAnalysis."""
+    import MDAnalysis as mda
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        universe = mda.Universe(str(topology))
+    if len(universe.atoms) != n_atoms:
+        raise FormatError(
+            f"topology {Path(topology).name} has {len(universe.atoms)} atoms, the trajectory {n_atoms}"
+        )
+    return universe_identities(universe)
+
+
+class MDAnalysisReader(TrajectoryReader):
+    """Stream a trajectory through an MDAnalysis ``Universe``.
+
+    Parameters
+    ----------
+    path : path-like
+    mda_format : str
+        MDAnalysis format name (``"DCD"``, ``"TRR"``, ``"NCDF"``, ``"LAMMPSDUMP"``...).
+    topology : path-like, optional
+        Needed by formats without atom information (DCD, TRR, XTC, NetCDF).
+    velocities : path-like, optional
+        A NAMD velocity DCD with the same frames.
+    dt : float, optional
+        Coarse step in fs, overriding the file's.
+    has_time : bool
+        Whether the format records frame times (LAMMPS dumps record steps, not times).
+    """
+
+    def __init__(self, path, *, mda_format, topology=None, velocities=None, dt=None,
+                 has_time=True, needs_topology=True):
+        super().__init__(path, dt=dt)
+        import MDAnalysis as mda
+
+        if needs_topology and topology is None:
+            raise FormatError(f"{self.path.name}: {mda_format} files need a topology; pass --top FILE")
+        self.has_time = has_time
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                args = [str(topology)] if topology is not None else []
+                kwargs = {"format": mda_format}
+                if topology is None:
+                    kwargs["topology_format"] = mda_format
+                self.universe = mda.Universe(*args, str(self.path), **kwargs)
+        except FormatError:
+            raise
+        except Exception as err:  # MDAnalysis raises IOError, ValueError, EOFError, struct errors...
+            raise FormatError(f"{self.path.name}: cannot be read as {mda_format} ({err})") from None
+        self.n_frames = len(self.universe.trajectory)
+        self._numbers, self._masses, self._names = universe_identities(self.universe)
+        self._velocity_reader = None
+        if velocities is not None:
+            from MDAnalysis.coordinates.DCD import DCDReader
+
+            try:
+                self._velocity_reader = DCDReader(str(velocities))
+            except Exception as err:
+                raise FormatError(f"{Path(velocities).name}: not a readable velocity DCD ({err})") from None
+            if self._velocity_reader.n_frames != self.n_frames:
+                raise FormatError(
+                    f"{Path(velocities).name} has {self._velocity_reader.n_frames} frames, "
+                    f"{self.path.name} has {self.n_frames}"
+                )
+            if self._velocity_reader.n_atoms != len(self._numbers):
+                raise FormatError(f"{Path(velocities).name}: atom count differs from {self.path.name}")
+
+    def _chunks(self, chunk_size) -> Iterator[Trajectory]:
+        trajectory = self.universe.trajectory
+        n_atoms = len(self._numbers)
+        for start in range(0, self.n_frames, chunk_size):
+            stop = min(start + chunk_size, self.n_frames)
+            n = stop - start
+            positions = np.empty((n, n_atoms, 3))
+            times = np.empty(n)
+            velocities = forces = cell = None
+            try:
+                for i, ts in enumerate(trajectory[start:stop]):
+                    positions[i] = ts.positions
+                    times[i] = ts.time * units.FS_PER_PS
+                    if ts.has_velocities:
+                        if velocities is None:
+                            velocities = np.empty((n, n_atoms, 3))
+                        velocities[i] = ts.velocities / units.FS_PER_PS
+                    if ts.has_forces:
+                        if forces is None:
+                            forces = np.empty((n, n_atoms, 3))
+                        forces[i] = ts.forces / units.KJMOL_PER_EV
+                    if ts.dimensions is not None and np.all(ts.dimensions[:3] > 0):
+                        if cell is None:
+                            cell = np.empty((n, 6))
+                        cell[i] = ts.dimensions
+            except (OSError, ValueError, EOFError) as err:
+                raise FormatError(f"{self.path.name}: frame {start + i} is unreadable ({err})") from None
+            if self._velocity_reader is not None:
+                velocities = np.array([ts.positions.copy() for ts in self._velocity_reader[start:stop]])
+                velocities = velocities * units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS
+            yield Trajectory(
+                numbers=self._numbers,
+                masses=self._masses,
+                names=self._names,
+                positions=positions,
+                times=self._times(start, n, times if self.has_time else None),
+                velocities=velocities,
+                forces=forces,
+                cell=None if cell is None else dimensions_to_cell(cell),
+                pbc=np.full(3, cell is not None),
+            )
+
+    def close(self):
+        universe = getattr(self, "universe", None)
+        if universe is not None:
+            universe.trajectory.close()
+        if self._velocity_reader is not None:
+            self._velocity_reader.close()
+
+
+def _empty_universe(traj: Trajectory):
+    """A Universe with ``traj``'s atoms and a one-frame trajectory to fill per written frame."""
+    import MDAnalysis as mda
+
+    universe = mda.Universe.empty(
+        traj.n_atoms, trajectory=True, velocities=traj.has_velocities, forces=traj.has_forces
+    )
+    symbols = symbols_of(traj.numbers)
+    universe.add_TopologyAttr("names", traj.names or symbols)
+    universe.add_TopologyAttr("types", symbols)
+    universe.add_TopologyAttr("elements", symbols)
+    universe.add_TopologyAttr("masses", traj.masses)
+    return universe
+
+
+def _rotation_to_mda_frame(cell) -> np.ndarray | None:
+    """Matrix taking row vectors from ``cell``'s orientation to MDAnalysis' canonical one
+    (a along x, b in the xy plane), or None when they already agree.
+
+    MDAnalysis stores only box lengths and angles, so vectors in a rotated cell are
+    carried over through fractional coordinates; the map is a rotation.
+    """
+    from ase.geometry import cell_to_cellpar, cellpar_to_cell
+
+    canonical = cellpar_to_cell(cell_to_cellpar(cell))
+    if np.allclose(canonical, cell, atol=1e-8):
+        return None
+    return np.linalg.solve(cell, canonical)
+
+
+def _in_mda_frame(vectors, rotation):
+    return vectors if rotation is None else vectors @ rotation
+
+
+class MDAnalysisWriter(TrajectoryWriter):
+    """Write through an MDAnalysis writer (TRR, NetCDF, XTC): positions, velocities (Å/ps),
+    forces (kJ/(mol·Å)), time (ps) and box per frame.
+
+    Parameters
+    ----------
+    path : path-like
+    mda_format : str
+    writer_options : dict
+        Extra keyword arguments of the MDAnalysis writer.
+    """
+
+    def __init__(self, path, *, mda_format, **writer_options):
+        self.mda_format = mda_format
+        self.writer_options = writer_options
+        super().__init__(path)
+
+    def _writer_kwargs(self, first: Trajectory) -> dict:
+        return dict(self.writer_options)
+
+    def _open(self, first):
+        import MDAnalysis as mda
+
+        self._universe = _empty_universe(first)
+        self._dt = first.dt if first.n_frames > 1 else None
+        self._writer = mda.Writer(
+            str(self.temporary_paths[0]), n_atoms=first.n_atoms, format=self.mda_format,
+            **self._writer_kwargs(first),
+        )
+
+    def _fill(self, ts, traj, i, positions):
+        ts.positions = positions
+        ts.time = traj.times[i] / units.FS_PER_PS
+        ts.frame = self.frames_written + i
+        ts.data["step"] = int(traj.steps[i]) if traj.steps is not None else self.frames_written + i
+        if traj.cell is not None:
+            ts.dimensions = cell_to_dimensions(traj.cell[i])
+        else:
+            ts.dimensions = None
+
+    def _write(self, traj):
+        ts = self._universe.trajectory.ts
+        for i in range(traj.n_frames):
+            rotation = None if traj.cell is None else _rotation_to_mda_frame(traj.cell[i])
+            self._fill(ts, traj, i, _in_mda_frame(traj.positions[i], rotation))
+            if traj.velocities is not None:
+                ts.velocities = _in_mda_frame(traj.velocities[i], rotation) * units.FS_PER_PS
+            if traj.forces is not None:
+                ts.forces = _in_mda_frame(traj.forces[i], rotation) * units.KJMOL_PER_EV
+            self._writer.write(self._universe.atoms)
+
+    def _close(self):
+        self._writer.close()
+
+
+class DCDWriter(MDAnalysisWriter):
+    """DCD positions, with the time step in the header (AKMA units), and velocities in a
+    NAMD-convention velocity DCD beside it (``fine.dcd`` → ``fine.vel.dcd``, Å/AKMA)."""
+
+    def __init__(self, path):
+        super().__init__(path, mda_format="DCD")
+
+    @staticmethod
+    def velocity_path(path) -> Path:
+        path = Path(path)
+        return path.with_name(path.stem + ".vel.dcd")
+
+    def _paths(self):
+        return [self.path, self.velocity_path(self.path)]
+
+    def _writer_kwargs(self, first):
+        if first.n_frames < 2:
+            raise FormatError("DCD output needs at least two frames to record the time step")
+        dt = first.dt
+        # istart (in steps of dt) carries the start time; DCD cannot store other offsets.
+        return {"dt": dt / units.FS_PER_PS, "istart": int(round(first.times[0] / dt)), "nsavc": 1}
+
+    def _open(self, first):
+        import MDAnalysis as mda
+
+        super()._open(first)
+        self._velocity_writer = None
+        if first.has_velocities:
+            self._velocity_universe = _empty_universe(first.without("velocities", "forces"))
+            self._velocity_writer = mda.Writer(
+                str(self.temporary_paths[1]), n_atoms=first.n_atoms, format="DCD",
+                **self._writer_kwargs(first),
+            )
+
+    def _write(self, traj):
+        ts = self._universe.trajectory.ts
+        vts = self._velocity_universe.trajectory.ts if self._velocity_writer else None
+        for i in range(traj.n_frames):
+            rotation = None if traj.cell is None else _rotation_to_mda_frame(traj.cell[i])
+            self._fill(ts, traj, i, _in_mda_frame(traj.positions[i], rotation))
+            self._writer.write(self._universe.atoms)
+            if vts is not None:
+                velocities = _in_mda_frame(traj.velocities[i], rotation)
+                self._fill(vts, traj, i, velocities / units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS)
+                self._velocity_writer.write(self._velocity_universe.atoms)
+
+    def _close(self):
+        self._writer.close()
+        if self._velocity_writer is not None:
+            self._velocity_writer.close()
+        else:
+            # No velocities: publish only the coordinate file.
+            self._files.final.pop()
+            self._files.temporary.pop()

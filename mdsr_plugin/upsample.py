@@ -1,0 +1,339 @@
+"""The upsampling driver: coarse chunks in, fine chunks out, in bounded memory.
+
+:func:`upsample_stream` is the one implementation; :func:`upsample` (in memory)
+and :func:`upsample_file` (file to file, used by the CLI and the batch runner)
+call it.
+
+How a stream is cut
+-------------------
+Gaps (coarse frame g to g + 1) are processed in blocks of ``method.block_gaps``
+gaps whose boundaries depend only on the global gap index.  A block is handed
+to the method together with ``method.context`` coarse frames on each side, so
+the numbers computed for a gap are the same whatever size the input chunks
+have: the chunked path equals the in-memory path bit for bit.  Memory holds one
+input chunk plus one block and its context.
+
+Every fine frame at a coarse time is the coarse frame itself (positions, and
+velocities when the input has them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .methods import MethodError, choose_auto, get_method
+from .periodic import Unwrapper, is_wrapped, wrap_positions
+from .trajectory import Trajectory, TrajectoryError, check_uniform_times, concatenate
+
+__all__ = ["upsample", "upsample_stream", "upsample_file", "resolve_method"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_method(method, first: Trajectory, **options):
+    """A method object from a name (``"auto"`` picks by what ``first`` carries) or an instance,
+    checked against the quantities ``first`` provides."""
+    if isinstance(method, str):
+        name = choose_auto(first) if method == "auto" else method
+        method = get_method(name, **options)
+    missing = [q for q in method.requires if getattr(first, q) is None]
+    if missing:
+        raise MethodError(
+            f"method {method.name!r} needs {' and '.join(missing)}, which the input does not have; "
+            "use --method spline (positions only), or give velocities with --velocities FILE"
+        )
+    return method
+
+
+class _CoarseBuffer:
+    """The coarse frames not yet consumed, with their global index and periodic bookkeeping."""
+
+    def __init__(self):
+        self.frames: Trajectory | None = None  # unwrapped positions
+        self.original: np.ndarray | None = None  # (F, N, 3) positions as read
+        self.wrapped: np.ndarray | None = None  # (F,) bool
+        self.start = 0  # global index of frames[0]
+
+    @property
+    def end(self) -> int:
+        return self.start + (0 if self.frames is None else self.frames.n_frames)
+
+    def append(self, frames, original, wrapped):
+        if self.frames is None:
+            self.frames, self.original, self.wrapped = frames, original, wrapped
+        else:
+            self.frames = concatenate([self.frames, frames])
+            self.original = np.concatenate([self.original, original])
+            self.wrapped = np.concatenate([self.wrapped, wrapped])
+
+    def drop_before(self, index):
+        k = index - self.start
+        if k > 0:
+            self.frames = self.frames[k:]
+            self.original, self.wrapped = self.original[k:], self.wrapped[k:]
+            self.start = index
+
+
+def upsample_stream(
+    chunks: Iterable[Trajectory], factor: int, method="auto", **method_options
+) -> Iterator[Trajectory]:
+    """Upsample a trajectory given as consecutive chunks; yield the fine trajectory in chunks.
+
+    Parameters
+    ----------
+    chunks : iterable of Trajectory
+        Consecutive pieces of one coarse trajectory with a uniform time step.
+    factor : int
+        Fine frames per coarse step (≥ 2); the fine step is ``dt / factor``.
+    method : str or method object
+        A registered method name, or ``"auto"``.
+    **method_options
+        Passed to the method's factory.
+
+    Yields
+    ------
+    Trajectory
+        Fine frames with positions (Å), velocities (Å/fs), times (fs) and cells;
+        ``(n_coarse - 1) * factor + 1`` frames in all.
+    """
+    if not isinstance(factor, (int, np.integer)) or factor < 2:
+        raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
+    buffer = _CoarseBuffer()
+    next_gap = 0
+    dt = None
+    last_time = None
+    unwrap = None
+    first = None
+    for chunk in chunks:
+        if chunk.n_frames == 0:
+            continue
+        if first is None:
+            first = chunk
+            method = resolve_method(method, first, **method_options)
+            unwrap = Unwrapper(first.pbc) if first.is_periodic else None
+            log.info("upsampling with method %r, factor %d", method.name, factor)
+        elif not first.same_system(chunk):
+            raise TrajectoryError(f"frame {buffer.end}: the atoms differ from frame 0")
+        else:
+            for q in ("velocities", "forces", "cell"):
+                if (getattr(first, q) is None) != (getattr(chunk, q) is None):
+                    raise TrajectoryError(f"frame {buffer.end}: {q} appear or disappear mid-trajectory")
+        times = chunk.times if last_time is None else np.concatenate([[last_time], chunk.times])
+        if dt is None and len(times) > 1:
+            dt = float(times[1] - times[0])
+        check_uniform_times(times, first_frame=max(buffer.end - (last_time is not None), 0), reference=dt)
+        last_time = chunk.times[-1]
+
+        original = chunk.positions
+        if unwrap is not None:
+            wrapped = is_wrapped(original, chunk.cell, chunk.pbc)
+            chunk = replace(chunk, positions=unwrap(original, chunk.cell))
+        else:
+            wrapped = np.zeros(chunk.n_frames, dtype=bool)
+        buffer.append(chunk, original, wrapped)
+
+        while True:
+            block_end = (next_gap // method.block_gaps + 1) * method.block_gaps
+            if buffer.end < block_end + 1 + method.context:
+                break
+            yield _emit_block(buffer, method, factor, next_gap, block_end, n_total=None)
+            next_gap = block_end
+            buffer.drop_before(max(0, next_gap - method.context))
+
+    if first is None:
+        raise TrajectoryError("the input has no frames")
+    n_total = buffer.end
+    if n_total < 2:
+        raise TrajectoryError("upsampling needs at least two frames")
+    while next_gap < n_total - 1:
+        block_end = min((next_gap // method.block_gaps + 1) * method.block_gaps, n_total - 1)
+        yield _emit_block(buffer, method, factor, next_gap, block_end, n_total=n_total)
+        next_gap = block_end
+        buffer.drop_before(max(0, next_gap - method.context))
+
+
+def _emit_block(buffer: _CoarseBuffer, method, factor, gap_start, gap_end, n_total) -> Trajectory:
+    """Fine frames of gaps ``gap_start`` .. ``gap_end - 1``, plus the final frame if the
+    block ends the trajectory (``gap_end == n_total - 1``)."""
+    window_start = max(0, gap_start - method.context)
+    window_stop = gap_end + 1 + method.context
+    if n_total is not None:
+        window_stop = min(window_stop, n_total)
+    lo, hi = window_start - buffer.start, window_stop - buffer.start
+    window = buffer.frames[lo:hi]
+    fine = method.interpolate(window, factor)
+
+    is_last = n_total is not None and gap_end == n_total - 1
+    n_gaps = gap_end - gap_start
+    first_fine = (gap_start - window_start) * factor
+    n_fine = n_gaps * factor + int(is_last)
+    take = slice(first_fine, first_fine + n_fine)
+    positions = np.array(fine.positions[take])
+    velocities = np.array(fine.velocities[take])
+
+    # Local coarse frames of this block: gap_start .. gap_end (inclusive).
+    k0 = gap_start - window_start
+    coarse = window[k0 : k0 + n_gaps + 1]
+    s = np.arange(factor) / factor
+    s_all = np.concatenate([np.tile(s, n_gaps), [1.0] if is_last else []])
+    gap_of_frame = np.concatenate([np.repeat(np.arange(n_gaps), factor), [n_gaps - 1] if is_last else []])
+    gap_of_frame = gap_of_frame.astype(np.int64)
+    times = coarse.times[gap_of_frame] + s_all * (coarse.times[1] - coarse.times[0] if n_gaps else 0)
+
+    cell = None
+    if coarse.cell is not None:
+        c0, c1 = coarse.cell[gap_of_frame], coarse.cell[gap_of_frame + 1]
+        cell = c0 + s_all[:, None, None] * (c1 - c0)
+
+    original = buffer.original[gap_start - buffer.start : gap_end + 1 - buffer.start]
+    if coarse.is_periodic:
+        wrapped = buffer.wrapped[gap_start - buffer.start : gap_end + 1 - buffer.start]
+        both = (wrapped[:-1] & wrapped[1:])[gap_of_frame]
+        if both.any():
+            positions[both] = wrap_positions(positions[both], cell[both], coarse.pbc)
+
+    # The coarse frames themselves are reproduced exactly.
+    at_coarse = np.arange(n_gaps + int(is_last)) * factor
+    positions[at_coarse] = original[: len(at_coarse)]
+    if coarse.velocities is not None:
+        velocities[at_coarse] = coarse.velocities[: len(at_coarse)]
+
+    steps = None
+    if coarse.steps is not None and n_gaps:
+        stride = coarse.steps[1] - coarse.steps[0]
+        if stride % factor == 0:
+            steps = coarse.steps[gap_of_frame] + np.rint(s_all * stride).astype(np.int64)
+
+    frame_data = {k: np.asarray(v)[take] for k, v in fine.frame_data.items()}
+    return Trajectory(
+        numbers=coarse.numbers,
+        masses=coarse.masses,
+        names=coarse.names,
+        positions=positions,
+        velocities=velocities,
+        times=times,
+        cell=cell,
+        pbc=coarse.pbc,
+        steps=steps,
+        frame_data=frame_data,
+    )
+
+
+def upsample(coarse: Trajectory, factor: int, method="auto", **method_options) -> Trajectory:
+    """Upsample a trajectory held in memory (the same computation as the streaming path).
+
+    Parameters
+    ----------
+    coarse : Trajectory
+        At least two frames with a uniform time step.
+    factor : int
+        Fine frames per coarse step.
+    method : str
+        ``"auto"``, ``"linear"``, ``"spline"``, ``"hermite"``, ``"quintic"`` or another registered name.
+
+    Returns
+    -------
+    Trajectory
+        ``(coarse.n_frames - 1) * factor + 1`` frames.
+    """
+    return concatenate(list(upsample_stream([coarse], factor, method, **method_options)))
+
+
+def upsample_file(
+    input_path,
+    output_path,
+    factor: int,
+    *,
+    method="auto",
+    dt: float | None = None,
+    topology=None,
+    velocities=None,
+    input_format: str | None = None,
+    output_format: str | None = None,
+    chunk_size: int = 2000,
+    progress: bool = False,
+    method_options: dict | None = None,
+) -> dict:
+    """Upsample one trajectory file into another, streaming, and publish it atomically.
+
+    This is the one per-file function that the command line and batch processing call.
+
+    Parameters
+    ----------
+    input_path, output_path : path-like
+        Formats follow the extensions unless ``input_format``/``output_format`` are given.
+    factor : int
+    method : str
+    dt : float, optional
+        Coarse time step in fs; overrides the file's.
+    topology, velocities : path-like, optional
+        Topology file; NAMD velocity DCD.
+    chunk_size : int
+        Coarse frames read at a time.
+    progress : bool
+        Show a progress bar over coarse frames (stderr).
+
+    Returns
+    -------
+    dict
+        ``frames_in``, ``frames_out``, ``method``, ``outputs`` (list of paths), ``seconds``.
+    """
+    from .io import open_reader, open_writer
+
+    started = time.perf_counter()
+    with open_reader(
+        input_path, format=input_format, dt=dt, topology=topology, velocities=velocities
+    ) as reader:
+        chunks = reader.chunks(chunk_size)
+        counted = {"n": 0}
+        first = next(chunks, None)
+        if first is None:
+            raise TrajectoryError(f"{Path(input_path).name}: no frames")
+        resolved = resolve_method(method, first, **(method_options or {}))
+        stream = _chain(first, chunks)
+        if progress:
+            stream = _progress(stream, reader.n_frames, Path(input_path).name)
+        parameters = {"method": resolved.name, "factor": int(factor), "source": str(input_path)}
+        writer_options = {"parameters": parameters} if _is_h5md(output_path, output_format) else {}
+        with open_writer(output_path, format=output_format, **writer_options) as writer:
+            for fine in upsample_stream(_count_into(stream, counted), factor, resolved):
+                writer.write(fine)
+    return {
+        "frames_in": counted["n"],
+        "frames_out": writer.frames_written,
+        "method": resolved.name,
+        "outputs": [str(p) for p in writer.paths],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _is_h5md(path, fmt):
+    from .io import get_format
+
+    return get_format(path, fmt).name == "h5md"
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _count_into(stream, counter):
+    for chunk in stream:
+        counter["n"] += chunk.n_frames
+        yield chunk
+
+
+def _progress(stream, total, label):
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="frame", desc=label, disable=None, leave=False) as bar:
+        for chunk in stream:
+            yield chunk
+            bar.update(chunk.n_frames)
