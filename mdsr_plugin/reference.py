@@ -114,7 +114,7 @@ def generate_reference(
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
     from tblite.ase import TBLite
 
     from . import units
@@ -125,7 +125,7 @@ def generate_reference(
     rng = np.random.default_rng(seed)
     atoms = build_molecule(molecule, seed=seed)
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
     ZeroRotation(atoms)
     dt = timestep * ase_units.fs
