@@ -27,9 +27,9 @@ _LAZY = {
     "FormatError": "mdsr_plugin.io",
     "get_method": "mdsr_plugin.methods",
     "available_methods": "mdsr_plugin.methods",
-    "upsample": "mdsr_plugin.upsample",
-    "upsample_stream": "mdsr_plugin.upsample",
-    "upsample_file": "mdsr_plugin.upsample",
+    "upsample": "mdsr_plugin.pipeline",
+    "upsample_stream": "mdsr_plugin.pipeline",
+    "upsample_file": "mdsr_plugin.pipeline",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,4 +1,4 @@
-"""``mdsr-upsample``: the command line over :func:`mdsr_plugin.upsample.upsample_file`.
+"""``mdsr-upsample``: the command line over :func:`mdsr_plugin.pipeline.upsample_file`.
 
 Every argument is validated before any file is opened; errors are one line on
 stderr.  Exit codes: 0 success, 2 usage error, 1 bad input or failure.
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         return usage(device_error)
 
     from .trajectory import TrajectoryError
-    from .upsample import upsample_file
+    from .pipeline import upsample_file
 
     options = {"device": args.device} if args.device != "cpu" else {}
     try:

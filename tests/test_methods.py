@@ -5,7 +5,7 @@ import pytest
 
 from mdsr_plugin.methods import MethodError, available_methods, choose_auto, get_method, register_method
 from mdsr_plugin.trajectory import Trajectory
-from mdsr_plugin.upsample import upsample
+from mdsr_plugin.pipeline import upsample
 
 METHODS = ["linear", "spline", "hermite", "quintic"]
 

@@ -6,7 +6,7 @@ from conftest import drifting_atoms
 
 from mdsr_plugin.periodic import Unwrapper, is_wrapped, to_fractional
 from mdsr_plugin.trajectory import Trajectory
-from mdsr_plugin.upsample import upsample
+from mdsr_plugin.pipeline import upsample
 
 
 def periodic_case(cell, wrap, factor=10, n_coarse=41, dt=10.0):

@@ -7,7 +7,7 @@ import pytest
 from conftest import drifting_atoms
 
 from mdsr_plugin.trajectory import Trajectory, TrajectoryError
-from mdsr_plugin.upsample import upsample, upsample_stream
+from mdsr_plugin.pipeline import upsample, upsample_stream
 
 FIELDS = ("positions", "velocities", "times", "cell")
 

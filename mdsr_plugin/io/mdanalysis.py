@@ -140,33 +140,35 @@ class MDAnalysisReader(TrajectoryReader):
             if self._velocity_reader.n_atoms != len(self._numbers):
                 raise FormatError(f"{Path(velocities).name}: atom count differs from {self.path.name}")
 
-    def _chunks(self, chunk_size) -> Iterator[Trajectory]:
-        trajectory = self.universe.trajectory
-        n_atoms = len(self._numbers)
-        for start in range(0, self.n_frames, chunk_size):
-            stop = min(start + chunk_size, self.n_frames)
-            n = stop - start
-            positions = np.empty((n, n_atoms, 3))
-            times = np.empty(n)
-            velocities = forces = cell = None
-            try:
-                for i, ts in enumerate(trajectory[start:stop]):
+    def _read_frames(self, start: int, stop: int):
+        """Positions (Å), times (fs), velocities (Å/fs), forces (eV/Å) and boxes of frames start..stop."""
+        n, n_atoms = stop - start, len(self._numbers)
+        positions, times = np.empty((n, n_atoms, 3)), np.empty(n)
+        velocities = forces = boxes = None
+        i = 0
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "no dt information": times are handled here
+                for i, ts in enumerate(self.universe.trajectory[start:stop]):
                     positions[i] = ts.positions
                     times[i] = ts.time * units.FS_PER_PS
                     if ts.has_velocities:
-                        if velocities is None:
-                            velocities = np.empty((n, n_atoms, 3))
+                        velocities = np.empty((n, n_atoms, 3)) if velocities is None else velocities
                         velocities[i] = ts.velocities / units.FS_PER_PS
                     if ts.has_forces:
-                        if forces is None:
-                            forces = np.empty((n, n_atoms, 3))
+                        forces = np.empty((n, n_atoms, 3)) if forces is None else forces
                         forces[i] = ts.forces / units.KJMOL_PER_EV
                     if ts.dimensions is not None and np.all(ts.dimensions[:3] > 0):
-                        if cell is None:
-                            cell = np.empty((n, 6))
-                        cell[i] = ts.dimensions
-            except (OSError, ValueError, EOFError) as err:
-                raise FormatError(f"{self.path.name}: frame {start + i} is unreadable ({err})") from None
+                        boxes = np.empty((n, 6)) if boxes is None else boxes
+                        boxes[i] = ts.dimensions
+        except (OSError, ValueError, EOFError) as err:
+            raise FormatError(f"{self.path.name}: frame {start + i} is unreadable ({err})") from None
+        return positions, times, velocities, forces, boxes
+
+    def _chunks(self, chunk_size) -> Iterator[Trajectory]:
+        for start in range(0, self.n_frames, chunk_size):
+            stop = min(start + chunk_size, self.n_frames)
+            positions, times, velocities, forces, boxes = self._read_frames(start, stop)
             if self._velocity_reader is not None:
                 velocities = np.array([ts.positions.copy() for ts in self._velocity_reader[start:stop]])
                 velocities = velocities * units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS
@@ -175,11 +177,11 @@ class MDAnalysisReader(TrajectoryReader):
                 masses=self._masses,
                 names=self._names,
                 positions=positions,
-                times=self._times(start, n, times if self.has_time else None),
+                times=self._times(start, stop - start, times if self.has_time else None),
                 velocities=velocities,
                 forces=forces,
-                cell=None if cell is None else dimensions_to_cell(cell),
-                pbc=np.full(3, cell is not None),
+                cell=None if boxes is None else dimensions_to_cell(boxes),
+                pbc=np.full(3, boxes is not None),
             )
 
     def close(self):
@@ -265,6 +267,12 @@ class MDAnalysisWriter(TrajectoryWriter):
             ts.dimensions = None
 
     def _write(self, traj):
+        with warnings.catch_warnings():
+            # "No dimensions set": a gas-phase trajectory has no box, which is fine.
+            warnings.simplefilter("ignore", UserWarning)
+            self._write_frames(traj)
+
+    def _write_frames(self, traj):
         ts = self._universe.trajectory.ts
         for i in range(traj.n_frames):
             rotation = None if traj.cell is None else _rotation_to_mda_frame(traj.cell[i])
@@ -313,7 +321,7 @@ class DCDWriter(MDAnalysisWriter):
                 **self._writer_kwargs(first),
             )
 
-    def _write(self, traj):
+    def _write_frames(self, traj):
         ts = self._universe.trajectory.ts
         vts = self._velocity_universe.trajectory.ts if self._velocity_writer else None
         for i in range(traj.n_frames):

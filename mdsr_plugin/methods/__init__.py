@@ -16,7 +16,7 @@ between them.  It is an object with
     in Å and Å/fs on the fine time grid of the (unwrapped) ``coarse`` trajectory,
     plus optional per-fine-frame values (e.g. an uncertainty).
 
-:func:`mdsr_plugin.upsample.upsample_stream` does everything else: streaming,
+:func:`mdsr_plugin.pipeline.upsample_stream` does everything else: streaming,
 periodic unwrapping, exact coarse frames, times and output assembly.  To add a
 method (the neural upsampler plugs in here), implement the four members above
 and call :func:`register_method` with a factory ``(**options) -> method``.

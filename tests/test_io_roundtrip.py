@@ -1,0 +1,159 @@
+"""Every writer's output read back by MDAnalysis and ASE themselves, in their own units.
+
+ASE reads XYZ, ``.traj`` and NetCDF positions; MDAnalysis reads XYZ positions, DCD
+(+ velocity DCD), TRR, NetCDF and H5MD with velocities.  Our own reader reads them all.
+"""
+
+import warnings
+
+import ase.io
+import MDAnalysis as mda
+import numpy as np
+import pytest
+from ase import units as ase_units
+
+from mdsr_plugin.io import FormatError, formats, get_format, open_writer, read_trajectory, write_trajectory
+from mdsr_plugin.io.mdanalysis import DCDWriter
+
+WRITABLE = sorted(name for name, fmt in formats().items() if fmt.open_writer is not None)
+EXTENSION = {"xyz": ".xyz", "traj": ".traj", "h5md": ".h5md", "dcd": ".dcd", "trr": ".trr",
+             "xtc": ".xtc", "netcdf": ".nc"}
+# float32 formats keep ~7 significant digits; XTC keeps 3 decimals of nm
+POSITION_TOLERANCE = {"xtc": 6e-3, "dcd": 1e-5, "trr": 1e-5, "netcdf": 1e-5}
+CARRY_VELOCITIES = {"xyz", "traj", "h5md", "dcd", "trr", "netcdf"}
+
+
+@pytest.fixture
+def topology(tmp_path, small_traj):
+    path = tmp_path / "top.pdb"
+    ase.io.write(path, ase.Atoms(numbers=small_traj.numbers, positions=small_traj.positions[0],
+                                 cell=small_traj.cell[0], pbc=True))
+    return path
+
+
+def mda_universe(topology, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mda.Universe(str(topology), str(path))
+
+
+def test_every_writable_format_is_covered():
+    assert set(WRITABLE) == set(EXTENSION)
+
+
+@pytest.mark.parametrize("name", WRITABLE)
+def test_round_trip_through_our_reader(tmp_path, small_traj, topology, name):
+    path = tmp_path / f"out{EXTENSION[name]}"
+    written = write_trajectory(path, small_traj)
+    # only the published files are left: no temporary names
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["top.pdb", *(p.name for p in written)])
+    options = {"topology": topology} if name in ("dcd", "trr", "xtc", "netcdf") else {}
+    if name == "dcd":
+        options["velocities"] = DCDWriter.velocity_path(path)
+    back = read_trajectory(path, **options)
+    tol = POSITION_TOLERANCE.get(name, 1e-8)
+    assert back.n_frames == small_traj.n_frames
+    np.testing.assert_allclose(back.positions, small_traj.positions, atol=tol)
+    np.testing.assert_allclose(back.times, small_traj.times, atol=1e-4)
+    np.testing.assert_allclose(back.cell, small_traj.cell, atol=tol)
+    if name in CARRY_VELOCITIES:
+        np.testing.assert_allclose(back.velocities, small_traj.velocities, atol=1e-7)
+    assert written[0].name == path.name
+
+
+@pytest.mark.parametrize("name", ["h5md", "trr", "netcdf", "dcd", "xyz", "xtc"])
+def test_mdanalysis_reads_our_output_in_its_units(tmp_path, small_traj, topology, name):
+    path = tmp_path / f"out{EXTENSION[name]}"
+    write_trajectory(path, small_traj)
+    universe = mda_universe(topology, path)
+    assert len(universe.trajectory) == small_traj.n_frames
+    tol = POSITION_TOLERANCE.get(name, 1e-5)
+    times_ps = np.array([ts.time for ts in universe.trajectory])
+    positions = np.array([ts.positions.copy() for ts in universe.trajectory])
+    np.testing.assert_allclose(positions, small_traj.positions, atol=tol)
+    if name != "xyz":  # MDAnalysis' XYZ reader has no time
+        np.testing.assert_allclose(times_ps, small_traj.times / 1000.0, atol=1e-6)
+    if name in ("h5md", "trr", "netcdf"):
+        velocities = np.array([ts.velocities.copy() for ts in universe.trajectory])  # Å/ps
+        np.testing.assert_allclose(velocities, small_traj.velocities * 1000.0, rtol=1e-5, atol=1e-4)
+    if name in ("dcd", "trr", "netcdf", "xtc"):
+        assert universe.trajectory.dt == pytest.approx(small_traj.dt / 1000.0, rel=1e-6)
+
+
+def test_dcd_velocity_file_follows_the_namd_convention(tmp_path, small_traj, topology):
+    path = tmp_path / "out.dcd"
+    write_trajectory(path, small_traj)
+    velocity_universe = mda_universe(topology, DCDWriter.velocity_path(path))
+    stored = np.array([ts.positions.copy() for ts in velocity_universe.trajectory])
+    # NAMD: v[Å/ps] = stored × 20.45482706
+    np.testing.assert_allclose(stored * 20.45482706, small_traj.velocities * 1000.0, rtol=1e-5, atol=1e-5)
+
+
+def test_h5md_layout_and_units(tmp_path, small_traj):
+    import h5py
+
+    path = tmp_path / "out.h5md"
+    write_trajectory(path, small_traj, parameters={"method": "hermite"})
+    with h5py.File(path) as f:
+        group = f["particles/all"]
+        assert list(f["h5md"].attrs["version"]) == [1, 1]
+        assert group["position/value"].attrs["unit"] == "Angstrom"
+        assert group["velocity/value"].attrs["unit"] == "Angstrom fs-1"
+        assert group["position/time"].attrs["unit"] == "fs"
+        np.testing.assert_array_equal(group["position/step"][()], small_traj.steps)
+        np.testing.assert_array_equal(group["species"][()], small_traj.numbers)
+        assert "hermite" in f["parameters"].attrs["mdsr_plugin"]
+
+
+def test_ase_reads_our_xyz_and_traj_in_ase_units(tmp_path, small_traj):
+    for ext in (".xyz", ".traj"):
+        path = tmp_path / f"out{ext}"
+        write_trajectory(path, small_traj)
+        images = ase.io.read(path, ":")
+        assert len(images) == small_traj.n_frames
+        np.testing.assert_allclose([a.positions for a in images], small_traj.positions, atol=1e-8)
+        # ASE velocities are Å per ASE time unit: ×ase.units.fs gives Å/fs
+        velocities = np.array([a.get_velocities() for a in images]) * ase_units.fs
+        np.testing.assert_allclose(velocities, small_traj.velocities, atol=1e-9)
+        np.testing.assert_allclose([a.info["time"] for a in images], small_traj.times)
+        np.testing.assert_allclose(images[0].get_masses(), small_traj.masses)
+        assert images[0].pbc.all()
+
+
+def test_ase_reads_netcdf_positions(tmp_path, small_traj):
+    path = tmp_path / "out.nc"
+    write_trajectory(path, small_traj)
+    images = ase.io.read(path, ":")
+    assert len(images) == small_traj.n_frames
+    np.testing.assert_allclose([a.positions for a in images], small_traj.positions, atol=1e-5)
+
+
+def test_rotated_cell_is_written_in_mdanalysis_orientation(tmp_path, small_traj, topology):
+    """MDAnalysis keeps only box lengths and angles: rotated cells go through fractional coordinates."""
+    theta = 0.3
+    rotation = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    from dataclasses import replace
+
+    rotated = replace(small_traj, positions=small_traj.positions @ rotation.T,
+                      cell=small_traj.cell @ rotation.T, velocities=small_traj.velocities @ rotation.T)
+    path = tmp_path / "out.trr"
+    write_trajectory(path, rotated)
+    back = read_trajectory(path, topology=topology)
+    np.testing.assert_allclose(back.positions, small_traj.positions, atol=1e-5)
+    np.testing.assert_allclose(back.velocities, small_traj.velocities, atol=1e-7)
+
+
+def test_failed_write_leaves_nothing(tmp_path, small_traj):
+    path = tmp_path / "out.dcd"
+    with pytest.raises(RuntimeError):
+        with open_writer(path) as writer:
+            writer.write(small_traj)
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_extension_and_missing_folder(tmp_path, small_traj):
+    with pytest.raises(FormatError, match="cannot tell the format"):
+        get_format(tmp_path / "out.abc")
+    with pytest.raises(FormatError, match="output folder does not exist"):
+        write_trajectory(tmp_path / "missing" / "out.xyz", small_traj)
