@@ -91,7 +91,8 @@ def generate_reference(
     molecule : str
         Extended-MD17 name (see :data:`MD17_SMILES`) or a SMILES string.
     output : path-like
-        H5MD file to write (positions Å, velocities Å/fs, forces, time fs).
+        H5MD file to write: positions (Å), velocities (Å/fs), forces (eV/Å), time (fs),
+        and the potential energy (eV) in ``observables/potential_energy``.
     temperature : float
         Thermostat temperature in K; also the initial Maxwell–Boltzmann temperature.
     thermostat : {"langevin", "nose-hoover"}
@@ -154,12 +155,13 @@ def generate_reference(
     )
     numbers = atoms.numbers.copy()
     masses = atoms.get_masses()
-    buffers = {"positions": [], "velocities": [], "forces": []}
+    buffers = {"positions": [], "velocities": [], "forces": [], "energy": []}
 
     def record():
         buffers["positions"].append(atoms.get_positions())
         buffers["velocities"].append(atoms.get_velocities() * units.ASE_TIME_PER_FS)
         buffers["forces"].append(atoms.get_forces())
+        buffers["energy"].append(atoms.get_potential_energy())
 
     start = time.perf_counter()
     written = 0
@@ -178,6 +180,7 @@ def generate_reference(
                         velocities=np.array(buffers["velocities"]),
                         forces=np.array(buffers["forces"]),
                         times=(written + np.arange(n)) * timestep,
+                        frame_data={"potential_energy": np.array(buffers["energy"])},  # eV
                     )
                 )
                 written += n

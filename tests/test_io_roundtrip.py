@@ -105,6 +105,16 @@ def test_h5md_layout_and_units(tmp_path, small_traj):
         assert "hermite" in f["parameters"].attrs["mdsr_plugin"]
 
 
+def test_h5md_keeps_per_frame_observables(tmp_path, small_traj):
+    from dataclasses import replace
+
+    energies = np.linspace(-10.0, -9.0, small_traj.n_frames)
+    path = tmp_path / "out.h5md"
+    write_trajectory(path, replace(small_traj, frame_data={"potential_energy": energies}))
+    back = read_trajectory(path)
+    np.testing.assert_array_equal(back.frame_data["potential_energy"], energies)
+
+
 def test_ase_reads_our_xyz_and_traj_in_ase_units(tmp_path, small_traj):
     for ext in (".xyz", ".traj"):
         path = tmp_path / f"out{ext}"

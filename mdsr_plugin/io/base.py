@@ -12,6 +12,7 @@ To add a format, subclass these two classes in a module of
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Iterator
 
@@ -27,7 +28,7 @@ class FormatError(ValueError):
     """A file that cannot be read or written as asked (missing metadata, wrong contents)."""
 
 
-class TrajectoryReader:
+class TrajectoryReader(ABC):
     """Streaming reader; subclasses implement :meth:`_chunks` and may set ``n_frames``."""
 
     #: Number of frames in the file when known without reading it all, else None.
@@ -55,8 +56,9 @@ class TrajectoryReader:
             raise FormatError(f"{self.path}: no frames")
         return concatenate(parts)
 
-    def _chunks(self, chunk_size: int) -> Iterator[Trajectory]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _chunks(self, chunk_size: int) -> Iterator[Trajectory]:
+        """Yield consecutive pieces of at most ``chunk_size`` frames, in internal units."""
 
     def _times(self, first_frame: int, n: int, file_times: np.ndarray | None) -> np.ndarray:
         """Frame times in fs: the user's ``--dt`` if given, else the file's, else an error."""
@@ -79,7 +81,7 @@ class TrajectoryReader:
         return False
 
 
-class TrajectoryWriter:
+class TrajectoryWriter(ABC):
     """Writer publishing its files atomically.
 
     Subclasses list their output paths in ``_paths()`` (the first is the main
@@ -115,14 +117,17 @@ class TrajectoryWriter:
         self._write(traj)
         self.frames_written += traj.n_frames
 
-    def _open(self, first: Trajectory) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _open(self, first: Trajectory) -> None:
+        """Create the temporary file(s); ``first`` is the first chunk to be written."""
 
-    def _write(self, traj: Trajectory) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _write(self, traj: Trajectory) -> None:
+        """Append the frames of ``traj``."""
 
-    def _close(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _close(self) -> None:
+        """Flush and close the temporary file(s); publishing is done by the base class."""
 
     def __enter__(self):
         return self

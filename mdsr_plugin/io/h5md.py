@@ -129,6 +129,13 @@ class H5MDReader(TrajectoryReader):
         length = _unit_factor(position["value"], "length", self.path)
         velocity = self._group.get("velocity")
         force = self._group.get("force")
+        observables = self._file.get("observables")
+        # Per-frame observables with one value series per frame (ours: energies, uncertainty).
+        series = {
+            name: group["value"]
+            for name, group in (observables or {}).items()
+            if "value" in group and group["value"].shape[:1] == (self.n_frames,)
+        }
         cell, pbc = self._box
         for start in range(0, self.n_frames, chunk_size):
             stop = min(start + chunk_size, self.n_frames)
@@ -157,6 +164,7 @@ class H5MDReader(TrajectoryReader):
                 cell=frames_cell,
                 pbc=pbc,
                 steps=position["step"][start:stop] if "step" in position and position["step"].ndim else None,
+                frame_data={name: values[start:stop] for name, values in series.items()},
             )
 
     def close(self):
