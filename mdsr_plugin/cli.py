@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", default="auto",
         help=f"one of {methods} (default auto: the best the input supports)",
     )
+    parser.add_argument("--model", help="checkpoint id (see mdsr-models list) or path; implies --method neural")
     parser.add_argument("--dt", type=_positive_float, help="coarse time step in fs (overrides the file's)")
     parser.add_argument("--top", help="topology file for formats without atoms (DCD, TRR, NetCDF...)")
     parser.add_argument("--velocities", help="NAMD velocity DCD matching a coordinate DCD")
@@ -104,18 +105,25 @@ def main(argv=None) -> int:
     if device_error:
         return usage(device_error)
 
-    from .trajectory import TrajectoryError
+    from .neural.checkpoint import CheckpointError
     from .pipeline import upsample_file
+    from .trajectory import TrajectoryError
 
     options = {"device": args.device} if args.device != "cpu" else {}
+    method = args.method
+    if args.model is not None:
+        if method not in ("auto", "neural"):
+            return usage(f"--model goes with the neural method, not --method {method}")
+        method = "neural"
+        options["model"] = args.model
     try:
         summary = upsample_file(
             args.input, args.output, args.factor,
-            method=args.method, dt=args.dt, topology=args.top, velocities=args.velocities,
+            method=method, dt=args.dt, topology=args.top, velocities=args.velocities,
             input_format=args.input_format, output_format=args.output_format,
             chunk_size=args.chunk_size, progress=not args.quiet, method_options=options,
         )
-    except (FormatError, TrajectoryError, MethodError, OSError) as err:
+    except (FormatError, TrajectoryError, MethodError, CheckpointError, OSError) as err:
         print(f"mdsr-upsample: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -123,10 +131,15 @@ def main(argv=None) -> int:
         return 130
     if not args.quiet:
         outputs = ", ".join(summary["outputs"])
+        model = f" {summary['model']}" if summary["model"] else ""
         print(
             f"{summary['frames_in']} coarse frames -> {summary['frames_out']} fine frames "
-            f"({summary['method']}, factor {args.factor}) in {summary['seconds']:.2f} s: {outputs}"
+            f"({summary['method']}{model}, factor {args.factor}) in {summary['seconds']:.2f} s: {outputs}"
         )
+        if summary["disagreement"]:
+            d = summary["disagreement"]
+            print(f"forward/backward disagreement: mean {d['mean']:.2e} Å, max {d['max']:.2e} Å "
+                  "(large values mark frames the model is unsure of)")
     return EXIT_OK
 
 

@@ -36,12 +36,20 @@ __all__ = ["upsample", "upsample_stream", "upsample_file", "resolve_method"]
 log = logging.getLogger(__name__)
 
 
-def resolve_method(method, first: Trajectory, **options):
-    """A method object from a name (``"auto"`` picks by what ``first`` carries) or an instance,
-    checked against the quantities ``first`` provides."""
+def resolve_method(method, first: Trajectory, factor: int | None = None, **options):
+    """A ready method object from a name (``"auto"`` picks by what ``first`` carries) or an
+    instance, checked against the quantities ``first`` provides.
+
+    Methods that must see the input before they run (the neural method chooses and
+    loads its checkpoint) do so in their ``prepare(first, factor)``.
+    """
     if isinstance(method, str):
-        name = choose_auto(first) if method == "auto" else method
+        name = choose_auto(first, factor) if method == "auto" else method
+        if name != "neural":
+            options.pop("model", None)
         method = get_method(name, **options)
+        if hasattr(method, "prepare") and factor is not None:
+            method.prepare(first, factor)
     missing = [q for q in method.requires if getattr(first, q) is None]
     if missing:
         raise MethodError(
@@ -115,7 +123,7 @@ def upsample_stream(
             continue
         if first is None:
             first = chunk
-            method = resolve_method(method, first, **method_options)
+            method = resolve_method(method, first, factor, **method_options)
             unwrap = Unwrapper(first.pbc) if first.is_periodic else None
             log.info("upsampling with method %r, factor %d", method.name, factor)
         elif not first.same_system(chunk):
@@ -292,25 +300,51 @@ def upsample_file(
     ) as reader:
         chunks = reader.chunks(chunk_size)
         counted = {"n": 0}
+        disagreement = _DisagreementSummary()
         first = next(chunks, None)
         if first is None:
             raise TrajectoryError(f"{Path(input_path).name}: no frames")
-        resolved = resolve_method(method, first, **(method_options or {}))
+        resolved = resolve_method(method, first, factor, **(method_options or {}))
         stream = _chain(first, chunks)
         if progress:
             stream = _progress(stream, reader.n_frames, Path(input_path).name)
         parameters = {"method": resolved.name, "factor": int(factor), "source": str(input_path)}
+        card = getattr(resolved, "card", None)
+        if card is not None:
+            parameters.update(model=card["id"], model_sha256=card["weights_sha256"])
         writer_options = {"parameters": parameters} if _is_h5md(output_path, output_format) else {}
         with open_writer(output_path, format=output_format, **writer_options) as writer:
             for fine in upsample_stream(_count_into(stream, counted), factor, resolved):
+                disagreement.add(fine)
                 writer.write(fine)
     return {
+        "model": None if card is None else card["id"],
+        "disagreement": disagreement.summary(),
         "frames_in": counted["n"],
         "frames_out": writer.frames_written,
         "method": resolved.name,
         "outputs": [str(p) for p in writer.paths],
         "seconds": time.perf_counter() - started,
     }
+
+
+class _DisagreementSummary:
+    """Running mean and maximum of the neural forward/backward disagreement (Å)."""
+
+    def __init__(self):
+        self.total, self.count, self.maximum = 0.0, 0, 0.0
+
+    def add(self, fine):
+        values = fine.frame_data.get("disagreement")
+        if values is not None and len(values):
+            self.total += float(np.sum(values))
+            self.count += len(values)
+            self.maximum = max(self.maximum, float(np.max(values)))
+
+    def summary(self):
+        if not self.count:
+            return None
+        return {"mean": self.total / self.count, "max": self.maximum}
 
 
 def _is_h5md(path, fmt):

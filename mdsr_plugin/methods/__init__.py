@@ -70,9 +70,20 @@ def available_methods() -> dict[str, str]:
     return dict(_DESCRIPTIONS)
 
 
-def choose_auto(coarse: Trajectory) -> str:
-    """The best classical method the input supports: quintic Hermite with velocities and
-    forces, cubic Hermite with velocities, the cubic spline otherwise."""
+def choose_auto(coarse: Trajectory, factor: int | None = None) -> str:
+    """The best method the input supports.
+
+    The neural method when a registered checkpoint fits the molecule, the time step
+    and ``factor``; otherwise the best classical one: quintic Hermite with velocities
+    and forces, cubic Hermite with velocities, the cubic spline otherwise.
+    """
+    if factor is not None and coarse.n_frames > 1 and coarse.n_atoms > 1:
+        from ..neural.registry import find_matching
+
+        matches, _ = find_matching(coarse.numbers, coarse.positions[0], coarse.dt / factor, factor,
+                                   coarse.has_velocities)
+        if matches:
+            return "neural"
     if coarse.has_velocities and coarse.has_forces:
         return "quintic"
     if coarse.has_velocities:
@@ -91,11 +102,18 @@ def get_method(name: str, **options):
     return factory(**options)
 
 
+def _neural(**options):
+    from ..neural.upsampler import NeuralUpsampler  # imports torch only when used
+
+    return NeuralUpsampler(**options)
+
+
 def _register_builtins():
     from . import classical
 
     for cls in classical.CLASSICAL_METHODS:
         register_method(cls.name, cls, cls.description)
+    register_method("neural", _neural, "bi-directional learned integrator from a pretrained checkpoint")
 
 
 _register_builtins()

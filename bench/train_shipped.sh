@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Train the shipped checkpoints, resumably, then publish them to models/.
+# Usage: bash bench/train_shipped.sh MOLECULE [ARCH] [MAX_HOURS]
+#   e.g. bash bench/train_shipped.sh ethanol bilstm 1.5
+# State and progress live in bench/training/ (committed, so that a later session resumes);
+# the finished checkpoint is copied to models/ and models/manifest.json is rewritten.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+molecule=$1; arch=${2:-bilstm}; hours=${3:-2}; factor=${FACTOR:-20}
+id="${molecule}-${arch}-f${factor}-1fs"
+mkdir -p bench/training
+files=(bench/data/${molecule}_300K_*_s[12].h5md bench/data/${molecule}_500K_*_s[12].h5md)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+echo "$(date -Is) start $id on ${#files[@]} files (max ${hours} h)" >> bench/training/progress.log
+cat > "bench/training/${molecule}.provenance.json" <<JSON
+{"generator": "bash bench/generate_reference_data.sh ${molecule}", "potential": "GFN2-xTB (tblite)",
+ "timestep_fs": 0.5, "temperatures_K": [300, 500], "thermostats": ["nose-hoover", "langevin"],
+ "seeds": [1, 2], "held_out": {"temperature_K": 400, "seed": 99}}
+JSON
+python -m mdsr_plugin.neural.cli_train "${files[@]}" -o "bench/training/${id}" --factor "$factor" \
+    --arch "$arch" --molecule "$molecule" --max-hours "$hours" \
+    --provenance "bench/training/${molecule}.provenance.json" -q
+if [ -f "bench/training/${id}.json" ]; then
+  cp "bench/training/${id}.json" "bench/training/${id}.safetensors" models/
+  python -c "from mdsr_plugin.neural.registry import write_manifest; write_manifest('models')"
+  echo "$(date -Is) published $id to models/" >> bench/training/progress.log
+fi

@@ -1,0 +1,104 @@
+"""``mdsr-train`` and ``mdsr-models``: train learned integrators and inspect the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+__all__ = ["train_main", "models_main"]
+
+
+def train_main(argv=None) -> int:
+    from .models import ARCHITECTURES
+    from .train import TrainingSettings
+
+    defaults = TrainingSettings()
+    archs = [f"bi{a}" for a in ARCHITECTURES] + [f"uni{a}" for a in ARCHITECTURES]
+    parser = argparse.ArgumentParser(
+        prog="mdsr-train",
+        description="Train a bi-directional learned integrator on fine-resolution trajectories of one molecule.",
+        epilog="Interrupt at any time; the same command resumes from OUTPUT.train.pt.",
+    )
+    parser.add_argument("trajectories", nargs="+", help="fine reference trajectories (any supported format)")
+    parser.add_argument("-o", "--output", required=True, help="checkpoint stem: writes OUTPUT.safetensors and OUTPUT.json")
+    parser.add_argument("--factor", type=int, required=True, help="fine steps per coarse step the model serves")
+    parser.add_argument("--arch", default="bilstm", choices=archs, help="architecture (default bilstm)")
+    parser.add_argument("--fine-dt", type=float, default=defaults.fine_dt, help="output step in fs (default 1)")
+    parser.add_argument("--dt", type=float, help="time step of the input files in fs, if they record none")
+    parser.add_argument("--top", help="topology for formats without atoms")
+    parser.add_argument("--force-epochs", type=int, default=defaults.force_epochs)
+    parser.add_argument("--rollout-epochs", type=int, default=defaults.rollout_epochs)
+    parser.add_argument("--max-hours", type=float, help="stop (resumably) after this long")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--molecule", default="", help="name recorded in the model card")
+    parser.add_argument("--factors", type=int, nargs="*", help="factors recorded as served (default: --factor)")
+    parser.add_argument("--provenance", help="JSON file describing how the data were made")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="mdsr-train: %(message)s")
+    if args.factor < 2:
+        parser.print_usage(sys.stderr)
+        print("mdsr-train: error: --factor must be >= 2", file=sys.stderr)
+        return 2
+    settings = TrainingSettings(
+        factor=args.factor, arch=args.arch.removeprefix("bi").removeprefix("uni"),
+        bidirectional=args.arch.startswith("bi"), fine_dt=args.fine_dt, seed=args.seed,
+        force_epochs=args.force_epochs, rollout_epochs=args.rollout_epochs, max_hours=args.max_hours,
+        device=args.device,
+        extra={"molecule": args.molecule, "factors": args.factors or [args.factor],
+               "provenance": json.loads(open(args.provenance).read()) if args.provenance else {}},
+    )
+    from .train import train
+
+    try:
+        card = train(args.trajectories, args.output, settings, progress=not args.quiet,
+                     reader_options={k: v for k, v in {"dt": args.dt, "topology": args.top}.items() if v})
+    except (ValueError, OSError) as err:
+        print(f"mdsr-train: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mdsr-train: interrupted; run the same command to resume", file=sys.stderr)
+        return 130
+    print(f"wrote {card}")
+    return 0
+
+
+def models_main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="mdsr-models", description="List and describe pretrained checkpoints.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="one line per registered checkpoint")
+    show = sub.add_parser("show", help="a checkpoint's model card")
+    show.add_argument("id", help="checkpoint id or path")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    from .checkpoint import CheckpointError
+    from .registry import get_model_entry, list_models, registry_dirs
+
+    try:
+        if args.command == "list":
+            entries = list_models()
+            if not entries:
+                print("no checkpoints registered; searched: " + ", ".join(map(str, registry_dirs())))
+            for entry in entries:
+                card = entry.card
+                arch = ("bi" if card["config"]["bidirectional"] else "uni") + card["config"]["arch"]
+                mae = card.get("validation", {}).get("position_mae")
+                mae_text = f"val MAE {mae:.2e} Å" if mae is not None else ""
+                print(f"{entry.id:32s} {card.get('molecule', ''):16s} {arch:8s} "
+                      f"factors {','.join(map(str, card['factors'])):8s} fine {card['fine_dt_fs']:g} fs  "
+                      f"inputs {'+'.join(card.get('input_modes', []))}  {mae_text}")
+        else:
+            entry = get_model_entry(args.id)
+            print(json.dumps({"path": str(entry.card_path), **entry.card}, indent=1))
+    except CheckpointError as err:
+        print(f"mdsr-models: error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,304 @@
+"""Learned integrators: the architectures of the bi-directional neural upsampler.
+
+Every architecture is an integrator of Newton's equations whose acceleration is
+learned.  It maps a state — positions ``x`` (B, N, 3) Å and velocities ``v``
+(B, N, 3) Å/fs in the molecule's canonical frame — to the next fine frame with
+velocity-Verlet sub-steps, and differs only in where the acceleration comes from:
+
+==========  ===================================================================
+``hnn``     Hamiltonian network: a = −∇E(x)/m with E an MLP (SiLU, twice
+            differentiable) of standardised inverse interatomic distances;
+            conservative, rotation and translation invariant by construction.
+``node``    Neural ODE: an MLP maps the canonical-frame coordinates straight to
+            accelerations; integrated with torchdiffeq's RK4 solver.
+``rnn``     The Hamiltonian force plus a correction read out of an Elman RNN that
+``lstm``    (or an LSTM) carries memory along the trajectory; its state is
+            initialised from ``context`` coarse frames before the gap, so it can
+            infer what a memoryless force cannot (a thermostat's friction, the
+            force field's own error along this path).
+==========  ===================================================================
+
+Bi-directional use (:meth:`LearnedIntegrator.interpolate`): the integrator runs
+forward from the gap's first coarse frame and backward (velocities reversed)
+from its last, and the two paths are blended with the smooth weight
+λ(s) = 3s² − 2s³ (s ∈ [0, 1] across the gap), so each end is reproduced exactly
+and each solution is trusted most near its own start.  A uni-directional model
+uses the forward path alone.
+
+Example
+-------
+>>> import torch
+>>> config = default_config("lstm", numbers=[6, 6, 8, 1, 1, 1, 1, 1, 1])
+>>> model = build_model(config)
+>>> x0 = torch.zeros(4, 9, 3)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import units
+
+__all__ = ["ARCHITECTURES", "LearnedIntegrator", "build_model", "default_config", "blend_weights"]
+
+ARCHITECTURES = ("lstm", "rnn", "node", "hnn")
+"""Architecture names; each exists bi-directional (``bi<name>``) and uni-directional (``uni<name>``)."""
+
+
+def default_config(arch: str, numbers, masses=None, *, bidirectional: bool = True) -> dict:
+    """Hyper-parameters of an architecture, as stored in a model card.
+
+    Parameters
+    ----------
+    arch : {"lstm", "rnn", "node", "hnn"}
+    numbers : sequence of int, length N
+    masses : sequence of float, length N, u, optional
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    from ..elements import standard_masses
+
+    numbers = [int(z) for z in numbers]
+    masses = [float(m) for m in (standard_masses(numbers) if masses is None else masses)]
+    return {
+        "arch": arch,
+        "bidirectional": bool(bidirectional),
+        "numbers": numbers,
+        "masses": masses,
+        "width": 256,
+        "depth": 3,
+        "hidden": 128 if arch in ("lstm", "rnn") else 0,
+        "context": 2 if arch in ("lstm", "rnn") else 1,
+        "substeps": 2,
+    }
+
+
+def blend_weights(factor: int, dtype=torch.float64, device=None) -> torch.Tensor:
+    """λ(s) at the fine frames of one gap, shape (factor + 1,): 0 at the start, 1 at the end."""
+    s = torch.arange(factor + 1, dtype=dtype, device=device) / factor
+    return s * s * (3 - 2 * s)
+
+
+def _mlp(n_in, width, depth, n_out):
+    layers, size = [], n_in
+    for _ in range(depth):
+        layers += [nn.Linear(size, width), nn.SiLU()]
+        size = width
+    layers.append(nn.Linear(size, n_out))
+    return nn.Sequential(*layers)
+
+
+class LearnedIntegrator(nn.Module):
+    """One learned integrator (see the module docstring).
+
+    Parameters
+    ----------
+    config : dict
+        From :func:`default_config` (stored in the model card).
+
+    Buffers (saved with the weights, set by training from the data):
+    ``inverse_distance_mean``, ``inverse_distance_std`` (P,) 1/Å; ``position_std`` (scalar, Å);
+    ``velocity_std`` (scalar, Å/fs); ``acceleration_std`` (scalar, Å/fs²);
+    ``reference`` (N, 3) Å, the canonical geometry that windows are aligned to.
+    """
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = dict(config)
+        self.arch = config["arch"]
+        self.bidirectional = config["bidirectional"]
+        self.context = int(config["context"])
+        self.substeps = int(config["substeps"])
+        n = len(config["numbers"])
+        self.n_atoms = n
+        pairs = torch.triu_indices(n, n, 1)
+        self.register_buffer("pair_i", pairs[0], persistent=False)
+        self.register_buffer("pair_j", pairs[1], persistent=False)
+        masses = torch.tensor(config["masses"], dtype=torch.float64)
+        self.register_buffer("accel_per_force", (units.ACCEL_PER_FORCE_OVER_MASS / masses)[:, None])
+        n_pairs = pairs.shape[1]
+        self.register_buffer("inverse_distance_mean", torch.zeros(n_pairs, dtype=torch.float64))
+        self.register_buffer("inverse_distance_std", torch.ones(n_pairs, dtype=torch.float64))
+        self.register_buffer("position_std", torch.tensor(1.0, dtype=torch.float64))
+        self.register_buffer("velocity_std", torch.tensor(0.01, dtype=torch.float64))
+        self.register_buffer("acceleration_std", torch.tensor(0.01, dtype=torch.float64))
+        self.register_buffer("reference", torch.zeros(n, 3, dtype=torch.float64))
+        width, depth = int(config["width"]), int(config["depth"])
+        if self.arch == "node":
+            self.field = _mlp(3 * n, width, depth, 3 * n)
+        else:
+            self.energy = _mlp(n_pairs, width, depth, 1)
+        if self.arch in ("lstm", "rnn"):
+            hidden = int(config["hidden"])
+            n_in = n_pairs + 3 * n
+            self.cell = nn.LSTMCell(n_in, hidden) if self.arch == "lstm" else nn.RNNCell(n_in, hidden, nonlinearity="tanh")
+            self.readout = nn.Linear(hidden, 3 * n)
+            # Start as the pure Hamiltonian integrator: the correction is learned in rollouts.
+            nn.init.zeros_(self.readout.weight)
+            nn.init.zeros_(self.readout.bias)
+
+    # ------------------------------------------------------------------ features
+    def inverse_distances(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised inverse distances, shape (B, P), of positions (B, N, 3) Å."""
+        d = (x[:, self.pair_i] - x[:, self.pair_j]).norm(dim=-1)
+        return (1.0 / d - self.inverse_distance_mean) / self.inverse_distance_std
+
+    # ------------------------------------------------------------------ forces
+    def energy_forces(self, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+        """Forces −∇E, shape (B, N, 3), in the units of the training forces (eV/Å)."""
+        # Keep the force differentiable when it is part of a larger graph: in training
+        # (gradients reach the weights) and when positions depend on something being
+        # fitted (the velocity shooting of positions-only input).
+        create_graph = create_graph or self.training or x.requires_grad
+        with torch.enable_grad():
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            energy = self.energy(self.inverse_distances(x)).sum()
+            (gradient,) = torch.autograd.grad(energy, x, create_graph=create_graph)
+        return -gradient
+
+    def forces(self, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+        """Memoryless forces (eV/Å) of the architecture at positions (B, N, 3) Å."""
+        if self.arch == "node":
+            centred = (x - self.reference).reshape(len(x), -1) / self.position_std
+            accel = self.field(centred).reshape(x.shape) * self.acceleration_std
+            return accel / self.accel_per_force
+        return self.energy_forces(x, create_graph)
+
+    def _memory_input(self, x, v):
+        return torch.cat([self.inverse_distances(x), (v / self.velocity_std).reshape(len(x), -1)], dim=1)
+
+    def _step_memory(self, memory, x, v):
+        return self.cell(self._memory_input(x, v), memory)
+
+    def _correction(self, memory):
+        if memory is None:
+            return 0.0
+        hidden = memory[0] if isinstance(memory, tuple) else memory
+        return self.readout(hidden).reshape(len(hidden), self.n_atoms, 3) * self.acceleration_std
+
+    # ------------------------------------------------------------------ rollout
+    def rollout(self, x0, v0, n_steps: int, dt: float, history=None):
+        """Integrate ``n_steps`` fine steps of ``dt`` fs from (x0, v0).
+
+        Parameters
+        ----------
+        x0, v0 : Tensor, shape (B, N, 3), Å and Å/fs
+        n_steps : int
+        dt : float
+            Fine time step in fs (positive; run backward by reversing velocities).
+        history : tuple of Tensor, shape (B, K, N, 3), optional
+            Positions and velocities of the ``context`` coarse frames ending with
+            (x0, v0), oldest first, in this rollout's direction of time.
+
+        Returns
+        -------
+        x, v : Tensor, shape (B, n_steps + 1, N, 3)
+        """
+        if self.arch == "node":
+            return self._rollout_ode(x0, v0, n_steps, dt)
+        memory = None
+        if self.arch in ("lstm", "rnn"):
+            hx, hv = history if history is not None else (x0[:, None], v0[:, None])
+            for k in range(hx.shape[1]):
+                memory = self._step_memory(memory, hx[:, k], hv[:, k])
+        h = dt / self.substeps
+        x, v = x0, v0
+        base = self.forces(x) * self.accel_per_force
+        correction = self._correction(memory)
+        xs, vs = [x], [v]
+        for _ in range(n_steps):
+            for _ in range(self.substeps):
+                v_half = v + 0.5 * h * (base + correction)
+                x = x + h * v_half
+                base = self.forces(x) * self.accel_per_force
+                v = v_half + 0.5 * h * (base + correction)
+            if memory is not None:
+                # The memory advances once per fine frame; its correction is held over the frame.
+                memory = self._step_memory(memory, x, v)
+                correction = self._correction(memory)
+            xs.append(x)
+            vs.append(v)
+        return torch.stack(xs, 1), torch.stack(vs, 1)
+
+    def _rollout_ode(self, x0, v0, n_steps, dt):
+        from torchdiffeq import odeint
+
+        shape = x0.shape
+
+        def field(t, state):
+            x, v = state[:, : shape[1]], state[:, shape[1] :]
+            return torch.cat([v, self.forces(x) * self.accel_per_force], dim=1)
+
+        times = torch.arange(n_steps + 1, dtype=x0.dtype, device=x0.device) * dt
+        states = odeint(field, torch.cat([x0, v0], dim=1), times, method="rk4",
+                        options={"step_size": dt / self.substeps})
+        states = states.transpose(0, 1)  # (B, T, 2N, 3)
+        return states[:, :, : shape[1]], states[:, :, shape[1] :]
+
+    # ------------------------------------------------------------------ gap
+    def interpolate(self, start, end, factor: int, dt: float):
+        """Fine frames across gaps, bi-directionally when the model is.
+
+        Parameters
+        ----------
+        start, end : tuple of Tensor (positions, velocities), each shape (B, K, N, 3)
+            The ``context`` coarse frames ending at the gap's first frame (oldest
+            first), and those starting at its last frame (in forward time order).
+        factor : int
+            Fine steps across the gap.
+        dt : float
+            Fine step, fs.
+
+        Returns
+        -------
+        x, v : Tensor, shape (B, factor + 1, N, 3)
+            Blended positions (Å) and velocities (Å/fs); frame 0 and ``factor`` are the
+            gap's coarse frames.
+        disagreement : Tensor, shape (B, factor + 1)
+            RMS distance (Å) between the forward and backward positions.
+        """
+        sx, sv = start
+        xf, vf = self.rollout(sx[:, -1], sv[:, -1], factor, dt, history=(sx, sv))
+        if not self.bidirectional:
+            return xf, vf, torch.zeros(xf.shape[:2], dtype=xf.dtype, device=xf.device)
+        ex, ev = end
+        # Backward in time: the frames after the gap, latest first, velocities reversed.
+        xb, vb = self.rollout(ex[:, 0], -ev[:, 0], factor, dt, history=(ex.flip(1), -ev.flip(1)))
+        xb, vb = xb.flip(1), -vb.flip(1)
+        lam = blend_weights(factor, dtype=xf.dtype, device=xf.device)[None, :, None, None]
+        x = (1 - lam) * xf + lam * xb
+        v = (1 - lam) * vf + lam * vb
+        disagreement = ((xf - xb) ** 2).sum(-1).mean(-1).sqrt()
+        return x, v, disagreement
+
+
+def build_model(config: dict, dtype=torch.float64) -> LearnedIntegrator:
+    """A fresh model from a configuration (:func:`default_config` or a model card's).
+
+    Inference runs in float64 (coarse frames are reproduced to the last digit);
+    training may use float32, which is twice as fast on a CPU.
+    """
+    return LearnedIntegrator(config).to(dtype)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_fine_frame(config: dict) -> float:
+    """Approximate multiply-adds ×2 per fine frame for one direction (for the benchmarks)."""
+    n = len(config["numbers"])
+    pairs = n * (n - 1) // 2
+    width, depth = config["width"], config["depth"]
+    n_in = 3 * n if config["arch"] == "node" else pairs
+    mlp = 2 * (n_in * width + (depth - 1) * width * width + width)
+    per_force = mlp * (1 if config["arch"] == "node" else 3)  # forward + input gradient
+    flops = per_force * config["substeps"] * (4 if config["arch"] == "node" else 1)
+    if config["arch"] in ("lstm", "rnn"):
+        gates = 4 if config["arch"] == "lstm" else 1
+        hidden = config["hidden"]
+        flops += 2 * gates * hidden * (pairs + 3 * n + hidden) + 2 * hidden * 3 * n
+    return float(flops) * (2 if config["bidirectional"] else 1)
+

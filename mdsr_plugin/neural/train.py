@@ -1,0 +1,499 @@
+"""Training learned integrators from fine-resolution trajectories (``mdsr-train``).
+
+Data
+    Any trajectories the readers understand, all of one molecule (atom orders are
+    matched by graph to the first file), with velocities, at a fine step that the
+    requested output step (``fine_dt``, 1 fs by default) is a multiple of.  The final
+    10 % of every trajectory is the validation set.
+
+Samples
+    A window is a gap of ``factor`` fine steps plus ``context`` coarse frames on each
+    side, cut at a random place, moved into the canonical frame of its first coarse
+    frame, and relabelled by a random automorphism of the molecular graph (so the
+    network learns symmetry-equivalent atoms alike).
+
+Stages
+    1. *Force matching* (when the data have forces): the memoryless force of the
+       architecture is fitted to the reference forces, frame by frame.
+    2. *Rollout*: the whole bi-directional (or forward) reconstruction of each window
+       is compared with the truth, positions and velocities, and every weight is
+       trained through the integrator.
+
+    Both use Adam with the paper's plateau schedule: the rate is halved after 3
+    epochs without improvement of the validation loss, down to 1e-5.
+
+Interruption
+    After every epoch the complete training state (weights, optimiser, schedule,
+    random generators, log) is written to ``OUTPUT.train.pt``; running the same
+    command again resumes from it.  A progress log is appended to ``OUTPUT.log.jsonl``.
+    The best model by validation loss is written to ``OUTPUT.safetensors`` and
+    ``OUTPUT.json``, and the directory's ``manifest.json`` is updated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TrainingSettings", "train", "load_training_data", "WindowSampler"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingSettings:
+    """Everything that determines a training run (stored in the model card)."""
+
+    factor: int = 20
+    arch: str = "lstm"
+    bidirectional: bool = True
+    fine_dt: float = 1.0
+    seed: int = 0
+    force_epochs: int = 60
+    force_samples_per_epoch: int = 400_000
+    force_batch: int = 128
+    rollout_epochs: int = 40
+    rollout_windows_per_epoch: int = 2048
+    rollout_batch: int = 64
+    learning_rate: float = 1e-3
+    rollout_learning_rate: float = 2e-4
+    min_learning_rate: float = 1e-5
+    patience: int = 3
+    max_hours: float | None = None
+    device: str = "cpu"
+    dtype: str = "float32"  # training precision; inference always runs in float64
+    width: int = 256
+    depth: int = 3
+    hidden: int = 128
+    context: int | None = None
+    substeps: int = 2
+    validation_fraction: float = 0.1
+    position_scale: float = 0.01  # Å: the rollout loss counts errors in units of this
+    velocity_scale: float = 0.002  # Å/fs
+    extra: dict = field(default_factory=dict)
+
+
+def load_training_data(paths, fine_dt: float, **reader_options):
+    """Read fine trajectories of one molecule at the ``fine_dt`` (fs) step, in one atom order.
+
+    Returns
+    -------
+    list of Trajectory
+    bonds : list of (int, int)
+        The molecular graph, in the first file's order.
+    """
+    from ..io import read_trajectory
+    from .geometry import GraphMismatch, infer_bonds, match_atoms
+
+    trajectories, bonds, numbers = [], None, None
+    for path in paths:
+        traj = read_trajectory(path, **reader_options)
+        if traj.velocities is None:
+            raise ValueError(f"{path}: training needs velocities")
+        stride = fine_dt / traj.dt
+        if abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
+            raise ValueError(f"{path}: its step {traj.dt:g} fs does not divide the output step {fine_dt:g} fs")
+        traj = traj[:: int(round(stride))]
+        if bonds is None:
+            numbers = traj.numbers
+            bonds = infer_bonds(numbers, traj.positions[0])
+        else:
+            try:
+                order = match_atoms(traj.numbers, traj.positions[0], numbers, bonds)
+            except GraphMismatch:
+                raise ValueError(f"{path}: not the same molecule as {paths[0]}") from None
+            traj = _permuted(traj, order)
+        trajectories.append(traj)
+    return trajectories, bonds
+
+
+def _permuted(traj, order):
+    from dataclasses import replace
+
+    def pick(a):
+        return None if a is None else a[:, order]
+
+    return replace(traj, numbers=traj.numbers[order], masses=traj.masses[order], positions=traj.positions[:, order],
+                   velocities=pick(traj.velocities), forces=pick(traj.forces), names=None)
+
+
+class WindowSampler:
+    """Random windows and frames from the training or validation part of each trajectory.
+
+    Parameters
+    ----------
+    trajectories : list of Trajectory
+        At the fine step, one atom order.
+    factor, context : int
+    split : {"train", "validation"}
+    automorphisms : ndarray, shape (A, N)
+        Atom relabellings applied at random.
+    reference : ndarray, shape (N, 3), Å
+        Canonical geometry windows are aligned to.
+    masses : ndarray, shape (N,)
+    """
+
+    def __init__(self, trajectories, factor, context, split, automorphisms, reference, masses,
+                 validation_fraction=0.1):
+        self.factor, self.context = factor, context
+        self.automorphisms = automorphisms
+        self.reference, self.masses = reference, masses
+        self.parts = []
+        for traj in trajectories:
+            cut = int(round(traj.n_frames * (1 - validation_fraction)))
+            part = traj[:cut] if split == "train" else traj[cut:]
+            if part.n_frames > (2 * context + 1) * factor + 1:
+                self.parts.append(part)
+        if not self.parts:
+            raise ValueError(f"no trajectory is long enough for {split} windows of factor {factor}")
+        self.lengths = np.array([p.n_frames for p in self.parts])
+
+    def _align(self, x, v):
+        """Move windows x, v (B, T, N, 3) into the canonical frame of their frame ``anchor``."""
+        from .geometry import kabsch_rotations
+
+        anchor = (self.context - 1) * self.factor
+        weights = self.masses / self.masses.sum()
+        centres = np.einsum("bni,n->bi", x[:, anchor], weights)
+        rotations = kabsch_rotations(x[:, anchor] - centres[:, None], self.reference, weights)
+        x = np.einsum("btni,bij->btnj", x - centres[:, None, None], rotations)
+        v = np.einsum("btni,bij->btnj", v, rotations)
+        return x, v, rotations
+
+    def windows(self, rng, n):
+        """n windows: positions and velocities, shape (n, (2K - 1) F + F + 1... ) split as
+        (start_x, start_v, end_x, end_v, target_x, target_v), canonical frame."""
+        k, f = self.context, self.factor
+        span = (2 * k - 1) * f + 1  # frames from the first context frame to the last
+        which = rng.choice(len(self.parts), size=n, p=self.lengths / self.lengths.sum())
+        xs, vs = [], []
+        for i in range(len(self.parts)):
+            count = int((which == i).sum())
+            if not count:
+                continue
+            part = self.parts[i]
+            starts = rng.integers(0, part.n_frames - span, size=count)
+            index = starts[:, None] + np.arange(span)
+            xs.append(part.positions[index])
+            vs.append(part.velocities[index])
+        x, v = np.concatenate(xs), np.concatenate(vs)
+        perm = self.automorphisms[rng.integers(0, len(self.automorphisms), size=n)]
+        x = np.take_along_axis(x, perm[:, None, :, None], axis=2)
+        v = np.take_along_axis(v, perm[:, None, :, None], axis=2)
+        x, v, _ = self._align(x, v)
+        coarse = np.arange(2 * k) * f  # coarse frames inside the window
+        gap0 = (k - 1) * f
+        return (x[:, coarse[:k]], v[:, coarse[:k]], x[:, coarse[k:]], v[:, coarse[k:]],
+                x[:, gap0 : gap0 + f + 1], v[:, gap0 : gap0 + f + 1])
+
+    def frames(self, rng, n):
+        """n single frames with forces, canonical frame: positions (n, N, 3), forces (n, N, 3)."""
+        which = rng.choice(len(self.parts), size=n, p=self.lengths / self.lengths.sum())
+        xs, fs = [], []
+        for i in range(len(self.parts)):
+            count = int((which == i).sum())
+            if count:
+                idx = rng.integers(0, self.parts[i].n_frames, size=count)
+                xs.append(self.parts[i].positions[idx])
+                fs.append(self.parts[i].forces[idx])
+        x, f = np.concatenate(xs), np.concatenate(fs)
+        perm = self.automorphisms[rng.integers(0, len(self.automorphisms), size=n)]
+        x = np.take_along_axis(x, perm[:, :, None], axis=1)
+        f = np.take_along_axis(f, perm[:, :, None], axis=1)
+        from .geometry import kabsch_rotations
+
+        weights = self.masses / self.masses.sum()
+        centres = np.einsum("bni,n->bi", x, weights)
+        rotations = kabsch_rotations(x - centres[:, None], self.reference, weights)
+        return (np.einsum("bni,bij->bnj", x - centres[:, None], rotations),
+                np.einsum("bni,bij->bnj", f, rotations))
+
+
+def _set_normalisation(model, trajectories, reference):
+    """Data statistics the network's inputs and outputs are scaled by."""
+    import torch
+
+    x = np.concatenate([t.positions[:: max(1, t.n_frames // 2000)] for t in trajectories])
+    v = np.concatenate([t.velocities[:: max(1, t.n_frames // 2000)] for t in trajectories])
+    i, j = np.triu_indices(x.shape[1], 1)
+    inverse = 1.0 / np.linalg.norm(x[:, i] - x[:, j], axis=-1)
+    model.inverse_distance_mean.copy_(torch.as_tensor(inverse.mean(0)))
+    model.inverse_distance_std.copy_(torch.as_tensor(inverse.std(0) + 1e-6))
+    model.reference.copy_(torch.as_tensor(reference))
+    centred = x - x.mean(axis=1, keepdims=True)
+    model.position_std.fill_(float(centred.std()))
+    model.velocity_std.fill_(float(v.std()))
+    if trajectories[0].forces is not None:
+        f = np.concatenate([t.forces[:: max(1, t.n_frames // 2000)] for t in trajectories])
+        accel = f * model.accel_per_force.cpu().numpy()[None]
+        model.acceleration_std.fill_(float(accel.std()))
+
+
+def _atomic_torch_save(obj, path: Path):
+    import torch
+
+    temporary = path.with_name(f".{path.name}.partial")
+    torch.save(obj, temporary)
+    temporary.replace(path)
+
+
+def train(paths, output, settings: TrainingSettings, *, progress: bool = True, reader_options=None) -> Path:
+    """Train (or resume training) a learned integrator; returns the model card's path.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Fine reference trajectories of one molecule.
+    output : path-like
+        Checkpoint stem: writes ``output.safetensors``, ``output.json``,
+        ``output.train.pt`` (resumable state) and ``output.log.jsonl``.
+    settings : TrainingSettings
+    """
+    import torch
+
+    from .. import __version__
+    from .checkpoint import save_checkpoint
+    from .geometry import automorphisms
+    from .models import build_model, default_config
+    from .registry import write_manifest
+
+    output = Path(output)
+    if output.suffix in (".json", ".safetensors"):
+        output = output.with_suffix("")
+    state_path = output.with_name(output.name + ".train.pt")
+    log_path = output.with_name(output.name + ".log.jsonl")
+    device = torch.device(settings.device)
+
+    trajectories, bonds = load_training_data([Path(p) for p in paths], settings.fine_dt, **(reader_options or {}))
+    numbers, masses = trajectories[0].numbers, trajectories[0].masses
+    config = default_config(settings.arch, numbers, masses, bidirectional=settings.bidirectional)
+    config.update(width=settings.width, depth=settings.depth, substeps=settings.substeps)
+    if config["hidden"]:
+        config["hidden"] = settings.hidden
+    if settings.context is not None:
+        config["context"] = settings.context
+    weights = masses / masses.sum()
+    reference = trajectories[0].positions[0] - weights @ trajectories[0].positions[0]
+    symmetries = automorphisms(numbers, bonds)
+    samplers = {
+        split: WindowSampler(trajectories, settings.factor, config["context"], split, symmetries, reference,
+                             masses, settings.validation_fraction)
+        for split in ("train", "validation")
+    }
+    has_forces = all(t.forces is not None for t in trajectories)
+
+    torch.manual_seed(settings.seed)
+    dtype = getattr(torch, settings.dtype)
+    model = build_model(config, dtype=dtype)
+    _set_normalisation(model, trajectories, reference)
+    model.to(device)
+    stages = (["forces"] if has_forces and settings.force_epochs else []) + ["rollout"]
+    state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None,
+             "history": [], "rng": np.random.default_rng(settings.seed).bit_generator.state}
+    optimizer, scheduler = _optimizer(model, settings, state["stage"])
+    if state_path.exists():
+        saved = torch.load(state_path, weights_only=True, map_location="cpu")
+        model.load_state_dict(saved["model"])
+        state.update(saved["state"])
+        optimizer, scheduler = _optimizer(model, settings, state["stage"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        log.info("resuming %s at stage %s epoch %d", output.name, state["stage"], state["epoch"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    validation_rng_seed = settings.seed + 1  # the same validation samples every epoch
+
+    started = time.perf_counter()
+    complete = True
+    validation = {"forces": samplers["validation"].frames(np.random.default_rng(validation_rng_seed), 4000)
+                  if has_forces else None,
+                  "rollout": samplers["validation"].windows(np.random.default_rng(validation_rng_seed), 512)}
+    from tqdm.auto import tqdm
+
+    while True:
+        stage = state["stage"]
+        limit = settings.force_epochs if stage == "forces" else settings.rollout_epochs
+        lr = optimizer.param_groups[0]["lr"]
+        finished_stage = state["epoch"] >= limit or lr <= settings.min_learning_rate * 1.0001 and state["epoch"] > 0
+        if finished_stage:
+            if stage == stages[-1]:
+                break
+            # Next stage starts from the best weights of this one.
+            if state["best_weights"] is not None:
+                model.load_state_dict(state["best_weights"])
+            state.update(stage=stages[stages.index(stage) + 1], epoch=0, best=float("inf"), best_weights=None)
+            optimizer, scheduler = _optimizer(model, settings, state["stage"])
+            continue
+        if settings.max_hours is not None and time.perf_counter() - started > settings.max_hours * 3600:
+            log.info("time budget reached; state saved, run again to continue")
+            complete = False
+            break
+        model.train()
+        if stage == "forces":
+            train_loss = _force_epoch(model, samplers["train"], rng, settings, optimizer, device, progress)
+            val_loss, metrics = _force_validation(model, validation["forces"], device)
+        else:
+            train_loss = _rollout_epoch(model, samplers["train"], rng, settings, optimizer, device, progress)
+            val_loss, metrics = _rollout_validation(model, validation["rollout"], settings, device)
+        scheduler.step(val_loss)
+        state["epoch"] += 1
+        record = {"stage": stage, "epoch": state["epoch"], "train_loss": train_loss, "val_loss": val_loss,
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started, **metrics}
+        state["history"].append(record)
+        with open(log_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        tqdm.write(f"{output.name} {stage} epoch {state['epoch']}: train {train_loss:.4g} "
+                   f"val {val_loss:.4g} {metrics}") if progress else log.info("%s", record)
+        if val_loss < state["best"]:
+            state["best"] = val_loss
+            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state["rng"] = rng.bit_generator.state
+        _atomic_torch_save({"model": model.state_dict(), "state": state, "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}, state_path)
+
+    if state["best_weights"] is not None:
+        model.load_state_dict(state["best_weights"])
+    model.eval()
+    _, metrics = _rollout_validation(model, validation["rollout"], settings, device)
+    metrics.update(_hermite_baseline(validation["rollout"], settings))
+    card = {
+        "id": output.name,
+        "version": 1,
+        "code_version": __version__,
+        "molecule": settings.extra.get("molecule", ""),
+        "numbers": [int(z) for z in numbers],
+        "bonds": [list(b) for b in bonds],
+        "fine_dt_fs": settings.fine_dt,
+        "coarse_dt_fs": settings.fine_dt * settings.factor,
+        "factors": sorted(set(settings.extra.get("factors", [settings.factor]))),
+        "input_modes": ["velocities", "positions"],
+        "training": {
+            "files": [Path(p).name for p in paths],
+            "settings": {k: v for k, v in settings.__dict__.items() if k != "extra"},
+            "provenance": settings.extra.get("provenance", {}),
+            "history_tail": state["history"][-3:],
+            "complete": complete,
+            "epochs": {stage: sum(1 for r in state["history"] if r["stage"] == stage) for stage in stages},
+        },
+        "validation": metrics,
+    }
+    card_file = save_checkpoint(model.cpu(), card, output)
+    write_manifest(card_file.parent)
+    return card_file
+
+
+def _optimizer(model, settings, stage):
+    import torch
+
+    lr = settings.learning_rate if stage == "forces" else settings.rollout_learning_rate
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=0.5, patience=settings.patience, min_lr=settings.min_learning_rate
+    )
+    return optimizer, scheduler
+
+
+def _force_loss(model, x, f):
+    predicted = model.forces(x, create_graph=model.training)
+    return ((predicted - f) ** 2).mean() / (f**2).mean()
+
+
+def _force_epoch(model, sampler, rng, settings, optimizer, device, progress):
+    import torch
+    from tqdm.auto import tqdm
+
+    x, f = sampler.frames(rng, settings.force_samples_per_epoch)
+    dtype = next(model.parameters()).dtype
+    x, f = torch.as_tensor(x, device=device, dtype=dtype), torch.as_tensor(f, device=device, dtype=dtype)
+    total, count = 0.0, 0
+    batches = range(0, len(x), settings.force_batch)
+    for lo in tqdm(batches, desc="forces", leave=False, disable=not progress):
+        loss = _force_loss(model, x[lo : lo + settings.force_batch], f[lo : lo + settings.force_batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+        count += 1
+    return total / count
+
+
+def _force_validation(model, data, device):
+    import torch
+
+    dtype = next(model.parameters()).dtype
+    x, f = (torch.as_tensor(a, device=device, dtype=dtype) for a in data)
+    model.eval()
+    predicted = torch.cat([model.forces(x[lo : lo + 1000]).detach() for lo in range(0, len(x), 1000)])
+    relative = float((predicted - f).abs().mean() / f.abs().mean())
+    return float(((predicted - f) ** 2).mean() / (f**2).mean()), {"force_relative_mae": relative}
+
+
+def _rollout_loss(model, batch, settings, dt):
+    sx, sv, ex, ev, tx, tv = batch
+    x, v, _ = model.interpolate((sx, sv), (ex, ev), settings.factor, dt)
+    inside = slice(1, -1)
+    position = ((x[:, inside] - tx[:, inside]) / settings.position_scale) ** 2
+    velocity = ((v[:, inside] - tv[:, inside]) / settings.velocity_scale) ** 2
+    return position.mean() + velocity.mean(), x, v
+
+
+def _rollout_epoch(model, sampler, rng, settings, optimizer, device, progress):
+    import torch
+    from tqdm.auto import tqdm
+
+    batch_size = settings.rollout_batch
+    dtype = next(model.parameters()).dtype
+    total, count = 0.0, 0
+    for _ in tqdm(range(settings.rollout_windows_per_epoch // batch_size), desc="rollout", leave=False,
+                  disable=not progress):
+        batch = [torch.as_tensor(a, device=device, dtype=dtype) for a in sampler.windows(rng, batch_size)]
+        loss, _, _ = _rollout_loss(model, batch, settings, settings.fine_dt)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        total += float(loss.detach())
+        count += 1
+    return total / count
+
+
+def _rollout_validation(model, data, settings, device):
+    import torch
+
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    losses, position_errors, velocity_errors = [], [], []
+    with torch.no_grad():
+        for lo in range(0, len(data[0]), 128):
+            batch = [torch.as_tensor(a[lo : lo + 128], device=device, dtype=dtype) for a in data]
+            loss, x, v = _rollout_loss(model, batch, settings, settings.fine_dt)
+            losses.append(float(loss))
+            position_errors.append((x[:, 1:-1] - batch[4][:, 1:-1]).abs().mean().item())
+            velocity_errors.append((v[:, 1:-1] - batch[5][:, 1:-1]).abs().mean().item())
+    return float(np.mean(losses)), {"position_mae": float(np.mean(position_errors)),
+                                    "velocity_mae": float(np.mean(velocity_errors))}
+
+
+def _hermite_baseline(data, settings):
+    """Cubic Hermite's errors on the same validation windows (the bar a model must clear)."""
+    from ..methods.classical import CubicHermite
+
+    _, _, _, _, tx, tv = data
+    f = settings.factor
+    s = np.arange(f + 1) / f
+    powers = np.vander(s, 4, increasing=True)
+    weights = powers @ CubicHermite.basis.T  # (f + 1, 4)
+    slopes = powers[:, :-1] @ np.polynomial.polynomial.polyder(CubicHermite.basis.T, axis=0)
+    h = f * settings.fine_dt
+    terms = np.stack([tx[:, 0], h * tv[:, 0], tx[:, -1], h * tv[:, -1]], axis=1)  # (B, 4, N, 3)
+    x = np.einsum("tj,bjni->btni", weights, terms)
+    v = np.einsum("tj,bjni->btni", slopes, terms) / h
+    inside = slice(1, -1)
+    return {"hermite_position_mae": float(np.abs(x[:, inside] - tx[:, inside]).mean()),
+            "hermite_velocity_mae": float(np.abs(v[:, inside] - tv[:, inside]).mean())}

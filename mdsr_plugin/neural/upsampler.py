@@ -1,0 +1,217 @@
+"""The ``neural`` upsampling method: a checkpoint's learned integrator, applied to windows.
+
+For every gap the method
+
+1. permutes the atoms into the checkpoint's order (matched by molecular graph),
+2. moves the gap's coarse frames (and ``context`` frames on each side) into a
+   canonical frame: centre of mass of the gap's first frame at the origin,
+   rotated onto the checkpoint's reference geometry (Kabsch),
+3. runs the learned integrator forward from the first frame and backward from
+   the last, blending the two (see :mod:`mdsr_plugin.neural.models`),
+4. rotates, translates and permutes the result back.
+
+All gaps of a block go through the network together, in batches of
+``batch_gaps``; there is no Python loop over gaps or fine frames other than the
+integrator's time steps.  When the input has no velocities, they are first
+estimated by shooting: the coarse velocities are fitted so that the learned
+integrator started at each coarse frame reaches the neighbouring coarse frames
+(:func:`estimate_velocities`).
+
+The per-frame forward/backward disagreement (RMS over atoms, Å) is returned as
+``frame_data["disagreement"]``: it is the model's own estimate of where it is unsure.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..methods import FineFrames, MethodError
+from ..trajectory import Trajectory
+
+__all__ = ["NeuralUpsampler", "estimate_velocities"]
+
+log = logging.getLogger(__name__)
+
+
+def _formula(numbers):
+    from collections import Counter
+
+    from ..elements import symbols_of
+
+    counts = Counter(symbols_of(numbers))
+    return "".join(f"{el}{counts[el] if counts[el] > 1 else ''}" for el in sorted(counts))
+
+
+class NeuralUpsampler:
+    """Upsample with a pretrained bi-directional learned integrator.
+
+    Parameters
+    ----------
+    model : str, optional
+        A registered checkpoint id or a checkpoint path; by default the best
+        registered checkpoint that fits the input.
+    device : str
+        ``"cpu"`` or ``"cuda[:N]"``.
+    batch_gaps : int
+        Gaps integrated together (memory vs speed).
+    """
+
+    name = "neural"
+    description = "bi-directional learned integrator from a pretrained checkpoint (models/)"
+    requires: tuple[str, ...] = ()
+
+    def __init__(self, model: str | None = None, device: str = "cpu", batch_gaps: int = 1024):
+        self.model_spec = model
+        self.device = device
+        self.batch_gaps = batch_gaps
+        self.block_gaps = 4096
+        self.context = 0
+        self.model = None
+        self.card = None
+        self.order = None
+
+    # ------------------------------------------------------------------ setup
+    def prepare(self, first: Trajectory, factor: int) -> None:
+        """Choose and load the checkpoint for this input (called once by the driver)."""
+        from .checkpoint import load_checkpoint
+        from .geometry import GraphMismatch, automorphisms, best_order, match_atoms
+        from .registry import find_matching, get_model_entry, list_models, serves
+
+        if first.n_frames < 2:
+            raise MethodError("the neural method needs two frames to know the time step")
+        fine_dt = first.dt / factor
+        has_velocities = first.has_velocities
+        if self.model_spec is not None:
+            entry = get_model_entry(self.model_spec)
+            why_not = serves(entry.card, fine_dt, factor, has_velocities)
+            if why_not:
+                raise MethodError(f"checkpoint {entry.id} is not for {why_not}")
+            try:
+                order = match_atoms(first.numbers, first.positions[0], entry.card["config"]["numbers"],
+                                    entry.card["bonds"])
+            except GraphMismatch as err:
+                raise MethodError(f"checkpoint {entry.id}: {err}") from None
+        else:
+            matches, reasons = find_matching(first.numbers, first.positions[0], fine_dt, factor, has_velocities)
+            if not matches:
+                available = ", ".join(e.id for e in list_models()) or "none"
+                raise MethodError(
+                    f"no checkpoint fits {_formula(first.numbers)} at factor {factor} "
+                    f"({first.dt:g} fs -> {fine_dt:g} fs, {'with' if has_velocities else 'without'} velocities); "
+                    f"available: {available}; use --method hermite or spline, or train one with mdsr-train"
+                )
+            entry, order = matches[0]
+        self.model, self.card = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256,
+                                                device=self.device)
+        self.masses = np.asarray(self.card["config"]["masses"])
+        symmetries = automorphisms(self.card["config"]["numbers"], self.card["bonds"])
+        self.order = best_order(order, symmetries, first.positions[0], self.model.reference.cpu().numpy(),
+                                self.masses)
+        self.inverse = np.argsort(self.order)
+        self.context = self.model.context - 1
+        log.info("neural method: checkpoint %s on %s", entry.id, self.device)
+
+    # ------------------------------------------------------------------ windows
+    def _canonical(self, x, v):
+        """Centres (G, 3) and rotations (G, 3, 3) taking each gap's first frame onto the reference."""
+        from .geometry import kabsch_rotations
+
+        weights = self.masses / self.masses.sum()
+        centres = np.einsum("gni,n->gi", x, weights)
+        reference = self.model.reference.cpu().numpy()
+        rotations = kabsch_rotations(x - centres[:, None], reference, weights)
+        return centres, rotations
+
+    def _histories(self, n_frames):
+        """Frame indices (G, K) of the context before each gap (ending at its first frame)
+        and after it (starting at its last frame), clipped at the trajectory's ends."""
+        k = self.model.context
+        gaps = np.arange(n_frames - 1)[:, None]
+        before = np.clip(gaps - (k - 1) + np.arange(k), 0, n_frames - 1)
+        after = np.clip(gaps + 1 + np.arange(k), 0, n_frames - 1)
+        return before, after
+
+    def interpolate(self, coarse: Trajectory, factor: int) -> FineFrames:
+        import torch
+
+        if self.model is None:
+            self.prepare(coarse, factor)
+        dt_fine = coarse.dt / factor
+        x = coarse.positions[:, self.order]
+        if coarse.velocities is not None:
+            v = coarse.velocities[:, self.order]
+        else:
+            v = estimate_velocities(self.model, x, coarse.dt, factor, device=self.device)
+        before, after = self._histories(len(x))
+        centres, rotations = self._canonical(x[before[:, -1]], v[before[:, -1]])
+
+        def canonical(idx):  # (G, K) frame indices → canonical positions, velocities (G, K, N, 3)
+            return (np.einsum("gkni,gij->gknj", x[idx] - centres[:, None, None], rotations),
+                    np.einsum("gkni,gij->gknj", v[idx], rotations))
+
+        start, end = canonical(before), canonical(after)
+        n_gaps = len(before)
+        out_x = np.empty((n_gaps, factor + 1, x.shape[1], 3))
+        out_v = np.empty_like(out_x)
+        out_d = np.empty((n_gaps, factor + 1))
+        device = torch.device(self.device)
+        with torch.no_grad():
+            for lo in range(0, n_gaps, self.batch_gaps):
+                hi = min(lo + self.batch_gaps, n_gaps)
+                tensors = [torch.as_tensor(a[lo:hi], device=device) for a in (*start, *end)]
+                fx, fv, dis = self.model.interpolate(tensors[:2], tensors[2:], factor, dt_fine)
+                out_x[lo:hi], out_v[lo:hi], out_d[lo:hi] = fx.cpu().numpy(), fv.cpu().numpy(), dis.cpu().numpy()
+        # back to the input's frame and atom order
+        out_x = np.einsum("gtnj,gij->gtni", out_x, rotations) + centres[:, None, None]
+        out_v = np.einsum("gtnj,gij->gtni", out_v, rotations)
+        positions = np.concatenate([out_x[:, :-1].reshape(-1, *x.shape[1:]), out_x[-1:, -1]])
+        velocities = np.concatenate([out_v[:, :-1].reshape(-1, *x.shape[1:]), out_v[-1:, -1]])
+        disagreement = np.concatenate([out_d[:, :-1].reshape(-1), out_d[-1:, -1]])
+        return FineFrames(positions[:, self.inverse], velocities[:, self.inverse],
+                          {"disagreement": disagreement})
+
+
+def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", iterations=40):
+    """Coarse velocities (n, N, 3) Å/fs consistent with positions (n, N, 3) Å under the model.
+
+    Multiple shooting: starting from the cubic spline's derivative, the velocities
+    are fitted (L-BFGS) so that the integrator started at each coarse frame lands on
+    the next frame when run forward and on the previous one when run backward, and
+    its end velocity agrees with the neighbour's.  Positions are used in the input
+    frame: the memoryless force of the model is rotation-invariant for energy-based
+    architectures; for the others each gap is aligned first.
+    """
+    import torch
+    from scipy.interpolate import CubicSpline
+
+    n = len(positions)
+    spline = CubicSpline(np.arange(n), positions.reshape(n, -1), axis=0)
+    initial = (spline(np.arange(n), 1) / coarse_dt).reshape(positions.shape)
+    device = torch.device(device)
+    x = torch.as_tensor(positions, device=device)
+    v = torch.as_tensor(initial, device=device).clone().requires_grad_(True)
+    dt = coarse_dt / factor
+    scale = float(model.position_std) if float(model.position_std) > 0 else 1.0
+    optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
+    was_training = model.training
+
+    def shoot(x0, v0):
+        xs, vs = model.rollout(x0, v0, factor, dt)
+        return xs[:, -1], vs[:, -1]
+
+    def closure():
+        optimizer.zero_grad()
+        xf, vf = shoot(x[:-1], v[:-1])
+        xb, vb = shoot(x[1:], -v[1:])
+        loss = (((xf - x[1:]) ** 2).sum() + ((xb - x[:-1]) ** 2).sum()
+                + (((vf - v[1:]) * coarse_dt) ** 2).sum() + (((vb + v[:-1]) * coarse_dt) ** 2).sum()) / scale**2
+        loss.backward()
+        return loss
+
+    model.train(False)
+    with torch.enable_grad():
+        optimizer.step(closure)
+    model.train(was_training)
+    return v.detach().cpu().numpy()

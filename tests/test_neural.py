@@ -1,0 +1,355 @@
+"""The neural upsampler: architectures, frames of reference, atom order, checkpoints, registry,
+training and resumption, and the method inside the streaming pipeline.
+
+Models here are tiny and trained for seconds: these tests check behaviour, not accuracy
+(accuracy is measured in bench/ and recorded in docs/benchmarks.md).
+"""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mdsr_plugin.methods import MethodError  # noqa: E402
+from mdsr_plugin.neural.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from mdsr_plugin.neural.geometry import (  # noqa: E402
+    GraphMismatch,
+    automorphisms,
+    best_order,
+    infer_bonds,
+    kabsch_rotations,
+    match_atoms,
+)
+from mdsr_plugin.neural.models import ARCHITECTURES, build_model, default_config  # noqa: E402
+from mdsr_plugin.neural.registry import list_models, write_manifest  # noqa: E402
+from mdsr_plugin.neural.train import TrainingSettings, train  # noqa: E402
+from mdsr_plugin.pipeline import upsample  # noqa: E402
+
+ETHANOL = [6, 6, 8, 1, 1, 1, 1, 1, 1]
+TINY = dict(force_epochs=1, force_samples_per_epoch=1000, rollout_epochs=1, rollout_windows_per_epoch=64,
+            rollout_batch=32, width=32, depth=2, hidden=16, factor=10)
+
+CUDA = [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+def random_rotation(seed):
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.random(random_state=seed).as_matrix()
+
+
+# ----------------------------------------------------------------------------- geometry
+def test_graph_matching_undoes_a_shuffle(xtb_fine):
+    positions = xtb_fine.positions[0]
+    bonds = infer_bonds(xtb_fine.numbers, positions)
+    assert len(bonds) == 8  # ethanol: C-C, C-O, O-H, 5 C-H
+    perm = np.random.default_rng(3).permutation(9)
+    order = match_atoms(xtb_fine.numbers[perm], positions[perm], xtb_fine.numbers, bonds)
+    assert list(xtb_fine.numbers[perm][order]) == list(xtb_fine.numbers)
+    assert set(infer_bonds(xtb_fine.numbers, positions[perm][order])) == set(bonds)
+
+
+def test_automorphism_counts(xtb_fine):
+    bonds = infer_bonds(xtb_fine.numbers, xtb_fine.positions[0])
+    assert len(automorphisms(xtb_fine.numbers, bonds)) == 12  # 3! methyl × 2! methylene
+    ring = [(i, (i + 1) % 6) for i in range(6)] + [(i, i + 6) for i in range(6)]
+    assert len(automorphisms([6] * 6 + [1] * 6, ring)) == 12  # benzene's graph: D6
+
+
+def test_different_molecule_is_refused(xtb_fine):
+    bonds = infer_bonds(xtb_fine.numbers, xtb_fine.positions[0])
+    dimethyl_ether_bonds = [(0, 2), (1, 2)] + [(0, 3), (0, 4), (0, 5), (1, 6), (1, 7), (1, 8)]
+    with pytest.raises(GraphMismatch):
+        match_atoms(ETHANOL, xtb_fine.positions[0], ETHANOL, dimethyl_ether_bonds)
+    assert match_atoms(ETHANOL, xtb_fine.positions[0], ETHANOL, bonds) is not None
+
+
+def test_kabsch_recovers_a_rotation():
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(9, 3))
+    target -= target.mean(0)
+    rotation = random_rotation(1)
+    mobile = (target @ rotation.T)[None]
+    found = kabsch_rotations(mobile, target, np.ones(9))
+    np.testing.assert_allclose(mobile[0] @ found[0], target, atol=1e-12)
+
+
+def test_best_order_does_not_depend_on_the_input_order(xtb_fine):
+    numbers, positions = xtb_fine.numbers, xtb_fine.positions[5]
+    bonds = infer_bonds(numbers, xtb_fine.positions[0])
+    symmetries = automorphisms(numbers, bonds)
+    chosen = []
+    for seed in range(4):
+        perm = np.random.default_rng(seed).permutation(9)
+        order = match_atoms(numbers[perm], positions[perm], numbers, bonds)
+        order = best_order(order, symmetries, positions[perm], xtb_fine.positions[0], xtb_fine.masses)
+        chosen.append(positions[perm][order])
+    for other in chosen[1:]:
+        np.testing.assert_array_equal(other, chosen[0])
+
+
+# ----------------------------------------------------------------------------- models
+def tiny_model(arch, bidirectional=True):
+    config = default_config(arch, ETHANOL, bidirectional=bidirectional)
+    config.update(width=16, depth=2, hidden=8 if config["hidden"] else 0)
+    torch.manual_seed(0)
+    model = build_model(config)
+    model.inverse_distance_mean.fill_(0.5)
+    model.inverse_distance_std.fill_(0.3)
+    return model
+
+
+def window_batch(xtb_fine, n=3, k=2, factor=10):
+    fine = xtb_fine[::2]  # 1 fs
+    starts = [0, 150, 300][:n]
+    x = np.array([fine.positions[s : s + (2 * k) * factor : factor] for s in starts])
+    v = np.array([fine.velocities[s : s + (2 * k) * factor : factor] for s in starts])
+    x = x - x.mean(axis=2, keepdims=True)
+    as_t = lambda a: torch.as_tensor(a)  # noqa: E731
+    return (as_t(x[:, :k]), as_t(v[:, :k])), (as_t(x[:, k:]), as_t(v[:, k:]))
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_every_architecture_reproduces_the_gap_ends(xtb_fine, arch, bidirectional):
+    model = tiny_model(arch, bidirectional).eval()
+    start, end = window_batch(xtb_fine, k=model.context)
+    x, v, disagreement = model.interpolate(start, end, 10, 1.0)
+    assert x.shape == (3, 11, 9, 3) and v.shape == x.shape and disagreement.shape == (3, 11)
+    torch.testing.assert_close(x[:, 0], start[0][:, -1], rtol=0, atol=1e-12)
+    torch.testing.assert_close(v[:, 0], start[1][:, -1], rtol=0, atol=1e-12)
+    if bidirectional:
+        torch.testing.assert_close(x[:, -1], end[0][:, 0], rtol=0, atol=1e-12)
+        assert (disagreement[:, 1:-1] > 0).all()
+    else:
+        assert (disagreement == 0).all()
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_batched_equals_one_by_one(xtb_fine, arch):
+    model = tiny_model(arch).eval()
+    start, end = window_batch(xtb_fine, k=model.context)
+    together, _, _ = model.interpolate(start, end, 10, 1.0)
+    for i in range(3):
+        alone, _, _ = model.interpolate(tuple(a[i : i + 1] for a in start), tuple(a[i : i + 1] for a in end), 10, 1.0)
+        torch.testing.assert_close(alone[0], together[i], rtol=0, atol=1e-10)
+
+
+def test_hamiltonian_force_is_rotation_equivariant(xtb_fine):
+    model = tiny_model("hnn").eval()
+    x = torch.as_tensor(xtb_fine.positions[:4])
+    rotation = torch.as_tensor(random_rotation(2))
+    torch.testing.assert_close(model.forces(x @ rotation.T), model.forces(x) @ rotation.T, rtol=0, atol=1e-10)
+
+
+def test_checkpoint_round_trip_and_tampering(tmp_path, xtb_fine):
+    model = tiny_model("lstm").eval()
+    card = {"id": "tiny", "fine_dt_fs": 1.0, "factors": [10], "bonds": [], "numbers": ETHANOL}
+    card_file = save_checkpoint(model, card, tmp_path / "tiny")
+    reloaded, read_back = load_checkpoint(card_file)
+    start, end = window_batch(xtb_fine)
+    torch.testing.assert_close(reloaded.interpolate(start, end, 10, 1.0)[0], model.interpolate(start, end, 10, 1.0)[0])
+    assert read_back["config"] == model.config and not any(p.requires_grad for p in reloaded.parameters())
+    # a weights file changed after the card was written is refused
+    weights = tmp_path / "tiny.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256 does not match its model card"):
+        load_checkpoint(card_file)
+    with pytest.raises(CheckpointError, match="registry manifest"):
+        load_checkpoint(card_file, expected_card_sha256="0" * 64)
+
+
+def test_checkpoint_files_hold_no_pickles(tmp_path):
+    model = tiny_model("hnn")
+    save_checkpoint(model, {"id": "t", "fine_dt_fs": 1.0, "factors": [10], "bonds": []}, tmp_path / "t")
+    raw = (tmp_path / "t.safetensors").read_bytes()
+    assert b"\x80\x02" not in raw[:8] and raw[8:9] == b"{"  # safetensors: length + JSON header
+    json.loads((tmp_path / "t.json").read_text())
+
+
+# ----------------------------------------------------------------------------- training + method
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, xtb_fine):
+    """A registry directory with tiny checkpoints of each architecture, trained on xtb_fine."""
+    directory = tmp_path_factory.mktemp("models")
+    source = directory / "ethanol.h5md"
+    from mdsr_plugin.io import write_trajectory
+
+    write_trajectory(source, xtb_fine)
+    cards = {}
+    for arch in ("lstm", "node"):
+        settings = TrainingSettings(arch=arch, seed=1, extra={"molecule": "ethanol"}, **TINY)
+        cards[arch] = train([source], directory / f"ethanol-bi{arch}", settings, progress=False)
+    return directory, source, cards
+
+
+@pytest.fixture
+def registry(trained, monkeypatch):
+    directory, source, cards = trained
+    monkeypatch.setenv("MDSR_MODELS_PATH", str(directory))
+    return directory, source, cards
+
+
+def coarse_from(xtb_fine, stride=20):
+    return xtb_fine[:: stride][:30]  # 10 fs coarse → factor 10 gives the 1 fs the models serve
+
+
+def test_training_writes_card_manifest_and_log(registry):
+    directory, _, cards = registry
+    card = json.loads(cards["lstm"].read_text())
+    assert card["config"]["arch"] == "lstm" and card["factors"] == [10] and card["fine_dt_fs"] == 1.0
+    assert card["numbers"] == ETHANOL and len(card["bonds"]) == 8
+    assert {"position_mae", "hermite_position_mae"} <= set(card["validation"])
+    assert card["training"]["settings"]["seed"] == 1
+    assert {e.id for e in list_models()} >= {"ethanol-bilstm", "ethanol-binode"}
+    lines = (directory / "ethanol-bilstm.log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["stage"] for line in lines] == ["forces", "rollout"]
+
+
+def test_training_resumes_where_it_stopped(tmp_path, trained):
+    directory, source, _ = trained
+    output = tmp_path / "resumable"
+    settings = TrainingSettings(arch="hnn", seed=2, **{**TINY, "rollout_epochs": 1})
+    train([source], output, settings, progress=False)
+    first = (tmp_path / "resumable.log.jsonl").read_text().splitlines()
+    settings.rollout_epochs = 2  # the interrupted run had more to do: run it again
+    train([source], output, settings, progress=False)
+    lines = (tmp_path / "resumable.log.jsonl").read_text().splitlines()
+    assert lines[: len(first)] == first
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 1, 2]  # forces 1; rollout 1, then 2
+
+
+@pytest.mark.parametrize("model_id", ["ethanol-bilstm", "ethanol-binode"])
+def test_neural_method_reproduces_coarse_frames_and_reports_disagreement(registry, xtb_fine, model_id):
+    coarse = coarse_from(xtb_fine)
+    fine = upsample(coarse, 10, "neural", model=model_id)
+    assert fine.n_frames == (coarse.n_frames - 1) * 10 + 1
+    np.testing.assert_array_equal(fine.positions[::10], coarse.positions)
+    np.testing.assert_array_equal(fine.velocities[::10], coarse.velocities)
+    assert fine.frame_data["disagreement"].shape == (fine.n_frames,)
+
+
+@pytest.mark.parametrize("model_id", ["ethanol-bilstm", "ethanol-binode"])
+def test_rotated_translated_input_gives_rotated_translated_output(registry, xtb_fine, model_id):
+    coarse = coarse_from(xtb_fine)
+    rotation, shift = random_rotation(5), np.array([12.0, -3.0, 40.0])
+    moved = replace(coarse, positions=coarse.positions @ rotation.T + shift, velocities=coarse.velocities @ rotation.T)
+    fine = upsample(coarse, 10, "neural", model=model_id)
+    fine_moved = upsample(moved, 10, "neural", model=model_id)
+    np.testing.assert_allclose(fine_moved.positions, fine.positions @ rotation.T + shift, atol=1e-4)
+    np.testing.assert_allclose(fine_moved.velocities, fine.velocities @ rotation.T, atol=1e-6)
+
+
+def test_shuffled_atom_order_gives_the_same_reconstruction(registry, xtb_fine):
+    coarse = coarse_from(xtb_fine)
+    perm = np.random.default_rng(11).permutation(coarse.n_atoms)
+    shuffled = replace(coarse, numbers=coarse.numbers[perm], masses=coarse.masses[perm],
+                       positions=coarse.positions[:, perm], velocities=coarse.velocities[:, perm],
+                       forces=coarse.forces[:, perm])
+    fine = upsample(coarse, 10, "neural")
+    fine_shuffled = upsample(shuffled, 10, "neural")
+    np.testing.assert_allclose(fine_shuffled.positions, fine.positions[:, perm], atol=1e-10)
+
+
+def test_batch_size_does_not_change_results(registry, xtb_fine):
+    from mdsr_plugin.neural.upsampler import NeuralUpsampler
+
+    coarse = coarse_from(xtb_fine)
+    one = upsample(coarse, 10, NeuralUpsampler(model="ethanol-bilstm", batch_gaps=1))
+    many = upsample(coarse, 10, NeuralUpsampler(model="ethanol-bilstm", batch_gaps=512))
+    np.testing.assert_allclose(one.positions, many.positions, rtol=0, atol=1e-10)
+
+
+def test_auto_uses_a_matching_checkpoint_and_positions_only_input(registry, xtb_fine):
+    from mdsr_plugin.methods import choose_auto
+
+    coarse = coarse_from(xtb_fine)[:8]
+    assert choose_auto(coarse, 10) == "neural"
+    assert choose_auto(coarse, 20) != "neural"  # no checkpoint serves 0.5 fs output
+    positions_only = coarse.without("velocities", "forces")
+    fine = upsample(positions_only, 10, "neural")
+    np.testing.assert_array_equal(fine.positions[::10], positions_only.positions)
+    assert np.isfinite(fine.velocities).all()
+
+
+def test_no_matching_checkpoint_is_one_clear_error(registry, small_traj):
+    with pytest.raises(MethodError, match="no checkpoint fits .* available: .*ethanol-bilstm.* --method hermite"):
+        upsample(small_traj.without("forces"), 4, "neural")
+
+
+def test_cli_model_option_summary_and_outputs(registry, xtb_fine, tmp_path, capsys):
+    from mdsr_plugin.cli import main
+    from mdsr_plugin.io import read_trajectory, write_trajectory
+
+    source = tmp_path / "coarse.xyz"
+    write_trajectory(source, coarse_from(xtb_fine))
+    code = main([str(source), "--factor", "10", "-o", str(tmp_path / "fine.h5md"), "--model", "ethanol-binode"])
+    out = capsys.readouterr().out
+    assert code == 0 and "neural" in out and "ethanol-binode" in out and "disagreement" in out
+    assert "disagreement" in read_trajectory(tmp_path / "fine.h5md").frame_data
+    assert main([str(source), "--factor", "10", "-o", str(tmp_path / "bad.xyz"), "--model", "nope"]) == 1
+    assert "no checkpoint 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "bad.xyz").exists()
+    assert main([str(source), "--factor", "10", "-o", str(tmp_path / "fine.xyz"), "--model", "ethanol-bilstm", "-q"]) == 0
+    import ase.io
+
+    assert "disagreement" in ase.io.read(tmp_path / "fine.xyz", index=5).info
+
+
+def test_models_cli(registry, capsys):
+    from mdsr_plugin.neural.cli import models_main
+
+    assert models_main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "ethanol-bilstm" in out and "bilstm" in out
+    assert models_main(["show", "ethanol-binode"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["arch"] == "node"
+    assert models_main(["show", "unknown-model"]) == 1
+
+
+def test_altered_card_is_refused_by_the_manifest(tmp_path, trained, xtb_fine, monkeypatch):
+    import shutil
+
+    directory, _, cards = trained
+    copy = tmp_path / "models"
+    copy.mkdir()
+    for f in directory.glob("ethanol-bilstm.*"):
+        if f.suffix in (".json", ".safetensors"):
+            shutil.copy(f, copy)
+    write_manifest(copy)
+    card = json.loads((copy / "ethanol-bilstm.json").read_text())
+    card["factors"] = [10, 20]
+    (copy / "ethanol-bilstm.json").write_text(json.dumps(card))
+    monkeypatch.setenv("MDSR_MODELS_PATH", str(copy))
+    with pytest.raises(CheckpointError, match="registry manifest"):
+        upsample(coarse_from(xtb_fine), 10, "neural", model="ethanol-bilstm")
+
+
+@pytest.mark.parametrize("device", CUDA)
+def test_cuda_matches_cpu(registry, xtb_fine, device):
+    coarse = coarse_from(xtb_fine)
+    cpu = upsample(coarse, 10, "neural", model="ethanol-bilstm")
+    gpu = upsample(coarse, 10, "neural", model="ethanol-bilstm", device=device)
+    np.testing.assert_allclose(gpu.positions, cpu.positions, atol=1e-8)
+
+
+def test_packaged_models_are_found_from_an_installed_wheel(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(root)], check=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mdsr_plugin/_models/manifest.json" in names
+    shipped = json.loads((root / "models/manifest.json").read_text())["models"]
+    for record in shipped:
+        assert f"mdsr_plugin/_models/{record['card']}" in names
