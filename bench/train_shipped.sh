@@ -18,7 +18,7 @@ cat > "bench/training/${molecule}.provenance.json" <<JSON
  "seeds": [1, 2], "held_out": {"temperature_K": 400, "seed": 99}}
 JSON
 python -m mdsr_plugin.neural.cli_train "${files[@]}" -o "bench/training/${id}" --factor "$factor" \
-    --arch "$arch" --molecule "$molecule" --max-hours "$hours" \
+    --arch "$arch" --molecule "$molecule" --max-hours "$hours" ${TRAIN_ARGS:-} \
     --provenance "bench/training/${molecule}.provenance.json" -q
 if [ -f "bench/training/${id}.json" ]; then
   cp "bench/training/${id}.json" "bench/training/${id}.safetensors" models/

@@ -147,12 +147,13 @@ def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocitie
 
 
 def write_manifest(directory) -> Path:
-    """(Re)write ``directory/manifest.json`` listing every card there with its sha256."""
+    """(Re)write ``directory/manifest.json`` listing every model card there (a ``.json``
+    next to a ``.safetensors``) with its sha256."""
     directory = Path(directory)
     records = []
     for card_file in sorted(directory.glob("*.json")):
-        if card_file.name == MANIFEST:
-            continue
+        if card_file.name == MANIFEST or not card_file.with_suffix(".safetensors").is_file():
+            continue  # only cards that sit next to their weights
         card = read_card(card_file)
         records.append({"id": card["id"], "card": card_file.name, "sha256": sha256_of(card_file)})
     path = directory / MANIFEST
