@@ -48,8 +48,8 @@ def resolve_method(method, first: Trajectory, factor: int | None = None, **optio
         if name != "neural":
             options.pop("model", None)
         method = get_method(name, **options)
-        if hasattr(method, "prepare") and factor is not None:
-            method.prepare(first, factor)
+    if hasattr(method, "prepare") and factor is not None and not getattr(method, "prepared", False):
+        method.prepare(first, factor)
     missing = [q for q in method.requires if getattr(first, q) is None]
     if missing:
         raise MethodError(

@@ -204,7 +204,9 @@ def test_training_writes_card_manifest_and_log(registry):
     card = json.loads(cards["lstm"].read_text())
     assert card["config"]["arch"] == "lstm" and card["factors"] == [10] and card["fine_dt_fs"] == 1.0
     assert card["numbers"] == ETHANOL and len(card["bonds"]) == 8
-    assert {"position_mae", "hermite_position_mae"} <= set(card["validation"])
+    assert {"position_mae", "neural", "hermite", "spline", "neural_positions_only"} <= set(card["validation"])
+    assert card["validation"]["hermite"]["position_mae"] > 0
+    assert {"position_mae", "hermite_position_mae"} <= set(card["validation"]["windows"])
     assert card["training"]["settings"]["seed"] == 1
     assert {e.id for e in list_models()} >= {"ethanol-bilstm", "ethanol-binode"}
     lines = (directory / "ethanol-bilstm.log.jsonl").read_text().splitlines()

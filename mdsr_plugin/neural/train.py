@@ -257,7 +257,7 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     import torch
 
     from .. import __version__
-    from .checkpoint import save_checkpoint
+    from .checkpoint import read_card, save_checkpoint
     from .geometry import automorphisms
     from .models import build_model, default_config
     from .registry import write_manifest
@@ -383,9 +383,57 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
         },
         "validation": metrics,
     }
+    card["normalisation"] = {
+        "note": "inputs are standardised inverse distances (per-pair mean/std in the weights file); "
+                "velocities are divided by velocity_std; learned accelerations are scaled by acceleration_std",
+        "position_std_angstrom": float(model.position_std),
+        "velocity_std_angstrom_per_fs": float(model.velocity_std),
+        "acceleration_std_angstrom_per_fs2": float(model.acceleration_std),
+    }
     card_file = save_checkpoint(model.cpu(), card, output)
+    # Validation against the classical baselines, with the saved checkpoint itself.
+    card = read_card(card_file)
+    card["validation"] = {"windows": metrics, **validate_against_classical(card_file, trajectories, settings)}
+    temporary = card_file.with_name(f".{card_file.name}.partial")
+    temporary.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+    temporary.replace(card_file)
     write_manifest(card_file.parent)
     return card_file
+
+
+def validate_against_classical(card_file, trajectories, settings, gaps=200, positions_gaps=25) -> dict:
+    """The checkpoint and the classical methods on the validation part of every trajectory.
+
+    Returns metrics (see :func:`mdsr_plugin.metrics.compare`) averaged over trajectories,
+    per method: ``neural`` and ``neural_positions_only``, ``linear``, ``spline``,
+    ``hermite``, ``quintic`` (when the data have forces); ``position_mae`` at the top
+    level is the neural model's with velocities.
+    """
+    from ..metrics import compare
+    from ..pipeline import upsample
+    from .upsampler import NeuralUpsampler
+
+    f = settings.factor
+    results: dict[str, list] = {}
+    for traj in trajectories:
+        tail = traj[int(round(traj.n_frames * (1 - settings.validation_fraction))):]
+        for mode, n_gaps in (("velocities", gaps), ("positions", positions_gaps)):
+            n = min(n_gaps * f + 1, (tail.n_frames - 1) // f * f + 1)
+            if n < 2 * f + 1:
+                continue
+            truth = tail[:n]
+            coarse = truth[::f] if mode == "velocities" else truth[::f].without("velocities", "forces")
+            methods = ["linear", "spline"] + (["hermite"] if mode == "velocities" else [])
+            if mode == "velocities" and coarse.forces is not None:
+                methods.append("quintic")
+            for name in ["neural", *methods]:
+                method = NeuralUpsampler(model=str(card_file), device=settings.device) if name == "neural" else name
+                key = name if mode == "velocities" else f"{name}_positions_only"
+                results.setdefault(key, []).append(compare(upsample(coarse, f, method), truth, f))
+    summary = {key: {m: float(np.mean([r[m] for r in rows])) for m in rows[0]} for key, rows in results.items()}
+    summary["position_mae"] = summary["neural"]["position_mae"]
+    summary["gaps_per_trajectory"] = {"velocities": gaps, "positions": positions_gaps}
+    return summary
 
 
 def _optimizer(model, settings, stage):

@@ -73,6 +73,10 @@ class NeuralUpsampler:
         self.order = None
 
     # ------------------------------------------------------------------ setup
+    @property
+    def prepared(self) -> bool:
+        return self.model is not None
+
     def prepare(self, first: Trajectory, factor: int) -> None:
         """Choose and load the checkpoint for this input (called once by the driver)."""
         from .checkpoint import load_checkpoint
@@ -137,7 +141,7 @@ class NeuralUpsampler:
         import torch
 
         if self.model is None:
-            self.prepare(coarse, factor)
+            self.prepare(coarse, factor)  # used directly, outside the driver
         dt_fine = coarse.dt / factor
         x = coarse.positions[:, self.order]
         if coarse.velocities is not None:
