@@ -3,22 +3,21 @@
 # Idempotent: a trajectory already present is skipped, so an interrupted run resumes.
 # Usage: bash bench/generate_reference_data.sh [MOLECULE...]   (default: ethanol benzene)
 # Output: bench/data/<molecule>_<T>K_<thermostat>_s<seed>.h5md (git-ignored, reproducible),
-#         progress in bench/data/progress.log.
+#         progress appended to bench/data.log (committed: what exists, how long it took).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/data
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-molecules=("${@:-ethanol benzene}")
-[ $# -gt 0 ] || molecules=(ethanol benzene)
+if [ $# -gt 0 ]; then molecules=("$@"); else molecules=(ethanol benzene); fi
 STEPS=${STEPS:-100000}        # 50 ps at 0.5 fs per training trajectory
 TEST_STEPS=${TEST_STEPS:-40000}
 run() {  # molecule T thermostat seed steps
   local out="bench/data/$1_$2K_$3_s$4.h5md"
-  if [ -f "$out" ]; then echo "$(date -Is) skip $out (exists)"; return; fi
+  if [ -f "$out" ]; then return; fi
   local t0=$SECONDS
   python -m mdsr_plugin.reference "$1" --temperature "$2" --thermostat "$3" --seed "$4" \
-      --steps "$5" --timestep 0.5 -o "$out" >/dev/null 2>&1
-  echo "$(date -Is) done $out ($5 steps, $((SECONDS - t0)) s)"
+      --steps "$5" --timestep 0.5 -o "$out" >/dev/null 2>&1  # written atomically: no partial files
+  echo "$(date -Is) done $out ($5 steps, $((SECONDS - t0)) s)" | tee -a bench/data.log
 }
 for m in "${molecules[@]}"; do
   # held-out test data first: 400 K and seed 99 are never used in training
