@@ -15,7 +15,7 @@ run() {  # molecule T thermostat seed steps
   local out="bench/data/$1_$2K_$3_s$4.h5md"
   if [ -f "$out" ]; then return; fi
   local t0=$SECONDS
-  python -m mdsr_plugin.reference "$1" --temperature "$2" --thermostat "$3" --seed "$4" \
+  python -m mdsr_plugin.reference "$1" --temperature "$2" --thermostat "${3%-weak}" --seed "$4" ${EXTRA:-} \
       --steps "$5" --timestep 0.5 -o "$out" >/dev/null 2>&1  # written atomically: no partial files
   echo "$(date -Is) done $out ($5 steps, $((SECONDS - t0)) s)" | tee -a bench/data.log
 }
@@ -23,6 +23,8 @@ for m in "${molecules[@]}"; do
   # held-out test data first: 400 K and seed 99 are never used in training
   run "$m" 400 nose-hoover 99 "$TEST_STEPS"
   run "$m" 400 langevin 99 "$TEST_STEPS"
+  # and a weakly coupled Langevin run (2 ps⁻¹ instead of 10 ps⁻¹), as many AIMD archives use
+  EXTRA="--friction 0.002" run "$m" 400 langevin-weak 99 "$TEST_STEPS"
   for T in 300 500; do
     for th in nose-hoover langevin; do
       for seed in 1 2; do run "$m" "$T" "$th" "$seed" "$STEPS"; done

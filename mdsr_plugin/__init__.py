@@ -30,6 +30,8 @@ _LAZY = {
     "upsample": "mdsr_plugin.pipeline",
     "upsample_stream": "mdsr_plugin.pipeline",
     "upsample_file": "mdsr_plugin.pipeline",
+    "upsample_universe": "mdsr_plugin.integrations.mdanalysis",
+    "upsample_atoms": "mdsr_plugin.integrations.ase",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -44,3 +46,16 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(__all__)
+
+
+def _register_mdanalysis_reader():
+    # MDAnalysis has no plugin discovery: its "MDSR" reader format exists once the
+    # reader class is defined, so importing mdsr_plugin defines it (this imports
+    # MDAnalysis, about half a second).
+    try:
+        import_module("mdsr_plugin.integrations.mdanalysis")
+    except ImportError:  # MDAnalysis not installed: nothing to register
+        pass
+
+
+_register_mdanalysis_reader()

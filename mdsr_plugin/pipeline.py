@@ -31,7 +31,7 @@ from .methods import MethodError, choose_auto, get_method
 from .periodic import Unwrapper, is_wrapped, wrap_positions
 from .trajectory import Trajectory, TrajectoryError, check_uniform_times, concatenate
 
-__all__ = ["upsample", "upsample_stream", "upsample_file", "resolve_method"]
+__all__ = ["upsample", "upsample_stream", "upsample_file", "resolve_method", "prepare_coarse", "emit_block"]
 
 log = logging.getLogger(__name__)
 
@@ -138,19 +138,13 @@ def upsample_stream(
         check_uniform_times(times, first_frame=max(buffer.end - (last_time is not None), 0), reference=dt)
         last_time = chunk.times[-1]
 
-        original = chunk.positions
-        if unwrap is not None:
-            wrapped = is_wrapped(original, chunk.cell, chunk.pbc)
-            chunk = replace(chunk, positions=unwrap(original, chunk.cell))
-        else:
-            wrapped = np.zeros(chunk.n_frames, dtype=bool)
-        buffer.append(chunk, original, wrapped)
+        buffer.append(*_unwrapped(chunk, unwrap))
 
         while True:
             block_end = (next_gap // method.block_gaps + 1) * method.block_gaps
             if buffer.end < block_end + 1 + method.context:
                 break
-            yield _emit_block(buffer, method, factor, next_gap, block_end, n_total=None)
+            yield emit_block(buffer, method, factor, next_gap, block_end, n_total=None)
             next_gap = block_end
             buffer.drop_before(max(0, next_gap - method.context))
 
@@ -161,14 +155,36 @@ def upsample_stream(
         raise TrajectoryError("upsampling needs at least two frames")
     while next_gap < n_total - 1:
         block_end = min((next_gap // method.block_gaps + 1) * method.block_gaps, n_total - 1)
-        yield _emit_block(buffer, method, factor, next_gap, block_end, n_total=n_total)
+        yield emit_block(buffer, method, factor, next_gap, block_end, n_total=n_total)
         next_gap = block_end
         buffer.drop_before(max(0, next_gap - method.context))
 
 
-def _emit_block(buffer: _CoarseBuffer, method, factor, gap_start, gap_end, n_total) -> Trajectory:
+def _unwrapped(chunk: Trajectory, unwrap: Unwrapper | None):
+    """``chunk`` with continuous positions, its positions as read, and which frames were wrapped."""
+    original = chunk.positions
+    if unwrap is None:
+        return chunk, original, np.zeros(chunk.n_frames, dtype=bool)
+    wrapped = is_wrapped(original, chunk.cell, chunk.pbc)
+    return replace(chunk, positions=unwrap(original, chunk.cell)), original, wrapped
+
+
+def prepare_coarse(coarse: Trajectory) -> _CoarseBuffer:
+    """A whole coarse trajectory, unwrapped, ready for :func:`emit_block` (random access to
+    blocks, as the lazy MDAnalysis reader needs; the results equal the streaming path's)."""
+    buffer = _CoarseBuffer()
+    buffer.append(*_unwrapped(coarse, Unwrapper(coarse.pbc) if coarse.is_periodic else None))
+    return buffer
+
+
+def emit_block(buffer: _CoarseBuffer, method, factor, gap_start, gap_end, n_total) -> Trajectory:
     """Fine frames of gaps ``gap_start`` .. ``gap_end - 1``, plus the final frame if the
-    block ends the trajectory (``gap_end == n_total - 1``)."""
+    block ends the trajectory (``gap_end == n_total - 1``).
+
+    ``buffer`` must hold the coarse frames from ``gap_start - method.context`` to
+    ``gap_end + method.context`` (fewer at the trajectory's ends); ``n_total`` is the
+    number of coarse frames when known (None while streaming, before the end).
+    """
     window_start = max(0, gap_start - method.context)
     window_stop = gap_end + 1 + method.context
     if n_total is not None:

@@ -204,6 +204,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20000, help="production steps")
     parser.add_argument("--timestep", type=float, default=0.5, help="fs (default 0.5)")
     parser.add_argument("--equilibration", type=int, default=2000, help="steps discarded first")
+    parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs (default 0.01)")
+    parser.add_argument("--tdamp", type=float, default=50.0, help="Nosé–Hoover time constant in fs (default 50)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -211,6 +213,7 @@ def main(argv=None) -> int:
         generate_reference(
             args.molecule, args.output, temperature=args.temperature, thermostat=args.thermostat,
             steps=args.steps, timestep=args.timestep, seed=args.seed, equilibration=args.equilibration,
+            friction=args.friction, tdamp=args.tdamp,
         )
     except (ValueError, ImportError) as err:
         print(f"mdsr-generate: error: {err}", file=sys.stderr)

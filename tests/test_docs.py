@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["user-guide.md"]
+PAGES = ["user-guide.md", "integrations.md"]
 
 
 def python_blocks(page):
@@ -21,5 +21,8 @@ def test_python_examples_run(page, tmp_path, monkeypatch):
     namespace = {}
     for block in blocks:  # blocks of one page share a namespace, as in a notebook
         exec(compile(block, f"{page}", "exec"), namespace)
-    assert (tmp_path / "ethanol_fine.h5md").exists()
-    assert (tmp_path / "ethanol_fine.vel.dcd").exists()
+    if page == "user-guide.md":
+        assert (tmp_path / "ethanol_fine.h5md").exists()
+        assert (tmp_path / "ethanol_fine.vel.dcd").exists()
+    else:
+        assert len(namespace["fine"].trajectory) == 4001 and len(namespace["images"]) == 4001

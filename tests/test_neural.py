@@ -341,6 +341,8 @@ def test_cuda_matches_cpu(registry, xtb_fine, device):
 
 
 def test_packaged_models_are_found_from_an_installed_wheel(tmp_path):
+    """Build a wheel, install it into an empty folder, and list the registry from there."""
+    import os
     import subprocess
     import sys
     import zipfile
@@ -348,10 +350,18 @@ def test_packaged_models_are_found_from_an_installed_wheel(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(root)], check=True)
-    (wheel,) = tmp_path.glob("*.whl")
+                    str(tmp_path / "dist"), str(root)], check=True)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    shipped = json.loads((root / "models/manifest.json").read_text())["models"]
     names = zipfile.ZipFile(wheel).namelist()
     assert "mdsr_plugin/_models/manifest.json" in names
-    shipped = json.loads((root / "models/manifest.json").read_text())["models"]
-    for record in shipped:
-        assert f"mdsr_plugin/_models/{record['card']}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)  # a wheel is installed by unpacking it
+    script = ("import mdsr_plugin, json; from mdsr_plugin.neural.registry import list_models, registry_dirs; "
+              "print(json.dumps([mdsr_plugin.__file__, str(registry_dirs()[0]), [e.id for e in list_models()]]))")
+    env = {**os.environ, "PYTHONPATH": str(site), "MDSR_MODELS_PATH": ""}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    module, directory, ids = json.loads(result.stdout)
+    assert module.startswith(str(site)) and directory.startswith(str(site))
+    assert ids == [record["id"] for record in shipped]

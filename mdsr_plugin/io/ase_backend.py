@@ -18,7 +18,7 @@ from .. import units
 from ..trajectory import Trajectory, TrajectoryError
 from .base import FormatError, TrajectoryReader, TrajectoryWriter
 
-__all__ = ["AseReader", "ExtXYZWriter", "AseTrajWriter", "trajectory_to_atoms"]
+__all__ = ["AseReader", "ExtXYZWriter", "AseTrajWriter", "trajectory_to_atoms", "atoms_to_trajectory"]
 
 _VELOCITY_COLUMNS = ("velocities", "vel", "velo")
 
@@ -84,33 +84,53 @@ class AseReader(TrajectoryReader):
             start += len(batch)
 
     def _to_trajectory(self, batch, reference, start) -> Trajectory:
-        n_atoms = len(reference)
-        for i, atoms in enumerate(batch):
-            if len(atoms) != n_atoms:
-                raise TrajectoryError(
-                    f"frame {start + i}: {len(atoms)} atoms where frame 0 has {n_atoms}; "
-                    "the atom count must not change"
-                )
-            if not np.array_equal(atoms.numbers, reference.numbers):
-                raise TrajectoryError(f"frame {start + i}: elements differ from frame 0")
-        velocities = [_atoms_velocities(a) for a in batch]
-        forces = [_atoms_forces(a) for a in batch]
-        times = [a.info.get("time") for a in batch]
-        file_times = None if any(t is None for t in times) else np.asarray(times, dtype=np.float64)
-        cells = np.array([a.cell.array for a in batch])
-        has_cell = bool(np.any(cells)) and bool(reference.pbc.any())
-        steps = [a.info.get("step", a.info.get("i")) for a in batch]
-        return Trajectory(
-            numbers=reference.numbers,
-            masses=reference.get_masses(),
-            positions=np.array([a.positions for a in batch]),
-            times=self._times(start, len(batch), file_times),
-            velocities=None if any(v is None for v in velocities) else np.array(velocities),
-            forces=None if any(f is None for f in forces) else np.array(forces),
-            cell=cells if has_cell else None,
-            pbc=reference.pbc if has_cell else np.zeros(3, dtype=bool),
-            steps=None if any(s is None for s in steps) else np.asarray(steps, dtype=np.int64),
-        )
+        return atoms_to_trajectory(batch, reference, start, dt=self.dt_override, source=self.path.name)
+
+
+def atoms_to_trajectory(batch, reference, start: int, *, dt: float | None = None, source: str = "") -> Trajectory:
+    """Frames ``batch`` (list of Atoms) as a Trajectory in internal units.
+
+    Parameters
+    ----------
+    reference : ase.Atoms
+        Frame 0 of the whole trajectory; every frame must have its atoms.
+    start : int
+        Index of ``batch[0]`` in the trajectory (for times from ``dt`` and for messages).
+    dt : float, optional
+        Time step in fs; overrides ``info["time"]``.
+    """
+    n_atoms = len(reference)
+    for i, atoms in enumerate(batch):
+        if len(atoms) != n_atoms:
+            raise TrajectoryError(
+                f"frame {start + i}: {len(atoms)} atoms where frame 0 has {n_atoms}; "
+                "the atom count must not change"
+            )
+        if not np.array_equal(atoms.numbers, reference.numbers):
+            raise TrajectoryError(f"frame {start + i}: elements differ from frame 0")
+    velocities = [_atoms_velocities(a) for a in batch]
+    forces = [_atoms_forces(a) for a in batch]
+    if dt is not None:
+        times = (start + np.arange(len(batch))) * float(dt)
+    else:
+        file_times = [a.info.get("time") for a in batch]
+        if any(t is None for t in file_times):
+            raise FormatError(f"{source}: the frames record no time; pass --dt or dt= (coarse step in fs)")
+        times = np.asarray(file_times, dtype=np.float64)
+    cells = np.array([a.cell.array for a in batch])
+    has_cell = bool(np.any(cells)) and bool(reference.pbc.any())
+    steps = [a.info.get("step", a.info.get("i")) for a in batch]
+    return Trajectory(
+        numbers=reference.numbers,
+        masses=reference.get_masses(),
+        positions=np.array([a.positions for a in batch]),
+        times=times,
+        velocities=None if any(v is None for v in velocities) else np.array(velocities),
+        forces=None if any(f is None for f in forces) else np.array(forces),
+        cell=cells if has_cell else None,
+        pbc=reference.pbc if has_cell else np.zeros(3, dtype=bool),
+        steps=None if any(s is None for s in steps) else np.asarray(steps, dtype=np.int64),
+    )
 
 
 def trajectory_to_atoms(traj: Trajectory) -> list:

@@ -70,8 +70,8 @@ class TrajectoryReader(ABC):
             )
         return np.asarray(file_times, dtype=np.float64)
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - readers without open resources need not close
+        """Release open files; readers holding none keep this default."""
 
     def __enter__(self):
         return self

@@ -122,9 +122,7 @@ class MDAnalysisReader(TrajectoryReader):
             raise
         except Exception as err:  # MDAnalysis raises IOError, ValueError, EOFError, struct errors...
             raise FormatError(f"{self.path.name}: cannot be read as {mda_format} ({err})") from None
-        self.n_frames = len(self.universe.trajectory)
-        self._numbers, self._masses, self._names = universe_identities(self.universe)
-        self._velocity_reader = None
+        self._attach(self.universe)
         if velocities is not None:
             from MDAnalysis.coordinates.DCD import DCDReader
 
@@ -139,6 +137,25 @@ class MDAnalysisReader(TrajectoryReader):
                 )
             if self._velocity_reader.n_atoms != len(self._numbers):
                 raise FormatError(f"{Path(velocities).name}: atom count differs from {self.path.name}")
+
+    @classmethod
+    def from_universe(cls, universe, *, dt: float | None = None, has_time: bool = True) -> "MDAnalysisReader":
+        """Stream the trajectory of an existing Universe (any format, in memory too).
+
+        ``dt`` (fs) overrides the trajectory's time step; ``has_time=False`` requires it.
+        """
+        reader = cls.__new__(cls)
+        TrajectoryReader.__init__(reader, universe.trajectory.filename or "Universe", dt=dt)
+        reader.has_time = has_time
+        reader.universe = universe
+        reader._attach(universe, owns=False)
+        return reader
+
+    def _attach(self, universe, owns=True):
+        self._owns_universe = owns
+        self.n_frames = len(universe.trajectory)
+        self._numbers, self._masses, self._names = universe_identities(universe)
+        self._velocity_reader = None
 
     def _read_frames(self, start: int, stop: int):
         """Positions (Å), times (fs), velocities (Å/fs), forces (eV/Å) and boxes of frames start..stop."""
@@ -186,7 +203,7 @@ class MDAnalysisReader(TrajectoryReader):
 
     def close(self):
         universe = getattr(self, "universe", None)
-        if universe is not None:
+        if universe is not None and self._owns_universe:  # never close a caller's Universe
             universe.trajectory.close()
         if self._velocity_reader is not None:
             self._velocity_reader.close()

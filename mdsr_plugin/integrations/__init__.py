@@ -1,0 +1,1 @@
+"""Bridges to the analysis tools people already use: MDAnalysis and ASE."""

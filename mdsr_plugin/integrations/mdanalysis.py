@@ -1,0 +1,174 @@
+"""Upsampling inside MDAnalysis: a fine ``Universe`` in memory, or a lazy reader format.
+
+Two ways, both on the same pipeline as the command line:
+
+``upsample_universe(universe, factor)``
+    Returns a new Universe with the same topology whose trajectory is the fine one,
+    held in a ``MemoryReader``: positions (Å), velocities (Å/ps, MDAnalysis' unit),
+    the box of every frame, ``dt`` = coarse dt / factor, and the coarse start time
+    kept (``transfer_to_memory`` would drop it).  The input Universe is not changed.
+
+``mda.Universe(topology, coarse_file, format="MDSR", factor=20)``
+    The reader :class:`MDSRReader` presents the fine trajectory of a coarse file
+    and computes only the blocks of gaps that are visited (random access is
+    supported); ``u.transfer_to_memory()`` materialises all of it.  The format name
+    is ``MDSR`` — never a core name, which would silently replace a built-in reader.
+    **``import mdsr_plugin`` is what registers it** (MDAnalysis has no plugin
+    discovery; a reader exists once its class is defined).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from MDAnalysis.coordinates.base import ReaderBase
+
+from .. import units as internal_units
+
+__all__ = ["upsample_universe", "universe_chunks", "MDSRReader"]
+
+
+def universe_chunks(universe, *, dt: float | None = None, chunk_size: int = 2000):
+    """The trajectory of ``universe`` as a stream of :class:`~mdsr_plugin.Trajectory` chunks.
+
+    Parameters
+    ----------
+    dt : float, optional
+        Coarse time step in fs, overriding the trajectory's.
+    """
+    from ..io.mdanalysis import MDAnalysisReader
+
+    reader = MDAnalysisReader.from_universe(universe, dt=dt)
+    return reader.chunks(chunk_size)
+
+
+def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float | None = None, **options):
+    """A new Universe holding the upsampled trajectory of ``universe`` in memory.
+
+    Parameters
+    ----------
+    universe : MDAnalysis.Universe
+        Any trajectory MDAnalysis reads; left as it was (its current frame too).
+    factor : int
+        Fine frames per coarse step.
+    method : str
+        ``"auto"``, ``"neural"``, ``"hermite"``, ``"quintic"``, ``"spline"``, ``"linear"``.
+    dt : float, optional
+        Coarse time step in **fs**, when the trajectory's own is missing or wrong.
+    **options
+        Method options (``model=``, ``device=``).
+
+    Returns
+    -------
+    MDAnalysis.Universe
+        Same topology; ``(n_frames - 1) * factor + 1`` frames; velocities in Å/ps;
+        ``trajectory.dt`` in ps; the first frame's time equals the input's.
+    """
+    import MDAnalysis as mda
+    from MDAnalysis.coordinates.memory import MemoryReader
+
+    from ..pipeline import upsample_stream
+
+    current = universe.trajectory.ts.frame
+    try:
+        pieces = list(upsample_stream(universe_chunks(universe, dt=dt), factor, method, **options))
+    finally:
+        universe.trajectory[current]  # leave the caller's Universe where it was
+    positions = np.concatenate([p.positions for p in pieces]).astype(np.float32)
+    velocities = np.concatenate([p.velocities for p in pieces]) * internal_units.FS_PER_PS
+    times = np.concatenate([p.times for p in pieces])
+    fine = mda.Merge(universe.atoms)
+    kwargs = {}
+    if pieces[0].cell is not None:
+        from ..io.mdanalysis import cell_to_dimensions
+
+        kwargs["dimensions"] = cell_to_dimensions(np.concatenate([p.cell for p in pieces])).astype(np.float32)
+    fine_dt_ps = (times[1] - times[0]) / internal_units.FS_PER_PS
+    fine.load_new(positions, format=MemoryReader, order="fac", velocities=velocities.astype(np.float32),
+                  dt=fine_dt_ps, time_offset=times[0] / internal_units.FS_PER_PS, **kwargs)
+    return fine
+
+
+class MDSRReader(ReaderBase):
+    """Fine trajectory of a coarse file, computed block by block on demand.
+
+    Keyword arguments of ``mda.Universe(topology, coarse_file, format="MDSR", ...)``:
+
+    factor : int (required)
+    method : str, default ``"auto"``
+    dt : float, coarse step in fs, when the file has none
+    coarse_format : str, mdsr_plugin format name if the extension does not tell
+    top : str, topology file again, for coarse formats without atoms (DCD, TRR, NetCDF)
+    model, device : neural-method options
+
+    The coarse trajectory is held in memory (it is ``factor`` times smaller than
+    the fine one); one block of fine frames is cached.
+    """
+
+    format = "MDSR"
+    units = {"time": "ps", "length": "Angstrom", "velocity": "Angstrom/ps"}
+
+    def __init__(self, filename, factor=None, method="auto", dt=None, coarse_format=None, top=None, model=None,
+                 device="cpu", **kwargs):
+        super().__init__(filename, **kwargs)
+        if factor is None:
+            raise ValueError("format='MDSR' needs factor=N (fine frames per coarse step)")
+        from ..io import read_trajectory
+        from ..pipeline import prepare_coarse, resolve_method
+
+        self._coarse = read_trajectory(filename, format=coarse_format, dt=dt, topology=top)
+        self._factor = int(factor)
+        options = {k: v for k, v in {"model": model, "device": device}.items() if v is not None}
+        self._method = resolve_method(method, self._coarse, self._factor, **options)
+        self._buffer = prepare_coarse(self._coarse)
+        self._cache = (None, None)
+        self._ts_kwargs.setdefault("dt", self._coarse.dt / self._factor / internal_units.FS_PER_PS)
+        self._ts_kwargs.setdefault("time_offset", self._coarse.times[0] / internal_units.FS_PER_PS)
+        self.n_atoms = self._coarse.n_atoms
+        self.ts = self._Timestep(self.n_atoms, velocities=True, **self._ts_kwargs)
+        self._read_frame(0)
+
+    @property
+    def n_frames(self):
+        return (self._coarse.n_frames - 1) * self._factor + 1
+
+    def _block(self, frame):
+        """The cached block of fine frames holding ``frame``, and its first frame index."""
+        from ..pipeline import emit_block
+
+        gaps = self._method.block_gaps
+        block = min(frame // self._factor, self._coarse.n_frames - 2) // gaps
+        if self._cache[0] != block:
+            start = block * gaps
+            end = min(start + gaps, self._coarse.n_frames - 1)
+            self._cache = (block, emit_block(self._buffer, self._method, self._factor, start, end,
+                                             n_total=self._coarse.n_frames))
+        return self._cache[1], block * gaps * self._factor
+
+    def _read_frame(self, frame):
+        if not 0 <= frame < self.n_frames:
+            raise IOError(f"frame {frame} is outside 0..{self.n_frames - 1}")
+        fine, first = self._block(frame)
+        i = frame - first
+        self.ts.frame = frame
+        self.ts.positions = fine.positions[i]
+        self.ts.velocities = fine.velocities[i] * internal_units.FS_PER_PS
+        self.ts.dimensions = None if fine.cell is None else _dimensions(fine.cell[i])
+        return self.ts
+
+    def _read_next_timestep(self, ts=None):
+        if self.ts.frame + 1 >= self.n_frames:
+            raise IOError("end of trajectory")
+        return self._read_frame(self.ts.frame + 1)
+
+    def _reopen(self):
+        self.ts.frame = -1
+
+    def close(self):
+        self._cache = (None, None)
+
+
+
+def _dimensions(cell):
+    from ..io.mdanalysis import cell_to_dimensions
+
+    return cell_to_dimensions(cell)
