@@ -282,23 +282,3 @@ def build_model(config: dict, dtype=torch.float64) -> LearnedIntegrator:
     """
     return LearnedIntegrator(config).to(dtype)
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def flops_per_fine_frame(config: dict) -> float:
-    """Approximate multiply-adds ×2 per fine frame for one direction (for the benchmarks)."""
-    n = len(config["numbers"])
-    pairs = n * (n - 1) // 2
-    width, depth = config["width"], config["depth"]
-    n_in = 3 * n if config["arch"] == "node" else pairs
-    mlp = 2 * (n_in * width + (depth - 1) * width * width + width)
-    per_force = mlp * (1 if config["arch"] == "node" else 3)  # forward + input gradient
-    flops = per_force * config["substeps"] * (4 if config["arch"] == "node" else 1)
-    if config["arch"] in ("lstm", "rnn"):
-        gates = 4 if config["arch"] == "lstm" else 1
-        hidden = config["hidden"]
-        flops += 2 * gates * hidden * (pairs + 3 * n + hidden) + 2 * hidden * 3 * n
-    return float(flops) * (2 if config["bidirectional"] else 1)
-
