@@ -23,6 +23,7 @@ import numpy as np
 from MDAnalysis.coordinates.base import ReaderBase
 
 from .. import units as internal_units
+from ..io.mdanalysis import cell_to_dimensions
 
 __all__ = ["upsample_universe", "universe_chunks", "MDSRReader"]
 
@@ -79,8 +80,6 @@ def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float 
     fine = mda.Merge(universe.atoms)
     kwargs = {}
     if pieces[0].cell is not None:
-        from ..io.mdanalysis import cell_to_dimensions
-
         kwargs["dimensions"] = cell_to_dimensions(np.concatenate([p.cell for p in pieces])).astype(np.float32)
     fine_dt_ps = (times[1] - times[0]) / internal_units.FS_PER_PS
     fine.load_new(positions, format=MemoryReader, order="fac", velocities=velocities.astype(np.float32),
@@ -152,7 +151,7 @@ class MDSRReader(ReaderBase):
         self.ts.frame = frame
         self.ts.positions = fine.positions[i]
         self.ts.velocities = fine.velocities[i] * internal_units.FS_PER_PS
-        self.ts.dimensions = None if fine.cell is None else _dimensions(fine.cell[i])
+        self.ts.dimensions = None if fine.cell is None else cell_to_dimensions(fine.cell[i])
         return self.ts
 
     def _read_next_timestep(self, ts=None):
@@ -166,9 +165,3 @@ class MDSRReader(ReaderBase):
     def close(self):
         self._cache = (None, None)
 
-
-
-def _dimensions(cell):
-    from ..io.mdanalysis import cell_to_dimensions
-
-    return cell_to_dimensions(cell)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import units
 from ..trajectory import Trajectory, TrajectoryError
-from .base import FormatError, TrajectoryReader, TrajectoryWriter
+from .base import FormatError, TrajectoryReader, TrajectoryWriter, frame_times
 
 __all__ = ["AseReader", "ExtXYZWriter", "AseTrajWriter", "trajectory_to_atoms", "atoms_to_trajectory"]
 
@@ -110,13 +110,8 @@ def atoms_to_trajectory(batch, reference, start: int, *, dt: float | None = None
             raise TrajectoryError(f"frame {start + i}: elements differ from frame 0")
     velocities = [_atoms_velocities(a) for a in batch]
     forces = [_atoms_forces(a) for a in batch]
-    if dt is not None:
-        times = (start + np.arange(len(batch))) * float(dt)
-    else:
-        file_times = [a.info.get("time") for a in batch]
-        if any(t is None for t in file_times):
-            raise FormatError(f"{source}: the frames record no time; pass --dt or dt= (coarse step in fs)")
-        times = np.asarray(file_times, dtype=np.float64)
+    file_times = [a.info.get("time") for a in batch]
+    times = frame_times(start, len(batch), None if None in file_times else file_times, dt, source)
     cells = np.array([a.cell.array for a in batch])
     has_cell = bool(np.any(cells)) and bool(reference.pbc.any())
     steps = [a.info.get("step", a.info.get("i")) for a in batch]

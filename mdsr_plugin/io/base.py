@@ -21,11 +21,21 @@ import numpy as np
 from ..trajectory import Trajectory, TrajectoryError
 from .atomic import AtomicFiles
 
-__all__ = ["TrajectoryReader", "TrajectoryWriter", "FormatError"]
+__all__ = ["TrajectoryReader", "TrajectoryWriter", "FormatError", "frame_times"]
 
 
 class FormatError(ValueError):
     """A file that cannot be read or written as asked (missing metadata, wrong contents)."""
+
+
+def frame_times(first_frame: int, n: int, file_times, dt: float | None, source: str) -> np.ndarray:
+    """Times (fs) of ``n`` frames from ``first_frame`` on: the user's ``dt`` (fs) when given,
+    else the file's ``file_times`` (fs), else a :class:`FormatError` asking for a step."""
+    if dt is not None:
+        return (first_frame + np.arange(n)) * float(dt)
+    if file_times is None:
+        raise FormatError(f"{source}: the file records no time step; pass --dt or dt= (coarse step in fs)")
+    return np.asarray(file_times, dtype=np.float64)
 
 
 class TrajectoryReader(ABC):
@@ -61,14 +71,7 @@ class TrajectoryReader(ABC):
         """Yield consecutive pieces of at most ``chunk_size`` frames, in internal units."""
 
     def _times(self, first_frame: int, n: int, file_times: np.ndarray | None) -> np.ndarray:
-        """Frame times in fs: the user's ``--dt`` if given, else the file's, else an error."""
-        if self.dt_override is not None:
-            return (first_frame + np.arange(n)) * float(self.dt_override)
-        if file_times is None:
-            raise FormatError(
-                f"{self.path.name}: the file records no time step; pass --dt (coarse step in fs)"
-            )
-        return np.asarray(file_times, dtype=np.float64)
+        return frame_times(first_frame, n, file_times, self.dt_override, self.path.name)
 
     def close(self) -> None:  # noqa: B027 - readers without open resources need not close
         """Release open files; readers holding none keep this default."""

@@ -267,7 +267,6 @@ class MDAnalysisWriter(TrajectoryWriter):
         import MDAnalysis as mda
 
         self._universe = _empty_universe(first)
-        self._dt = first.dt if first.n_frames > 1 else None
         self._writer = mda.Writer(
             str(self.temporary_paths[0]), n_atoms=first.n_atoms, format=self.mda_format,
             **self._writer_kwargs(first),

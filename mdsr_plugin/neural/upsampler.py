@@ -118,7 +118,7 @@ class NeuralUpsampler:
         log.info("neural method: checkpoint %s on %s", entry.id, self.device)
 
     # ------------------------------------------------------------------ windows
-    def _canonical(self, x, v):
+    def _canonical(self, x):
         """Centres (G, 3) and rotations (G, 3, 3) taking each gap's first frame onto the reference."""
         from .geometry import kabsch_rotations
 
@@ -149,7 +149,7 @@ class NeuralUpsampler:
         else:
             v = estimate_velocities(self.model, x, coarse.dt, factor, device=self.device)
         before, after = self._histories(len(x))
-        centres, rotations = self._canonical(x[before[:, -1]], v[before[:, -1]])
+        centres, rotations = self._canonical(x[before[:, -1]])
 
         def canonical(idx):  # (G, K) frame indices → canonical positions, velocities (G, K, N, 3)
             return (np.einsum("gkni,gij->gknj", x[idx] - centres[:, None, None], rotations),
