@@ -7,8 +7,10 @@ stderr.  Exit codes: 0 success, 2 usage error, 1 bad input or failure.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -31,9 +33,6 @@ def _positive_float(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .methods import available_methods
-
-    methods = ", ".join(["auto", *available_methods()])
     parser = argparse.ArgumentParser(
         prog="mdsr-upsample",
         description="Reconstruct the missing frames (positions and velocities) of a coarse MD trajectory.",
@@ -41,15 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("input", help="coarse trajectory (format from the extension)")
     parser.add_argument("-o", "--output", required=True, help="fine trajectory to write (format from the extension)")
+    add_upsample_options(parser)
+    parser.add_argument("--velocities", help="NAMD velocity DCD matching a coordinate DCD")
+    return parser
+
+
+def add_upsample_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by ``mdsr-upsample`` and ``mdsr-batch``."""
+    from .methods import available_methods
+
+    methods = ", ".join(["auto", "classical", *available_methods()])
     parser.add_argument("--factor", type=_positive_int, required=True, help="fine frames per coarse step, e.g. 20")
     parser.add_argument(
         "--method", default="auto",
-        help=f"one of {methods} (default auto: the best the input supports)",
+        help=f"one of {methods} (default auto: the best the input supports; "
+        "classical: the best classical one)",
     )
     parser.add_argument("--model", help="checkpoint id (see mdsr-models list) or path; implies --method neural")
     parser.add_argument("--dt", type=_positive_float, help="coarse time step in fs (overrides the file's)")
     parser.add_argument("--top", help="topology file for formats without atoms (DCD, TRR, NetCDF...)")
-    parser.add_argument("--velocities", help="NAMD velocity DCD matching a coordinate DCD")
     parser.add_argument("--format", dest="input_format", help="input format name, if the extension is ambiguous")
     parser.add_argument("--output-format", help="output format name, if the extension is ambiguous")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (used by neural methods)")
@@ -57,7 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
-    return parser
+
+
+def check_upsample_options(args) -> str | None:
+    """A usage-error message for the shared options, or None if they are valid."""
+    from .io import formats
+    from .methods import available_methods
+
+    if args.method not in ("auto", "classical") and args.method not in available_methods():
+        return (f"unknown --method {args.method!r}; choose from auto, classical, "
+                f"{', '.join(available_methods())}")
+    if args.model is not None and args.method not in ("auto", "neural"):
+        return f"--model goes with the neural method, not --method {args.method}"
+    for option, name in (("--format", args.input_format), ("--output-format", args.output_format)):
+        if name is not None and name.lower() not in formats():
+            return f"{option}: unknown format {name!r}; known: {', '.join(sorted(formats()))}"
+    if args.output_format is not None and formats()[args.output_format.lower()].open_writer is None:
+        return f"--output-format: mdsr_plugin cannot write {args.output_format} files"
+    return _check_device(args.device)
 
 
 def _check_device(device: str) -> str | None:
@@ -73,27 +99,43 @@ def _check_device(device: str) -> str | None:
     return f"--device must be cpu or cuda[:N], got {device!r}"
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def start_command(parser: argparse.ArgumentParser, argv):
+    """Parse ``argv``, check the shared upsampling options and set up logging.
+
+    Returns the arguments, or an exit code when the command ends here (``--help``,
+    a malformed or invalid option, reported on stderr).
+    """
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="mdsr-upsample: %(message)s",
-    )
+    problem = check_upsample_options(args)
+    if problem:
+        return usage_error(parser, problem)
+    # A deprecation notice about MDAnalysis' own DCD internals says nothing to the user.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="MDAnalysis")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format=f"{parser.prog}: %(message)s")
+    return args
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """Print the usage line and ``message`` on stderr; return the usage exit code."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = start_command(parser, argv)
+    if isinstance(args, int):
+        return args
 
     from .io import FormatError, get_format
-    from .methods import MethodError, available_methods
+    from .methods import MethodError
 
-    def usage(message):
-        parser.print_usage(sys.stderr)
-        print(f"mdsr-upsample: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-
-    if args.method != "auto" and args.method not in available_methods():
-        return usage(f"unknown --method {args.method!r}; choose from auto, {', '.join(available_methods())}")
+    usage = functools.partial(usage_error, parser)
     try:
         get_format(args.input, args.input_format)
         get_format(args.output, args.output_format)
@@ -101,9 +143,6 @@ def main(argv=None) -> int:
         return usage(str(err))
     if Path(args.output).resolve() == Path(args.input).resolve():
         return usage("the output must not overwrite the input")
-    device_error = _check_device(args.device)
-    if device_error:
-        return usage(device_error)
 
     from .neural.checkpoint import CheckpointError
     from .pipeline import upsample_file
@@ -112,8 +151,6 @@ def main(argv=None) -> int:
     options = {"device": args.device} if args.device != "cpu" else {}
     method = args.method
     if args.model is not None:
-        if method not in ("auto", "neural"):
-            return usage(f"--model goes with the neural method, not --method {method}")
         method = "neural"
         options["model"] = args.model
     try:

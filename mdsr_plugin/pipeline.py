@@ -37,14 +37,18 @@ log = logging.getLogger(__name__)
 
 
 def resolve_method(method, first: Trajectory, factor: int | None = None, **options):
-    """A ready method object from a name (``"auto"`` picks by what ``first`` carries) or an
-    instance, checked against the quantities ``first`` provides.
+    """A ready method object from a name (``"auto"`` picks by what ``first`` carries,
+    ``"classical"`` the best classical method for it) or an instance, checked against
+    the quantities ``first`` provides.
 
     Methods that must see the input before they run (the neural method chooses and
     loads its checkpoint) do so in their ``prepare(first, factor)``.
     """
     if isinstance(method, str):
-        name = choose_auto(first, factor) if method == "auto" else method
+        if method in ("auto", "classical"):
+            name = choose_auto(first, factor if method == "auto" else None)
+        else:
+            name = method
         if name != "neural":
             options.pop("model", None)
         method = get_method(name, **options)
@@ -306,7 +310,9 @@ def upsample_file(
     Returns
     -------
     dict
-        ``frames_in``, ``frames_out``, ``method``, ``outputs`` (list of paths), ``seconds``.
+        ``frames_in``, ``frames_out``, ``method``, ``model`` and ``model_sha256`` (the
+        checkpoint's id and weights hash, or None), ``disagreement`` (mean and max in Å,
+        or None), ``outputs`` (list of paths), ``seconds``.
     """
     from .io import open_reader, open_writer
 
@@ -335,6 +341,7 @@ def upsample_file(
                 writer.write(fine)
     return {
         "model": None if card is None else card["id"],
+        "model_sha256": None if card is None else card["weights_sha256"],
         "disagreement": disagreement.summary(),
         "frames_in": counted["n"],
         "frames_out": writer.frames_written,

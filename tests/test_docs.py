@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["user-guide.md", "integrations.md"]
+PAGES = ["user-guide.md", "integrations.md", "batch.md"]
 
 
 def python_blocks(page):
@@ -24,5 +24,7 @@ def test_python_examples_run(page, tmp_path, monkeypatch):
     if page == "user-guide.md":
         assert (tmp_path / "ethanol_fine.h5md").exists()
         assert (tmp_path / "ethanol_fine.vel.dcd").exists()
+    elif page == "batch.md":
+        assert (tmp_path / "fine/run1/copy.h5md").exists() and len(namespace["result"].done) == 2
     else:
         assert len(namespace["fine"].trajectory) == 4001 and len(namespace["images"]) == 4001

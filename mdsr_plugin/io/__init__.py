@@ -52,6 +52,8 @@ class Format:
         Factories ``(path, **options) -> TrajectoryReader / TrajectoryWriter``.
     velocities : str
         How the format stores velocities (for the docs' table).
+    needs_topology : bool
+        Whether the file lacks the elements, so that a topology file must come with it.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Format:
     open_reader: Callable[..., TrajectoryReader] | None = None
     open_writer: Callable[..., TrajectoryWriter] | None = None
     velocities: str = "no"
+    needs_topology: bool = False
 
 
 _FORMATS: dict[str, Format] = {}
@@ -220,12 +223,13 @@ for _fmt in (
     Format("xdatcar", (".xdatcar",), "VASP XDATCAR (needs --dt)", _ase_reader("vasp-xdatcar"), None),
     Format("h5md", (".h5md", ".h5"), "H5MD (HDF5)", _h5md_reader, _h5md_writer, "velocity group"),
     Format("dcd", (".dcd",), "CHARMM/NAMD DCD (needs --top); velocities in a NAMD velocity DCD",
-           _mda_reader("DCD"), _dcd_writer, "separate .vel.dcd (Å/AKMA)"),
+           _mda_reader("DCD"), _dcd_writer, "separate .vel.dcd (Å/AKMA)", needs_topology=True),
     Format("trr", (".trr",), "GROMACS TRR (needs --top)", _mda_reader("TRR"),
-           _mda_writer("TRR"), "yes (nm/ps)"),
-    Format("xtc", (".xtc",), "GROMACS XTC (needs --top)", _mda_reader("XTC"), _mda_writer("XTC")),
+           _mda_writer("TRR"), "yes (nm/ps)", needs_topology=True),
+    Format("xtc", (".xtc",), "GROMACS XTC (needs --top)", _mda_reader("XTC"), _mda_writer("XTC"),
+           needs_topology=True),
     Format("netcdf", (".nc", ".ncdf", ".netcdf"), "AMBER NetCDF (needs --top)", _mda_reader("NCDF"),
-           _mda_writer("NCDF", velocities=True, forces=True), "yes (Å/ps)"),
+           _mda_writer("NCDF", velocities=True, forces=True), "yes (Å/ps)", needs_topology=True),
     Format("lammpsdump", (".lammpstrj", ".dump", ".lammpsdump", ".lammpstrj.bz2"),
            "LAMMPS dump (needs --dt)", _mda_reader("LAMMPSDUMP", has_time=False, needs_topology=False),
            None, "vx vy vz columns"),

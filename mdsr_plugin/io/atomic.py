@@ -6,13 +6,36 @@ import os
 import uuid
 from pathlib import Path
 
-__all__ = ["AtomicFiles", "temporary_name"]
+__all__ = ["AtomicFiles", "temporary_name", "is_temporary_name", "remove_open_temporaries"]
+
+#: Temporary files of this process not yet committed or aborted; a process killed by
+#: SIGTERM removes them (:func:`remove_open_temporaries`) before it exits.
+_OPEN: set[Path] = set()
 
 
 def temporary_name(path: Path) -> Path:
     """A hidden sibling of ``path`` that keeps its extension (libraries pick formats by it)."""
     path = Path(path)
     return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+def is_temporary_name(path) -> bool:
+    """Whether ``path`` looks like a :func:`temporary_name` (a leftover of a killed writer)."""
+    name = Path(path).name
+    if not name.startswith(".") or ".partial-" not in name:
+        return False
+    tag = name.split(".partial-", 1)[1][:8]
+    return len(tag) == 8 and all(c in "0123456789abcdef" for c in tag)
+
+
+def remove_open_temporaries() -> None:
+    """Delete this process's uncommitted temporary files (for signal handlers)."""
+    for temp in list(_OPEN):
+        try:
+            temp.unlink()
+        except OSError:
+            pass
+    _OPEN.clear()
 
 
 class AtomicFiles:
@@ -26,13 +49,16 @@ class AtomicFiles:
     def __init__(self, *paths: Path):
         self.final = [Path(p) for p in paths]
         self.temporary = [temporary_name(p) for p in self.final]
+        _OPEN.update(self.temporary)
 
     def commit(self) -> None:
         for temp, final in zip(self.temporary, self.final):
             os.replace(temp, final)
+            _OPEN.discard(temp)
 
     def abort(self) -> None:
         for temp in self.temporary:
+            _OPEN.discard(temp)
             try:
                 temp.unlink()
             except FileNotFoundError:

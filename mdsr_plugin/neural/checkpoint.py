@@ -19,6 +19,7 @@ registry manifest, see :mod:`mdsr_plugin.neural.registry`) and refuses a mismatc
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -109,11 +110,40 @@ def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cp
         In evaluation mode, parameters frozen, on ``device``.
     card : dict
     """
+    card_file = card_path(path)
+    # A process that upsamples many files (a batch worker) loads each checkpoint once:
+    # the cache key includes both files' size and modification time, so an edited or
+    # replaced checkpoint is verified and loaded again.  The model is frozen, so sharing
+    # it between upsamplers is safe.
+    try:
+        weights_stat = card_file.with_name(read_card(card_file)["weights"]).stat()
+        key = (str(card_file.resolve()), _signature(card_file.stat()), _signature(weights_stat),
+               expected_card_sha256, str(device))
+    except (OSError, KeyError, CheckpointError):
+        key = None  # let the full load below report what is wrong
+    if key is not None and key in _LOADED:
+        model, card = _LOADED[key]
+        return model, copy.deepcopy(card)
+    model, card = _load_verified(card_file, expected_card_sha256, device)
+    if key is not None:
+        if len(_LOADED) >= 8:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = (model, copy.deepcopy(card))
+    return model, card
+
+
+_LOADED: dict = {}
+
+
+def _signature(stat) -> tuple[int, int]:
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _load_verified(card_file: Path, expected_card_sha256, device):
     from safetensors.torch import load_file
 
     from .models import build_model
 
-    card_file = card_path(path)
     if expected_card_sha256 is not None and sha256_of(card_file) != expected_card_sha256:
         raise CheckpointError(f"{card_file.name}: sha256 does not match the registry manifest; refusing it")
     card = read_card(card_file)

@@ -1,0 +1,158 @@
+"""``mdsr-batch``: upsample every trajectory of an archive, resumably, on workers or Dask.
+
+Exit codes: 0 every file done (or already done), 1 some file failed, 2 usage
+error, 130 interrupted (finished files are kept and recorded; run again to go on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+
+from ..cli import EXIT_FAILURE, EXIT_OK, add_upsample_options, start_command, usage_error
+
+__all__ = ["main", "build_parser"]
+
+EXIT_INTERRUPTED = 130
+
+
+def _workers(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mdsr-batch",
+        description="Upsample every trajectory under ARCHIVE_DIR into OUT_DIR, mirroring its folders. "
+        "Run it again after an interruption: finished files are skipped, failed ones retried.",
+        epilog="Example: mdsr-batch aimd_runs/ -o aimd_fine/ --factor 20 --workers 2",
+    )
+    parser.add_argument("archive", metavar="ARCHIVE_DIR", help="folder searched recursively for trajectories")
+    parser.add_argument("-o", "--output", metavar="OUT_DIR", required=True, help="folder for outputs and manifest")
+    add_upsample_options(parser)
+    parser.add_argument("--include", action="append", metavar="GLOB",
+                        help="only files matching (name or relative path; repeatable; default: every "
+                             "trajectory extension mdsr_plugin reads)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip matching files")
+    parser.add_argument("--fallback", metavar="METHOD",
+                        help="method for files the neural method has no checkpoint for "
+                             "(e.g. classical or hermite); default: such files fail")
+    parser.add_argument("--workers", type=_workers, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--threads", type=_workers, help="CPU threads per worker (default: cores / workers)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on a Dask distributed cluster (e.g. tcp://host:8786) instead of local workers")
+    parser.add_argument("--force", action="store_true", help="redo files whose output is already complete")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = start_command(parser, argv)
+    if isinstance(args, int):
+        return args
+    usage = functools.partial(usage_error, parser)
+    if args.top is not None and not Path(args.top).is_file():
+        return usage(f"--top {args.top}: no such file")
+    if args.fallback is not None:
+        from ..methods import available_methods
+
+        if args.fallback not in ("classical", *available_methods()) or args.fallback == "neural":
+            return usage(f"--fallback must be classical or a classical method, got {args.fallback!r}")
+    if args.scheduler is not None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            return usage("--scheduler needs Dask: pip install 'mdsr_plugin[dask]'")
+
+    from . import PlanError, process_archive
+    from .archive import BatchSettings
+
+    settings = BatchSettings(
+        factor=args.factor, method="neural" if args.model else args.method, model=args.model,
+        device=args.device, dt=args.dt, topology=None if args.top is None else str(Path(args.top).resolve()),
+        input_format=args.input_format, output_format=args.output_format and args.output_format.lower(),
+        fallback=args.fallback, chunk_size=args.chunk_size,
+    )
+    display = _Display(quiet=args.quiet)
+    try:
+        result = process_archive(
+            args.archive, args.output, settings, include=args.include, exclude=args.exclude,
+            workers=args.workers, threads=args.threads, scheduler=args.scheduler, force=args.force,
+            on_record=display.record, on_plan=display.plan,
+        )
+    except PlanError as err:
+        return usage(str(err))
+    finally:
+        display.close()
+    if not args.quiet or result.failed:
+        _print_summary(result, Path(args.output))
+    if result.interrupted:
+        print("mdsr-batch: interrupted; run the same command again to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE if result.failed else EXIT_OK
+
+
+class _Display:
+    """One progress bar over files (with frames so far), drawn by the scheduling process only."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.frames = 0
+        self.failures = 0
+
+    def plan(self, jobs, n_skipped):
+        if self.quiet:
+            return
+        from tqdm.auto import tqdm
+
+        if n_skipped:
+            print(f"{n_skipped} file(s) already done; {len(jobs)} to process", file=sys.stderr)
+        self.bar = tqdm(total=len(jobs), unit="file", desc="mdsr-batch", disable=None, dynamic_ncols=True)
+
+    def record(self, entry):
+        self.frames += entry.get("frames_out") or 0
+        self.failures += entry["status"] != "done"
+        if self.bar is not None:
+            self.bar.set_postfix(fine_frames=self.frames, failed=self.failures, refresh=False)
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_summary(result, out_dir: Path) -> None:
+    done, failed = result.done, result.failed
+    frames_in = sum(r.get("frames_in") or 0 for r in done)
+    frames_out = sum(r.get("frames_out") or 0 for r in done)
+    seconds = sum(r.get("seconds") or 0 for r in result.records)
+    rows = [
+        ("done", len(done), f"{frames_in} -> {frames_out} frames"),
+        ("already done", len(result.skipped), "skipped"),
+        ("failed", len(failed), "see below" if failed else ""),
+        ("not started", result.planned - len(result.skipped) - len(result.records), ""),
+    ]
+    print(f"{'status':<14}{'files':>7}  detail")
+    for status, count, detail in rows:
+        print(f"{status:<14}{count:>7}  {detail}")
+    print(f"worker time {seconds:.1f} s; manifest: {out_dir / 'mdsr-manifest.jsonl'}")
+    if failed:
+        width = max(len(r["file"]) for r in failed)
+        print("\nfailed files:")
+        for r in failed:
+            print(f"  {r['file']:<{width}}  {r['error']}")
+    fallbacks = [r for r in done if r.get("fallback")]
+    if fallbacks:
+        print(f"\n{len(fallbacks)} file(s) used the fallback method (no fitting checkpoint):")
+        for r in fallbacks:
+            print(f"  {r['file']}  ({r['method']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
