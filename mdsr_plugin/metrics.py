@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["reconstructed_mask", "position_mae", "velocity_mae", "distance_mae", "vdos", "spectral_overlap",
-           "compare"]
+           "overlap_of_spectra", "compare"]
 
 CM1_PER_INV_FS = 33356.40952  # 1/fs → cm⁻¹ (1e15 / c[cm/s])
 
@@ -72,6 +72,12 @@ def spectral_overlap(velocities, reference_velocities, dt, masses=None, smoothin
     """
     w, p = vdos(velocities, dt, masses)
     _, q = vdos(reference_velocities, dt, masses)
+    return overlap_of_spectra(w, p, q, smoothing_cm1)
+
+
+def overlap_of_spectra(w, p, q, smoothing_cm1=10.0) -> float:
+    """Overlap ∑ min(p, q) of two spectra ``p``, ``q`` on the wavenumber grid ``w`` (cm⁻¹),
+    after Gaussian smoothing of ``smoothing_cm1``; see :func:`spectral_overlap`."""
     spacing = w[1] - w[0]
     sigma = max(smoothing_cm1 / spacing, 1e-9)
     half = int(4 * sigma) + 1

@@ -1,0 +1,253 @@
+"""``mdsr-eval``: how good is a reconstruction?  The paper's checks on the user's own data.
+
+:func:`evaluate` takes a fine reference trajectory, keeps every ``factor``-th frame
+as the coarse input, reconstructs it with each method, and compares; or compares an
+existing upsampled file with the reference (``candidate``).  Both files are streamed
+twice in chunks (first for the coarse frames, then in lockstep with the
+reconstructions), so memory does not grow with their length.
+:func:`mdsr_plugin.evaluation.report.write_report` turns the result into JSON,
+plots and one HTML page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..io import open_reader
+from ..methods import MethodError
+from ..trajectory import Trajectory, TrajectoryError, concatenate
+from .coordinates import choose_coordinates, main_torsions
+from .statistics import Binning, Errors, Observables, spectral_overlap_of
+
+__all__ = ["evaluate", "Evaluation", "DEFAULT_METHODS"]
+
+#: Compared by default; "ml" is the neural method (a checkpoint must fit the molecule).
+DEFAULT_METHODS = ("ml", "hermite", "quintic", "spline", "linear")
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured.  Units: Å, fs, Å/fs, cm⁻¹, degrees."""
+
+    reference: str
+    factor: int
+    dt: float  # fine (reference) step, fs
+    n_atoms: int
+    symbols: list
+    n_frames: int  # reference frames compared
+    binning: Binning
+    reference_observables: Observables
+    coarse_spectrum: tuple
+    observables: dict = field(default_factory=dict)  # method -> Observables
+    errors: dict = field(default_factory=dict)  # method -> Errors
+    metrics: dict = field(default_factory=dict)  # method -> summary dict
+    skipped: dict = field(default_factory=dict)  # method -> why it was not evaluated
+    positions_only: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "reference": self.reference, "factor": self.factor, "fine_dt_fs": self.dt,
+            "coarse_dt_fs": self.dt * self.factor, "n_atoms": self.n_atoms, "atoms": self.symbols,
+            "frames_compared": self.n_frames, "positions_only_input": self.positions_only,
+            "units": {"position": "Å", "velocity": "Å/fs", "distance": "Å"},
+            "coordinates": [{"label": c.label, "atoms": list(c.atoms)} for c in self.binning.coordinates],
+            "torsions": [{"label": c.label, "atoms": list(c.atoms)} for c in self.binning.torsions],
+            "methods": self.metrics, "skipped": self.skipped,
+        }
+
+
+def evaluate(
+    reference,
+    factor: int,
+    methods=DEFAULT_METHODS,
+    *,
+    candidate=None,
+    positions_only: bool = False,
+    strict: bool = False,
+    reader_options: dict | None = None,
+    candidate_options: dict | None = None,
+    chunk_size: int = 5000,
+    device: str = "cpu",
+) -> Evaluation:
+    """Reconstruct the coarse version of ``reference`` with each method and compare.
+
+    Parameters
+    ----------
+    reference : path-like
+        A fine trajectory (any readable format); its every ``factor``-th frame is the
+        coarse input.
+    factor : int
+        Fine frames per coarse step.
+    methods : sequence of str
+        Method names ("ml" is the neural method); ignored with ``candidate``.
+    candidate : path-like, optional
+        An existing upsampled trajectory to score instead (its frames must coincide
+        in time with the reference's).
+    positions_only : bool
+        Drop velocities and forces from the coarse input (as from an XYZ archive).
+    strict : bool
+        A method the data cannot support is an error, not a skipped entry.
+    reader_options : dict, optional
+        ``dt``, ``topology``... for the reference reader; ``candidate_options`` likewise.
+
+    Returns
+    -------
+    Evaluation
+    """
+    reader_options = reader_options or {}
+    coarse = _coarse_frames(reference, factor, reader_options, chunk_size)
+    if coarse.n_frames < 2:
+        raise TrajectoryError(f"{Path(reference).name}: fewer than {factor + 1} frames; nothing to reconstruct")
+    n_frames = (coarse.n_frames - 1) * factor + 1
+    coarse_input = coarse.without("velocities", "forces") if positions_only else coarse
+
+    with open_reader(reference, **reader_options) as reader:
+        chunks = reader.chunks(chunk_size)
+        first = next(chunks)
+        dt = first.dt if first.n_frames > 1 else coarse.dt / factor
+        bonds = _bonds(first)
+        binning = Binning(first, choose_coordinates(first.numbers, first.positions[0], bonds),
+                          main_torsions(first.numbers, bonds), segment=min(2048, n_frames))
+        result = Evaluation(
+            reference=str(reference), factor=factor, dt=dt, n_atoms=first.n_atoms,
+            symbols=_symbols(first.numbers), n_frames=n_frames, binning=binning,
+            reference_observables=Observables(binning, dt), coarse_spectrum=_coarse_spectrum(coarse),
+            positions_only=positions_only,
+        )
+        sources = _sources(result, coarse_input, factor, methods, candidate, candidate_options, strict, device,
+                           chunk_size)
+        position = 0
+        for chunk in _chain(first, chunks):
+            chunk = chunk[: max(0, n_frames - position)]
+            if chunk.n_frames == 0:
+                break
+            result.reference_observables.add(chunk.positions, chunk.velocities)
+            for name, source in list(sources.items()):
+                fine = source.take(chunk.n_frames)
+                if fine is None:  # a candidate shorter than the reference: compare what exists
+                    del sources[name]
+                    continue
+                _check_times(fine, chunk, name)
+                chunk_ref = chunk[: fine.n_frames]
+                result.errors[name].add(fine, chunk_ref, position)
+                result.observables[name].add(fine.positions, fine.velocities)
+            position += chunk.n_frames
+    for name, errors in result.errors.items():
+        summary = errors.summary(result.n_atoms)
+        summary["spectral_overlap"] = spectral_overlap_of(result.observables[name], result.reference_observables)
+        result.metrics[name] = summary
+    return result
+
+
+def _coarse_frames(path, factor, options, chunk_size) -> Trajectory:
+    """Every ``factor``-th frame of ``path`` (first streaming pass)."""
+    parts, start = [], 0
+    with open_reader(path, **options) as reader:
+        for chunk in reader.chunks(chunk_size):
+            index = np.nonzero((start + np.arange(chunk.n_frames)) % factor == 0)[0]
+            if len(index):
+                parts.append(chunk[index])
+            start += chunk.n_frames
+    if not parts:
+        raise TrajectoryError(f"{Path(path).name}: no frames")
+    return concatenate(parts)
+
+
+def _bonds(first: Trajectory):
+    from ..neural.geometry import infer_bonds
+
+    return infer_bonds(first.numbers, first.positions[0])
+
+
+def _symbols(numbers):
+    from ..elements import symbols_of
+
+    return symbols_of(numbers)
+
+
+def _coarse_spectrum(coarse: Trajectory):
+    """The coarse data's own spectrum: its velocities, or finite differences without them."""
+    from ..metrics import vdos
+
+    velocities = coarse.velocities
+    if velocities is None:
+        velocities = np.gradient(coarse.positions, coarse.dt, axis=0)
+    return vdos(velocities, coarse.dt, coarse.masses)
+
+
+def _sources(result, coarse, factor, methods, candidate, candidate_options, strict, device, chunk_size):
+    """A frame source per method (or the candidate), with its accumulators registered."""
+    from ..pipeline import upsample_stream
+
+    sources = {}
+    if candidate is not None:
+        reader = open_reader(candidate, **(candidate_options or {}))
+        sources["candidate"] = _FrameSource(reader.chunks(chunk_size), closing=reader)
+    else:
+        for name in methods:
+            method = "neural" if name in ("ml", "neural") else name
+            options = {"device": device} if method == "neural" and device != "cpu" else {}
+            try:
+                stream = upsample_stream([coarse], factor, method, **options)
+                source = _FrameSource(stream)
+                source.prime()  # resolves the method: errors surface here
+            except MethodError as err:
+                if strict:
+                    raise
+                result.skipped[name] = str(err)
+                continue
+            sources[name] = source
+    for name in sources:
+        result.errors[name] = Errors(result.n_atoms, factor)
+        result.observables[name] = Observables(result.binning, result.dt)
+    return sources
+
+
+class _FrameSource:
+    """Fine frames from a chunk iterator, handed out in arbitrary-sized pieces."""
+
+    def __init__(self, chunks, closing=None):
+        self.chunks = iter(chunks)
+        self.buffer: Trajectory | None = None
+        self.closing = closing
+
+    def prime(self):
+        self._pull()
+
+    def _pull(self) -> bool:
+        chunk = next(self.chunks, None)
+        if chunk is None:
+            if self.closing is not None:
+                self.closing.close()
+                self.closing = None
+            return False
+        self.buffer = chunk if self.buffer is None else concatenate([self.buffer, chunk])
+        return True
+
+    def take(self, n: int) -> Trajectory | None:
+        while self.buffer is None or self.buffer.n_frames < n:
+            if not self._pull():
+                break
+        if self.buffer is None or self.buffer.n_frames == 0:
+            return None
+        piece, self.buffer = self.buffer[:n], self.buffer[n:]
+        return piece
+
+
+def _check_times(fine: Trajectory, reference: Trajectory, name: str) -> None:
+    tolerance = 1e-3 * max(reference.dt if reference.n_frames > 1 else 1.0, 1e-9)
+    if not np.allclose(fine.times, reference.times[: fine.n_frames], atol=tolerance):
+        raise TrajectoryError(
+            f"{name}: its frames are not at the reference's times (frame at {fine.times[0]:g} fs "
+            f"vs {reference.times[0]:g} fs); was it upsampled from this reference with this --factor?"
+        )
+    if not np.array_equal(fine.numbers, reference.numbers):
+        raise TrajectoryError(f"{name}: its atoms differ from the reference's")
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest

@@ -1,0 +1,164 @@
+"""mdsr-eval: streamed metrics equal direct numpy, every plot and the HTML report are produced."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from mdsr_plugin.evaluation import evaluate
+from mdsr_plugin.evaluation.cli import main as eval_main
+from mdsr_plugin.evaluation.coordinates import choose_coordinates, dihedrals, main_torsions
+from mdsr_plugin.io import read_trajectory, write_trajectory
+from mdsr_plugin.metrics import distance_mae, spectral_overlap
+from mdsr_plugin.neural.geometry import infer_bonds
+from mdsr_plugin.pipeline import upsample, upsample_file
+
+PNG = b"\x89PNG\r\n\x1a\n"
+FACTOR = 20
+
+
+@pytest.fixture(scope="module")
+def reference_1fs(xtb_fine, tmp_path_factory):
+    """GFN2-xTB ethanol at 1 fs (601 frames): the step the shipped ethanol checkpoint serves."""
+    path = tmp_path_factory.mktemp("eval") / "ethanol_1fs.h5md"
+    write_trajectory(path, xtb_fine[::2])
+    return path
+
+
+@pytest.mark.parametrize("method", ["hermite", "spline", "ml"])
+def test_streamed_metrics_equal_a_direct_numpy_computation(reference_1fs, method):
+    ref = read_trajectory(reference_1fs)
+    evaluation = evaluate(reference_1fs, FACTOR, [method], chunk_size=97)  # chunks cut gaps anywhere
+    m = evaluation.metrics[method]
+
+    fine = upsample(ref[::FACTOR], FACTOR, "neural" if method == "ml" else method)
+    mask = np.arange(ref.n_frames) % FACTOR != 0
+    dx = np.abs(fine.positions - ref.positions)[mask]
+    dv = np.abs(fine.velocities - ref.velocities)[mask]
+    assert m["reconstructed_frames"] == mask.sum() == 600 - 30
+    assert m["position_mae"] == pytest.approx(dx.mean(), rel=1e-12)
+    assert m["position_rmse"] == pytest.approx(np.sqrt((dx**2).mean()), rel=1e-12)
+    assert m["velocity_mae"] == pytest.approx(dv.mean(), rel=1e-12)
+    assert m["velocity_rmse"] == pytest.approx(np.sqrt((dv**2).mean()), rel=1e-12)
+    assert m["distance_mae"] == pytest.approx(distance_mae(fine.positions, ref.positions, mask), rel=1e-12)
+    # Error by position in the gap (τ = 1..19 fs) and per atom.
+    s = np.arange(ref.n_frames) % FACTOR
+    by_gap = [np.abs(fine.positions - ref.positions)[s == k].mean() for k in range(1, FACTOR)]
+    np.testing.assert_allclose(m["position_mae_by_gap_position"], by_gap, rtol=1e-12)
+    np.testing.assert_allclose(m["position_mae_by_atom"], dx.mean(axis=(0, 2)), rtol=1e-12)
+    # Shorter than one spectrum segment: the spectrum is the whole-trajectory periodogram.
+    assert m["spectral_overlap"] == pytest.approx(
+        spectral_overlap(fine.velocities, ref.velocities, ref.dt, ref.masses), rel=1e-9)
+    if method == "ml":
+        u = m["uncertainty"]
+        disagreement = fine.frame_data["disagreement"][mask]
+        per_frame = dx.mean(axis=(1, 2))
+        assert u["pearson"] == pytest.approx(np.corrcoef(disagreement, per_frame)[0, 1], rel=1e-9)
+        assert u["mean_disagreement"] == pytest.approx(disagreement.mean(), rel=1e-12)
+        assert m["position_mae"] < evaluate(reference_1fs, FACTOR, ["hermite"]).metrics["hermite"]["position_mae"] / 5
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources, self.tables = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs)["src"])
+        self.tables += tag == "table"
+
+
+def test_cli_writes_json_every_plot_and_a_self_contained_html(reference_1fs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "hermite" in printed and "ml" in printed and "report.html" in printed
+    expected = {"error_in_gap.png", "error_by_atom.png", "coordinates.png", "distributions.png", "vdos.png",
+                "free_energy.png", "uncertainty.png"}  # ethanol has two torsions; ml has an uncertainty
+    for name in expected:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 5000, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"ml", "hermite", "quintic", "spline", "linear"} and not metrics["skipped"]
+    assert [t["label"].split()[0] for t in metrics["torsions"]] == ["dihedral", "dihedral"]
+    page = _Images()
+    page.feed((out / "report.html").read_text())
+    assert page.tables == 1 and len(page.sources) == len(expected)
+    for src in page.sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
+    assert not list(out.glob(".*partial*"))
+
+
+def test_candidate_mode_scores_an_existing_file_like_the_method_itself(reference_1fs, tmp_path):
+    coarse = tmp_path / "coarse.xyz"
+    write_trajectory(coarse, read_trajectory(reference_1fs)[::FACTOR])
+    candidate = tmp_path / "fine.h5md"
+    upsample_file(coarse, candidate, FACTOR, method="hermite")
+    assert eval_main(["--reference", str(reference_1fs), "--candidate", str(candidate), "--factor", "20",
+                      "-o", str(tmp_path / "report"), "-q"]) == 0
+    scored = json.loads((tmp_path / "report/metrics.json").read_text())["methods"]["candidate"]
+    direct = evaluate(reference_1fs, FACTOR, ["hermite"]).metrics["hermite"]
+    # The XYZ file rounds the coarse input to 1e-8 Å: equal to that precision.
+    assert scored["position_mae"] == pytest.approx(direct["position_mae"], rel=1e-5)
+    assert scored["velocity_mae"] == pytest.approx(direct["velocity_mae"], rel=1e-5)
+
+
+def test_candidate_at_other_times_is_refused(reference_1fs, tmp_path, capsys):
+    shifted = read_trajectory(reference_1fs)[3:]
+    write_trajectory(tmp_path / "shifted.h5md", shifted)
+    code = eval_main(["--reference", str(reference_1fs), "--candidate", str(tmp_path / "shifted.h5md"),
+                      "--factor", "20", "-o", str(tmp_path / "report")])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert "not at the reference's times" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "report" / "report.html").exists()
+
+
+def test_method_choice_positions_only_and_usage_errors(reference_1fs, tmp_path, capsys):
+    out = str(tmp_path / "r")
+    no_forces = tmp_path / "no_forces.h5md"
+    write_trajectory(no_forces, read_trajectory(reference_1fs).without("forces"))
+    # Asking explicitly for a method the data cannot support is an error, not a silent skip.
+    assert eval_main([str(no_forces), "--factor", "20", "-o", out, "--methods", "quintic"]) == 1
+    assert "needs" in capsys.readouterr().err
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", out, "--methods", "magic"]) == 2
+    assert eval_main(["--factor", "20", "-o", out]) == 2
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", out, "--methods", "hermite",
+                      "--positions-only"]) == 1  # Hermite needs velocities
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", out, "--methods", "spline,linear",
+                      "--positions-only", "-q"]) == 0
+    metrics = json.loads((tmp_path / "r/metrics.json").read_text())
+    assert metrics["positions_only_input"] and set(metrics["methods"]) == {"spline", "linear"}
+    # By default a method the data cannot support is skipped, and the report says why.
+    assert eval_main([str(no_forces), "--factor", "20", "-o", out, "-q"]) == 0
+    metrics = json.loads((tmp_path / "r/metrics.json").read_text())
+    assert "quintic" not in metrics["methods"] and "forces" in metrics["skipped"]["quintic"]
+    assert "quintic" in (tmp_path / "r/report.html").read_text()
+
+
+def test_representative_coordinates_of_ethanol_and_benzene(xtb_fine):
+    from ase import Atoms
+
+    x = xtb_fine.positions[0]
+    bonds = infer_bonds(xtb_fine.numbers, x)
+    chosen = choose_coordinates(xtb_fine.numbers, x, bonds)
+    assert [c.kind for c in chosen] == ["distance", "distance", "distance", "angle", "dihedral"]
+    assert 1 in xtb_fine.numbers[list(chosen[0].atoms)]  # a bond with hydrogen
+    assert all(xtb_fine.numbers[list(chosen[1].atoms)] > 1)  # a heavy-atom bond
+    torsions = main_torsions(xtb_fine.numbers, bonds)
+    assert len(torsions) == 2  # about C–C and C–O
+    atoms = Atoms(numbers=xtb_fine.numbers, positions=x)
+    for torsion in torsions:
+        expected = atoms.get_dihedral(*torsion.atoms)  # ASE: [0, 360)
+        assert (dihedrals(x[None], torsion.atoms)[0] - expected + 180) % 360 - 180 == pytest.approx(0, abs=1e-8)
+
+    from mdsr_plugin.reference import build_molecule
+
+    benzene = build_molecule("benzene")
+    assert main_torsions(benzene.numbers, infer_bonds(benzene.numbers, benzene.positions)) == []  # ring only
