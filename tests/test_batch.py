@@ -152,8 +152,10 @@ def _start_batch(archive, out, *extra):
     command = [sys.executable, "-m", "mdsr_plugin.batch.cli", str(archive), "-o", str(out), "--factor", "20",
                "--method", "hermite", "--workers", "2", *extra]
     # A new session, like a terminal's foreground job: SIGINT goes to every process of it.
+    # SIGINT is reset to its default in case the test runner inherited it ignored (a
+    # background job), which the child would inherit too.
     return subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_records(out, n, process, timeout=120):
