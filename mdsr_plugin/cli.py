@@ -18,14 +18,14 @@ __all__ = ["main", "build_parser"]
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def _positive_int(text):
+def positive_int(text):
     value = int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
     return value
 
 
-def _positive_float(text):
+def positive_float(text):
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
@@ -50,19 +50,19 @@ def add_upsample_options(parser: argparse.ArgumentParser) -> None:
     from .methods import available_methods
 
     methods = ", ".join(["auto", "classical", *available_methods()])
-    parser.add_argument("--factor", type=_positive_int, required=True, help="fine frames per coarse step, e.g. 20")
+    parser.add_argument("--factor", type=positive_int, required=True, help="fine frames per coarse step, e.g. 20")
     parser.add_argument(
         "--method", default="auto",
         help=f"one of {methods} (default auto: the best the input supports; "
         "classical: the best classical one)",
     )
     parser.add_argument("--model", help="checkpoint id (see mdsr-models list) or path; implies --method neural")
-    parser.add_argument("--dt", type=_positive_float, help="coarse time step in fs (overrides the file's)")
+    parser.add_argument("--dt", type=positive_float, help="coarse time step in fs (overrides the file's)")
     parser.add_argument("--top", help="topology file for formats without atoms (DCD, TRR, NetCDF...)")
     parser.add_argument("--format", dest="input_format", help="input format name, if the extension is ambiguous")
     parser.add_argument("--output-format", help="output format name, if the extension is ambiguous")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (used by neural methods)")
-    parser.add_argument("--chunk-size", type=_positive_int, default=2000, help="coarse frames per read (memory bound)")
+    parser.add_argument("--chunk-size", type=positive_int, default=2000, help="coarse frames per read (memory bound)")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
@@ -83,10 +83,10 @@ def check_upsample_options(args) -> str | None:
             return f"{option}: unknown format {name!r}; known: {', '.join(sorted(formats()))}"
     if args.output_format is not None and formats()[args.output_format.lower()].open_writer is None:
         return f"--output-format: mdsr_plugin cannot write {args.output_format} files"
-    return _check_device(args.device)
+    return check_device(args.device)
 
 
-def _check_device(device: str) -> str | None:
+def check_device(device: str) -> str | None:
     """An error message if ``device`` cannot be used, else None."""
     if device == "cpu":
         return None
@@ -148,17 +148,12 @@ def main(argv=None) -> int:
     from .pipeline import upsample_file
     from .trajectory import TrajectoryError
 
-    options = {"device": args.device} if args.device != "cpu" else {}
-    method = args.method
-    if args.model is not None:
-        method = "neural"
-        options["model"] = args.model
     try:
         summary = upsample_file(
             args.input, args.output, args.factor,
-            method=method, dt=args.dt, topology=args.top, velocities=args.velocities,
+            method=args.method, dt=args.dt, topology=args.top, velocities=args.velocities,
             input_format=args.input_format, output_format=args.output_format,
-            chunk_size=args.chunk_size, progress=not args.quiet, method_options=options,
+            chunk_size=args.chunk_size, progress=not args.quiet, model=args.model, device=args.device,
         )
     except (FormatError, TrajectoryError, MethodError, CheckpointError, OSError) as err:
         print(f"mdsr-upsample: error: {err}", file=sys.stderr)

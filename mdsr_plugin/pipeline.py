@@ -286,6 +286,8 @@ def upsample_file(
     output_format: str | None = None,
     chunk_size: int = 2000,
     progress: bool = False,
+    model: str | None = None,
+    device: str = "cpu",
     method_options: dict | None = None,
 ) -> dict:
     """Upsample one trajectory file into another, streaming, and publish it atomically.
@@ -306,6 +308,12 @@ def upsample_file(
         Coarse frames read at a time.
     progress : bool
         Show a progress bar over coarse frames (stderr).
+    model : str, optional
+        Checkpoint id or path; implies the neural method.
+    device : str
+        ``"cpu"`` or ``"cuda[:N]"`` for the neural method.
+    method_options : dict, optional
+        Further options for the method's factory.
 
     Returns
     -------
@@ -317,6 +325,11 @@ def upsample_file(
     from .io import open_reader, open_writer
 
     started = time.perf_counter()
+    method_options = dict(method_options or {})
+    if device != "cpu":
+        method_options["device"] = device
+    if model is not None:
+        method, method_options["model"] = "neural", model
     with open_reader(
         input_path, format=input_format, dt=dt, topology=topology, velocities=velocities
     ) as reader:
@@ -326,7 +339,7 @@ def upsample_file(
         first = next(chunks, None)
         if first is None:
             raise TrajectoryError(f"{Path(input_path).name}: no frames")
-        resolved = resolve_method(method, first, factor, **(method_options or {}))
+        resolved = resolve_method(method, first, factor, **method_options)
         stream = _chain(first, chunks)
         if progress:
             stream = _progress(stream, reader.n_frames, Path(input_path).name)

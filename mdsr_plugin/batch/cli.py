@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     from .archive import BatchSettings
 
     settings = BatchSettings(
-        factor=args.factor, method="neural" if args.model else args.method, model=args.model,
+        factor=args.factor, method=args.method, model=args.model,
         device=args.device, dt=args.dt, topology=None if args.top is None else str(Path(args.top).resolve()),
         input_format=args.input_format, output_format=args.output_format and args.output_format.lower(),
         fallback=args.fallback, chunk_size=args.chunk_size,

@@ -49,7 +49,6 @@ def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
     threads : int, optional
         CPU threads for torch in this process.
     """
-    from ..io import open_reader  # noqa: F401  (imports the format registry in a fresh worker)
     from ..methods import MethodError
 
     if threads:
@@ -101,15 +100,11 @@ def _upsample(job: Job, method: str, model: str | None) -> dict:
     from ..pipeline import upsample_file
 
     settings = job.settings
-    options = {"device": settings.device} if settings.device != "cpu" else {}
-    if model is not None:
-        options["model"] = model
-        method = "neural"
     return upsample_file(
         job.input, job.output, settings.factor, method=method, dt=settings.dt,
         topology=job.topology, velocities=job.velocities, input_format=settings.input_format,
-        output_format=settings.output_format, chunk_size=settings.chunk_size,
-        method_options=options,
+        output_format=settings.output_format, chunk_size=settings.chunk_size, model=model,
+        device=settings.device,
     )
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..elements import symbols_of
 from ..io import open_reader
 from ..methods import MethodError
+from ..neural.geometry import infer_bonds
 from ..trajectory import Trajectory, TrajectoryError, concatenate
 from .coordinates import choose_coordinates, main_torsions
 from .statistics import Binning, Errors, Observables, spectral_overlap_of
@@ -108,12 +110,12 @@ def evaluate(
         chunks = reader.chunks(chunk_size)
         first = next(chunks)
         dt = first.dt if first.n_frames > 1 else coarse.dt / factor
-        bonds = _bonds(first)
+        bonds = infer_bonds(first.numbers, first.positions[0])
         binning = Binning(first, choose_coordinates(first.numbers, first.positions[0], bonds),
                           main_torsions(first.numbers, bonds), segment=min(2048, n_frames))
         result = Evaluation(
             reference=str(reference), factor=factor, dt=dt, n_atoms=first.n_atoms,
-            symbols=_symbols(first.numbers), n_frames=n_frames, binning=binning,
+            symbols=symbols_of(first.numbers), n_frames=n_frames, binning=binning,
             reference_observables=Observables(binning, dt), coarse_spectrum=_coarse_spectrum(coarse),
             positions_only=positions_only,
         )
@@ -154,18 +156,6 @@ def _coarse_frames(path, factor, options, chunk_size) -> Trajectory:
     if not parts:
         raise TrajectoryError(f"{Path(path).name}: no frames")
     return concatenate(parts)
-
-
-def _bonds(first: Trajectory):
-    from ..neural.geometry import infer_bonds
-
-    return infer_bonds(first.numbers, first.positions[0])
-
-
-def _symbols(numbers):
-    from ..elements import symbols_of
-
-    return symbols_of(numbers)
 
 
 def _coarse_spectrum(coarse: Trajectory):

@@ -9,10 +9,11 @@ Exit codes: 0 report written, 1 bad input, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import warnings
 
-from ..cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, _check_device, _positive_float, _positive_int
+from ..cli import EXIT_FAILURE, EXIT_OK, check_device, positive_float, positive_int, usage_error
 
 __all__ = ["main", "build_parser"]
 
@@ -28,14 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("positional_reference", nargs="?", metavar="REFERENCE", help="fine reference trajectory")
     parser.add_argument("--reference", help="fine reference trajectory (alternative to the positional argument)")
     parser.add_argument("--candidate", help="an upsampled trajectory to score instead of reconstructing")
-    parser.add_argument("--factor", type=_positive_int, required=True, help="fine frames per coarse step")
+    parser.add_argument("--factor", type=positive_int, required=True, help="fine frames per coarse step")
     parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="folder for the report")
     parser.add_argument("--methods", default="ml,hermite,quintic,spline,linear",
                         help="comma-separated methods to compare (ml = the neural method); "
                              "default: all, skipping those the data cannot support")
     parser.add_argument("--positions-only", action="store_true",
                         help="give the methods positions only (as from an XYZ or DCD archive)")
-    parser.add_argument("--dt", type=_positive_float, help="reference time step in fs (overrides the file's)")
+    parser.add_argument("--dt", type=positive_float, help="reference time step in fs (overrides the file's)")
     parser.add_argument("--top", help="topology file for formats without atoms (DCD, TRR, NetCDF...)")
     parser.add_argument("--format", dest="input_format", help="reference format name")
     parser.add_argument("--candidate-format", help="candidate format name")
@@ -51,11 +52,7 @@ def main(argv=None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="MDAnalysis")
-
-    def usage(message):
-        parser.print_usage(sys.stderr)
-        print(f"mdsr-eval: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+    usage = functools.partial(usage_error, parser)
 
     reference = args.reference or args.positional_reference
     if reference is None or (args.reference and args.positional_reference):
@@ -66,7 +63,7 @@ def main(argv=None) -> int:
     unknown = [m for m in methods if m not in ("ml", *available_methods())]
     if unknown or not methods:
         return usage(f"unknown method(s) {unknown}; choose from ml, {', '.join(available_methods())}")
-    device_error = _check_device(args.device)
+    device_error = check_device(args.device)
     if device_error:
         return usage(device_error)
 

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import AtomicFiles
+from ..metrics import CM1_PER_INV_FS
+
 __all__ = ["write_report", "format_table"]
 
 KT_LABEL = "−ln P (kT)"
@@ -76,30 +79,17 @@ def write_report(evaluation, out_dir, max_scatter: int = 20000) -> dict:
 
 
 def _atomic_text(path: Path, text: str) -> Path:
-    from ..io.atomic import AtomicFiles
-
-    files = AtomicFiles(path)
-    try:
-        files.temporary[0].write_text(text, encoding="utf-8")
-        files.commit()
-    except BaseException:
-        files.abort()
-        raise
+    with AtomicFiles(path) as (temporary,):
+        temporary.write_text(text, encoding="utf-8")
     return path
 
 
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from ..io.atomic import AtomicFiles
-
-    files = AtomicFiles(path)
     try:
-        fig.savefig(files.temporary[0], dpi=110, bbox_inches="tight")
-        files.commit()
-    except BaseException:
-        files.abort()
-        raise
+        with AtomicFiles(path) as (temporary,):
+            fig.savefig(temporary, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
@@ -212,7 +202,7 @@ def _plot_vdos(evaluation, out_dir):
     if p_ref is None:
         return None
     fig, ax = plt.subplots(figsize=(8, 4))
-    nyquist = 0.5 / (evaluation.dt * evaluation.factor) * 33356.40952
+    nyquist = 0.5 / (evaluation.dt * evaluation.factor) * CM1_PER_INV_FS
     ax.axvspan(0, nyquist, color="tab:green", alpha=0.12, label=f"band the coarse data resolves (<{nyquist:.0f} cm⁻¹)")
     ax.plot(w_ref, p_ref, color="black", lw=2.2, alpha=0.35, label="reference")
     colours = _colours(evaluation)

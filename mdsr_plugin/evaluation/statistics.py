@@ -143,7 +143,8 @@ class Errors:
         keep = s != 0
         if not keep.any():
             return
-        dx = np.abs(fine.positions[keep] - reference.positions[keep])  # (F, N, 3)
+        x, x_ref = fine.positions[keep], reference.positions[keep]
+        dx = np.abs(x - x_ref)  # (F, N, 3)
         self.count += len(dx)
         self.abs["position"] += float(dx.sum())
         self.squares["position"] += float((dx**2).sum())
@@ -154,8 +155,8 @@ class Errors:
         else:
             self.has_velocity = False
         i, j = self.pairs
-        dp = np.linalg.norm(fine.positions[keep][:, i] - fine.positions[keep][:, j], axis=-1)
-        dr = np.linalg.norm(reference.positions[keep][:, i] - reference.positions[keep][:, j], axis=-1)
+        dp = np.linalg.norm(x[:, i] - x[:, j], axis=-1)
+        dr = np.linalg.norm(x_ref[:, i] - x_ref[:, j], axis=-1)
         self.abs["distance"] += float(np.abs(dp - dr).sum())
         per_frame = dx.mean(axis=(1, 2))
         np.add.at(self.by_gap_position, s[keep], per_frame)

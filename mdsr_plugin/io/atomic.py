@@ -42,7 +42,8 @@ class AtomicFiles:
     """Temporary names for a group of output files that are published together.
 
     ``commit()`` renames every temporary file onto its final name (each rename is
-    atomic on POSIX); ``abort()`` deletes them.  A writer producing two files (a DCD
+    atomic on POSIX); ``abort()`` deletes them.  As a context manager it gives the
+    temporary paths and commits on success, aborts on any exception.  A writer producing two files (a DCD
     and its velocity DCD) commits both or neither.
     """
 
@@ -55,6 +56,17 @@ class AtomicFiles:
         for temp, final in zip(self.temporary, self.final):
             os.replace(temp, final)
             _OPEN.discard(temp)
+
+    def __enter__(self) -> list[Path]:
+        """The temporary paths to write; committed when the block ends normally, else deleted."""
+        return self.temporary
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
 
     def abort(self) -> None:
         for temp in self.temporary:

@@ -74,22 +74,17 @@ def save_checkpoint(model, card: dict, path) -> Path:
 
     card_file = card_path(path)
     weights_file = card_file.with_suffix(".safetensors")
-    files = AtomicFiles(weights_file, card_file)
-    try:
+    with AtomicFiles(weights_file, card_file) as (weights_temp, card_temp):
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(files.temporary[0]))
+        save_file(tensors, str(weights_temp))
         card = dict(card)
         card.update(
             card_version=CARD_VERSION,
             config=model.config,
             weights=weights_file.name,
-            weights_sha256=sha256_of(files.temporary[0]),
+            weights_sha256=sha256_of(weights_temp),
         )
-        files.temporary[1].write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
-        files.commit()
-    except BaseException:
-        files.abort()
-        raise
+        card_temp.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
     return card_file
 
 
