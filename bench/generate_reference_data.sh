@@ -30,4 +30,12 @@ for m in "${molecules[@]}"; do
       for seed in 1 2; do run "$m" "$T" "$th" "$seed" "$STEPS"; done
     done
   done
+  if [ "$m" = keto-mda ]; then
+    # the paper's temperature study (its table 1): train and test at 100, 300 and 500 K,
+    # held out by seed (99) at each temperature
+    for T in 100 300 500; do run "$m" "$T" nose-hoover 99 "$TEST_STEPS"; done
+    for th in nose-hoover langevin; do
+      for seed in 1 2; do run "$m" 100 "$th" "$seed" "$STEPS"; done
+    done
+  fi
 done

@@ -50,7 +50,8 @@ def resolve_method(method, first: Trajectory, factor: int | None = None, **optio
         else:
             name = method
         if name != "neural":
-            options.pop("model", None)
+            for neural_only in ("model", "precision"):
+                options.pop(neural_only, None)
         method = get_method(name, **options)
     if hasattr(method, "prepare") and factor is not None and not getattr(method, "prepared", False):
         method.prepare(first, factor)
@@ -288,6 +289,7 @@ def upsample_file(
     progress: bool = False,
     model: str | None = None,
     device: str = "cpu",
+    precision: str | None = None,
     method_options: dict | None = None,
 ) -> dict:
     """Upsample one trajectory file into another, streaming, and publish it atomically.
@@ -312,6 +314,8 @@ def upsample_file(
         Checkpoint id or path; implies the neural method.
     device : str
         ``"cpu"`` or ``"cuda[:N]"`` for the neural method.
+    precision : {"float32", "float64"}, optional
+        Arithmetic of the neural method (its default, float32, when None).
     method_options : dict, optional
         Further options for the method's factory.
 
@@ -328,6 +332,8 @@ def upsample_file(
     method_options = dict(method_options or {})
     if device != "cpu":
         method_options["device"] = device
+    if precision is not None:
+        method_options["precision"] = precision
     if model is not None:
         method, method_options["model"] = "neural", model
     with open_reader(

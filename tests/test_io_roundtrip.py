@@ -61,6 +61,23 @@ def test_round_trip_through_our_reader(tmp_path, small_traj, topology, name):
     assert written[0].name == path.name
 
 
+@pytest.mark.parametrize("name", WRITABLE)
+@pytest.mark.parametrize("dropped", [("forces",), ("velocities", "forces")])
+def test_writers_follow_the_quantities_the_trajectory_has(tmp_path, small_traj, topology, name, dropped):
+    # An upsampled trajectory has velocities but no forces; a coarse one may have neither.
+    traj = small_traj.without(*dropped)
+    path = tmp_path / f"out{EXTENSION[name]}"
+    write_trajectory(path, traj)
+    options = {"topology": topology} if name in ("dcd", "trr", "xtc", "netcdf") else {}
+    back = read_trajectory(path, **options)
+    np.testing.assert_allclose(back.positions, traj.positions, atol=POSITION_TOLERANCE.get(name, 1e-8))
+    assert back.forces is None
+    if "velocities" in dropped or name not in CARRY_VELOCITIES:
+        assert back.velocities is None
+    elif name != "dcd":  # DCD velocities live in a separate file, read only when named
+        np.testing.assert_allclose(back.velocities, traj.velocities, atol=1e-7)
+
+
 @pytest.mark.parametrize("name", ["h5md", "trr", "netcdf", "dcd", "xyz", "xtc"])
 def test_mdanalysis_reads_our_output_in_its_units(tmp_path, small_traj, topology, name):
     path = tmp_path / f"out{EXTENSION[name]}"

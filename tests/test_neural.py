@@ -262,9 +262,21 @@ def test_batch_size_does_not_change_results(registry, xtb_fine):
     from mdsr_plugin.neural.upsampler import NeuralUpsampler
 
     coarse = coarse_from(xtb_fine)
-    one = upsample(coarse, 10, NeuralUpsampler(model="ethanol-bilstm", batch_gaps=1))
-    many = upsample(coarse, 10, NeuralUpsampler(model="ethanol-bilstm", batch_gaps=512))
+    one = upsample(coarse, 10, NeuralUpsampler(model="ethanol-bilstm", batch_gaps=1, precision="float64"))
+    many = upsample(coarse, 10, NeuralUpsampler(model="ethanol-bilstm", batch_gaps=512, precision="float64"))
     np.testing.assert_allclose(one.positions, many.positions, rtol=0, atol=1e-10)
+
+
+def test_float32_inference_agrees_with_float64(registry, xtb_fine):
+    coarse = coarse_from(xtb_fine)
+    single = upsample(coarse, 10, "neural", model="ethanol-bilstm")  # float32, the default
+    double = upsample(coarse, 10, "neural", model="ethanol-bilstm", precision="float64")
+    np.testing.assert_allclose(single.positions, double.positions, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(single.velocities, double.velocities, rtol=0, atol=1e-6)
+    # the coarse frames are the input's, to the last digit, in either precision
+    np.testing.assert_array_equal(single.positions[::10], coarse.positions)
+    with pytest.raises(MethodError, match="precision must be float32 or float64"):
+        upsample(coarse, 10, "neural", model="ethanol-bilstm", precision="float16")
 
 
 def test_auto_uses_a_matching_checkpoint_and_positions_only_input(registry, xtb_fine):
@@ -298,6 +310,10 @@ def test_cli_model_option_summary_and_outputs(registry, xtb_fine, tmp_path, caps
     assert "no checkpoint 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "bad.xyz").exists()
     assert main([str(source), "--factor", "10", "-o", str(tmp_path / "fine.xyz"), "--model", "ethanol-bilstm", "-q"]) == 0
+    assert main([str(source), "--factor", "10", "-o", str(tmp_path / "fine64.xyz"), "--model", "ethanol-bilstm",
+                 "--precision", "float64", "-q"]) == 0
+    assert main([str(source), "--factor", "10", "-o", str(tmp_path / "half.xyz"), "--precision", "half"]) == 2
+    assert "invalid choice: 'half'" in capsys.readouterr().err and not (tmp_path / "half.xyz").exists()
     import ase.io
 
     assert "disagreement" in ase.io.read(tmp_path / "fine.xyz", index=5).info
@@ -337,6 +353,9 @@ def test_cuda_matches_cpu(registry, xtb_fine, device):
     coarse = coarse_from(xtb_fine)
     cpu = upsample(coarse, 10, "neural", model="ethanol-bilstm")
     gpu = upsample(coarse, 10, "neural", model="ethanol-bilstm", device=device)
+    np.testing.assert_allclose(gpu.positions, cpu.positions, atol=1e-5)  # float32 on both
+    cpu = upsample(coarse, 10, "neural", model="ethanol-bilstm", precision="float64")
+    gpu = upsample(coarse, 10, "neural", model="ethanol-bilstm", device=device, precision="float64")
     np.testing.assert_allclose(gpu.positions, cpu.positions, atol=1e-8)
 
 

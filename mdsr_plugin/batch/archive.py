@@ -49,6 +49,7 @@ class BatchSettings:
     method: str = "auto"
     model: str | None = None
     device: str = "cpu"
+    precision: str = "float32"
     dt: float | None = None
     topology: str | None = None
     input_format: str | None = None

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
 
     settings = BatchSettings(
         factor=args.factor, method=args.method, model=args.model,
-        device=args.device, dt=args.dt, topology=None if args.top is None else str(Path(args.top).resolve()),
+        device=args.device, precision=args.precision, dt=args.dt, topology=None if args.top is None else str(Path(args.top).resolve()),
         input_format=args.input_format, output_format=args.output_format and args.output_format.lower(),
         fallback=args.fallback, chunk_size=args.chunk_size,
     )

@@ -104,7 +104,7 @@ def _upsample(job: Job, method: str, model: str | None) -> dict:
         job.input, job.output, settings.factor, method=method, dt=settings.dt,
         topology=job.topology, velocities=job.velocities, input_format=settings.input_format,
         output_format=settings.output_format, chunk_size=settings.chunk_size, model=model,
-        device=settings.device,
+        device=settings.device, precision=settings.precision,
     )
 
 

@@ -184,6 +184,12 @@ def _mda_writer(mda_format, **writer_options):
     return open_
 
 
+def _netcdf_writer(path, **options):
+    from .mdanalysis import NetCDFWriter
+
+    return NetCDFWriter(path)
+
+
 def _h5md_reader(path, **options):
     from .h5md import H5MDReader
 
@@ -229,7 +235,7 @@ for _fmt in (
     Format("xtc", (".xtc",), "GROMACS XTC (needs --top)", _mda_reader("XTC"), _mda_writer("XTC"),
            needs_topology=True),
     Format("netcdf", (".nc", ".ncdf", ".netcdf"), "AMBER NetCDF (needs --top)", _mda_reader("NCDF"),
-           _mda_writer("NCDF", velocities=True, forces=True), "yes (Å/ps)", needs_topology=True),
+           _netcdf_writer, "yes (Å/ps)", needs_topology=True),
     Format("lammpsdump", (".lammpstrj", ".dump", ".lammpsdump", ".lammpstrj.bz2"),
            "LAMMPS dump (needs --dt)", _mda_reader("LAMMPSDUMP", has_time=False, needs_topology=False),
            None, "vx vy vz columns"),

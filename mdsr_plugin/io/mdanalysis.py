@@ -303,6 +303,21 @@ class MDAnalysisWriter(TrajectoryWriter):
         self._writer.close()
 
 
+class NetCDFWriter(MDAnalysisWriter):
+    """AMBER NetCDF (Å/ps velocities, kcal/(mol·Å) forces after MDAnalysis' conversion).
+
+    MDAnalysis' NetCDF writer must be told up front which per-frame variables the
+    file has; a declared variable left unset fails on the first frame, so they follow
+    the first chunk.
+    """
+
+    def __init__(self, path):
+        super().__init__(path, mda_format="NCDF")
+
+    def _writer_kwargs(self, first):
+        return {"velocities": first.has_velocities, "forces": first.has_forces}
+
+
 class DCDWriter(MDAnalysisWriter):
     """DCD positions, with the time step in the header (AKMA units), and velocities in a
     NAMD-convention velocity DCD beside it (``fine.dcd`` → ``fine.vel.dcd``, Å/AKMA)."""

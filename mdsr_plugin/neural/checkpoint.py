@@ -88,7 +88,7 @@ def save_checkpoint(model, card: dict, path) -> Path:
     return card_file
 
 
-def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cpu"):
+def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cpu", dtype="float64"):
     """Build the model of a checkpoint and load its verified weights.
 
     Parameters
@@ -98,11 +98,13 @@ def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cp
     expected_card_sha256 : str, optional
         The registry manifest's hash of the card.
     device : str or torch.device
+    dtype : {"float64", "float32"}
+        Floating-point type of the weights and of the arithmetic.
 
     Returns
     -------
     model : LearnedIntegrator
-        In evaluation mode, parameters frozen, on ``device``.
+        In evaluation mode, parameters frozen, on ``device``, in ``dtype``.
     card : dict
     """
     card_file = card_path(path)
@@ -113,13 +115,13 @@ def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cp
     try:
         weights_stat = card_file.with_name(read_card(card_file)["weights"]).stat()
         key = (str(card_file.resolve()), _signature(card_file.stat()), _signature(weights_stat),
-               expected_card_sha256, str(device))
+               expected_card_sha256, str(device), str(dtype))
     except (OSError, KeyError, CheckpointError):
         key = None  # let the full load below report what is wrong
     if key is not None and key in _LOADED:
         model, card = _LOADED[key]
         return model, copy.deepcopy(card)
-    model, card = _load_verified(card_file, expected_card_sha256, device)
+    model, card = _load_verified(card_file, expected_card_sha256, device, dtype)
     if key is not None:
         if len(_LOADED) >= 8:
             _LOADED.pop(next(iter(_LOADED)))
@@ -134,7 +136,7 @@ def _signature(stat) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _load_verified(card_file: Path, expected_card_sha256, device):
+def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64"):
     from safetensors.torch import load_file
 
     from .models import build_model
@@ -166,7 +168,9 @@ def _load_verified(card_file: Path, expected_card_sha256, device):
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    return model.to(device), card
+    import torch
+
+    return model.to(device=device, dtype=getattr(torch, dtype)), card
 
 
 def default_user_dirs() -> list[Path]:

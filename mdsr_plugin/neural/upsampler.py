@@ -56,16 +56,26 @@ class NeuralUpsampler:
         ``"cpu"`` or ``"cuda[:N]"``.
     batch_gaps : int
         Gaps integrated together (memory vs speed).
+    precision : {"float32", "float64"}
+        Arithmetic of the integrator over the windows.  float32 is about twice as
+        fast on a CPU and its positions differ from float64's by ~1e-6 Å, far below
+        the models' error (docs/benchmarks.md); the coarse frames are reproduced
+        exactly either way.  The velocity fit of positions-only input always runs
+        in float64 (it works in the input's absolute coordinates).
     """
 
     name = "neural"
     description = "bi-directional learned integrator from a pretrained checkpoint (models/)"
     requires: tuple[str, ...] = ()
 
-    def __init__(self, model: str | None = None, device: str = "cpu", batch_gaps: int = 1024):
+    def __init__(self, model: str | None = None, device: str = "cpu", batch_gaps: int = 1024,
+                 precision: str = "float32"):
+        if precision not in ("float32", "float64"):
+            raise MethodError(f"precision must be float32 or float64, got {precision!r}")
         self.model_spec = model
         self.device = device
         self.batch_gaps = batch_gaps
+        self.precision = precision
         self.block_gaps = 4096
         self.context = 0
         self.model = None
@@ -107,15 +117,25 @@ class NeuralUpsampler:
                     f"available: {available}; use --method hermite or spline, or train one with mdsr-train"
                 )
             entry, order = matches[0]
+        self.entry = entry
         self.model, self.card = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256,
-                                                device=self.device)
+                                                device=self.device, dtype=self.precision)
         self.masses = np.asarray(self.card["config"]["masses"])
         symmetries = automorphisms(self.card["config"]["numbers"], self.card["bonds"])
-        self.order = best_order(order, symmetries, first.positions[0], self.model.reference.cpu().numpy(),
+        self.order = best_order(order, symmetries, first.positions[0], self.model.reference.cpu().double().numpy(),
                                 self.masses)
         self.inverse = np.argsort(self.order)
         self.context = self.model.context - 1
         log.info("neural method: checkpoint %s on %s", entry.id, self.device)
+
+    def _float64_model(self):
+        if self.precision == "float64":
+            return self.model
+        from .checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(self.entry.card_path, expected_card_sha256=self.entry.card_sha256,
+                                   device=self.device, dtype="float64")
+        return model
 
     # ------------------------------------------------------------------ windows
     def _canonical(self, x):
@@ -124,7 +144,7 @@ class NeuralUpsampler:
 
         weights = self.masses / self.masses.sum()
         centres = np.einsum("gni,n->gi", x, weights)
-        reference = self.model.reference.cpu().numpy()
+        reference = self.model.reference.cpu().double().numpy()
         rotations = kabsch_rotations(x - centres[:, None], reference, weights)
         return centres, rotations
 
@@ -147,7 +167,7 @@ class NeuralUpsampler:
         if coarse.velocities is not None:
             v = coarse.velocities[:, self.order]
         else:
-            v = estimate_velocities(self.model, x, coarse.dt, factor, device=self.device)
+            v = estimate_velocities(self._float64_model(), x, coarse.dt, factor, device=self.device)
         before, after = self._histories(len(x))
         centres, rotations = self._canonical(x[before[:, -1]])
 
@@ -161,10 +181,11 @@ class NeuralUpsampler:
         out_v = np.empty_like(out_x)
         out_d = np.empty((n_gaps, factor + 1))
         device = torch.device(self.device)
+        dtype = getattr(torch, self.precision)
         with torch.no_grad():
             for lo in range(0, n_gaps, self.batch_gaps):
                 hi = min(lo + self.batch_gaps, n_gaps)
-                tensors = [torch.as_tensor(a[lo:hi], device=device) for a in (*start, *end)]
+                tensors = [torch.as_tensor(a[lo:hi], device=device, dtype=dtype) for a in (*start, *end)]
                 fx, fv, dis = self.model.interpolate(tensors[:2], tensors[2:], factor, dt_fine)
                 out_x[lo:hi], out_v[lo:hi], out_d[lo:hi] = fx.cpu().numpy(), fv.cpu().numpy(), dis.cpu().numpy()
         # back to the input's frame and atom order
