@@ -5,6 +5,7 @@ ASE reads XYZ, ``.traj`` and NetCDF positions; MDAnalysis reads XYZ positions, D
 """
 
 import warnings
+from dataclasses import replace
 
 import ase.io
 import MDAnalysis as mda
@@ -106,6 +107,53 @@ def test_dcd_velocity_file_follows_the_namd_convention(tmp_path, small_traj, top
     np.testing.assert_allclose(stored * 20.45482706, small_traj.velocities * 1000.0, rtol=1e-5, atol=1e-5)
 
 
+def _mdanalysis_dcd(path, traj, vectors):
+    """``vectors`` (F, N, 3) written frame by frame by MDAnalysis' own DCD writer, the way
+    mdsr_plugin's DCD output is defined: box from the cell, vectors in MDAnalysis' cell frame."""
+    from mdsr_plugin.io.mdanalysis import _rotation_to_mda_frame, cell_to_dimensions
+
+    universe = mda.Universe.empty(traj.n_atoms, trajectory=True)
+    ts = universe.trajectory.ts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mda.Writer(str(path), n_atoms=traj.n_atoms, format="DCD", dt=traj.dt / 1000.0,
+                        istart=int(round(traj.times[0] / traj.dt)), nsavc=1) as writer:
+            for i in range(traj.n_frames):
+                rotation = None if traj.cell is None else _rotation_to_mda_frame(traj.cell[i])
+                ts.positions = vectors[i] if rotation is None else vectors[i] @ rotation
+                ts.dimensions = None if traj.cell is None else cell_to_dimensions(traj.cell[i])
+                writer.write(universe.atoms)
+
+
+@pytest.mark.parametrize("cell", ["none", "triclinic", "rotated"])
+def test_dcd_bytes_equal_mdanalysis_own_writer(tmp_path, small_traj, cell):
+    from scipy.spatial.transform import Rotation
+
+    traj = small_traj
+    if cell == "none":
+        traj = replace(small_traj.without("forces"), cell=None, pbc=False)
+    elif cell == "rotated":  # a cell not in MDAnalysis' orientation: vectors are rotated into it
+        rotation = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()
+        traj = replace(small_traj, positions=small_traj.positions @ rotation.T,
+                       cell=small_traj.cell @ rotation.T, velocities=small_traj.velocities @ rotation.T)
+    path = tmp_path / "ours.dcd"
+    with open_writer(path) as writer:  # in two chunks, as the streaming pipeline writes
+        writer.write(traj[:4])
+        writer.write(traj[4:])
+    _mdanalysis_dcd(tmp_path / "theirs.dcd", traj, traj.positions)
+    _mdanalysis_dcd(tmp_path / "theirs.vel.dcd", traj, traj.velocities / 20.45482706 * 1000.0)
+    assert path.read_bytes() == (tmp_path / "theirs.dcd").read_bytes()
+    ours_v, theirs_v = DCDWriter.velocity_path(path).read_bytes(), (tmp_path / "theirs.vel.dcd").read_bytes()
+    assert len(ours_v) == len(theirs_v)
+    header = len(ours_v) - traj.n_frames * (80 + 12 * traj.n_atoms)  # box + 3 coordinate records per frame
+    assert ours_v[:header] == theirs_v[:header]
+    # the velocities were divided by the AKMA factor in another order of operations:
+    # the numbers may differ in the last float32 digit
+    ours_frames = np.frombuffer(ours_v[header:], np.float32)
+    theirs_frames = np.frombuffer(theirs_v[header:], np.float32)
+    np.testing.assert_allclose(ours_frames, theirs_frames, rtol=1e-6)
+
+
 def test_h5md_layout_and_units(tmp_path, small_traj):
     import h5py
 
@@ -123,8 +171,6 @@ def test_h5md_layout_and_units(tmp_path, small_traj):
 
 
 def test_h5md_keeps_per_frame_observables(tmp_path, small_traj):
-    from dataclasses import replace
-
     energies = np.linspace(-10.0, -9.0, small_traj.n_frames)
     path = tmp_path / "out.h5md"
     write_trajectory(path, replace(small_traj, frame_data={"potential_energy": energies}))
@@ -159,8 +205,6 @@ def test_rotated_cell_is_written_in_mdanalysis_orientation(tmp_path, small_traj,
     """MDAnalysis keeps only box lengths and angles: rotated cells go through fractional coordinates."""
     theta = 0.3
     rotation = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
-    from dataclasses import replace
-
     rotated = replace(small_traj, positions=small_traj.positions @ rotation.T,
                       cell=small_traj.cell @ rotation.T, velocities=small_traj.velocities @ rotation.T)
     path = tmp_path / "out.trr"

@@ -318,12 +318,20 @@ class NetCDFWriter(MDAnalysisWriter):
         return {"velocities": first.has_velocities, "forces": first.has_forces}
 
 
-class DCDWriter(MDAnalysisWriter):
+class DCDWriter(TrajectoryWriter):
     """DCD positions, with the time step in the header (AKMA units), and velocities in a
-    NAMD-convention velocity DCD beside it (``fine.dcd`` → ``fine.vel.dcd``, Å/AKMA)."""
+    NAMD-convention velocity DCD beside it (``fine.dcd`` → ``fine.vel.dcd``, Å/AKMA).
+
+    MDAnalysis writes each file's header (its layout, flags and time step); the frames
+    are then appended a whole chunk at a time as one array of Fortran records, and
+    the frame count in the header is set on closing.  MDAnalysis' own writer goes
+    through Python once per frame and file, which made DCD the slowest output by
+    far.  The bytes are the same as MDAnalysis' writer produces
+    (``tests/test_io_roundtrip.py``).
+    """
 
     def __init__(self, path):
-        super().__init__(path, mda_format="DCD")
+        super().__init__(path)
 
     @staticmethod
     def velocity_path(path) -> Path:
@@ -333,42 +341,71 @@ class DCDWriter(MDAnalysisWriter):
     def _paths(self):
         return [self.path, self.velocity_path(self.path)]
 
-    def _writer_kwargs(self, first):
+    def _open(self, first):
+        import MDAnalysis as mda
+
         if first.n_frames < 2:
             raise FormatError("DCD output needs at least two frames to record the time step")
         dt = first.dt
         # istart (in steps of dt) carries the start time; DCD cannot store other offsets.
-        return {"dt": dt / units.FS_PER_PS, "istart": int(round(first.times[0] / dt)), "nsavc": 1}
+        header = {"dt": dt / units.FS_PER_PS, "istart": int(round(first.times[0] / dt)), "nsavc": 1}
+        self._handles = []
+        for temporary in self.temporary_paths[: 1 + first.has_velocities]:
+            mda.Writer(str(temporary), n_atoms=first.n_atoms, format="DCD", **header).close()
+            handle = open(temporary, "r+b")
+            handle.seek(0, 2)
+            self._handles.append(handle)
+        n = first.n_atoms
+        coordinate = [(f"{axis}{part}", "=f4", (n,)) if part == "" else (f"{axis}{part}", "=i4")
+                      for axis in "xyz" for part in ("_head", "", "_tail")]
+        self._record = np.dtype([("box_head", "=i4"), ("box", "=f8", (6,)), ("box_tail", "=i4"), *coordinate])
+        self._markers = {"box_head": 48, "box_tail": 48, **{f"{a}_{p}": 4 * n for a in "xyz" for p in ("head", "tail")}}
 
-    def _open(self, first):
-        import MDAnalysis as mda
-
-        super()._open(first)
-        self._velocity_writer = None
-        if first.has_velocities:
-            self._velocity_universe = _empty_universe(first.without("velocities", "forces"))
-            self._velocity_writer = mda.Writer(
-                str(self.temporary_paths[1]), n_atoms=first.n_atoms, format="DCD",
-                **self._writer_kwargs(first),
-            )
-
-    def _write_frames(self, traj):
-        ts = self._universe.trajectory.ts
-        vts = self._velocity_universe.trajectory.ts if self._velocity_writer else None
-        for i in range(traj.n_frames):
-            rotation = None if traj.cell is None else _rotation_to_mda_frame(traj.cell[i])
-            self._fill(ts, traj, i, _in_mda_frame(traj.positions[i], rotation))
-            self._writer.write(self._universe.atoms)
-            if vts is not None:
-                velocities = _in_mda_frame(traj.velocities[i], rotation)
-                self._fill(vts, traj, i, velocities / units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS)
-                self._velocity_writer.write(self._velocity_universe.atoms)
+    def _write(self, traj):
+        records = np.empty(traj.n_frames, self._record)
+        for name, value in self._markers.items():
+            records[name] = value
+        records["box"] = _dcd_unit_cells(traj.cell, traj.n_frames)
+        rotations = _rotations_to_mda_frame(traj.cell)
+        vectors = [traj.positions]
+        if len(self._handles) > 1:
+            vectors.append(traj.velocities / units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS)
+        for handle, values in zip(self._handles, vectors):
+            if rotations is not None:
+                values = np.einsum("fni,fij->fnj", values, rotations)
+            for k, axis in enumerate("xyz"):
+                records[axis] = values[:, :, k]
+            handle.write(records.tobytes())
 
     def _close(self):
-        self._writer.close()
-        if self._velocity_writer is not None:
-            self._velocity_writer.close()
-        else:
+        for handle in self._handles:
+            handle.seek(8)  # NSET, the number of frames, in the first header record
+            handle.write(np.int32(self.frames_written).tobytes())
+            handle.close()
+        if len(self._handles) == 1:
             # No velocities: publish only the coordinate file.
             self._files.final.pop()
             self._files.temporary.pop()
+
+
+def _dcd_unit_cells(cell, n_frames) -> np.ndarray:
+    """DCD unit-cell records (F, 6) as MDAnalysis' DCD writer makes them: the box in
+    float32, ordered [A, cos γ, B, cos β, cos α, C] (the NAMD/VMD convention), zeros
+    (angle cosines 1) without a cell."""
+    if cell is None:
+        dimensions = np.zeros((n_frames, 6), dtype=np.float32)
+    else:
+        dimensions = cell_to_dimensions(cell).reshape(n_frames, 6).astype(np.float32)
+    box = dimensions[:, [0, 5, 1, 4, 3, 2]]
+    box[:, [1, 3, 4]] = np.sin(np.deg2rad(90.0 - box[:, [1, 3, 4]]))
+    return box
+
+
+def _rotations_to_mda_frame(cell) -> np.ndarray | None:
+    """Per-frame :func:`_rotation_to_mda_frame`, shape (F, 3, 3), or None if no frame needs one."""
+    if cell is None:
+        return None
+    rotations = [_rotation_to_mda_frame(c) for c in cell]
+    if all(r is None for r in rotations):
+        return None
+    return np.array([np.eye(3) if r is None else r for r in rotations])
