@@ -184,6 +184,8 @@ class H5MDWriter(TrajectoryWriter):
         coarse frames bit-exact; float32 halves the size).
     parameters : dict, optional
         Provenance (method, model id, factor...) stored as JSON in ``parameters/``.
+    compression : {"gzip", "lzf", None}
+        HDF5 filter of the per-frame data (gzip is readable by every HDF5 tool).
     """
 
     def __init__(self, path, *, dtype=np.float64, parameters=None, compression="gzip"):
@@ -240,7 +242,7 @@ class H5MDWriter(TrajectoryWriter):
             maxshape=(None, *shape),
             dtype=self.dtype if is_vector else np.float64,
             chunks=(max(1, min(1024, 2**20 // max(1, 8 * int(np.prod(shape))))), *shape),
-            compression=self.compression,
+            **self._filters(),
         )
         if unit:
             value.attrs["unit"] = unit
@@ -248,6 +250,14 @@ class H5MDWriter(TrajectoryWriter):
         time = group.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(4096,))
         time.attrs["unit"] = "fs"
         return value, step, time
+
+    def _filters(self) -> dict:
+        if self.compression != "gzip":
+            return {"compression": self.compression}
+        # Byte-shuffled gzip at level 1: on trajectory floats it is both smaller (~20 %
+        # below the raw size) and faster than gzip's default level 4 without shuffling
+        # (~5 %); see docs/benchmarks.md.
+        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
     def _write(self, traj: Trajectory) -> None:
         steps = traj.steps if traj.steps is not None else self.frames_written + np.arange(traj.n_frames)
