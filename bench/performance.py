@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -206,13 +205,14 @@ def xtb_seconds_per_fine_frame(coarse, gaps):
 
 
 def peak_rss_mb(args):
-    """Run ``args`` in a child process; its wall time (s) and peak resident memory (MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    _, seconds = timed(lambda: subprocess.run(args, check=True))
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:
-        raise RuntimeError("peak RSS not above an earlier child's; run sizes in increasing order")
-    return seconds, peak / 1024
+    """Run ``args`` in a child process; its wall time (s) and its own peak resident memory (MB)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(args)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, args)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def measure_molecule(molecule, args, folder, results):
@@ -361,16 +361,17 @@ def main(argv=None):
                "command": "python bench/performance.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "gemm_float32_flops": gemm_peak(args.device, torch.float32),
                "gemm_float64_flops": gemm_peak(args.device, torch.float64), "rows": [], "sizes": [], "memory": []}
-    with tempfile.TemporaryDirectory() as folder:
-        for molecule in args.molecules:
-            measure_molecule(molecule, args, folder, results)
-        if not args.skip_sizes:
-            measure_sizes(args, folder, results)
-        if not args.skip_memory:
-            measure_memory(args, folder, results)
     out = ROOT / f"bench/results/performance_{args.device.split(':')[0]}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    steps = [lambda folder, m=m: measure_molecule(m, args, folder, results) for m in args.molecules]
+    if not args.skip_sizes:
+        steps.append(lambda folder: measure_sizes(args, folder, results))
+    if not args.skip_memory:
+        steps.append(lambda folder: measure_memory(args, folder, results))
+    with tempfile.TemporaryDirectory() as folder:
+        for step in steps:
+            step(folder)
+            out.write_text(json.dumps(results, indent=1))  # what is measured so far survives a failure
     report(results)
 
 

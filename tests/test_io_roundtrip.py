@@ -154,6 +154,24 @@ def test_dcd_bytes_equal_mdanalysis_own_writer(tmp_path, small_traj, cell):
     np.testing.assert_allclose(ours_frames, theirs_frames, rtol=1e-6)
 
 
+@pytest.mark.parametrize("case", ["periodic-forces", "gas-phase-disagreement", "positions-only"])
+def test_extxyz_text_equals_ase_own_writer(tmp_path, small_traj, case):
+    from mdsr_plugin.io.ase_backend import trajectory_to_atoms
+
+    traj = small_traj
+    if case == "gas-phase-disagreement":
+        traj = replace(small_traj.without("forces"), cell=None, pbc=False,
+                       frame_data={"disagreement": np.linspace(1e-5, 3e-4, small_traj.n_frames)})
+    elif case == "positions-only":
+        traj = replace(small_traj.without("velocities", "forces"), steps=None)
+    path = tmp_path / "ours.xyz"
+    with open_writer(path) as writer:  # in two chunks, as the streaming pipeline writes
+        writer.write(traj[:4])
+        writer.write(traj[4:])
+    ase.io.write(tmp_path / "theirs.xyz", trajectory_to_atoms(traj), format="extxyz")
+    assert path.read_text() == (tmp_path / "theirs.xyz").read_text()
+
+
 def test_h5md_layout_and_units(tmp_path, small_traj):
     import h5py
 
