@@ -25,6 +25,7 @@ no reference data are needed; tblite and rdkit are (``pip install -e .[reference
     python bench/performance.py                         # everything, ~20 min on 2 cores
     python bench/performance.py --memory-frames 10000   # quicker memory check
     python bench/performance.py --device cuda --skip-memory
+    python bench/performance.py --molecules --skip-sizes       # only the memory runs
 
 Writes bench/results/performance_<device>.json and prints Markdown tables.
 """
@@ -204,15 +205,25 @@ def xtb_seconds_per_fine_frame(coarse, gaps):
     return seconds / (gaps * FACTOR)
 
 
-def peak_rss_mb(args):
-    """Run ``args`` in a child process; its wall time (s) and its own peak resident memory (MB)."""
-    started = time.perf_counter()
-    child = subprocess.Popen(args)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise subprocess.CalledProcessError(child.returncode, args)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+# The child reports its own high-water mark: VmHWM belongs to the memory image started
+# by exec, unlike ru_maxrss, which for a child forked from this (large) process also
+# counts the parent's pages it shared before exec.
+_REPORT_PEAK = """
+import sys
+from mdsr_plugin.cli import main
+code = main(sys.argv[2:])
+with open("/proc/self/status") as status, open(sys.argv[1], "w") as out:
+    out.write(next(line.split()[1] for line in status if line.startswith("VmHWM")))
+sys.exit(code)
+"""
+
+
+def peak_rss_mb(cli_args, folder):
+    """Run ``mdsr-upsample cli_args`` in a child process; its wall time (s) and peak resident memory (MB)."""
+    report = Path(folder) / "peak_kb"
+    _, seconds = timed(lambda: subprocess.run([sys.executable, "-c", _REPORT_PEAK, str(report), *cli_args],
+                                              check=True))
+    return seconds, int(report.read_text()) / 1024
 
 
 def measure_molecule(molecule, args, folder, results):
@@ -293,8 +304,8 @@ def measure_memory(args, folder, results):
     for n in sorted(args.memory_frames):
         source, target = Path(folder) / f"long{n}.h5md", Path(folder) / f"long{n}.dcd"
         write_coarse(source, numbers, masses, geometry, n)
-        seconds, rss = peak_rss_mb([sys.executable, "-m", "mdsr_plugin.cli", str(source), "--factor", str(FACTOR),
-                                    "--model", model_spec, "-o", str(target), "-q", "--device", args.device])
+        seconds, rss = peak_rss_mb([str(source), "--factor", str(FACTOR), "--model", model_spec, "-o", str(target),
+                                    "-q", "--device", args.device], folder)
         written = sum(p.stat().st_size for p in Path(folder).glob(f"long{n}*.dcd"))
         results["memory"].append({"atoms": len(numbers), "coarse_frames": n, "fine_frames": (n - 1) * FACTOR + 1,
                                   "seconds": seconds, "fine_fps": (n - 1) * FACTOR / seconds,
@@ -345,7 +356,7 @@ def report(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--molecules", nargs="+", default=["ethanol", "aspirin"])
+    parser.add_argument("--molecules", nargs="*", default=["ethanol", "aspirin"])
     parser.add_argument("--gaps", type=int, default=5000, help="coarse gaps per throughput run")
     parser.add_argument("--windows", type=int, default=None,
                         help="gaps per network call (default 1024 on CPU, 65536 on CUDA)")
@@ -363,6 +374,16 @@ def main(argv=None):
                "gemm_float64_flops": gemm_peak(args.device, torch.float64), "rows": [], "sizes": [], "memory": []}
     out = ROOT / f"bench/results/performance_{args.device.split(':')[0]}.json"
     out.parent.mkdir(exist_ok=True)
+    if out.exists():  # a partial run (--molecules none, --skip-...) updates only what it measures
+        earlier = json.loads(out.read_text())
+        for section, skipped in (("rows", not args.molecules), ("sizes", args.skip_sizes),
+                                 ("memory", args.skip_memory)):
+            if skipped:
+                results[section] = earlier.get(section, [])
+                results.setdefault("commands", {})[section] = earlier.get("command")
+        if not args.molecules:  # the throughput rows' fraction of peak refers to their own run's peak
+            for key in ("gemm_float32_flops", "gemm_float64_flops"):
+                results[key] = earlier[key]
     steps = [lambda folder, m=m: measure_molecule(m, args, folder, results) for m in args.molecules]
     if not args.skip_sizes:
         steps.append(lambda folder: measure_sizes(args, folder, results))
