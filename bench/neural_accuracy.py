@@ -1,71 +1,114 @@
-"""Held-out accuracy of the neural upsampler against the classical methods.
+"""Held-out accuracy of a checkpoint against the classical methods, per factor.
 
-For each checkpoint and each held-out reference (400 K, seed 99: a temperature and a
-seed not used in training), the 1 fs truth is subsampled every ``factor`` frames and
-reconstructed, with velocities and with positions only, by the neural checkpoint and
-by linear, cubic spline, cubic Hermite and quintic Hermite interpolation.
+For each held-out reference of the molecule (400 K and seed 99, a temperature and a
+seed not used in training; Nosé–Hoover, Langevin 10 ps⁻¹ and Langevin 2 ps⁻¹), the
+1 fs truth is subsampled every ``factor`` frames and reconstructed, with velocities
+and with positions only, by the checkpoint and by linear, cubic spline, cubic
+Hermite and quintic Hermite interpolation.  Factors the card does not list yet are
+evaluated through a temporary copy of the card that lists them (one learned
+integrator at a 1 fs step serves any number of steps per gap).
 
     python bench/neural_accuracy.py --model ethanol-bilstm-f20-1fs --molecule ethanol
-    python bench/neural_accuracy.py --model PATH.json --molecule benzene --gaps 400
+    python bench/neural_accuracy.py --model ethanol-bilstm-f20-1fs --molecule ethanol \\
+        --factors 5 10 20 --publish      # record the results and factors in the model card
 
-Writes bench/results/neural_accuracy_<model>.json and prints a Markdown table.
+``--publish`` rewrites the card in ``models/`` (``validation.held_out``, ``factors``)
+and the registry manifest; the weights are untouched.  Writes
+bench/results/neural_accuracy_<model>.json and prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 from mdsr_plugin.io import read_trajectory
-from mdsr_plugin.metrics import compare
-from mdsr_plugin.pipeline import upsample
+from mdsr_plugin.neural.checkpoint import read_card
+from mdsr_plugin.neural.registry import get_model_entry, write_manifest
+from mdsr_plugin.neural.train import score_methods
 
 ROOT = Path(__file__).resolve().parents[1]
-CLASSICAL = ("linear", "spline", "hermite", "quintic")
+METHODS = ("neural", "linear", "spline", "hermite", "quintic")
+
+
+def card_serving(card_file: Path, factors, folder) -> Path:
+    """A copy of the checkpoint whose card also lists ``factors``."""
+    card = read_card(card_file)
+    card["factors"] = sorted(set(card["factors"]) | set(factors))
+    copy = Path(folder) / card_file.name
+    copy.write_text(json.dumps(card))
+    shutil.copy(card_file.with_name(card["weights"]), Path(folder) / card["weights"])
+    return copy
+
+
+def evaluate(card_file, molecule, factors, gaps, positions_gaps):
+    rows = []
+    for path in sorted((ROOT / "bench/data").glob(f"{molecule}_400K_*_s99.h5md")):
+        truth_all = read_trajectory(path)[::2]  # 0.5 fs steps → the 1 fs grid
+        for factor in factors:
+            for positions_only, n_gaps in ((False, gaps), (True, positions_gaps)):
+                n = min(n_gaps * factor + 1, (truth_all.n_frames - 1) // factor * factor + 1)
+                started = time.perf_counter()
+                scores = score_methods(truth_all[:n], factor, card_file, positions_only=positions_only)
+                for method, metrics in scores.items():
+                    rows.append({"file": path.stem, "mode": "positions" if positions_only else "velocities",
+                                 "factor": factor, "method": method, "gaps": (n - 1) // factor, **metrics})
+                print(f"{path.stem} factor {factor} {'positions' if positions_only else 'velocities'}: "
+                      f"neural {scores['neural']['position_mae']:.2e} Å ({time.perf_counter() - started:.0f} s)",
+                      flush=True)
+    return rows
+
+
+def publish(card_file: Path, rows, factors):
+    """Record the held-out rows and the validated factors in the card; rewrite the manifest."""
+    card = read_card(card_file)
+    card["factors"] = sorted(set(card["factors"]) | set(factors))
+    card.setdefault("validation", {})["held_out"] = {
+        "note": "400 K, seed 99 (neither used in training); position/velocity/distance MAE over the "
+                "reconstructed frames, spectral overlap of the velocity autocorrelation spectra",
+        "rows": rows,
+    }
+    temporary = card_file.with_name(f".{card_file.name}.partial")
+    temporary.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+    temporary.replace(card_file)
+    write_manifest(card_file.parent)
+
+
+def table(rows):
+    print("\n| reference | input | factor | neural | linear | spline | Hermite | quintic | baseline / neural |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    keys = sorted({(r["file"], r["mode"], r["factor"]) for r in rows}, key=lambda k: (k[0], k[1] != "velocities", k[2]))
+    for file, mode, factor in keys:
+        mae = {r["method"]: r["position_mae"] for r in rows if (r["file"], r["mode"], r["factor"]) == (file, mode, factor)}
+        baseline = mae["hermite"] if mode == "velocities" else mae["spline"]
+        cells = [f"{mae[m]:.2e}" if m in mae else "–" for m in METHODS]
+        print(f"| {file.split('_', 1)[1].removesuffix('_s99')} | {mode} | {factor} | " + " | ".join(cells)
+              + f" | {baseline / mae['neural']:.1f}× |")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, help="registered id or card path")
     parser.add_argument("--molecule", required=True)
-    parser.add_argument("--factor", type=int, default=20)
-    parser.add_argument("--gaps", type=int, default=999, help="coarse gaps evaluated per file (999 = 20 ps)")
+    parser.add_argument("--factors", type=int, nargs="+", default=[20])
+    parser.add_argument("--gaps", type=int, default=999, help="coarse gaps per file with velocities (≤ 20 ps)")
     parser.add_argument("--positions-gaps", type=int, default=200, help="gaps for the slower positions-only mode")
+    parser.add_argument("--publish", action="store_true", help="write the results into the model card")
     args = parser.parse_args(argv)
-    files = sorted((ROOT / "bench/data").glob(f"{args.molecule}_400K_*_s99.h5md"))
-    rows = []
-    for path in files:
-        truth_all = read_trajectory(path)[::2]  # 1 fs
-        for mode, n_gaps in (("velocities", args.gaps), ("positions", args.positions_gaps)):
-            n = min(n_gaps * args.factor + 1, (truth_all.n_frames - 1) // args.factor * args.factor + 1)
-            truth = truth_all[:n]
-            coarse = truth[:: args.factor]
-            if mode == "positions":
-                coarse = coarse.without("velocities", "forces")
-            for method in ("neural", *CLASSICAL):
-                if mode == "positions" and method in ("hermite", "quintic"):
-                    continue
-                options = {"model": args.model} if method == "neural" else {}
-                started = time.perf_counter()
-                fine = upsample(coarse, args.factor, method, **options)
-                seconds = time.perf_counter() - started
-                row = {"file": path.name, "mode": mode, "method": method, "factor": args.factor,
-                       "gaps": coarse.n_frames - 1, "seconds": seconds,
-                       "fine_frames_per_s": fine.n_frames / seconds, **compare(fine, truth, args.factor)}
-                if method == "neural":
-                    row["mean_disagreement"] = float(fine.frame_data["disagreement"].mean())
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    out = ROOT / f"bench/results/neural_accuracy_{Path(args.model).stem}.json"
+    card_file = get_model_entry(args.model).card_path
+    with tempfile.TemporaryDirectory() as folder:
+        rows = evaluate(card_serving(card_file, args.factors, folder), args.molecule, args.factors,
+                        args.gaps, args.positions_gaps)
+    out = ROOT / f"bench/results/neural_accuracy_{card_file.stem}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))
-    print("\n| file | input | method | position MAE (Å) | velocity MAE (Å/fs) | distance MAE (Å) | VDOS overlap |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['file'].removesuffix('.h5md')} | {r['mode']} | {r['method']} | {r['position_mae']:.2e} | "
-              f"{r['velocity_mae']:.2e} | {r['distance_mae']:.2e} | {r['spectral_overlap']:.3f} |")
+    if args.publish:
+        publish(card_file, rows, args.factors)
+    table(rows)
 
 
 if __name__ == "__main__":

@@ -291,6 +291,35 @@ def test_auto_uses_a_matching_checkpoint_and_positions_only_input(registry, xtb_
     assert np.isfinite(fine.velocities).all()
 
 
+def test_auto_prefers_a_classical_method_its_held_out_data_show_better(tmp_path, trained, xtb_fine, monkeypatch):
+    import shutil
+
+    from mdsr_plugin.methods import choose_auto
+
+    directory, _, _ = trained
+    copy = tmp_path / "models"
+    copy.mkdir()
+    for f in directory.glob("ethanol-bilstm.*"):
+        if f.suffix in (".json", ".safetensors"):
+            shutil.copy(f, copy)
+    card = json.loads((copy / "ethanol-bilstm.json").read_text())
+    # held-out rows as bench/neural_accuracy.py --publish writes them: quintic (from frames
+    # with forces) beats the checkpoint on average at factor 10, cubic Hermite does not
+    rows = [{"factor": 10, "mode": "velocities", "method": m, "position_mae": e}
+            for m, e in (("neural", 2e-4), ("neural", 1e-3), ("quintic", 1e-4), ("quintic", 8e-4),
+                         ("hermite", 1e-3), ("hermite", 2e-3))]
+    card["validation"]["held_out"] = {"rows": rows}
+    (copy / "ethanol-bilstm.json").write_text(json.dumps(card))
+    write_manifest(copy)
+    # only this copy: the shipped ethanol checkpoint would fit the same input
+    monkeypatch.setattr("mdsr_plugin.neural.registry.registry_dirs", lambda: [copy])
+    coarse = coarse_from(xtb_fine)
+    assert coarse.has_forces
+    assert choose_auto(coarse, 10) == "quintic"
+    assert choose_auto(coarse.without("forces"), 10) == "neural"
+    assert choose_auto(coarse.without("velocities", "forces"), 10) == "neural"  # no rows for this mode
+
+
 def test_no_matching_checkpoint_is_one_clear_error(registry, small_traj):
     with pytest.raises(MethodError, match="no checkpoint fits .* available: .*ethanol-bilstm.* --method hermite"):
         upsample(small_traj.without("forces"), 4, "neural")

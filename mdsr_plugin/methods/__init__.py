@@ -24,6 +24,7 @@ and call :func:`register_method` with a factory ``(**options) -> method``.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -31,6 +32,8 @@ import numpy as np
 from ..trajectory import Trajectory
 
 __all__ = ["FineFrames", "register_method", "get_method", "available_methods", "choose_auto", "MethodError"]
+
+log = logging.getLogger(__name__)
 
 
 class FineFrames(NamedTuple):
@@ -74,16 +77,29 @@ def choose_auto(coarse: Trajectory, factor: int | None = None) -> str:
     """The best method the input supports.
 
     The neural method when a registered checkpoint fits the molecule, the time step
-    and ``factor``; otherwise the best classical one: quintic Hermite with velocities
-    and forces, cubic Hermite with velocities, the cubic spline otherwise.
+    and ``factor`` — unless the checkpoint's own held-out validation at this factor
+    and input shows the best classical method more accurate on average (quintic
+    Hermite from frames with forces can be, at short gaps); otherwise the best
+    classical one: quintic Hermite with velocities and forces, cubic Hermite with
+    velocities, the cubic spline otherwise.
     """
+    classical = _best_classical(coarse)
     if factor is not None and coarse.n_frames > 1 and coarse.n_atoms > 1:
-        from ..neural.registry import find_matching
+        from ..neural.registry import classical_is_better, find_matching
 
         matches, _ = find_matching(coarse.numbers, coarse.positions[0], coarse.dt / factor, factor,
                                    coarse.has_velocities)
         if matches:
-            return "neural"
+            card = matches[0][0].card
+            if not classical_is_better(card, factor, coarse.has_velocities, classical):
+                return "neural"
+            log.info("auto: %s, more accurate than checkpoint %s at factor %d on its held-out data",
+                     classical, card["id"], factor)
+    return classical
+
+
+def _best_classical(coarse: Trajectory) -> str:
+    """Quintic Hermite with velocities and forces, cubic Hermite with velocities, else the spline."""
     if coarse.has_velocities and coarse.has_forces:
         return "quintic"
     if coarse.has_velocities:

@@ -108,6 +108,23 @@ def serves(card: dict, fine_dt: float, factor: int, has_velocities: bool) -> str
     return None
 
 
+def classical_is_better(card: dict, factor: int, has_velocities: bool, classical: str) -> bool:
+    """Whether the card's held-out validation (``validation.held_out.rows``, written by
+    ``bench/neural_accuracy.py --publish``) shows ``classical`` with a lower mean
+    position MAE than the checkpoint at ``factor`` for this input mode; False when
+    the card has no such rows."""
+    rows = card.get("validation", {}).get("held_out", {}).get("rows", [])
+    mode = "velocities" if has_velocities else "positions"
+    mean = {}
+    for method in ("neural", classical):
+        errors = [r["position_mae"] for r in rows
+                  if r["factor"] == factor and r["mode"] == mode and r["method"] == method]
+        if not errors:
+            return False
+        mean[method] = sum(errors) / len(errors)
+    return mean[classical] < mean["neural"]
+
+
 def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocities: bool):
     """Checkpoints that fit a trajectory, best first, and the reasons others do not.
 

@@ -401,6 +401,44 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     return card_file
 
 
+def score_methods(truth, factor: int, model, *, positions_only: bool = False, device: str = "cpu") -> dict:
+    """A checkpoint and the classical methods reconstructing one fine reference.
+
+    Parameters
+    ----------
+    truth : Trajectory
+        Fine reference at the checkpoint's fine step; every ``factor``-th frame is
+        the coarse input.
+    factor : int
+    model : path-like or str
+        Checkpoint path or registered id.
+    positions_only : bool
+        Drop the coarse velocities (and forces): neural, linear and spline only.
+
+    Returns
+    -------
+    dict
+        Method name → :func:`mdsr_plugin.metrics.compare` metrics: ``neural``,
+        ``linear``, ``spline`` and, with velocities, ``hermite`` and ``quintic``
+        (when the reference has forces).
+    """
+    from ..metrics import compare
+    from ..pipeline import upsample
+    from .upsampler import NeuralUpsampler
+
+    coarse = truth[::factor]
+    methods = ["linear", "spline"]
+    if positions_only:
+        coarse = coarse.without("velocities", "forces")
+    else:
+        methods += ["hermite"] + (["quintic"] if coarse.forces is not None else [])
+    scores = {}
+    for name in ["neural", *methods]:
+        method = NeuralUpsampler(model=str(model), device=device) if name == "neural" else name
+        scores[name] = compare(upsample(coarse, factor, method), truth, factor)
+    return scores
+
+
 def validate_against_classical(card_file, trajectories, settings, gaps=200, positions_gaps=25) -> dict:
     """The checkpoint and the classical methods on the validation part of every trajectory.
 
@@ -409,27 +447,17 @@ def validate_against_classical(card_file, trajectories, settings, gaps=200, posi
     ``hermite``, ``quintic`` (when the data have forces); ``position_mae`` at the top
     level is the neural model's with velocities.
     """
-    from ..metrics import compare
-    from ..pipeline import upsample
-    from .upsampler import NeuralUpsampler
-
     f = settings.factor
     results: dict[str, list] = {}
     for traj in trajectories:
         tail = traj[int(round(traj.n_frames * (1 - settings.validation_fraction))):]
-        for mode, n_gaps in (("velocities", gaps), ("positions", positions_gaps)):
+        for positions_only, n_gaps in ((False, gaps), (True, positions_gaps)):
             n = min(n_gaps * f + 1, (tail.n_frames - 1) // f * f + 1)
             if n < 2 * f + 1:
                 continue
-            truth = tail[:n]
-            coarse = truth[::f] if mode == "velocities" else truth[::f].without("velocities", "forces")
-            methods = ["linear", "spline"] + (["hermite"] if mode == "velocities" else [])
-            if mode == "velocities" and coarse.forces is not None:
-                methods.append("quintic")
-            for name in ["neural", *methods]:
-                method = NeuralUpsampler(model=str(card_file), device=settings.device) if name == "neural" else name
-                key = name if mode == "velocities" else f"{name}_positions_only"
-                results.setdefault(key, []).append(compare(upsample(coarse, f, method), truth, f))
+            scores = score_methods(tail[:n], f, card_file, positions_only=positions_only, device=settings.device)
+            for name, metrics in scores.items():
+                results.setdefault(f"{name}_positions_only" if positions_only else name, []).append(metrics)
     summary = {key: {m: float(np.mean([r[m] for r in rows])) for m in rows[0]} for key, rows in results.items()}
     summary["position_mae"] = summary["neural"]["position_mae"]
     summary["gaps_per_trajectory"] = {"velocities": gaps, "positions": positions_gaps}
