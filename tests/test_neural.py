@@ -291,17 +291,22 @@ def test_auto_uses_a_matching_checkpoint_and_positions_only_input(registry, xtb_
     assert np.isfinite(fine.velocities).all()
 
 
-def test_auto_prefers_a_classical_method_its_held_out_data_show_better(tmp_path, trained, xtb_fine, monkeypatch):
+def registry_copy(trained, folder):
+    """A registry folder holding a copy of the trained ``ethanol-bilstm`` checkpoint (no manifest yet)."""
     import shutil
 
-    from mdsr_plugin.methods import choose_auto
-
-    directory, _, _ = trained
-    copy = tmp_path / "models"
+    copy = folder / "models"
     copy.mkdir()
-    for f in directory.glob("ethanol-bilstm.*"):
+    for f in trained[0].glob("ethanol-bilstm.*"):
         if f.suffix in (".json", ".safetensors"):
             shutil.copy(f, copy)
+    return copy
+
+
+def test_auto_prefers_a_classical_method_its_held_out_data_show_better(tmp_path, trained, xtb_fine, monkeypatch):
+    from mdsr_plugin.methods import choose_auto
+
+    copy = registry_copy(trained, tmp_path)
     card = json.loads((copy / "ethanol-bilstm.json").read_text())
     # held-out rows as bench/neural_accuracy.py --publish writes them: quintic (from frames
     # with forces) beats the checkpoint on average at factor 10, cubic Hermite does not
@@ -360,14 +365,7 @@ def test_models_cli(registry, capsys):
 
 
 def test_altered_card_is_refused_by_the_manifest(tmp_path, trained, xtb_fine, monkeypatch):
-    import shutil
-
-    directory, _, cards = trained
-    copy = tmp_path / "models"
-    copy.mkdir()
-    for f in directory.glob("ethanol-bilstm.*"):
-        if f.suffix in (".json", ".safetensors"):
-            shutil.copy(f, copy)
+    copy = registry_copy(trained, tmp_path)
     write_manifest(copy)
     card = json.loads((copy / "ethanol-bilstm.json").read_text())
     card["factors"] = [10, 20]
