@@ -64,8 +64,8 @@ class NeuralUpsampler:
         Arithmetic of the integrator over the windows.  float32 is about twice as
         fast on a CPU and its positions differ from float64's by ~1e-6 Å, far below
         the models' error (docs/benchmarks.md); the coarse frames are reproduced
-        exactly either way.  The velocity fit of positions-only input always runs
-        in float64 (it works in the input's absolute coordinates).
+        exactly either way.  The velocity fit of positions-only input runs in the
+        same precision (1.6–1.8× faster in float32, same velocity error).
     """
 
     name = "neural"
@@ -123,7 +123,6 @@ class NeuralUpsampler:
                     f"available: {available}; use --method hermite or spline, or train one with mdsr-train"
                 )
             entry, order = matches[0]
-        self.entry = entry
         self.model, self.card = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256,
                                                 device=self.device, dtype=self.precision)
         self.masses = np.asarray(self.card["config"]["masses"])
@@ -133,15 +132,6 @@ class NeuralUpsampler:
         self.inverse = np.argsort(self.order)
         self.context = self.model.context - 1
         log.info("neural method: checkpoint %s on %s", entry.id, self.device)
-
-    def _float64_model(self):
-        if self.precision == "float64":
-            return self.model
-        from .checkpoint import load_checkpoint
-
-        model, _ = load_checkpoint(self.entry.card_path, expected_card_sha256=self.entry.card_sha256,
-                                   device=self.device, dtype="float64")
-        return model
 
     # ------------------------------------------------------------------ windows
     def _canonical(self, x):
@@ -173,7 +163,7 @@ class NeuralUpsampler:
         if coarse.velocities is not None:
             v = coarse.velocities[:, self.order]
         else:
-            v = estimate_velocities(self._float64_model(), x, coarse.dt, factor, device=self.device)
+            v = estimate_velocities(self.model, x, coarse.dt, factor, device=self.device)
         before, after = self._histories(len(x))
         centres, rotations = self._canonical(x[before[:, -1]])
 
@@ -221,8 +211,11 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", itera
     spline = CubicSpline(np.arange(n), positions.reshape(n, -1), axis=0)
     initial = (spline(np.arange(n), 1) / coarse_dt).reshape(positions.shape)
     device = torch.device(device)
-    x = torch.as_tensor(positions, device=device)
-    v = torch.as_tensor(initial, device=device).clone().requires_grad_(True)
+    dtype = model.reference.dtype
+    # Shift the frames to their common centroid: small coordinates keep float32 exact
+    # enough (a translation changes nothing for distance-based forces).
+    x = torch.as_tensor(positions - positions.mean(axis=(0, 1)), device=device, dtype=dtype)
+    v = torch.as_tensor(initial, device=device, dtype=dtype).clone().requires_grad_(True)
     dt = coarse_dt / factor
     scale = float(model.position_std) if float(model.position_std) > 0 else 1.0
     optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
@@ -245,4 +238,4 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", itera
     with torch.enable_grad():
         optimizer.step(closure)
     model.train(was_training)
-    return v.detach().cpu().numpy()
+    return v.detach().cpu().double().numpy()
