@@ -23,5 +23,10 @@ python -m mdsr_plugin.neural.cli_train "${files[@]}" -o "bench/training/${id}" -
 if [ -f "bench/training/${id}.json" ]; then
   cp "bench/training/${id}.json" "bench/training/${id}.safetensors" models/
   python -c "from mdsr_plugin.neural.registry import write_manifest; write_manifest('models')"
-  echo "$(date -Is) published $id to models/" >> bench/training/progress.log
+  metrics=$(python -c "import json; v = json.load(open('models/${id}.json'))['validation']
+print(f\"validation tails: neural {v['neural']['position_mae']:.2e} A, Hermite {v['hermite']['position_mae']:.2e} A, \"
+      f\"positions-only {v['neural_positions_only']['position_mae']:.2e} A, spline {v['spline_positions_only']['position_mae']:.2e} A; \"
+      f\"complete: {json.load(open('models/${id}.json'))['training']['complete']}\")")
+  echo "$(date -Is) published $id to models/ ($metrics)" >> bench/training/progress.log
+  echo "  held-out check: python bench/neural_accuracy.py --model $id --molecule $molecule --factors 5 10 20 --publish" >> bench/training/progress.log
 fi
