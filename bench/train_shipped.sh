@@ -4,11 +4,14 @@
 #   e.g. bash bench/train_shipped.sh ethanol bilstm 1.5
 # State and progress live in bench/training/ (committed, so that a later session resumes);
 # the finished checkpoint is copied to models/ and models/manifest.json is rewritten.
+# OUT=bench/training/architectures PUBLISH=0 keeps a checkpoint out of models/ (the
+# architecture comparison, bench/train_architectures.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 molecule=$1; arch=${2:-bilstm}; hours=${3:-2}; factor=${FACTOR:-20}
 id="${molecule}-${arch}-f${factor}-1fs"
-mkdir -p bench/training
+out=${OUT:-bench/training}
+mkdir -p "$out"
 files=(bench/data/${molecule}_300K_*_s[12].h5md bench/data/${molecule}_500K_*_s[12].h5md)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 echo "$(date -Is) start $id on ${#files[@]} files (max ${hours} h)" >> bench/training/progress.log
@@ -17,11 +20,11 @@ cat > "bench/training/${molecule}.provenance.json" <<JSON
  "timestep_fs": 0.5, "temperatures_K": [300, 500], "thermostats": ["nose-hoover", "langevin"],
  "seeds": [1, 2], "held_out": {"temperature_K": 400, "seed": 99}}
 JSON
-python -m mdsr_plugin.neural.cli_train "${files[@]}" -o "bench/training/${id}" --factor "$factor" \
+python -m mdsr_plugin.neural.cli_train "${files[@]}" -o "${out}/${id}" --factor "$factor" \
     --arch "$arch" --molecule "$molecule" --max-hours "$hours" ${TRAIN_ARGS:-} \
     --provenance "bench/training/${molecule}.provenance.json" -q
-if [ -f "bench/training/${id}.json" ]; then
-  cp "bench/training/${id}.json" "bench/training/${id}.safetensors" models/
+if [ "${PUBLISH:-1}" = 1 ] && [ -f "${out}/${id}.json" ]; then
+  cp "${out}/${id}.json" "${out}/${id}.safetensors" models/
   python -c "from mdsr_plugin.neural.registry import write_manifest; write_manifest('models')"
   metrics=$(python -c "import json; v = json.load(open('models/${id}.json'))['validation']
 print(f\"validation tails: neural {v['neural']['position_mae']:.2e} A, Hermite {v['hermite']['position_mae']:.2e} A, \"
@@ -29,4 +32,6 @@ print(f\"validation tails: neural {v['neural']['position_mae']:.2e} A, Hermite {
       f\"complete: {json.load(open('models/${id}.json'))['training']['complete']}\")")
   echo "$(date -Is) published $id to models/ ($metrics)" >> bench/training/progress.log
   echo "  held-out check: python bench/neural_accuracy.py --model $id --molecule $molecule --factors 5 10 20 --publish" >> bench/training/progress.log
+elif [ -f "${out}/${id}.json" ]; then
+  echo "$(date -Is) finished $id in $out (not published)" >> bench/training/progress.log
 fi
