@@ -365,6 +365,7 @@ def main(argv=None):
     parser.add_argument("--skip-sizes", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-frames", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--output", help="JSON file (default bench/results/performance_<device>.json)")
     args = parser.parse_args(argv)
     if args.windows is None:
         args.windows = 65536 if args.device.startswith("cuda") else 1024
@@ -372,7 +373,7 @@ def main(argv=None):
                "command": "python bench/performance.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "gemm_float32_flops": gemm_peak(args.device, torch.float32),
                "gemm_float64_flops": gemm_peak(args.device, torch.float64), "rows": [], "sizes": [], "memory": []}
-    out = ROOT / f"bench/results/performance_{args.device.split(':')[0]}.json"
+    out = Path(args.output or ROOT / f"bench/results/performance_{args.device.split(':')[0]}.json")
     out.parent.mkdir(exist_ok=True)
     if out.exists():  # a partial run (--molecules none, --skip-...) updates only what it measures
         earlier = json.loads(out.read_text())
