@@ -95,6 +95,21 @@ def test_cli_writes_json_every_plot_and_a_self_contained_html(reference_1fs, tmp
     assert not list(out.glob(".*partial*"))
 
 
+def test_stride_evaluates_a_finer_reference_like_its_subsampled_copy(xtb_fine, reference_1fs, tmp_path, capsys):
+    half_step = tmp_path / "ethanol_0.5fs.h5md"
+    write_trajectory(half_step, xtb_fine)  # 0.5 fs: the shipped checkpoints output 1 fs
+    strided = evaluate(half_step, FACTOR, ["hermite", "ml"], chunk_size=97, stride=2)  # odd chunks
+    direct = evaluate(reference_1fs, FACTOR, ["hermite", "ml"], chunk_size=101)
+    assert strided.dt == direct.dt == pytest.approx(1.0)
+    for method in ("hermite", "ml"):
+        for key in ("position_mae", "velocity_mae", "distance_mae", "spectral_overlap"):
+            assert strided.metrics[method][key] == pytest.approx(direct.metrics[method][key], rel=1e-9)
+    assert eval_main([str(half_step), "--factor", "20", "--stride", "2", "--methods", "hermite",
+                      "-o", str(tmp_path / "report"), "-q"]) == 0
+    assert eval_main([str(half_step), "--factor", "20", "--stride", "0", "-o", str(tmp_path / "bad")]) == 2
+    assert "--stride" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_candidate_mode_scores_an_existing_file_like_the_method_itself(reference_1fs, tmp_path):
     coarse = tmp_path / "coarse.xyz"
     write_trajectory(coarse, read_trajectory(reference_1fs)[::FACTOR])

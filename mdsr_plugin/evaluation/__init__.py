@@ -73,6 +73,7 @@ def evaluate(
     candidate_options: dict | None = None,
     chunk_size: int = 5000,
     device: str = "cpu",
+    stride: int = 1,
 ) -> Evaluation:
     """Reconstruct the coarse version of ``reference`` with each method and compare.
 
@@ -94,20 +95,23 @@ def evaluate(
         A method the data cannot support is an error, not a skipped entry.
     reader_options : dict, optional
         ``dt``, ``topology``... for the reference reader; ``candidate_options`` likewise.
+    stride : int
+        Use every ``stride``-th reference frame as the fine reference: a 0.5 fs
+        AIMD trajectory with ``stride=2`` evaluates models that output 1 fs frames.
 
     Returns
     -------
     Evaluation
     """
     reader_options = reader_options or {}
-    coarse = _coarse_frames(reference, factor, reader_options, chunk_size)
+    coarse = _coarse_frames(reference, factor * stride, reader_options, chunk_size)
     if coarse.n_frames < 2:
         raise TrajectoryError(f"{Path(reference).name}: fewer than {factor + 1} frames; nothing to reconstruct")
     n_frames = (coarse.n_frames - 1) * factor + 1
     coarse_input = coarse.without("velocities", "forces") if positions_only else coarse
 
     with open_reader(reference, **reader_options) as reader:
-        chunks = reader.chunks(chunk_size)
+        chunks = _strided(reader.chunks(chunk_size), stride)
         first = next(chunks)
         dt = first.dt if first.n_frames > 1 else coarse.dt / factor
         bonds = infer_bonds(first.numbers, first.positions[0])
@@ -156,6 +160,16 @@ def _coarse_frames(path, factor, options, chunk_size) -> Trajectory:
     if not parts:
         raise TrajectoryError(f"{Path(path).name}: no frames")
     return concatenate(parts)
+
+
+def _strided(chunks, stride):
+    """Every ``stride``-th frame of a chunked trajectory, in chunks (empty ones skipped)."""
+    start = 0
+    for chunk in chunks:
+        picked = chunk[(-start) % stride :: stride]
+        start += chunk.n_frames
+        if picked.n_frames:
+            yield picked
 
 
 def _coarse_spectrum(coarse: Trajectory):

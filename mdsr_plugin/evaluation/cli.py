@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--positions-only", action="store_true",
                         help="give the methods positions only (as from an XYZ or DCD archive)")
     parser.add_argument("--dt", type=positive_float, help="reference time step in fs (overrides the file's)")
+    parser.add_argument("--stride", type=positive_int, default=1,
+                        help="use every STRIDE-th reference frame, e.g. 2 for a 0.5 fs reference and "
+                             "a model that outputs 1 fs frames")
     parser.add_argument("--top", help="topology file for formats without atoms (DCD, TRR, NetCDF...)")
     parser.add_argument("--format", dest="input_format", help="reference format name")
     parser.add_argument("--candidate-format", help="candidate format name")
@@ -83,6 +86,7 @@ def main(argv=None) -> int:
         evaluation = evaluate(
             reference, args.factor, methods, candidate=args.candidate, positions_only=args.positions_only,
             strict=explicit, reader_options=options, candidate_options=candidate_options, device=args.device,
+            stride=args.stride,
         )
         if not evaluation.metrics:
             raise MethodError("no method could be evaluated: " + "; ".join(
