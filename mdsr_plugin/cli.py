@@ -149,16 +149,18 @@ def main(argv=None) -> int:
 
     from .neural.checkpoint import CheckpointError
     from .pipeline import upsample_file
+    from .threads import limit_requested
     from .trajectory import TrajectoryError
 
     try:
-        summary = upsample_file(
-            args.input, args.output, args.factor,
-            method=args.method, dt=args.dt, topology=args.top, velocities=args.velocities,
-            input_format=args.input_format, output_format=args.output_format,
-            chunk_size=args.chunk_size, progress=not args.quiet, model=args.model, device=args.device,
-            precision=args.precision,
-        )
+        with limit_requested():  # fewer PyTorch threads if other processes hold cores (threads.py)
+            summary = upsample_file(
+                args.input, args.output, args.factor,
+                method=args.method, dt=args.dt, topology=args.top, velocities=args.velocities,
+                input_format=args.input_format, output_format=args.output_format,
+                chunk_size=args.chunk_size, progress=not args.quiet, model=args.model, device=args.device,
+                precision=args.precision,
+            )
     except (FormatError, TrajectoryError, MethodError, CheckpointError, OSError) as err:
         print(f"mdsr-upsample: error: {err}", file=sys.stderr)
         return EXIT_FAILURE

@@ -123,6 +123,10 @@ class NeuralUpsampler:
                     f"available: {available}; use --method hermite or spline, or train one with mdsr-train"
                 )
             entry, order = matches[0]
+        if self.device == "cpu":
+            from ..threads import apply_requested_limit
+
+            apply_requested_limit()
         self.model, self.card = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256,
                                                 device=self.device, dtype=self.precision)
         self.masses = np.asarray(self.card["config"]["masses"])
