@@ -82,12 +82,15 @@ def main(argv=None) -> int:
     candidate_options = {k: v for k, v in (("topology", args.top), ("format", args.candidate_format))
                          if v is not None}
     explicit = args.methods != parser.get_default("methods")
+    from ..threads import limit_requested
+
     try:
-        evaluation = evaluate(
-            reference, args.factor, methods, candidate=args.candidate, positions_only=args.positions_only,
-            strict=explicit, reader_options=options, candidate_options=candidate_options, device=args.device,
-            stride=args.stride,
-        )
+        with limit_requested():  # fewer PyTorch threads if other processes hold cores
+            evaluation = evaluate(
+                reference, args.factor, methods, candidate=args.candidate, positions_only=args.positions_only,
+                strict=explicit, reader_options=options, candidate_options=candidate_options,
+                device=args.device, stride=args.stride,
+            )
         if not evaluation.metrics:
             raise MethodError("no method could be evaluated: " + "; ".join(
                 f"{k}: {v}" for k, v in evaluation.skipped.items()))
