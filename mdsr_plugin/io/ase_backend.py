@@ -128,6 +128,16 @@ def atoms_to_trajectory(batch, reference, start: int, *, dt: float | None = None
     )
 
 
+def _frame_info(traj: Trajectory, i: int) -> dict:
+    """``info`` of frame ``i``: its time (fs), MD step and per-frame data, as plain Python values."""
+    info = {"time": float(traj.times[i])}
+    if traj.steps is not None:
+        info["step"] = int(traj.steps[i])
+    for key, values in traj.frame_data.items():
+        info[key] = values[i].tolist() if np.ndim(values[i]) else float(values[i])
+    return info
+
+
 def trajectory_to_atoms(traj: Trajectory) -> list:
     """One :class:`ase.Atoms` per frame: positions, momenta (ASE units), cell, pbc, masses,
     ``info["time"]`` in fs, forces as a single-point calculator, and ``frame_data`` in ``info``."""
@@ -145,11 +155,7 @@ def trajectory_to_atoms(traj: Trajectory) -> list:
         )
         if traj.velocities is not None:
             atoms.set_velocities(traj.velocities[i] / units.ASE_TIME_PER_FS)
-        atoms.info["time"] = float(traj.times[i])
-        if traj.steps is not None:
-            atoms.info["step"] = int(traj.steps[i])
-        for key, values in traj.frame_data.items():
-            atoms.info[key] = values[i].tolist() if np.ndim(values[i]) else float(values[i])
+        atoms.info.update(_frame_info(traj, i))
         if traj.forces is not None:
             atoms.calc = SinglePointCalculator(atoms, forces=traj.forces[i])
         images.append(atoms)
@@ -193,12 +199,7 @@ class ExtXYZWriter(TrajectoryWriter):
                            else traj.forces)
         rows = np.concatenate(columns, axis=2).reshape(traj.n_frames, -1).tolist()
         for i, values in enumerate(rows):
-            info = {"time": float(traj.times[i])}
-            if traj.steps is not None:
-                info["step"] = int(traj.steps[i])
-            for key, data in traj.frame_data.items():
-                info[key] = data[i].tolist() if np.ndim(data[i]) else float(data[i])
-            info["pbc"] = np.asarray(traj.pbc, dtype=bool)
+            info = {**_frame_info(traj, i), "pbc": np.asarray(traj.pbc, dtype=bool)}
             comment = self._properties + " " + key_val_dict_to_str(info)
             if traj.cell is not None and traj.cell[i].any():
                 comment = 'Lattice="' + " ".join(str(x) for x in traj.cell[i].reshape(9)) + '" ' + comment

@@ -338,9 +338,6 @@ class DCDWriter(TrajectoryWriter):
     (``tests/test_io_roundtrip.py``).
     """
 
-    def __init__(self, path):
-        super().__init__(path)
-
     @staticmethod
     def velocity_path(path) -> Path:
         path = Path(path)
@@ -363,6 +360,9 @@ class DCDWriter(TrajectoryWriter):
             handle = open(temporary, "r+b")
             handle.seek(0, 2)
             self._handles.append(handle)
+        # One frame = four Fortran records, each framed by its byte count: the unit cell
+        # (6 float64, CHARMM's extra block, always written by MDAnalysis), then the
+        # x, y and z coordinates (N float32 each).
         n = first.n_atoms
         coordinate = [(f"{axis}{part}", "=f4", (n,)) if part == "" else (f"{axis}{part}", "=i4")
                       for axis in "xyz" for part in ("_head", "", "_tail")]
