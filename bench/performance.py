@@ -339,19 +339,23 @@ def report(results):
                  f"{r['hermite_memory_fps'] / r['neural_memory_fps']:,.0f}×" if "hermite_memory_fps" in r else "–",
                  f"{r['neural_file_dcd_fps'] * xtb:,.0f}×" if xtb else "–"]
         print("| " + " | ".join(cells) + " |")
-    if results["sizes"]:
-        print("\n| atoms | width | LSTM hidden | MFLOP / fine frame | network f32 (fine frames/s) |")
-        print("|---|---|---|---|---|")
-        for s in results["sizes"]:
-            print(f"| {s['atoms']} | {s['width']} | {s['hidden']} | {s['flops_per_fine_frame'] / 1e6:.2f} | "
-                  f"{s['network_float32_fps']:,.0f} |")
-    if results["memory"]:
-        print("\n| coarse frames | fine frames | wall time (s) | fine frames/s | peak RSS (MB) | DCD written (GB) |")
-        print("|---|---|---|---|---|---|")
-        for m in results["memory"]:
-            print(f"| {m['coarse_frames']:,} | {m['fine_frames']:,} | {m['seconds']:.0f} | {m['fine_fps']:,.0f} | "
-                  f"{m['peak_rss_mb']:.0f} | {m['output_gb']:.2f} |")
+    markdown_table(["atoms", "width", "LSTM hidden", "MFLOP / fine frame", "network f32 (fine frames/s)"],
+                   [[s["atoms"], s["width"], s["hidden"], f"{s['flops_per_fine_frame'] / 1e6:.2f}",
+                     f"{s['network_float32_fps']:,.0f}"] for s in results["sizes"]])
+    markdown_table(["coarse frames", "fine frames", "wall time (s)", "fine frames/s", "peak RSS (MB)",
+                    "DCD written (GB)"],
+                   [[f"{m['coarse_frames']:,}", f"{m['fine_frames']:,}", f"{m['seconds']:.0f}", f"{m['fine_fps']:,.0f}",
+                     f"{m['peak_rss_mb']:.0f}", f"{m['output_gb']:.2f}"] for m in results["memory"]])
 
+
+def markdown_table(header, rows):
+    """Print a Markdown table (nothing when there are no rows)."""
+    if not rows:
+        return
+    print("\n| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

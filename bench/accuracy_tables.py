@@ -1,0 +1,79 @@
+"""The held-out accuracy tables of docs/benchmarks.md, from the result files of
+``bench/neural_accuracy.py`` (no recomputation).
+
+    python bench/accuracy_tables.py factors ethanol benzene malonaldehyde uracil
+    python bench/accuracy_tables.py architectures ethanol
+
+``factors``: molecule × data × input × factor, the shipped Bi-LSTM against the four
+classical methods (position MAE, Å) and the floor's baseline over the Bi-LSTM.
+``architectures``: every architecture measured for one molecule (checkpoints from
+``bench/train_architectures.sh``), best in bold.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench/results"
+DATA = {"nose-hoover": "Nosé–Hoover", "langevin-weak": "Langevin 2 ps⁻¹", "langevin": "Langevin 10 ps⁻¹"}
+MODES = ("velocities", "positions")
+FACTORS = (5, 10, 20)
+CLASSICAL = ("linear", "spline", "hermite", "quintic")
+ARCHITECTURES = {"bilstm": "Bi-LSTM", "unilstm": "Uni-LSTM", "birnn": "Bi-RNN", "unirnn": "Uni-RNN",
+                 "bihnn": "Bi-HNN", "unihnn": "Uni-HNN", "binode": "Bi-NODE", "uninode": "Uni-NODE"}
+
+
+def load(molecule, arch="bilstm"):
+    path = RESULTS / f"neural_accuracy_{molecule}-{arch}-f20-1fs.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def position_mae(rows, molecule, data, mode, factor):
+    """Method → position MAE for one held-out reference, input mode and factor."""
+    return {r["method"]: r["position_mae"] for r in rows
+            if r["file"] == f"{molecule}_400K_{data}_s99" and r["mode"] == mode and r["factor"] == factor}
+
+
+def baseline(mae, mode):
+    return mae["hermite"] if mode == "velocities" else mae["spline"]
+
+
+def factors_table(molecules):
+    print("| molecule | data | input | factor | Bi-LSTM | linear | spline | cubic Hermite | quintic Hermite "
+          "| baseline / Bi-LSTM |")
+    print("|---" * 10 + "|")
+    for molecule in molecules:
+        rows = load(molecule)
+        for data, label in DATA.items():
+            for mode in MODES:
+                for factor in FACTORS:
+                    mae = position_mae(rows, molecule, data, mode, factor)
+                    cells = [f"**{mae['neural']:.1e}**"] + [f"{mae[m]:.1e}" if m in mae else "–" for m in CLASSICAL]
+                    ratio = baseline(mae, mode) / mae["neural"]
+                    mark = "**" if ratio >= 5 else ""
+                    print(f"| {molecule} | {label} | {mode} | {factor} | " + " | ".join(cells)
+                          + f" | {mark}{ratio:.1f}×{mark} |")
+
+
+def architectures_table(molecule):
+    results = {arch: rows for arch in ARCHITECTURES if (rows := load(molecule, arch)) is not None}
+    print("| data | input | factor | " + " | ".join(ARCHITECTURES[a] for a in results)
+          + " | cubic Hermite / spline |")
+    print("|---" * (4 + len(results)) + "|")
+    for data, label in DATA.items():
+        for mode in MODES:
+            for factor in FACTORS:
+                errors = [position_mae(rows, molecule, data, mode, factor)["neural"] for rows in results.values()]
+                cells = [f"**{e:.1e}**" if e == min(errors) else f"{e:.1e}" for e in errors]
+                reference = baseline(position_mae(results["bilstm"], molecule, data, mode, factor), mode)
+                print(f"| {label} | {mode} | {factor} | " + " | ".join(cells) + f" | {reference:.1e} |")
+
+
+if __name__ == "__main__":
+    kind, *names = sys.argv[1:]
+    if kind == "factors":
+        factors_table(names)
+    else:
+        architectures_table(names[0])
