@@ -45,9 +45,14 @@ def card_serving(card_file: Path, factors, folder) -> Path:
     return copy
 
 
-def evaluate(card_file, molecule, factors, gaps, positions_gaps):
+def evaluate(card_file, molecule, factors, gaps, positions_gaps, temperature=400):
+    """Score the checkpoint and the classical methods on every held-out file (seed 99) at ``temperature`` K."""
     rows = []
-    for path in sorted((ROOT / "bench/data").glob(f"{molecule}_400K_*_s99.h5md")):
+    paths = sorted((ROOT / "bench/data").glob(f"{molecule}_{temperature}K_*_s99.h5md"))
+    if not paths:
+        raise SystemExit(f"no held-out reference bench/data/{molecule}_{temperature}K_*_s99.h5md: "
+                         f"run bash bench/generate_reference_data.sh {molecule}")
+    for path in paths:
         truth_all = read_trajectory(path)[::2]  # 0.5 fs steps → the 1 fs grid
         for factor in factors:
             for positions_only, n_gaps in ((False, gaps), (True, positions_gaps)):

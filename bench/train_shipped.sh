@@ -5,24 +5,31 @@
 # State and progress live in bench/training/ (committed, so that a later session resumes);
 # the finished checkpoint is copied to models/ and models/manifest.json is rewritten.
 # OUT=bench/training/architectures PUBLISH=0 keeps a checkpoint out of models/ (the
-# architecture comparison, bench/train_architectures.sh).
+# architecture comparison, bench/train_architectures.sh).  TEMPERATURES="100" trains on
+# other temperatures than 300 and 500 K, ID=... names the checkpoint and
+# HELD_OUT_TEMPERATURE=100 records its held-out data (the temperature study,
+# bench/train_temperature_study.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 molecule=$1; arch=${2:-bilstm}; hours=${3:-2}; factor=${FACTOR:-20}
-id="${molecule}-${arch}-f${factor}-1fs"
+id=${ID:-"${molecule}-${arch}-f${factor}-1fs"}
 out=${OUT:-bench/training}
 mkdir -p "$out"
-files=(bench/data/${molecule}_300K_*_s[12].h5md bench/data/${molecule}_500K_*_s[12].h5md)
+read -r -a temperatures <<< "${TEMPERATURES:-300 500}"
+files=()
+for T in "${temperatures[@]}"; do files+=(bench/data/${molecule}_${T}K_*_s[12].h5md); done
+provenance="bench/training/${molecule}.provenance.json"
+if [ -n "${TEMPERATURES:-}" ]; then provenance="${out}/${id}.provenance.json"; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 echo "$(date -Is) start $id on ${#files[@]} files (max ${hours} h)" >> bench/training/progress.log
-cat > "bench/training/${molecule}.provenance.json" <<JSON
+cat > "$provenance" <<JSON
 {"generator": "bash bench/generate_reference_data.sh ${molecule}", "potential": "GFN2-xTB (tblite)",
- "timestep_fs": 0.5, "temperatures_K": [300, 500], "thermostats": ["nose-hoover", "langevin"],
- "seeds": [1, 2], "held_out": {"temperature_K": 400, "seed": 99}}
+ "timestep_fs": 0.5, "temperatures_K": [$(IFS=,; echo "${temperatures[*]}")], "thermostats": ["nose-hoover", "langevin"],
+ "seeds": [1, 2], "held_out": {"temperature_K": ${HELD_OUT_TEMPERATURE:-400}, "seed": 99}}
 JSON
 python -m mdsr_plugin.neural.cli_train "${files[@]}" -o "${out}/${id}" --factor "$factor" \
     --arch "$arch" --molecule "$molecule" --max-hours "$hours" ${TRAIN_ARGS:-} \
-    --provenance "bench/training/${molecule}.provenance.json" -q
+    --provenance "$provenance" -q
 if [ "${PUBLISH:-1}" = 1 ] && [ -f "${out}/${id}.json" ]; then
   cp "${out}/${id}.json" "${out}/${id}.safetensors" models/
   python -c "from mdsr_plugin.neural.registry import write_manifest; write_manifest('models')"
