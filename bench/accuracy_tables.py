@@ -7,7 +7,8 @@
 ``factors``: molecule × data × input × factor, the shipped Bi-LSTM against the four
 classical methods (position MAE, Å) and the floor's baseline over the Bi-LSTM.
 ``architectures``: every architecture measured for one molecule (checkpoints from
-``bench/train_architectures.sh``), best in bold.
+``bench/train_architectures.sh``, the Bi-LSTM among them, trained alike; results in
+``bench/results/architectures/``), best in bold.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ ARCHITECTURES = {"bilstm": "Bi-LSTM", "unilstm": "Uni-LSTM", "birnn": "Bi-RNN", 
                  "bihnn": "Bi-HNN", "unihnn": "Uni-HNN", "binode": "Bi-NODE", "uninode": "Uni-NODE"}
 
 
-def load(molecule, arch="bilstm"):
-    path = RESULTS / f"neural_accuracy_{molecule}-{arch}-f20-1fs.json"
+def load(molecule, arch="bilstm", folder=""):
+    path = RESULTS / folder / f"neural_accuracy_{molecule}-{arch}-f20-1fs.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -58,7 +59,7 @@ def factors_table(molecules):
 
 
 def architectures_table(molecule):
-    results = {arch: rows for arch in ARCHITECTURES if (rows := load(molecule, arch)) is not None}
+    results = {arch: rows for arch in ARCHITECTURES if (rows := load(molecule, arch, "architectures")) is not None}
     print("| data | input | factor | " + " | ".join(ARCHITECTURES[a] for a in results)
           + " | cubic Hermite / spline |")
     print("|---" * (4 + len(results)) + "|")

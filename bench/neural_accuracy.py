@@ -14,7 +14,8 @@ integrator at a 1 fs step serves any number of steps per gap).
 
 ``--publish`` rewrites the card in ``models/`` (``validation.held_out``, ``factors``)
 and the registry manifest; the weights are untouched.  Writes
-bench/results/neural_accuracy_<model>.json and prints a Markdown table.
+bench/results/neural_accuracy_<model>.json (bench/results/<folder>/... for a checkpoint
+outside models/, e.g. bench/results/architectures/) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -108,8 +109,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         rows = evaluate(card_serving(card_file, args.factors, folder), args.molecule, args.factors,
                         args.gaps, args.positions_gaps)
-    out = ROOT / f"bench/results/neural_accuracy_{card_file.stem}.json"
-    out.parent.mkdir(exist_ok=True)
+    # checkpoints outside models/ (bench/training/architectures, ...) get their own folder
+    folder = ROOT / "bench/results" / ("" if card_file.parent.name == "models" else card_file.parent.name)
+    out = folder / f"neural_accuracy_{card_file.stem}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))
     if args.publish:
         publish(card_file, rows, args.factors)

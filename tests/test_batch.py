@@ -83,6 +83,7 @@ def test_archive_with_two_workers_mirrors_folders_and_records_every_file(archive
     assert set(records["b/run.dcd"]["outputs"]) == {"b/run.dcd", "b/run.vel.dcd"}
     assert "not a readable HDF5 file" in records["broken/not_hdf5.h5md"]["error"]
     assert records["broken/truncated.xyz"]["status"] == "failed"
+    assert not (out / "broken").exists()  # every file in it failed: no empty folder is left
     assert "README.txt" not in records
     # The summary table names each failed file with its reason.
     printed = capsys.readouterr().out

@@ -128,6 +128,9 @@ def process_archive(
         except KeyboardInterrupt:
             result.interrupted = True
             _remove_partial_outputs(out_dir)
+        # Workers make each output's folder before writing; a file that failed leaves it
+        # empty.  Removed here, once no worker runs, so that none loses a folder mid-write.
+        _remove_empty_folders(out_dir)
     return result
 
 
@@ -143,6 +146,16 @@ def _exclusive(out_dir: Path):
         yield
     finally:
         handle.close()
+
+
+def _remove_empty_folders(out_dir: Path) -> None:
+    """Delete the empty folders under ``out_dir`` (not ``out_dir`` itself), deepest first."""
+    for folder, _, _ in os.walk(out_dir, topdown=False):
+        if Path(folder) != out_dir:
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty
+                pass
 
 
 def _remove_partial_outputs(out_dir: Path) -> None:

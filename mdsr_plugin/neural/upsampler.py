@@ -197,7 +197,7 @@ class NeuralUpsampler:
                           {"disagreement": disagreement})
 
 
-def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", iterations=40):
+def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", max_iterations=200, rtol=1e-4):
     """Coarse velocities (n, N, 3) Å/fs consistent with positions (n, N, 3) Å under the model.
 
     Multiple shooting: starting from the cubic spline's derivative, the velocities
@@ -206,6 +206,12 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", itera
     its end velocity agrees with the neighbour's.  Positions are used in the input
     frame: the memoryless force of the model is rotation-invariant for energy-based
     architectures; for the others each gap is aligned first.
+
+    The fit runs in rounds of 10 L-BFGS iterations until a round lowers the misfit
+    by less than ``rtol`` (relative) or ``max_iterations`` are spent.  It has to be
+    run nearly to convergence: the last 2 % of the misfit hold a quarter of the
+    position error (ethanol and uracil, 400 K held-out data, factor 20: 9.4e-3 →
+    7.0e-3 Å and 3.8e-3 → 2.9e-3 Å from 40 to about 100 iterations).
     """
     import torch
     from scipy.interpolate import CubicSpline
@@ -221,7 +227,7 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", itera
     v = torch.as_tensor(initial, device=device, dtype=dtype).clone().requires_grad_(True)
     dt = coarse_dt / factor
     scale = float(model.position_std) if float(model.position_std) > 0 else 1.0
-    optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=10, line_search_fn="strong_wolfe")
     was_training = model.training
 
     def shoot(x0, v0):
@@ -238,7 +244,12 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", itera
         return loss
 
     model.train(False)
+    previous = np.inf
     with torch.enable_grad():
-        optimizer.step(closure)
+        for _ in range(max(1, max_iterations // 10)):
+            misfit = float(optimizer.step(closure).detach())  # the misfit at the round's start
+            if previous - misfit <= rtol * misfit:
+                break
+            previous = misfit
     model.train(was_training)
     return v.detach().cpu().double().numpy()
