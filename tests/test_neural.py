@@ -153,6 +153,26 @@ def test_shooting_recovers_the_velocities_of_the_models_own_dynamics(xtb_fine):
     np.testing.assert_allclose(estimated, velocities, rtol=0, atol=5e-6)
 
 
+def test_shooting_normal_equations_match_the_dense_least_squares_step():
+    """The banded block solve equals the Gauss–Newton step of the explicit residual Jacobian."""
+    from mdsr_plugin.neural.shooting import _gauss_newton_step
+
+    rng = np.random.default_rng(4)
+    g, m, t = 5, 6, 20.0
+    residuals = tuple(rng.normal(size=(g, m)) for _ in range(4))
+    jacobians = tuple(rng.normal(size=(g, m, m)) for _ in range(4))
+    jfx, jfv, jbx, jbv = jacobians
+    dense = np.zeros((g, 4 * m, (g + 1) * m))  # residuals of gap k against all velocities
+    eye, zero = np.eye(m), np.zeros((m, m))
+    for k in range(g):
+        dense[k, :, k * m : (k + 1) * m] = np.vstack([jfx[k], jfv[k] * t, zero, eye * t])
+        dense[k, :, (k + 1) * m : (k + 2) * m] = np.vstack([zero, -eye * t, -jbx[k], -jbv[k] * t])
+    jacobian = dense.reshape(g * 4 * m, -1)
+    r = np.concatenate(residuals, axis=1).reshape(-1)
+    expected = np.linalg.lstsq(jacobian, -r, rcond=None)[0]
+    np.testing.assert_allclose(_gauss_newton_step(residuals, jacobians, t).ravel(), expected, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_batched_equals_one_by_one(xtb_fine, arch):
     model = tiny_model(arch).eval()

@@ -15,7 +15,7 @@ All gaps of a block go through the network together, in batches of
 integrator's time steps.  When the input has no velocities, they are first
 estimated by shooting: the coarse velocities are fitted so that the learned
 integrator started at each coarse frame reaches the neighbouring coarse frames
-(:func:`estimate_velocities`).
+(:func:`mdsr_plugin.neural.shooting.estimate_velocities`).
 
 The per-frame forward/backward disagreement (RMS over atoms, Å) is returned as
 ``frame_data["disagreement"]``: it is the model's own estimate of where it is unsure.
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..methods import FineFrames, MethodError
 from ..trajectory import Trajectory
+from .shooting import estimate_velocities
 
 __all__ = ["NeuralUpsampler", "estimate_velocities"]
 
@@ -166,7 +167,8 @@ class NeuralUpsampler:
         if coarse.velocities is not None:
             v = coarse.velocities[:, self.order]
         else:
-            v = estimate_velocities(self.model, x, coarse.dt, factor, device=self.device)
+            v = estimate_velocities(self.model, x, coarse.dt, factor, device=self.device,
+                                    batch_rollouts=2 * self.batch_gaps)
         before, after = self._histories(len(x))
         centres, rotations = self._canonical(x[before[:, -1]])
 
@@ -196,60 +198,3 @@ class NeuralUpsampler:
         return FineFrames(positions[:, self.inverse], velocities[:, self.inverse],
                           {"disagreement": disagreement})
 
-
-def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", max_iterations=200, rtol=1e-4):
-    """Coarse velocities (n, N, 3) Å/fs consistent with positions (n, N, 3) Å under the model.
-
-    Multiple shooting: starting from the cubic spline's derivative, the velocities
-    are fitted (L-BFGS) so that the integrator started at each coarse frame lands on
-    the next frame when run forward and on the previous one when run backward, and
-    its end velocity agrees with the neighbour's.  Positions are used in the input
-    frame: the memoryless force of the model is rotation-invariant for energy-based
-    architectures; for the others each gap is aligned first.
-
-    The fit runs in rounds of 10 L-BFGS iterations until a round lowers the misfit
-    by less than ``rtol`` (relative) or ``max_iterations`` are spent.  It has to be
-    run nearly to convergence: the last 2 % of the misfit hold a quarter of the
-    position error (ethanol and uracil, 400 K held-out data, factor 20: 9.4e-3 →
-    7.0e-3 Å and 3.8e-3 → 2.9e-3 Å from 40 to about 100 iterations).
-    """
-    import torch
-    from scipy.interpolate import CubicSpline
-
-    n = len(positions)
-    spline = CubicSpline(np.arange(n), positions.reshape(n, -1), axis=0)
-    initial = (spline(np.arange(n), 1) / coarse_dt).reshape(positions.shape)
-    device = torch.device(device)
-    dtype = model.reference.dtype
-    # Shift the frames to their common centroid: small coordinates keep float32 exact
-    # enough (a translation changes nothing for distance-based forces).
-    x = torch.as_tensor(positions - positions.mean(axis=(0, 1)), device=device, dtype=dtype)
-    v = torch.as_tensor(initial, device=device, dtype=dtype).clone().requires_grad_(True)
-    dt = coarse_dt / factor
-    scale = float(model.position_std) if float(model.position_std) > 0 else 1.0
-    optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=10, line_search_fn="strong_wolfe")
-    was_training = model.training
-
-    def shoot(x0, v0):
-        xs, vs = model.rollout(x0, v0, factor, dt)
-        return xs[:, -1], vs[:, -1]
-
-    def closure():
-        optimizer.zero_grad()
-        xf, vf = shoot(x[:-1], v[:-1])
-        xb, vb = shoot(x[1:], -v[1:])
-        loss = (((xf - x[1:]) ** 2).sum() + ((xb - x[:-1]) ** 2).sum()
-                + (((vf - v[1:]) * coarse_dt) ** 2).sum() + (((vb + v[:-1]) * coarse_dt) ** 2).sum()) / scale**2
-        loss.backward()
-        return loss
-
-    model.train(False)
-    previous = np.inf
-    with torch.enable_grad():
-        for _ in range(max(1, max_iterations // 10)):
-            misfit = float(optimizer.step(closure).detach())  # the misfit at the round's start
-            if previous - misfit <= rtol * misfit:
-                break
-            previous = misfit
-    model.train(was_training)
-    return v.detach().cpu().double().numpy()

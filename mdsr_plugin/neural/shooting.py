@@ -1,0 +1,218 @@
+"""Coarse velocities for positions-only input, by multiple shooting through a learned integrator.
+
+XYZ and DCD archives usually store positions only, but the bi-directional
+integrator starts from positions *and* velocities.  The velocities ``v_k`` of the
+coarse frames are therefore fitted so that the integrator started at frame ``k``
+lands on frame ``k + 1`` when run forward, on frame ``k - 1`` when run backward,
+and arrives with the neighbour's velocity (velocities are continuous in time).
+Per gap ``g`` (frames ``g`` and ``g + 1``, coarse step ``T``) the residuals are
+
+    x_f(x_g, v_g) - x_{g+1},         (v_f(x_g, v_g) - v_{g+1}) T,
+    x_b(x_{g+1}, -v_{g+1}) - x_g,    (v_b(x_{g+1}, -v_{g+1}) + v_g) T,
+
+where ``(x_f, v_f)`` and ``(x_b, v_b)`` are the end states of the forward and the
+backward (momenta reversed) rollouts.  Their sum of squares is minimised by
+Gauss–Newton: each gap's end states depend only on the velocity it starts from,
+so the normal equations are block-tridiagonal in the frames and are solved as one
+banded system.  The per-gap Jacobians (3N × 3N blocks) come from forward
+differences, all directions of all gaps batched through the network.
+
+Why Gauss–Newton rather than a first-order optimiser: the misfit has a few badly
+conditioned directions that carry much of the position error.  L-BFGS stopped at
+40 iterations left a quarter of the error; converging it took 100–150 iterations.
+Gauss–Newton reaches a lower misfit in 4–6 iterations (stopping once an iteration
+gains less than 0.1 %), 2.5–3× faster (ethanol and uracil, 100 gaps of held-out
+GFN2-xTB data at factor 20).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+__all__ = ["estimate_velocities"]
+
+log = logging.getLogger(__name__)
+
+
+def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", max_iterations=20, rtol=1e-3,
+                        batch_rollouts=2048, step=1e-4):
+    """Coarse velocities consistent with coarse positions under a learned integrator.
+
+    Parameters
+    ----------
+    model : LearnedIntegrator
+        In the checkpoint's atom order; its parameters' dtype is used throughout.
+    positions : ndarray, shape (n, N, 3), Å
+        Consecutive coarse frames, n ≥ 2.
+    coarse_dt : float
+        Coarse time step, fs.
+    factor : int
+        Fine steps per coarse step (the integrator runs ``factor`` steps of
+        ``coarse_dt / factor`` fs across each gap).
+    device : str
+    max_iterations : int
+        Gauss–Newton iterations at most.
+    rtol : float
+        Stop when an iteration lowers the misfit by less than this fraction.
+    batch_rollouts : int
+        Rollouts sent through the network at once (bounds memory).
+    step : float
+        Velocity step of the forward differences, Å/fs.
+
+    Returns
+    -------
+    ndarray, shape (n, N, 3), Å/fs
+        Starting from the cubic spline's derivative.
+    """
+    import torch
+    from scipy.interpolate import CubicSpline
+
+    n, n_atoms = positions.shape[:2]
+    m = 3 * n_atoms
+    dtype = model.reference.dtype
+    device = torch.device(device)
+    # Centred on the frames' common centroid: small coordinates keep float32 exact
+    # enough, and a translation changes nothing for distance-based forces.
+    x = torch.as_tensor(positions - positions.mean(axis=(0, 1)), device=device, dtype=dtype)
+    targets = x.double().cpu().numpy().reshape(n, m)  # the positions as the model sees them
+    spline = CubicSpline(np.arange(n), positions.reshape(n, m), axis=0)
+    v = spline(np.arange(n), 1) / coarse_dt  # (n, m) Å/fs
+    shooter = _Shooter(model, x, factor, coarse_dt / factor, batch_rollouts, step)
+    was_training = model.training
+    model.train(False)
+    try:
+        misfit, residuals, jacobians = _misfit(shooter, v, targets, coarse_dt, with_jacobians=True)
+        for _ in range(max_iterations):
+            delta = _gauss_newton_step(residuals, jacobians, coarse_dt)
+            # Backtrack if the linearisation overshoots (far from the solution).
+            for shrink in (1.0, 0.5, 0.25, 0.125):
+                trial = v + shrink * delta
+                trial_misfit, _, _ = _misfit(shooter, trial, targets, coarse_dt, with_jacobians=False)
+                if trial_misfit < misfit:
+                    break
+            else:
+                break
+            improvement = (misfit - trial_misfit) / misfit
+            v = trial
+            if improvement < rtol:
+                break
+            misfit, residuals, jacobians = _misfit(shooter, v, targets, coarse_dt, with_jacobians=True)
+    finally:
+        model.train(was_training)
+    log.debug("shooting: %d Jacobians, %d misfit evaluations", shooter.jacobians, shooter.evaluations)
+    return v.reshape(n, n_atoms, 3)
+
+
+class _Shooter:
+    """End states of the integrator started at every gap end, and their Jacobians."""
+
+    def __init__(self, model, x, factor, dt, batch_rollouts, step):
+        self.model, self.x, self.factor, self.dt = model, x, factor, dt
+        self.batch, self.step = batch_rollouts, step
+        self.jacobians = self.evaluations = 0  # counted for the log
+
+    def end_states(self, x0, v0):
+        """Rollouts from (x0, v0), shapes (B, N, 3), Å and Å/fs → end (x, v), same shapes."""
+        import torch
+
+        ends_x, ends_v = [], []
+        with torch.no_grad():
+            for lo in range(0, len(x0), self.batch):
+                xs, vs = self.model.rollout(x0[lo : lo + self.batch], v0[lo : lo + self.batch], self.factor, self.dt)
+                ends_x.append(xs[:, -1])
+                ends_v.append(vs[:, -1])
+        return torch.cat(ends_x), torch.cat(ends_v)
+
+    def shoot(self, starts, velocities, with_jacobians):
+        """End states from frames ``starts`` with ``velocities`` (G, m) Å/fs.
+
+        Returns end positions and velocities, each (G, m) float64, and with
+        ``with_jacobians`` their derivatives with respect to the start velocity,
+        each (G, m, m) (row: end coordinate, column: start velocity component).
+        """
+        import torch
+
+        x0 = self.x[starts]
+        g, n_atoms = x0.shape[:2]
+        m = 3 * n_atoms
+        v0 = torch.as_tensor(velocities.reshape(g, n_atoms, 3), device=x0.device, dtype=x0.dtype)
+        if not with_jacobians:
+            xe, ve = self.end_states(x0, v0)
+            return xe.double().cpu().numpy().reshape(g, m), ve.double().cpu().numpy().reshape(g, m), None, None
+        # every gap's start plus its m perturbed copies, gaps sliced to bound memory
+        kicks = torch.eye(m, device=x0.device, dtype=x0.dtype).reshape(m, n_atoms, 3) * self.step
+        per_slice = max(1, self.batch // (m + 1))
+        out = []
+        for lo in range(0, g, per_slice):
+            xs, vs = x0[lo : lo + per_slice], v0[lo : lo + per_slice]
+            k = len(xs)
+            start_x = xs[:, None].expand(k, m + 1, n_atoms, 3).reshape(-1, n_atoms, 3)
+            start_v = torch.cat([vs[:, None], vs[:, None] + kicks[None]], 1).reshape(-1, n_atoms, 3)
+            xe, ve = self.end_states(start_x, start_v)
+            out.append((xe.double().cpu().numpy().reshape(k, m + 1, m), ve.double().cpu().numpy().reshape(k, m + 1, m)))
+        xe = np.concatenate([o[0] for o in out])
+        ve = np.concatenate([o[1] for o in out])
+        jx = ((xe[:, 1:] - xe[:, :1]) / self.step).transpose(0, 2, 1)
+        jv = ((ve[:, 1:] - ve[:, :1]) / self.step).transpose(0, 2, 1)
+        return xe[:, 0], ve[:, 0], jx, jv
+
+
+def _misfit(shooter, v, targets, coarse_dt, with_jacobians):
+    """Sum of squared residuals (Å²), the residuals (four (G, m) arrays, Å) and Jacobians."""
+    gaps = np.arange(len(v) - 1)
+    shooter.jacobians += with_jacobians
+    shooter.evaluations += not with_jacobians
+    xf, vf, jfx, jfv = shooter.shoot(gaps, v[:-1], with_jacobians)
+    xb, vb, jbx, jbv = shooter.shoot(gaps + 1, -v[1:], with_jacobians)
+    residuals = (xf - targets[1:], (vf - v[1:]) * coarse_dt, xb - targets[:-1], (vb + v[:-1]) * coarse_dt)
+    misfit = float(sum((r**2).sum() for r in residuals))
+    return misfit, residuals, (jfx, jfv, jbx, jbv)
+
+
+def _gauss_newton_step(residuals, jacobians, coarse_dt):
+    """Solve the block-tridiagonal normal equations for the velocity update (n, m), Å/fs.
+
+    Per gap ``g`` the residual derivatives are, with respect to ``v_g`` (A) and
+    ``v_{g+1}`` (B), stacked in the order of :func:`_misfit`'s residuals:
+    ``A = [Jfx; Jfv T; 0; I T]`` and ``B = [0; -I T; -Jbx; -Jbv T]`` (the backward
+    rollout starts from ``-v_{g+1}``).  The products are formed block by block.
+    """
+    import scipy.linalg
+
+    r1, r2, r3, r4 = residuals
+    jfx, jfv, jbx, jbv = jacobians
+    t = coarse_dt
+    g, m = r1.shape
+    n = g + 1
+    eye = np.eye(m)
+    a_a = jfx.transpose(0, 2, 1) @ jfx + t**2 * jfv.transpose(0, 2, 1) @ jfv + t**2 * eye
+    b_b = jbx.transpose(0, 2, 1) @ jbx + t**2 * jbv.transpose(0, 2, 1) @ jbv + t**2 * eye
+    a_b = -(t**2) * (jfv.transpose(0, 2, 1) + jbv)
+    a_r = np.einsum("gij,gi->gj", jfx, r1) + t * np.einsum("gij,gi->gj", jfv, r2) + t * r4
+    b_r = -t * r2 - np.einsum("gij,gi->gj", jbx, r3) - t * np.einsum("gij,gi->gj", jbv, r4)
+    diagonal = np.zeros((n, m, m))
+    diagonal[:-1] += a_a
+    diagonal[1:] += b_b
+    gradient = np.zeros((n, m))
+    gradient[:-1] += a_r
+    gradient[1:] += b_r
+    # Symmetric positive definite with bandwidth 2m - 1: banded Cholesky, O(n m³) time and
+    # O(n m²) memory.  A whisper of Levenberg damping keeps it definite should a direction
+    # be unconstrained.
+    damping = 1e-9 * np.trace(diagonal, axis1=1, axis2=2).mean() / m
+    upper = 2 * m - 1
+    bands = np.zeros((upper + 1, n * m))
+    i, j = np.nonzero(np.triu(np.ones((m, m), dtype=bool)))  # block entries on and above the diagonal
+    frames = np.arange(n)[:, None] * m
+    bands[upper + i - j, frames + j] = diagonal[:, i, j]
+    i, j = np.indices((m, m)).reshape(2, -1)  # the whole block right of the diagonal block
+    bands[upper - m + i - j, frames[1:] + j] = a_b[:, i, j]
+    for attempt in range(3):
+        bands[upper] += damping * 1000**attempt
+        try:
+            return scipy.linalg.solveh_banded(bands, -gradient.ravel()).reshape(n, m)
+        except np.linalg.LinAlgError:  # not definite within round-off: damp harder
+            continue
+    raise np.linalg.LinAlgError("shooting: the normal equations are singular")
