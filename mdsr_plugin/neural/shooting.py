@@ -36,8 +36,8 @@ __all__ = ["estimate_velocities"]
 log = logging.getLogger(__name__)
 
 
-def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", max_iterations=20, rtol=1e-3,
-                        batch_rollouts=2048, step=1e-4):
+def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centres=None, rotations=None,
+                        max_iterations=20, rtol=1e-3, batch_rollouts=2048, step=1e-4):
     """Coarse velocities consistent with coarse positions under a learned integrator.
 
     Parameters
@@ -52,6 +52,13 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", max_i
         Fine steps per coarse step (the integrator runs ``factor`` steps of
         ``coarse_dt / factor`` fs across each gap).
     device : str
+    centres : ndarray, shape (n - 1, 3), Å, optional
+    rotations : ndarray, shape (n - 1, 3, 3), optional
+        The canonical frame of each gap, ``(x - centre) @ rotation``, in which the
+        model is run for that gap — the frame the upsampler will run it in.  The
+        node architecture and the recurrent corrections are not rotation
+        equivariant, so this matters.  Default: the frames' common centroid, no
+        rotation (exact for the Hamiltonian network).
     max_iterations : int
         Gauss–Newton iterations at most.
     rtol : float
@@ -66,20 +73,19 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", max_i
     ndarray, shape (n, N, 3), Å/fs
         Starting from the cubic spline's derivative.
     """
-    import torch
     from scipy.interpolate import CubicSpline
 
     n, n_atoms = positions.shape[:2]
     m = 3 * n_atoms
-    dtype = model.reference.dtype
-    device = torch.device(device)
-    # Centred on the frames' common centroid: small coordinates keep float32 exact
-    # enough, and a translation changes nothing for distance-based forces.
-    x = torch.as_tensor(positions - positions.mean(axis=(0, 1)), device=device, dtype=dtype)
-    targets = x.double().cpu().numpy().reshape(n, m)  # the positions as the model sees them
-    spline = CubicSpline(np.arange(n), positions.reshape(n, m), axis=0)
+    if centres is None:
+        # small coordinates keep float32 exact enough; forces depend on distances only
+        centres = np.broadcast_to(positions.mean(axis=(0, 1)), (n - 1, 3))
+        rotations = np.broadcast_to(np.eye(3), (n - 1, 3, 3))
+    targets = positions.reshape(n, m)
+    spline = CubicSpline(np.arange(n), targets, axis=0)
     v = spline(np.arange(n), 1) / coarse_dt  # (n, m) Å/fs
-    shooter = _Shooter(model, x, factor, coarse_dt / factor, batch_rollouts, step)
+    shooter = _Shooter(model, positions, centres, rotations, factor, coarse_dt / factor, device,
+                       batch_rollouts, step)
     was_training = model.training
     model.train(False)
     try:
@@ -106,57 +112,86 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", max_i
 
 
 class _Shooter:
-    """End states of the integrator started at every gap end, and their Jacobians."""
+    """End states of the integrator started at either end of every gap, in the gap's
+    canonical frame, returned in the input frame; and their Jacobians."""
 
-    def __init__(self, model, x, factor, dt, batch_rollouts, step):
-        self.model, self.x, self.factor, self.dt = model, x, factor, dt
+    def __init__(self, model, positions, centres, rotations, factor, dt, device, batch_rollouts, step):
+        import torch
+
+        self.model, self.positions, self.factor, self.dt = model, positions, factor, dt
+        self.centres, self.rotations = np.asarray(centres), np.asarray(rotations)
+        self.device, self.dtype = torch.device(device), model.reference.dtype
         self.batch, self.step = batch_rollouts, step
         self.jacobians = self.evaluations = 0  # counted for the log
 
+    def _tensor(self, array):
+        import torch
+
+        return torch.as_tensor(np.ascontiguousarray(array), device=self.device, dtype=self.dtype)
+
     def end_states(self, x0, v0):
-        """Rollouts from (x0, v0), shapes (B, N, 3), Å and Å/fs → end (x, v), same shapes."""
+        """Rollouts from canonical (x0, v0), (B, N, 3) arrays, Å and Å/fs → end (x, v), same shapes."""
         import torch
 
         ends_x, ends_v = [], []
         with torch.no_grad():
             for lo in range(0, len(x0), self.batch):
-                xs, vs = self.model.rollout(x0[lo : lo + self.batch], v0[lo : lo + self.batch], self.factor, self.dt)
-                ends_x.append(xs[:, -1])
-                ends_v.append(vs[:, -1])
-        return torch.cat(ends_x), torch.cat(ends_v)
+                xs, vs = self.model.rollout(self._tensor(x0[lo : lo + self.batch]),
+                                            self._tensor(v0[lo : lo + self.batch]), self.factor, self.dt)
+                ends_x.append(xs[:, -1].double().cpu().numpy())
+                ends_v.append(vs[:, -1].double().cpu().numpy())
+        return np.concatenate(ends_x), np.concatenate(ends_v)
 
     def shoot(self, starts, velocities, with_jacobians):
-        """End states from frames ``starts`` with ``velocities`` (G, m) Å/fs.
+        """End states from frames ``starts`` (G,) with ``velocities`` (G, m) Å/fs, row g
+        run in gap g's frame (``starts`` is gap g's first or last frame).
 
-        Returns end positions and velocities, each (G, m) float64, and with
-        ``with_jacobians`` their derivatives with respect to the start velocity,
-        each (G, m, m) (row: end coordinate, column: start velocity component).
+        Returns end positions and velocities, each (G, m) float64 in the input frame,
+        and with ``with_jacobians`` their derivatives with respect to the start
+        velocity, each (G, m, m) (row: end coordinate, column: start velocity component).
         """
-        import torch
-
-        x0 = self.x[starts]
-        g, n_atoms = x0.shape[:2]
+        g = len(starts)  # row i belongs to gap i, whichever end it starts from
+        n_atoms = self.positions.shape[1]
         m = 3 * n_atoms
-        v0 = torch.as_tensor(velocities.reshape(g, n_atoms, 3), device=x0.device, dtype=x0.dtype)
+        centres, rotations = self.centres, self.rotations
+        x0 = np.einsum("gni,gij->gnj", self.positions[starts] - centres[:, None], rotations)
+        v0 = np.einsum("gni,gij->gnj", velocities.reshape(g, n_atoms, 3), rotations)
+
+        def to_input(ends, slice_):  # (k, c, N, 3) canonical → (k, c, m) input frame
+            back = np.einsum("kcnj,kij->kcni", ends, rotations[slice_])
+            return back.reshape(len(back), -1, m)
+
         if not with_jacobians:
             xe, ve = self.end_states(x0, v0)
-            return xe.double().cpu().numpy().reshape(g, m), ve.double().cpu().numpy().reshape(g, m), None, None
-        # every gap's start plus its m perturbed copies, gaps sliced to bound memory
-        kicks = torch.eye(m, device=x0.device, dtype=x0.dtype).reshape(m, n_atoms, 3) * self.step
+            whole = slice(0, g)
+            return (to_input(xe[:, None], whole)[:, 0] + np.tile(centres, n_atoms),
+                    to_input(ve[:, None], whole)[:, 0], None, None)
+        # every gap's start plus its m perturbed copies, gaps sliced to bound memory.  The kicks
+        # run along the gap's canonical axes and the derivatives are rotated back exactly: the
+        # fit then does not depend on the input's orientation even through the differences'
+        # truncation error.
+        kicks = np.eye(m).reshape(m, n_atoms, 3) * self.step
         per_slice = max(1, self.batch // (m + 1))
-        out = []
+        jx, jv, ends_x, ends_v = [], [], [], []
+
+        def derivative(ends, part):  # (k, m + 1, m) input-frame ends → (k, m, m) d end / d input velocity
+            canonical = ((ends[:, 1:] - ends[:, :1]) / self.step).reshape(len(ends), n_atoms, 3, m)
+            return np.einsum("knco,kic->koni", canonical, rotations[part]).reshape(len(ends), m, m)
+
         for lo in range(0, g, per_slice):
-            xs, vs = x0[lo : lo + per_slice], v0[lo : lo + per_slice]
-            k = len(xs)
-            start_x = xs[:, None].expand(k, m + 1, n_atoms, 3).reshape(-1, n_atoms, 3)
-            start_v = torch.cat([vs[:, None], vs[:, None] + kicks[None]], 1).reshape(-1, n_atoms, 3)
+            part = slice(lo, min(lo + per_slice, g))
+            k = part.stop - part.start
+            start_x = np.broadcast_to(x0[part, None], (k, m + 1, n_atoms, 3)).reshape(-1, n_atoms, 3)
+            start_v = np.concatenate([v0[part, None], v0[part, None] + kicks], 1).reshape(-1, n_atoms, 3)
             xe, ve = self.end_states(start_x, start_v)
-            out.append((xe.double().cpu().numpy().reshape(k, m + 1, m), ve.double().cpu().numpy().reshape(k, m + 1, m)))
-        xe = np.concatenate([o[0] for o in out])
-        ve = np.concatenate([o[1] for o in out])
-        jx = ((xe[:, 1:] - xe[:, :1]) / self.step).transpose(0, 2, 1)
-        jv = ((ve[:, 1:] - ve[:, :1]) / self.step).transpose(0, 2, 1)
-        return xe[:, 0], ve[:, 0], jx, jv
+            xe = to_input(xe.reshape(k, m + 1, n_atoms, 3), part)
+            ve = to_input(ve.reshape(k, m + 1, n_atoms, 3), part)
+            jx.append(derivative(xe, part))
+            jv.append(derivative(ve, part))
+            ends_x.append(xe[:, 0])
+            ends_v.append(ve[:, 0])
+        return (np.concatenate(ends_x) + np.tile(centres, n_atoms), np.concatenate(ends_v),
+                np.concatenate(jx), np.concatenate(jv))
 
 
 def _misfit(shooter, v, targets, coarse_dt, with_jacobians):

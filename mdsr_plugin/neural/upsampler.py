@@ -164,13 +164,13 @@ class NeuralUpsampler:
             self.prepare(coarse, factor)  # used directly, outside the driver
         dt_fine = coarse.dt / factor
         x = coarse.positions[:, self.order]
-        if coarse.velocities is not None:
-            v = coarse.velocities[:, self.order]
-        else:
-            v = estimate_velocities(self.model, x, coarse.dt, factor, device=self.device,
-                                    batch_rollouts=2 * self.batch_gaps)
         before, after = self._histories(len(x))
         centres, rotations = self._canonical(x[before[:, -1]])
+        if coarse.velocities is not None:
+            v = coarse.velocities[:, self.order]
+        else:  # fitted with every gap in the frame it is reconstructed in below
+            v = estimate_velocities(self.model, x, coarse.dt, factor, device=self.device, centres=centres,
+                                    rotations=rotations, batch_rollouts=2 * self.batch_gaps)
 
         def canonical(idx):  # (G, K) frame indices → canonical positions, velocities (G, K, N, 3)
             return (np.einsum("gkni,gij->gknj", x[idx] - centres[:, None, None], rotations),
