@@ -20,9 +20,13 @@ differences, all directions of all gaps batched through the network.
 Why Gauss–Newton rather than a first-order optimiser: the misfit has a few badly
 conditioned directions that carry much of the position error.  L-BFGS stopped at
 40 iterations left a quarter of the error; converging it took 100–150 iterations.
-Gauss–Newton reaches a lower misfit in 4–6 iterations (stopping once an iteration
-gains less than 0.1 %), 2.5–3× faster (ethanol and uracil, 100 gaps of held-out
-GFN2-xTB data at factor 20).
+Gauss–Newton reaches a lower misfit in 4–7 iterations (stopping once an iteration
+gains less than 0.1 %), 2.4–3.9× faster (ethanol and uracil, 100 gaps of held-out
+GFN2-xTB data at factor 20; ``bench/shooting.py``).
+
+Each gap is shot in its canonical frame (the ``centres`` and ``rotations`` the
+upsampler reconstructs it in): the node architecture and the recurrent corrections
+are not rotation equivariant.
 """
 
 from __future__ import annotations
