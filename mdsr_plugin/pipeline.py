@@ -324,7 +324,8 @@ def upsample_file(
     dict
         ``frames_in``, ``frames_out``, ``method``, ``model`` and ``model_sha256`` (the
         checkpoint's id and weights hash, or None), ``disagreement`` (mean and max in Å,
-        or None), ``outputs`` (list of paths), ``seconds``.
+        or None), ``velocities_fitted`` (True when a neural method had to fit the
+        coarse velocities: positions-only input), ``outputs`` (list of paths), ``seconds``.
     """
     from .io import open_reader, open_writer
 
@@ -362,6 +363,7 @@ def upsample_file(
         "model": None if card is None else card["id"],
         "model_sha256": None if card is None else card["weights_sha256"],
         "disagreement": disagreement.summary(),
+        "velocities_fitted": card is not None and first.velocities is None,
         "frames_in": counted["n"],
         "frames_out": writer.frames_written,
         "method": resolved.name,

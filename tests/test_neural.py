@@ -389,6 +389,11 @@ def test_cli_model_option_summary_and_outputs(registry, xtb_fine, tmp_path, caps
     code = main([str(source), "--factor", "10", "-o", str(tmp_path / "fine.h5md"), "--model", "ethanol-binode"])
     out = capsys.readouterr().out
     assert code == 0 and "neural" in out and "ethanol-binode" in out and "disagreement" in out
+    assert "no velocities" not in out
+    positions_only = tmp_path / "positions.xyz"
+    write_trajectory(positions_only, coarse_from(xtb_fine)[:6].without("velocities", "forces"))
+    assert main([str(positions_only), "--factor", "10", "-o", str(tmp_path / "fitted.xyz"), "--model", "ethanol-bilstm"]) == 0
+    assert "the input has no velocities: they were fitted by shooting" in capsys.readouterr().out
     assert "disagreement" in read_trajectory(tmp_path / "fine.h5md").frame_data
     assert main([str(source), "--factor", "10", "-o", str(tmp_path / "bad.xyz"), "--model", "nope"]) == 1
     assert "no checkpoint 'nope'" in capsys.readouterr().err
