@@ -161,15 +161,13 @@ class _Shooter:
         x0 = np.einsum("gni,gij->gnj", self.positions[starts] - centres[:, None], rotations)
         v0 = np.einsum("gni,gij->gnj", velocities.reshape(g, n_atoms, 3), rotations)
 
-        def to_input(ends, slice_):  # (k, c, N, 3) canonical → (k, c, m) input frame
-            back = np.einsum("kcnj,kij->kcni", ends, rotations[slice_])
-            return back.reshape(len(back), -1, m)
+        def to_input(ends, part):  # canonical (k, ..., N, 3) → input frame (k, ..., m)
+            back = np.einsum("k...nj,kij->k...ni", ends, rotations[part])
+            return back.reshape(*back.shape[:-2], m)
 
         if not with_jacobians:
             xe, ve = self.end_states(x0, v0)
-            whole = slice(0, g)
-            return (to_input(xe[:, None], whole)[:, 0] + np.tile(centres, n_atoms),
-                    to_input(ve[:, None], whole)[:, 0], None, None)
+            return to_input(xe, slice(None)) + np.tile(centres, n_atoms), to_input(ve, slice(None)), None, None
         # every gap's start plus its m perturbed copies, gaps sliced to bound memory.  The kicks
         # run along the gap's canonical axes and the derivatives are rotated back exactly: the
         # fit then does not depend on the input's orientation even through the differences'

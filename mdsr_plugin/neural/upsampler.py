@@ -66,7 +66,7 @@ class NeuralUpsampler:
         fast on a CPU and its positions differ from float64's by ~1e-6 Å, far below
         the models' error (docs/benchmarks.md); the coarse frames are reproduced
         exactly either way.  The velocity fit of positions-only input runs in the
-        same precision (1.6–1.8× faster in float32, same velocity error).
+        same precision.
     """
 
     name = "neural"
