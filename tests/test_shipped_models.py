@@ -100,3 +100,10 @@ def test_shipped_card_holds_held_out_validation_against_the_classical_methods(mo
                 assert {r["method"] for r in found} == methods, (reference, factor, mode)
                 for row in found:
                     assert METRICS <= set(row) and all(np.isfinite(row[m]) for m in METRICS)
+
+
+def test_models_folder_stays_under_100_mb_and_holds_no_stray_files():
+    files = [path for path in MODELS.iterdir() if path.is_file()]
+    assert sum(path.stat().st_size for path in files) < 100e6
+    listed = {"manifest.json"} | {f"{model_id}.{ext}" for model_id in SHIPPED for ext in ("json", "safetensors")}
+    assert {path.name for path in files} - {"__init__.py"} == listed  # __init__: packaged as mdsr_plugin._models
