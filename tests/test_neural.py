@@ -414,9 +414,15 @@ def test_models_cli(registry, capsys):
     assert models_main(["list"]) == 0
     out = capsys.readouterr().out
     assert "ethanol-bilstm" in out and "bilstm" in out
-    assert models_main(["show", "ethanol-binode"]) == 0
+    assert models_main(["show", "ethanol-binode", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["arch"] == "node"
+    assert models_main(["show", "ethanol-binode"]) == 0
+    summary = capsys.readouterr().out
+    assert "bidirectional NODE" in summary and "C2H6O, 9 atoms, 8 bonds" in summary
+    assert "factors 10 at a 1 fs output step" in summary
+    assert "held out      not measured" in summary  # tiny test models have no held-out rows
     assert models_main(["show", "unknown-model"]) == 1
+    assert "no checkpoint 'unknown-model'" in capsys.readouterr().err
 
 
 def test_altered_card_is_refused_by_the_manifest(tmp_path, trained, xtb_fine, monkeypatch):

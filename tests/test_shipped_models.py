@@ -107,3 +107,18 @@ def test_models_folder_stays_under_100_mb_and_holds_no_stray_files():
     assert sum(path.stat().st_size for path in files) < 100e6
     listed = {"manifest.json"} | {f"{model_id}.{ext}" for model_id in SHIPPED for ext in ("json", "safetensors")}
     assert {path.name for path in files} - {"__init__.py"} == listed  # __init__: packaged as mdsr_plugin._models
+
+
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_models_show_prints_the_held_out_table(model_id, capsys):
+    from mdsr_plugin.neural.cli import models_main
+
+    assert models_main(["show", model_id]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    card = card_of(model_id)
+    rows = [line.split() for line in lines if line.startswith(("Nosé–Hoover", "Langevin"))]
+    # three references × two input modes × the factors, each row ending in baseline / neural
+    assert len(rows) == 3 * 2 * len(card["factors"])
+    nose_hoover_20 = next(r for r in rows if r[0] == "Nosé–Hoover" and r[1] == "velocities" and r[2] == "20")
+    neural, hermite = float(nose_hoover_20[3]), float(nose_hoover_20[6])
+    assert float(nose_hoover_20[-1].rstrip("x")) == pytest.approx(hermite / neural, rel=0.01)  # printed to 3 digits

@@ -69,12 +69,75 @@ def train_main(argv=None) -> int:
     return 0
 
 
+HELD_OUT_METHODS = ("neural", "linear", "spline", "hermite", "quintic")
+#: the held-out references of bench/generate_reference_data.sh, by the thermostat in their file name
+HELD_OUT_DATA = {"nose-hoover": "Nosé–Hoover", "langevin-weak": "Langevin 2/ps", "langevin": "Langevin 10/ps"}
+
+
+def _data_label(file: str) -> str:
+    """'ethanol_400K_langevin-weak_s99' → 'Langevin 2/ps'; other names as they are."""
+    parts = file.split("_")
+    return HELD_OUT_DATA.get(parts[2], file) if len(parts) == 4 else file
+
+
+def describe_card(card: dict, path) -> str:
+    """A model card as a person reads it: what the checkpoint serves, what it was trained
+    on, and its held-out position MAE against the classical methods (``--json`` has the rest)."""
+    from ase import Atoms
+
+    config, training = card["config"], card.get("training", {})
+    provenance = training.get("provenance", {})
+    arch = ("bidirectional " if config["bidirectional"] else "uni-directional ") + config["arch"].upper()
+    size = ", ".join(f"{key} {config[key]}" for key in ("width", "depth", "hidden") if config.get(key))
+    inputs = " or ".join({"velocities": "positions with velocities", "positions": "positions only"}[m]
+                         for m in card.get("input_modes", ["velocities"]))
+    lines = [
+        f"{card['id']}  ({path})",
+        f"molecule      {card.get('molecule') or '?'}: {Atoms(numbers=card['numbers']).get_chemical_formula()}, "
+        f"{len(card['numbers'])} atoms, {len(card['bonds'])} bonds (atoms are matched by this graph, in any order)",
+        f"architecture  {arch} ({size})",
+        f"serves        factors {', '.join(map(str, card['factors']))} at a {card['fine_dt_fs']:g} fs output step; "
+        f"input: {inputs}",
+    ]
+    if provenance:
+        lines.append(
+            f"trained on    {len(training.get('files', []))} files, {provenance.get('potential', '?')}, "
+            f"{', '.join(map(str, provenance.get('temperatures_K', [])))} K, "
+            f"{' and '.join(provenance.get('thermostats', []))}, seeds {', '.join(map(str, provenance.get('seeds', [])))}"
+            + ("" if training.get("complete", True) else " (training incomplete)"))
+    rows = card.get("validation", {}).get("held_out", {}).get("rows", [])
+    if not rows:
+        lines.append("held out      not measured (bench/neural_accuracy.py --publish records it)")
+        return "\n".join(lines)
+    held_out = provenance.get("held_out", {})
+    lines += [
+        f"held out      {held_out.get('temperature_K', '?')} K, seed {held_out.get('seed', '?')}: position MAE (Å); "
+        "baseline = cubic Hermite with velocities, cubic spline without",
+        "",
+        f"{'data':16s} {'input':10s} {'factor':>6s} " + " ".join(f"{m:>9s}" for m in HELD_OUT_METHODS)
+        + "  baseline/neural",
+    ]
+    order = list(HELD_OUT_DATA.values())
+    keys = sorted({(r["file"], r["mode"], r["factor"]) for r in rows},
+                  key=lambda k: (order.index(_data_label(k[0])) if _data_label(k[0]) in order else len(order), k[0],
+                                 k[1] != "velocities", k[2]))
+    for file, mode, factor in keys:
+        mae = {r["method"]: r["position_mae"] for r in rows if (r["file"], r["mode"], r["factor"]) == (file, mode, factor)}
+        baseline = mae.get("hermite" if mode == "velocities" else "spline")
+        ratio = f"{baseline / mae['neural']:.1f}x" if baseline and mae.get("neural") else "-"
+        lines.append(f"{_data_label(file):16s} {mode:10s} {factor:6d} "
+                     + " ".join(f"{mae[m]:9.2e}" if m in mae else f"{'-':>9s}" for m in HELD_OUT_METHODS)
+                     + f"  {ratio:>8s}")
+    return "\n".join(lines)
+
+
 def models_main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="mdsr-models", description="List and describe pretrained checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="one line per registered checkpoint")
-    show = sub.add_parser("show", help="a checkpoint's model card")
+    show = sub.add_parser("show", help="a checkpoint's model card: what it serves, its data, its held-out accuracy")
     show.add_argument("id", help="checkpoint id or path")
+    show.add_argument("--json", action="store_true", help="print the whole card as JSON instead")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -97,7 +160,10 @@ def models_main(argv=None) -> int:
                       f"inputs {'+'.join(card.get('input_modes', []))}  {mae_text}")
         else:
             entry = get_model_entry(args.id)
-            print(json.dumps({"path": str(entry.card_path), **entry.card}, indent=1))
+            if args.json:
+                print(json.dumps({"path": str(entry.card_path), **entry.card}, indent=1))
+            else:
+                print(describe_card(entry.card, entry.card_path))
     except CheckpointError as err:
         print(f"mdsr-models: error: {err}", file=sys.stderr)
         return 1
