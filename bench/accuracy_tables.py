@@ -3,12 +3,14 @@
 
     python bench/accuracy_tables.py factors ethanol benzene malonaldehyde uracil
     python bench/accuracy_tables.py architectures ethanol
+    python bench/accuracy_tables.py ratios ethanol benzene
 
 ``factors``: molecule × data × input × factor, the shipped Bi-LSTM against the four
 classical methods (position MAE, Å) and the floor's baseline over the Bi-LSTM.
 ``architectures``: every architecture measured for one molecule (checkpoints from
 ``bench/train_architectures.sh``, the Bi-LSTM among them, trained alike; results in
-``bench/results/architectures/``), best in bold.
+``bench/results/architectures/``), best in bold.  ``ratios``: the uni-/bi-directional
+and architecture-over-Bi-LSTM error ratios quoted in the text.
 """
 
 from __future__ import annotations
@@ -72,9 +74,36 @@ def architectures_table(molecule):
                 print(f"| {label} | {mode} | {factor} | " + " | ".join(cells) + f" | {reference:.1e} |")
 
 
+def architecture_ratios(molecule):
+    """The ranges quoted in docs/benchmarks.md: uni- over bi-directional error per cell
+    type, and each bi-directional model's error over the Bi-LSTM's, per input mode and
+    data (min–max over the factors)."""
+    results = {arch: rows for arch in ARCHITECTURES if (rows := load(molecule, arch, "architectures")) is not None}
+
+    def error(arch, data, mode, factor):
+        return position_mae(results[arch], molecule, data, mode, factor)["neural"]
+
+    print(f"{molecule}: ratio ranges over factors {FACTORS}")
+    for mode in MODES:
+        for data, label in DATA.items():
+            cells = []
+            for cell in ("lstm", "rnn", "hnn", "node"):
+                if f"bi{cell}" in results and f"uni{cell}" in results:
+                    r = [error(f"uni{cell}", data, mode, f) / error(f"bi{cell}", data, mode, f) for f in FACTORS]
+                    cells.append(f"uni/bi {cell.upper()} {min(r):.2f}–{max(r):.2f}")
+            for arch in ("birnn", "bihnn", "binode"):
+                if arch in results:
+                    r = [error(arch, data, mode, f) / error("bilstm", data, mode, f) for f in FACTORS]
+                    cells.append(f"{ARCHITECTURES[arch]}/Bi-LSTM {min(r):.2f}–{max(r):.2f}")
+            print(f"  {mode:10s} {label:16s} " + "; ".join(cells))
+
+
 if __name__ == "__main__":
     kind, *names = sys.argv[1:]
     if kind == "factors":
         factors_table(names)
+    elif kind == "ratios":
+        for name in names:
+            architecture_ratios(name)
     else:
         architectures_table(names[0])
