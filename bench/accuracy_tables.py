@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+from mdsr_plugin.neural.registry import baseline_method
+
 RESULTS = Path(__file__).resolve().parents[1] / "bench/results"
 DATA = {"nose-hoover": "Nosé–Hoover", "langevin-weak": "Langevin 2 ps⁻¹", "langevin": "Langevin 10 ps⁻¹"}
 MODES = ("velocities", "positions")
@@ -40,7 +42,7 @@ def position_mae(rows, molecule, data, mode, factor):
 
 
 def baseline(mae, mode):
-    return mae["hermite"] if mode == "velocities" else mae["spline"]
+    return mae[baseline_method(mode)]
 
 
 def factors_table(molecules):

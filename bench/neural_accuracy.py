@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mdsr_plugin.io import read_trajectory
 from mdsr_plugin.neural.checkpoint import read_card
-from mdsr_plugin.neural.registry import get_model_entry, write_manifest
+from mdsr_plugin.neural.registry import baseline_method, get_model_entry, held_out_position_mae, write_manifest
 from mdsr_plugin.neural.train import score_methods
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,10 +87,8 @@ def publish(card_file: Path, rows, factors):
 def table(rows):
     print("\n| reference | input | factor | neural | linear | spline | Hermite | quintic | baseline / neural |")
     print("|---|---|---|---|---|---|---|---|---|")
-    keys = sorted({(r["file"], r["mode"], r["factor"]) for r in rows}, key=lambda k: (k[0], k[1] != "velocities", k[2]))
-    for file, mode, factor in keys:
-        mae = {r["method"]: r["position_mae"] for r in rows if (r["file"], r["mode"], r["factor"]) == (file, mode, factor)}
-        baseline = mae["hermite"] if mode == "velocities" else mae["spline"]
+    for (file, mode, factor), mae in held_out_position_mae(rows).items():
+        baseline = mae[baseline_method(mode)]
         cells = [f"{mae[m]:.2e}" if m in mae else "–" for m in METHODS]
         print(f"| {file.split('_', 1)[1].removesuffix('_s99')} | {mode} | {factor} | " + " | ".join(cells)
               + f" | {baseline / mae['neural']:.1f}× |")

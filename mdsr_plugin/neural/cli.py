@@ -85,6 +85,8 @@ def describe_card(card: dict, path) -> str:
     on, and its held-out position MAE against the classical methods (``--json`` has the rest)."""
     from ase import Atoms
 
+    from .registry import baseline_method, held_out_position_mae
+
     config, training = card["config"], card.get("training", {})
     provenance = training.get("provenance", {})
     arch = ("bidirectional " if config["bidirectional"] else "uni-directional ") + config["arch"].upper()
@@ -118,12 +120,11 @@ def describe_card(card: dict, path) -> str:
         + "  baseline/neural",
     ]
     order = list(HELD_OUT_DATA.values())
-    keys = sorted({(r["file"], r["mode"], r["factor"]) for r in rows},
-                  key=lambda k: (order.index(_data_label(k[0])) if _data_label(k[0]) in order else len(order), k[0],
-                                 k[1] != "velocities", k[2]))
-    for file, mode, factor in keys:
-        mae = {r["method"]: r["position_mae"] for r in rows if (r["file"], r["mode"], r["factor"]) == (file, mode, factor)}
-        baseline = mae.get("hermite" if mode == "velocities" else "spline")
+    grouped = held_out_position_mae(rows)
+    # Nosé–Hoover first, then weak and strong Langevin (stable sort keeps the rest in order)
+    for (file, mode, factor), mae in sorted(grouped.items(), key=lambda item: order.index(_data_label(item[0][0]))
+                                              if _data_label(item[0][0]) in order else len(order)):
+        baseline = mae.get(baseline_method(mode))
         ratio = f"{baseline / mae['neural']:.1f}x" if baseline and mae.get("neural") else "-"
         lines.append(f"{_data_label(file):16s} {mode:10s} {factor:6d} "
                      + " ".join(f"{mae[m]:9.2e}" if m in mae else f"{'-':>9s}" for m in HELD_OUT_METHODS)

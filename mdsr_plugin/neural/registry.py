@@ -125,6 +125,26 @@ def classical_is_better(card: dict, factor: int, has_velocities: bool, classical
     return mean[classical] < mean["neural"]
 
 
+def held_out_position_mae(rows) -> dict:
+    """Held-out rows (``validation.held_out.rows``) grouped for tables.
+
+    Returns
+    -------
+    dict
+        ``(file, mode, factor)`` → {method: position MAE, Å}, ordered by reference file,
+        then velocities before positions, then factor.
+    """
+    grouped = {}
+    for row in sorted(rows, key=lambda r: (r["file"], r["mode"] != "velocities", r["factor"])):
+        grouped.setdefault((row["file"], row["mode"], row["factor"]), {})[row["method"]] = row["position_mae"]
+    return grouped
+
+
+def baseline_method(mode: str) -> str:
+    """The floor's classical baseline for an input mode: cubic Hermite with velocities, else the spline."""
+    return "hermite" if mode == "velocities" else "spline"
+
+
 def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocities: bool):
     """Checkpoints that fit a trajectory, best first, and the reasons others do not.
 
