@@ -286,11 +286,9 @@ def test_neural_method_reproduces_coarse_frames_and_reports_disagreement(registr
 def test_rotated_translated_input_gives_rotated_translated_output(registry, xtb_fine, model_id, positions_only):
     # the node architecture is not rotation equivariant: positions-only input must be
     # fitted in each gap's canonical frame too, or its velocities depend on the orientation
-    # (measured 0.03 Å when the fit ran in the input frame).  These tiny models leave a misfit
-    # of ~19 Å², so the fit's stopping point is loosely determined: a one-ulp float32
-    # difference in the rollouts moves it by up to 1.6e-4 Å, depending on the orientation and
-    # the machine.  Positions-only is therefore held to 1e-3 Å here, 30x below the failure;
-    # test_shipped_models.py holds a trained checkpoint's fit to 1e-6 Å.
+    # (measured 0.03 Å when the fit ran in the input frame).  The fit runs in float64: in
+    # float32 a one-ulp difference in the rollouts decided where it stopped, and moved these
+    # tiny models' output by up to 1.6e-4 Å with the orientation and the machine.
     coarse = coarse_from(xtb_fine)
     rotation, shift = random_rotation(5), np.array([12.0, -3.0, 40.0])
     moved = replace(coarse, positions=coarse.positions @ rotation.T + shift, velocities=coarse.velocities @ rotation.T)
@@ -298,10 +296,8 @@ def test_rotated_translated_input_gives_rotated_translated_output(registry, xtb_
         coarse, moved = coarse.without("velocities", "forces"), moved.without("velocities", "forces")
     fine = upsample(coarse, 10, "neural", model=model_id)
     fine_moved = upsample(moved, 10, "neural", model=model_id)
-    np.testing.assert_allclose(fine_moved.positions, fine.positions @ rotation.T + shift,
-                               atol=1e-3 if positions_only else 1e-6)
-    np.testing.assert_allclose(fine_moved.velocities, fine.velocities @ rotation.T,
-                               atol=5e-4 if positions_only else 1e-6)
+    np.testing.assert_allclose(fine_moved.positions, fine.positions @ rotation.T + shift, atol=1e-6)
+    np.testing.assert_allclose(fine_moved.velocities, fine.velocities @ rotation.T, atol=1e-6)
 
 
 def test_shuffled_atom_order_gives_the_same_reconstruction(registry, xtb_fine):
