@@ -80,9 +80,9 @@ def test_shipped_checkpoint_beats_the_classical_baseline_on_dynamics_it_never_sa
 
 def test_shipped_checkpoint_reconstruction_turns_and_moves_with_its_input(fresh_dynamics):
     # Positions-only is the demanding case: the velocities are fitted by shooting, which
-    # must run every gap in the canonical frame the reconstruction uses, and in float64 (in
-    # float32 where the fit stopped depended on rounding: up to 7e-3 Å here).  Measured 1e-14 Å
-    # to 4e-7 Å (the float32 reconstruction's rounding).
+    # must run every gap in the canonical frame the reconstruction uses, and in float64
+    # (in float32 where the fit stopped depended on rounding: 1-3e-3 Å for uracil,
+    # bench/shooting.py).  Measured 1e-14 to 4e-7 Å (the float32 reconstruction's rounding).
     from dataclasses import replace
 
     from scipy.spatial.transform import Rotation
