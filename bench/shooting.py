@@ -81,6 +81,15 @@ def lbfgs(max_iterations, rtol):
     return estimate
 
 
+def shooter_for(integrator, positions, coarse_dt, factor, device, centres, rotations, batch_rollouts):
+    """The library's shooter for ``integrator`` (in evaluation mode), 1e-4 Å/fs kicks."""
+    from mdsr_plugin.neural.shooting import _Shooter
+
+    integrator.train(False)
+    return _Shooter(integrator, positions, centres, rotations, factor, coarse_dt / factor, device,
+                    batch_rollouts, 1e-4)
+
+
 def gauss_newton_variant(min_chord_gain=None, float32_jacobians=False):
     """Gauss–Newton as the library's, with one of two cheaper twists (both rejected).
 
@@ -91,21 +100,16 @@ def gauss_newton_variant(min_chord_gain=None, float32_jacobians=False):
     """
     from scipy.interpolate import CubicSpline
 
-    from mdsr_plugin.neural.shooting import _gauss_newton_step, _misfit, _Shooter
+    from mdsr_plugin.neural.shooting import _gauss_newton_step, _misfit
 
     def estimate(model, positions, coarse_dt, factor, device="cpu", centres=None, rotations=None,
                  batch_rollouts=2048, max_iterations=20, rtol=1e-3, **_):
         n = len(positions)
         targets = positions.reshape(n, -1)
         v = CubicSpline(np.arange(n), targets, axis=0)(np.arange(n), 1) / coarse_dt
-
-        def shooter_for(integrator):
-            integrator.train(False)
-            return _Shooter(integrator, positions, centres, rotations, factor, coarse_dt / factor, device,
-                            batch_rollouts, 1e-4)
-
-        shooter = shooter_for(model)
-        jacobian_shooter = shooter_for(copy.deepcopy(model).float()) if float32_jacobians else shooter
+        frames = (positions, coarse_dt, factor, device, centres, rotations, batch_rollouts)
+        shooter = shooter_for(model, *frames)
+        jacobian_shooter = shooter_for(copy.deepcopy(model).float(), *frames) if float32_jacobians else shooter
 
         def evaluate(velocities):  # misfit and residuals from ``shooter``, Jacobians from the other
             misfit, residuals, _ = _misfit(shooter, velocities, targets, coarse_dt, with_jacobians=False)
@@ -143,15 +147,14 @@ def gauss_newton_variant(min_chord_gain=None, float32_jacobians=False):
 
 def finished_in_float64(fit):
     """``fit`` in float32, then one float64 Gauss–Newton step, always taken."""
-    from mdsr_plugin.neural.shooting import _gauss_newton_step, _misfit, _Shooter
+    from mdsr_plugin.neural.shooting import _gauss_newton_step, _misfit
 
     def estimate(model, positions, coarse_dt, factor, device="cpu", centres=None, rotations=None,
                  batch_rollouts=2048, **kwargs):
         v = in_float32(fit)(model, positions, coarse_dt, factor, device=device, centres=centres,
                             rotations=rotations, batch_rollouts=batch_rollouts, **kwargs)
         n = len(positions)
-        shooter = _Shooter(model, positions, centres, rotations, factor, coarse_dt / factor, device,
-                           batch_rollouts, 1e-4)
+        shooter = shooter_for(model, positions, coarse_dt, factor, device, centres, rotations, batch_rollouts)
         v = v.reshape(n, -1)
         _, residuals, jacobians = _misfit(shooter, v, positions.reshape(n, -1), coarse_dt, with_jacobians=True)
         return (v + _gauss_newton_step(residuals, jacobians, coarse_dt)).reshape(positions.shape)
