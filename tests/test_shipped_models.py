@@ -99,6 +99,23 @@ def test_shipped_checkpoint_reconstruction_turns_and_moves_with_its_input(fresh_
     np.testing.assert_allclose(fine_moved.velocities, fine.velocities @ rotation.T, atol=1e-7)
 
 
+EXTENDED_MD17 = {"aspirin", "azobenzene", "benzene", "ethanol", "keto-mda", "malonaldehyde", "naphthalene",
+                 "paracetamol", "salicylic-acid", "toluene", "uracil"}
+
+
+def test_every_extended_md17_molecule_ships_trained_on_300_to_500_k_with_both_thermostats():
+    cards = [card_of(model_id) for model_id in SHIPPED]
+    assert {card["molecule"] for card in cards} == EXTENDED_MD17
+    for card in cards:
+        training = card["training"]
+        assert training["complete"], card["id"]
+        provenance = training["provenance"]
+        assert {300, 500} <= set(provenance["temperatures_K"]), card["id"]
+        # the files actually trained on: every temperature with each thermostat
+        trained_on = {(name.split("_")[1], name.split("_")[2]) for name in training["files"]}
+        assert trained_on == {(f"{t}K", thermostat) for t in (300, 500) for thermostat in ("nose-hoover", "langevin")}
+
+
 @pytest.mark.parametrize("model_id", SHIPPED)
 def test_shipped_card_holds_held_out_validation_against_the_classical_methods(model_id):
     card = card_of(model_id)
