@@ -18,11 +18,21 @@ __all__ = ["main", "build_parser"]
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
-    return value
+def _integer_at_least(minimum: int):
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # what argparse names in "invalid ... value"
+    return parse
+
+
+#: ``--factor``, ``--chunk-size``: two or more.
+at_least_two = _integer_at_least(2)
+#: ``--stride``, ``--workers``, counts: one or more.
+positive_int = _integer_at_least(1)
 
 
 def positive_float(text):
@@ -50,7 +60,7 @@ def add_upsample_options(parser: argparse.ArgumentParser) -> None:
     from .methods import available_methods
 
     methods = ", ".join(["auto", "classical", *available_methods()])
-    parser.add_argument("--factor", type=positive_int, required=True, help="fine frames per coarse step, e.g. 20")
+    parser.add_argument("--factor", type=at_least_two, required=True, help="fine frames per coarse step, e.g. 20")
     parser.add_argument(
         "--method", default="auto",
         help=f"one of {methods} (default auto: the best the input supports; "
@@ -65,10 +75,21 @@ def add_upsample_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("float32", "float64"), default="float32",
                         help="arithmetic of the neural method (default float32: about twice as fast, "
                         "differences ~1e-6 Å)")
-    parser.add_argument("--chunk-size", type=positive_int, default=2000, help="coarse frames per read (memory bound)")
+    parser.add_argument("--chunk-size", type=at_least_two, default=2000, help="coarse frames per read (memory bound)")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
+
+
+def settings_from_args(args):
+    """The :class:`~mdsr_plugin.settings.UpsampleSettings` of the shared options (not yet checked)."""
+    from .settings import UpsampleSettings
+
+    return UpsampleSettings(
+        factor=args.factor, method=args.method, model=args.model, device=args.device, precision=args.precision,
+        dt=args.dt, input_format=args.input_format,
+        output_format=args.output_format and args.output_format.lower(), chunk_size=args.chunk_size,
+    )
 
 
 def check_upsample_options(args) -> str | None:
@@ -86,7 +107,16 @@ def check_upsample_options(args) -> str | None:
             return f"{option}: unknown format {name!r}; known: {', '.join(sorted(formats()))}"
     if args.output_format is not None and formats()[args.output_format.lower()].open_writer is None:
         return f"--output-format: mdsr_plugin cannot write {args.output_format} files"
-    return check_device(args.device)
+    problem = check_device(args.device)
+    if problem:
+        return problem
+    from .settings import SettingsError
+
+    try:
+        args.settings = settings_from_args(args).checked()
+    except SettingsError as err:
+        return str(err)
+    return None
 
 
 def check_device(device: str) -> str | None:
@@ -154,13 +184,8 @@ def main(argv=None) -> int:
 
     try:
         with limit_requested():  # fewer PyTorch threads if other processes hold cores (threads.py)
-            summary = upsample_file(
-                args.input, args.output, args.factor,
-                method=args.method, dt=args.dt, topology=args.top, velocities=args.velocities,
-                input_format=args.input_format, output_format=args.output_format,
-                chunk_size=args.chunk_size, progress=not args.quiet, model=args.model, device=args.device,
-                precision=args.precision,
-            )
+            summary = upsample_file(args.input, args.output, settings=args.settings, topology=args.top,
+                                    velocities=args.velocities, progress=not args.quiet)
     except (FormatError, TrajectoryError, MethodError, CheckpointError, OSError) as err:
         print(f"mdsr-upsample: error: {err}", file=sys.stderr)
         return EXIT_FAILURE

@@ -27,41 +27,36 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .methods import MethodError, choose_auto, get_method
+from .methods import resolve_method
+from .methods.base import Method, Provenance
 from .periodic import Unwrapper, is_wrapped, wrap_positions
+from .settings import UpsampleSettings
 from .trajectory import Trajectory, TrajectoryError, check_uniform_times, concatenate
 
-__all__ = ["upsample", "upsample_stream", "upsample_file", "resolve_method", "prepare_coarse", "emit_block"]
+__all__ = ["upsample", "upsample_stream", "upsample_file", "stream_method", "settings_of", "block_bounds",
+           "prepare_coarse", "emit_block"]
 
 log = logging.getLogger(__name__)
 
 
-def resolve_method(method, first: Trajectory, factor: int | None = None, **options):
-    """A ready method object from a name (``"auto"`` picks by what ``first`` carries,
-    ``"classical"`` the best classical method for it) or an instance, checked against
-    the quantities ``first`` provides.
+def settings_of(factor, method="auto", options=None) -> UpsampleSettings:
+    """Checked settings from the Python API's arguments (``method`` may be a method object)."""
+    name = method if isinstance(method, str) else "auto"
+    return UpsampleSettings.from_options(factor, name, **(options or {})).checked()
 
-    Methods that must see the input before they run (the neural method chooses and
-    loads its checkpoint) do so in their ``prepare(first, factor)``.
+
+def block_bounds(gap: int, block_gaps: int, n_coarse: int | None = None) -> tuple[int, int]:
+    """The block of gaps holding ``gap``: ``(first gap, one past the last)``.
+
+    Block boundaries depend only on the global gap index, so a gap's numbers are
+    the same however the input is chunked or visited (the streaming driver and the
+    lazy MDAnalysis reader both cut by this).  ``n_coarse`` clips the last block.
     """
-    if isinstance(method, str):
-        if method in ("auto", "classical"):
-            name = choose_auto(first, factor if method == "auto" else None)
-        else:
-            name = method
-        if name != "neural":
-            for neural_only in ("model", "precision"):
-                options.pop(neural_only, None)
-        method = get_method(name, **options)
-    if hasattr(method, "prepare") and factor is not None and not getattr(method, "prepared", False):
-        method.prepare(first, factor)
-    missing = [q for q in method.requires if getattr(first, q) is None]
-    if missing:
-        raise MethodError(
-            f"method {method.name!r} needs {' and '.join(missing)}, which the input does not have; "
-            "use --method spline (positions only), or give velocities with --velocities FILE"
-        )
-    return method
+    start = gap // block_gaps * block_gaps
+    end = start + block_gaps
+    if n_coarse is not None:
+        end = min(end, n_coarse - 1)
+    return start, end
 
 
 class _CoarseBuffer:
@@ -93,9 +88,7 @@ class _CoarseBuffer:
             self.start = index
 
 
-def upsample_stream(
-    chunks: Iterable[Trajectory], factor: int, method="auto", **method_options
-) -> Iterator[Trajectory]:
+def upsample_stream(chunks: Iterable[Trajectory], factor: int, method="auto", **options) -> Iterator[Trajectory]:
     """Upsample a trajectory given as consecutive chunks; yield the fine trajectory in chunks.
 
     Parameters
@@ -104,10 +97,11 @@ def upsample_stream(
         Consecutive pieces of one coarse trajectory with a uniform time step.
     factor : int
         Fine frames per coarse step (≥ 2); the fine step is ``dt / factor``.
-    method : str or method object
-        A registered method name, or ``"auto"``.
-    **method_options
-        Passed to the method's factory.
+    method : str or Method
+        A registered method name, ``"auto"``, ``"classical"``, or a method object.
+    **options
+        Fields of :class:`~mdsr_plugin.settings.UpsampleSettings` (``model``,
+        ``device``, ``precision``...).
 
     Yields
     ------
@@ -115,8 +109,25 @@ def upsample_stream(
         Fine frames with positions (Å), velocities (Å/fs), times (fs) and cells;
         ``(n_coarse - 1) * factor + 1`` frames in all.
     """
-    if not isinstance(factor, (int, np.integer)) or factor < 2:
-        raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
+    settings = settings_of(factor, method, options)
+    chunks = iter(chunks)
+    first = _first_frames(chunks)
+    ready, _ = resolve_method(method if not isinstance(method, str) else settings.method, first, factor, settings)
+    yield from stream_method(_chain(first, chunks), factor, ready)
+
+
+def _first_frames(chunks) -> Trajectory:
+    for chunk in chunks:
+        if chunk.n_frames:
+            return chunk
+    raise TrajectoryError("the input has no frames")
+
+
+def stream_method(chunks: Iterable[Trajectory], factor: int, method: Method) -> Iterator[Trajectory]:
+    """Upsample ``chunks`` with a method already resolved for them (:func:`~mdsr_plugin.methods.resolve_method`).
+
+    The one streaming loop: every entry point ends here.
+    """
     buffer = _CoarseBuffer()
     next_gap = 0
     dt = None
@@ -128,7 +139,6 @@ def upsample_stream(
             continue
         if first is None:
             first = chunk
-            method = resolve_method(method, first, factor, **method_options)
             unwrap = Unwrapper(first.pbc) if first.is_periodic else None
             log.info("upsampling with method %r, factor %d", method.name, factor)
         elif not first.same_system(chunk):
@@ -146,7 +156,7 @@ def upsample_stream(
         buffer.append(*_unwrapped(chunk, unwrap))
 
         while True:
-            block_end = (next_gap // method.block_gaps + 1) * method.block_gaps
+            _, block_end = block_bounds(next_gap, method.block_gaps)
             if buffer.end < block_end + 1 + method.context:
                 break
             yield emit_block(buffer, method, factor, next_gap, block_end, n_total=None)
@@ -159,7 +169,7 @@ def upsample_stream(
     if n_total < 2:
         raise TrajectoryError("upsampling needs at least two frames")
     while next_gap < n_total - 1:
-        block_end = min((next_gap // method.block_gaps + 1) * method.block_gaps, n_total - 1)
+        _, block_end = block_bounds(next_gap, method.block_gaps, n_total)
         yield emit_block(buffer, method, factor, next_gap, block_end, n_total=n_total)
         next_gap = block_end
         buffer.drop_before(max(0, next_gap - method.context))
@@ -254,7 +264,7 @@ def emit_block(buffer: _CoarseBuffer, method, factor, gap_start, gap_end, n_tota
     )
 
 
-def upsample(coarse: Trajectory, factor: int, method="auto", **method_options) -> Trajectory:
+def upsample(coarse: Trajectory, factor: int, method="auto", **options) -> Trajectory:
     """Upsample a trajectory held in memory (the same computation as the streaming path).
 
     Parameters
@@ -263,34 +273,31 @@ def upsample(coarse: Trajectory, factor: int, method="auto", **method_options) -
         At least two frames with a uniform time step.
     factor : int
         Fine frames per coarse step.
-    method : str
-        ``"auto"``, ``"linear"``, ``"spline"``, ``"hermite"``, ``"quintic"`` or another registered name.
+    method : str or Method
+        ``"auto"``, ``"classical"``, ``"linear"``, ``"spline"``, ``"hermite"``, ``"quintic"``,
+        ``"neural"`` or another registered name.
+    **options
+        Fields of :class:`~mdsr_plugin.settings.UpsampleSettings` (``model``, ``device``...).
 
     Returns
     -------
     Trajectory
         ``(coarse.n_frames - 1) * factor + 1`` frames.
     """
-    return concatenate(list(upsample_stream([coarse], factor, method, **method_options)))
+    return concatenate(list(upsample_stream([coarse], factor, method, **options)))
 
 
 def upsample_file(
     input_path,
     output_path,
-    factor: int,
+    factor: int | None = None,
     *,
-    method="auto",
-    dt: float | None = None,
+    settings: UpsampleSettings | None = None,
+    method: str = "auto",
     topology=None,
     velocities=None,
-    input_format: str | None = None,
-    output_format: str | None = None,
-    chunk_size: int = 2000,
     progress: bool = False,
-    model: str | None = None,
-    device: str = "cpu",
-    precision: str | None = None,
-    method_options: dict | None = None,
+    **options,
 ) -> dict:
     """Upsample one trajectory file into another, streaming, and publish it atomically.
 
@@ -299,77 +306,73 @@ def upsample_file(
     Parameters
     ----------
     input_path, output_path : path-like
-        Formats follow the extensions unless ``input_format``/``output_format`` are given.
-    factor : int
-    method : str
-    dt : float, optional
-        Coarse time step in fs; overrides the file's.
+        Formats follow the extensions unless the settings name them.
+    factor : int, optional
+        With ``method`` and ``**options``, the settings; or give ``settings``.
+    settings : UpsampleSettings, optional
     topology, velocities : path-like, optional
         Topology file; NAMD velocity DCD.
-    chunk_size : int
-        Coarse frames read at a time.
     progress : bool
         Show a progress bar over coarse frames (stderr).
-    model : str, optional
-        Checkpoint id or path; implies the neural method.
-    device : str
-        ``"cpu"`` or ``"cuda[:N]"`` for the neural method.
-    precision : {"float32", "float64"}, optional
-        Arithmetic of the neural method (its default, float32, when None).
-    method_options : dict, optional
-        Further options for the method's factory.
+    **options
+        Fields of :class:`~mdsr_plugin.settings.UpsampleSettings`: ``dt`` (coarse step,
+        fs), ``model``, ``device``, ``precision``, ``input_format``, ``output_format``,
+        ``chunk_size``...
 
     Returns
     -------
     dict
-        ``frames_in``, ``frames_out``, ``method``, ``model`` and ``model_sha256`` (the
-        checkpoint's id and weights hash, or None), ``disagreement`` (mean and max in Å,
-        or None), ``velocities_fitted`` (True when a neural method had to fit the
-        coarse velocities: positions-only input), ``outputs`` (list of paths), ``seconds``.
+        ``frames_in``, ``frames_out``, the provenance (``method``, ``model`` and
+        ``model_sha256`` — the checkpoint's id and weights hash, or None —,
+        ``velocities_fitted``: True when a learned method fitted the coarse velocities
+        of positions-only input), ``disagreement`` (mean and max in Å, or None),
+        ``outputs`` (list of paths), ``seconds``.
     """
     from .io import open_reader, open_writer
 
     started = time.perf_counter()
-    method_options = dict(method_options or {})
-    if device != "cpu":
-        method_options["device"] = device
-    if precision is not None:
-        method_options["precision"] = precision
-    if model is not None:
-        method, method_options["model"] = "neural", model
+    if settings is None:
+        settings = settings_of(factor, method, options)
+    elif factor is not None or options or method != "auto":
+        raise TypeError("give either settings or factor/method/options, not both")
+    else:
+        settings = settings.checked()
     with open_reader(
-        input_path, format=input_format, dt=dt, topology=topology, velocities=velocities
+        input_path, format=settings.input_format, dt=settings.dt, topology=topology, velocities=velocities
     ) as reader:
-        chunks = reader.chunks(chunk_size)
+        chunks = reader.chunks(settings.chunk_size)
         counted = {"n": 0}
         disagreement = _DisagreementSummary()
         first = next(chunks, None)
         if first is None:
             raise TrajectoryError(f"{Path(input_path).name}: no frames")
-        resolved = resolve_method(method, first, factor, **method_options)
+        method, provenance = resolve_method(settings.method, first, settings.factor, settings)
         stream = _chain(first, chunks)
         if progress:
             stream = _progress(stream, reader.n_frames, Path(input_path).name)
-        parameters = {"method": resolved.name, "factor": int(factor), "source": str(input_path)}
-        card = getattr(resolved, "card", None)
-        if card is not None:
-            parameters.update(model=card["id"], model_sha256=card["weights_sha256"])
-        writer_options = {"parameters": parameters} if _is_h5md(output_path, output_format) else {}
-        with open_writer(output_path, format=output_format, **writer_options) as writer:
-            for fine in upsample_stream(_count_into(stream, counted), factor, resolved):
+        parameters = provenance_parameters(provenance, settings.factor, input_path)
+        writer_options = {"parameters": parameters} if _is_h5md(output_path, settings.output_format) else {}
+        with open_writer(output_path, format=settings.output_format, **writer_options) as writer:
+            for fine in stream_method(_count_into(stream, counted), settings.factor, method):
                 disagreement.add(fine)
                 writer.write(fine)
     return {
-        "model": None if card is None else card["id"],
-        "model_sha256": None if card is None else card["weights_sha256"],
+        **provenance.as_dict(),
         "disagreement": disagreement.summary(),
-        "velocities_fitted": card is not None and first.velocities is None,
         "frames_in": counted["n"],
         "frames_out": writer.frames_written,
-        "method": resolved.name,
         "outputs": [str(p) for p in writer.paths],
         "seconds": time.perf_counter() - started,
     }
+
+
+def provenance_parameters(provenance: Provenance, factor: int, source) -> dict:
+    """The provenance record an H5MD output keeps in ``parameters/`` (method, factor, source;
+    the model and its weights' sha256 when there is one)."""
+    parameters = {"method": provenance.method, "factor": int(factor), "source": str(source)}
+    if provenance.model is not None:
+        parameters.update(model=provenance.model, model_sha256=provenance.model_sha256)
+    return parameters
 
 
 class _DisagreementSummary:

@@ -21,6 +21,7 @@ from mdsr_plugin.batch.manifest import MANIFEST_NAME, Manifest
 from mdsr_plugin.io import read_trajectory, write_trajectory
 from mdsr_plugin.io.ase_backend import trajectory_to_atoms
 from mdsr_plugin.pipeline import upsample_file
+from mdsr_plugin.settings import UpsampleSettings
 from mdsr_plugin.trajectory import Trajectory
 
 GOOD = ["a/ethanol.xyz", "a/ethanol_copy.h5md", "b/run.dcd", "b/deep/md.trr", "c/ethanol.traj"]
@@ -110,7 +111,7 @@ def test_archive_with_two_workers_mirrors_folders_and_records_every_file(archive
 
 def test_rerun_skips_done_files_retries_failed_and_redoes_changed_inputs(archive, tmp_path):
     out = tmp_path / "out"
-    settings = BatchSettings(factor=20, method="hermite")
+    settings = BatchSettings(UpsampleSettings(factor=20, method="hermite"))
     first = process_archive(archive, out, settings, workers=2)
     assert len(first.done) == 5 and len(first.failed) == 2
     before = {name: (out / name).stat().st_mtime_ns for name in GOOD}
@@ -125,9 +126,9 @@ def test_rerun_skips_done_files_retries_failed_and_redoes_changed_inputs(archive
     third = process_archive(archive, out, settings, exclude=["broken/*"])
     assert sorted(r["file"] for r in third.records) == ["a/ethanol.xyz", "c/ethanol.traj"]
 
-    other = process_archive(archive, out, BatchSettings(factor=10, method="hermite"), exclude=["broken/*"])
+    other = process_archive(archive, out, BatchSettings(UpsampleSettings(factor=10, method="hermite")), exclude=["broken/*"])
     assert len(other.records) == 5 and other.records[0]["frames_out"] == 301  # new settings: all redone
-    forced = process_archive(archive, out, BatchSettings(factor=10, method="hermite"), exclude=["broken/*"],
+    forced = process_archive(archive, out, BatchSettings(UpsampleSettings(factor=10, method="hermite")), exclude=["broken/*"],
                              force=True)
     assert len(forced.records) == 5
 
@@ -171,7 +172,7 @@ def _wait_for_records(out, n, process, timeout=120):
 def test_killed_run_then_rerun_completes_the_archive_exactly(tmp_path, how):
     archive = _long_archive(tmp_path / "archive")
     clean = tmp_path / "clean"
-    assert len(process_archive(archive, clean, BatchSettings(factor=20, method="hermite")).done) == 4
+    assert len(process_archive(archive, clean, BatchSettings(UpsampleSettings(factor=20, method="hermite"))).done) == 4
 
     out = tmp_path / "out"
     process = _start_batch(archive, out)
@@ -208,7 +209,7 @@ def test_killed_run_then_rerun_completes_the_archive_exactly(tmp_path, how):
 
 def test_dask_local_cluster_runs_the_same_jobs(archive, tmp_path):
     distributed = pytest.importorskip("distributed")
-    local = process_archive(archive, tmp_path / "local", BatchSettings(factor=20, method="hermite"))
+    local = process_archive(archive, tmp_path / "local", BatchSettings(UpsampleSettings(factor=20, method="hermite")))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         code = batch_main([str(archive), "-o", str(tmp_path / "dask"), "--factor", "20", "--method", "hermite",
@@ -247,7 +248,7 @@ def test_topology_and_format_problems_are_recorded_not_fatal(archive, tmp_path):
     (archive / "b/run.pdb").rename(archive / "b/system.psf.bak")  # the DCD loses its topology
     (archive / "d").mkdir()
     (archive / "d/data.trj").write_text("no known format")
-    settings = BatchSettings(factor=20, method="hermite")
+    settings = BatchSettings(UpsampleSettings(factor=20, method="hermite"))
     result = process_archive(archive, tmp_path / "out", settings, include=["b/*.dcd", "*.trj"])
     errors = {r["file"]: r.get("error") for r in result.failed}
     assert "needs a topology" in errors["b/run.dcd"]
@@ -283,7 +284,7 @@ def test_a_second_batch_on_the_same_output_folder_is_refused(archive, tmp_path):
     with open(out / ".mdsr-batch.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(PlanError, match="another mdsr-batch"):
-            process_archive(archive, out, BatchSettings(factor=20))
+            process_archive(archive, out, BatchSettings(UpsampleSettings(factor=20)))
 
 
 def test_manifest_survives_a_torn_last_line(tmp_path):

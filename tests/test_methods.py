@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mdsr_plugin.methods import MethodError, available_methods, choose_auto, get_method, register_method
+from mdsr_plugin.methods import MethodError, MethodPlugin, available_methods, choose_auto, get_method, register_method
 from mdsr_plugin.trajectory import Trajectory
 from mdsr_plugin.pipeline import upsample
 
@@ -90,7 +90,7 @@ def test_unknown_method_and_duplicate_registration():
     with pytest.raises(MethodError, match="unknown method 'cubic'"):
         get_method("cubic")
     with pytest.raises(ValueError, match="already registered"):
-        register_method("hermite", object)
+        register_method(MethodPlugin("hermite", "", object, lambda coarse, factor, settings: None))
     assert set(METHODS) <= set(available_methods())
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..io.atomic import is_temporary_name
@@ -91,10 +91,15 @@ def process_archive(
     Raises
     ------
     PlanError
-        Bad folders, colliding outputs, or another batch writing to ``out_dir``.
+        Bad settings or folders, colliding outputs, or another batch writing to ``out_dir``.
     """
+    from ..settings import SettingsError
     from .runner import run_dask, run_local
 
+    try:
+        settings = replace(settings, upsample=settings.upsample.checked())
+    except SettingsError as err:
+        raise PlanError(str(err)) from None
     out_dir = Path(out_dir)
     jobs = plan_jobs(archive, out_dir, settings, include=include, exclude=exclude)
     out_dir.mkdir(parents=True, exist_ok=True)

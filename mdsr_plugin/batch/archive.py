@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..io import FormatError, formats, get_format
+from ..settings import UpsampleSettings
 
 __all__ = ["BatchSettings", "Job", "PlanError", "default_patterns", "plan_jobs", "TOPOLOGY_EXTENSIONS"]
 
@@ -37,30 +38,24 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """What every file of a batch is upsampled with (the options of ``mdsr-upsample``).
+    """What every file of a batch is upsampled with: the options of ``mdsr-upsample``
+    (:class:`~mdsr_plugin.settings.UpsampleSettings`) plus the batch's own.
 
-    ``output_format`` None keeps each input's format (H5MD for formats mdsr_plugin
-    cannot write).  ``fallback`` names the method used when the neural method has no
-    checkpoint for a file (None: such a file fails); ``"classical"`` means the best
-    classical method the input supports.
+    ``upsample.output_format`` None keeps each input's format (H5MD for formats
+    mdsr_plugin cannot write).  ``topology`` is used for every file that needs one.
+    ``fallback`` names the method used when the neural method has no checkpoint for
+    a file (None: such a file fails); ``"classical"`` means the best classical
+    method the input supports.
     """
 
-    factor: int
-    method: str = "auto"
-    model: str | None = None
-    device: str = "cpu"
-    precision: str = "float32"
-    dt: float | None = None
+    upsample: UpsampleSettings
     topology: str | None = None
-    input_format: str | None = None
-    output_format: str | None = None
     fallback: str | None = None
-    chunk_size: int = 2000
 
     def result_key(self) -> dict:
-        """The settings that change what is written (not the device or chunk size)."""
-        key = asdict(self)
-        for name in ("device", "chunk_size"):
+        """The settings that change what is written (not the device, batch or chunk size)."""
+        key = {**self.upsample.as_dict(), "topology": self.topology, "fallback": self.fallback}
+        for name in ("device", "chunk_size", "batch_gaps"):
             key.pop(name)
         return key
 
@@ -151,7 +146,7 @@ def _matches(path: Path, root: Path, patterns) -> bool:
 
 def _readable(path: Path, settings: BatchSettings) -> bool:
     try:
-        return get_format(path, settings.input_format).open_reader is not None
+        return get_format(path, settings.upsample.input_format).open_reader is not None
     except FormatError:
         return False
 
@@ -160,7 +155,7 @@ def _plan_one(path: Path, archive: Path, out_dir: Path, settings: BatchSettings)
     relative = path.relative_to(archive).as_posix()
     problem = topology = velocities = None
     try:
-        fmt = get_format(path, settings.input_format)
+        fmt = get_format(path, settings.upsample.input_format)
         if fmt.open_reader is None:
             raise FormatError(f"mdsr_plugin cannot read {fmt.name} files")
     except FormatError as err:
@@ -205,8 +200,8 @@ def _output_path(path: Path, fmt, archive: Path, out_dir: Path, settings: BatchS
     name = path.name
     matched = _matched_extension(name, fmt)
     stem = name[: -len(matched)] if matched else path.stem
-    if settings.output_format is not None:
-        extension = formats()[settings.output_format].extensions[0]
+    if settings.upsample.output_format is not None:
+        extension = formats()[settings.upsample.output_format].extensions[0]
     elif fmt is not None and fmt.open_writer is not None and matched:
         extension = matched  # same format: keep the input's own spelling (.extxyz stays .extxyz)
     else:

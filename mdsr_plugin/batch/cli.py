@@ -11,18 +11,11 @@ import functools
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILURE, EXIT_OK, add_upsample_options, start_command, usage_error
+from ..cli import EXIT_FAILURE, EXIT_OK, add_upsample_options, positive_int, start_command, usage_error
 
 __all__ = ["main", "build_parser"]
 
 EXIT_INTERRUPTED = 130
-
-
-def _workers(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fallback", metavar="METHOD",
                         help="method for files the neural method has no checkpoint for "
                              "(e.g. classical or hermite); default: such files fail")
-    parser.add_argument("--workers", type=_workers, default=1, help="local worker processes (default 1)")
-    parser.add_argument("--threads", type=_workers, help="CPU threads per worker (default: cores / workers)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: cores / workers)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on a Dask distributed cluster (e.g. tcp://host:8786) instead of local workers")
     parser.add_argument("--force", action="store_true", help="redo files whose output is already complete")
@@ -72,12 +65,8 @@ def main(argv=None) -> int:
     from . import PlanError, process_archive
     from .archive import BatchSettings
 
-    settings = BatchSettings(
-        factor=args.factor, method=args.method, model=args.model,
-        device=args.device, precision=args.precision, dt=args.dt, topology=None if args.top is None else str(Path(args.top).resolve()),
-        input_format=args.input_format, output_format=args.output_format and args.output_format.lower(),
-        fallback=args.fallback, chunk_size=args.chunk_size,
-    )
+    settings = BatchSettings(upsample=args.settings, fallback=args.fallback,
+                             topology=None if args.top is None else str(Path(args.top).resolve()))
     display = _Display(quiet=args.quiet)
     try:
         result = process_archive(

@@ -63,19 +63,18 @@ def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
         "fingerprint": job.fingerprint,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
-    settings = job.settings
+    settings = job.settings.upsample
     try:
         if job.problem:
             raise _JobProblem(job.problem)
         Path(job.output).parent.mkdir(parents=True, exist_ok=True)
         try:
-            summary = _upsample(job, settings.method, settings.model)
+            summary = _upsample(job, settings)
         except MethodError as err:
-            uses_neural = settings.method == "neural" or settings.model is not None
-            if not (uses_neural and settings.fallback):
+            if not (settings.method == "neural" and job.settings.fallback):
                 raise
             record["fallback"] = str(err)
-            summary = _upsample(job, settings.fallback, None)
+            summary = _upsample(job, settings.with_method(job.settings.fallback, model=None))
     except Exception as err:  # noqa: BLE001  a batch records every failure and goes on
         record.update(status="failed", error=_one_line(err))
     else:
@@ -96,16 +95,11 @@ class _JobProblem(Exception):
     """A reason known at planning time (unknown format, missing topology)."""
 
 
-def _upsample(job: Job, method: str, model: str | None) -> dict:
+def _upsample(job: Job, settings) -> dict:
     from ..pipeline import upsample_file
 
-    settings = job.settings
-    return upsample_file(
-        job.input, job.output, settings.factor, method=method, dt=settings.dt,
-        topology=job.topology, velocities=job.velocities, input_format=settings.input_format,
-        output_format=settings.output_format, chunk_size=settings.chunk_size, model=model,
-        device=settings.device, precision=settings.precision,
-    )
+    return upsample_file(job.input, job.output, settings=settings, topology=job.topology,
+                         velocities=job.velocities)
 
 
 def _one_line(err: BaseException) -> str:

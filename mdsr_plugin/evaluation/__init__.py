@@ -18,8 +18,9 @@ import numpy as np
 
 from ..elements import symbols_of
 from ..io import open_reader
-from ..methods import MethodError
+from ..methods import MethodError, resolve_method
 from ..neural.geometry import infer_bonds
+from ..settings import UpsampleSettings
 from ..trajectory import Trajectory, TrajectoryError, concatenate
 from .coordinates import choose_coordinates, main_torsions
 from .statistics import Binning, Errors, Observables, spectral_overlap_of
@@ -74,6 +75,7 @@ def evaluate(
     chunk_size: int = 5000,
     device: str = "cpu",
     stride: int = 1,
+    settings: UpsampleSettings | None = None,
 ) -> Evaluation:
     """Reconstruct the coarse version of ``reference`` with each method and compare.
 
@@ -98,12 +100,16 @@ def evaluate(
     stride : int
         Use every ``stride``-th reference frame as the fine reference: a 0.5 fs
         AIMD trajectory with ``stride=2`` evaluates models that output 1 fs frames.
+    settings : UpsampleSettings, optional
+        What every method is built with (its ``method`` is replaced by each of
+        ``methods``); by default ``factor`` and ``device`` alone.
 
     Returns
     -------
     Evaluation
     """
     reader_options = reader_options or {}
+    settings = (settings or UpsampleSettings(factor=factor, device=device)).checked()
     coarse = _coarse_frames(reference, factor * stride, reader_options, chunk_size)
     if coarse.n_frames < 2:
         raise TrajectoryError(f"{Path(reference).name}: fewer than {factor + 1} frames; nothing to reconstruct")
@@ -123,7 +129,7 @@ def evaluate(
             reference_observables=Observables(binning, dt), coarse_spectrum=_coarse_spectrum(coarse),
             positions_only=positions_only,
         )
-        sources = _sources(result, coarse_input, factor, methods, candidate, candidate_options, strict, device,
+        sources = _sources(result, coarse_input, factor, methods, candidate, candidate_options, strict, settings,
                            chunk_size)
         position = 0
         for chunk in _chain(first, chunks):
@@ -182,9 +188,9 @@ def _coarse_spectrum(coarse: Trajectory):
     return vdos(velocities, coarse.dt, coarse.masses)
 
 
-def _sources(result, coarse, factor, methods, candidate, candidate_options, strict, device, chunk_size):
+def _sources(result, coarse, factor, methods, candidate, candidate_options, strict, settings, chunk_size):
     """A frame source per method (or the candidate), with its accumulators registered."""
-    from ..pipeline import upsample_stream
+    from ..pipeline import stream_method
 
     sources = {}
     if candidate is not None:
@@ -193,17 +199,14 @@ def _sources(result, coarse, factor, methods, candidate, candidate_options, stri
     else:
         for name in methods:
             method = "neural" if name in ("ml", "neural") else name
-            options = {"device": device} if method == "neural" and device != "cpu" else {}
             try:
-                stream = upsample_stream([coarse], factor, method, **options)
-                source = _FrameSource(stream)
-                source.prime()  # resolves the method: errors surface here
+                ready, _ = resolve_method(method, coarse, factor, settings.with_method(method))
             except MethodError as err:
                 if strict:
                     raise
                 result.skipped[name] = str(err)
                 continue
-            sources[name] = source
+            sources[name] = _FrameSource(stream_method([coarse], factor, ready))
     for name in sources:
         result.errors[name] = Errors(result.n_atoms, factor)
         result.observables[name] = Observables(result.binning, result.dt)
@@ -217,9 +220,6 @@ class _FrameSource:
         self.chunks = iter(chunks)
         self.buffer: Trajectory | None = None
         self.closing = closing
-
-    def prime(self):
-        self._pull()
 
     def _pull(self) -> bool:
         chunk = next(self.chunks, None)

@@ -13,7 +13,7 @@ import functools
 import sys
 import warnings
 
-from ..cli import EXIT_FAILURE, EXIT_OK, check_device, positive_float, positive_int, usage_error
+from ..cli import EXIT_FAILURE, EXIT_OK, at_least_two, check_device, positive_float, positive_int, usage_error
 
 __all__ = ["main", "build_parser"]
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("positional_reference", nargs="?", metavar="REFERENCE", help="fine reference trajectory")
     parser.add_argument("--reference", help="fine reference trajectory (alternative to the positional argument)")
     parser.add_argument("--candidate", help="an upsampled trajectory to score instead of reconstructing")
-    parser.add_argument("--factor", type=positive_int, required=True, help="fine frames per coarse step")
+    parser.add_argument("--factor", type=at_least_two, required=True, help="fine frames per coarse step")
     parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="folder for the report")
     parser.add_argument("--methods", default="ml,hermite,quintic,spline,linear",
                         help="comma-separated methods to compare (ml = the neural method); "
@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     from ..io import FormatError
     from ..methods import MethodError
     from ..neural.checkpoint import CheckpointError
+    from ..settings import UpsampleSettings
     from ..trajectory import TrajectoryError
     from . import evaluate
     from .report import format_table, write_report
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
             evaluation = evaluate(
                 reference, args.factor, methods, candidate=args.candidate, positions_only=args.positions_only,
                 strict=explicit, reader_options=options, candidate_options=candidate_options,
-                device=args.device, stride=args.stride,
+                stride=args.stride, settings=UpsampleSettings(factor=args.factor, device=args.device),
             )
         if not evaluation.metrics:
             raise MethodError("no method could be evaluated: " + "; ".join(

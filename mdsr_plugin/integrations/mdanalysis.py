@@ -112,12 +112,14 @@ class MDSRReader(ReaderBase):
         if factor is None:
             raise ValueError("format='MDSR' needs factor=N (fine frames per coarse step)")
         from ..io import read_trajectory
-        from ..pipeline import prepare_coarse, resolve_method
+        from ..methods import resolve_method
+        from ..pipeline import prepare_coarse, settings_of
 
         self._coarse = read_trajectory(filename, format=coarse_format, dt=dt, topology=top)
-        self._factor = int(factor)
-        options = {k: v for k, v in {"model": model, "device": device}.items() if v is not None}
-        self._method = resolve_method(method, self._coarse, self._factor, **options)
+        settings = settings_of(factor, method, {"model": model, "device": device})
+        self._factor = settings.factor
+        self._method, self.provenance = resolve_method(method if not isinstance(method, str) else settings.method,
+                                                       self._coarse, self._factor, settings)
         self._buffer = prepare_coarse(self._coarse)
         self._cache = (None, None)
         self._ts_kwargs.setdefault("dt", self._coarse.dt / self._factor / internal_units.FS_PER_PS)
@@ -132,16 +134,13 @@ class MDSRReader(ReaderBase):
 
     def _block(self, frame):
         """The cached block of fine frames holding ``frame``, and its first frame index."""
-        from ..pipeline import emit_block
+        from ..pipeline import block_bounds, emit_block
 
-        gaps = self._method.block_gaps
-        block = min(frame // self._factor, self._coarse.n_frames - 2) // gaps
-        if self._cache[0] != block:
-            start = block * gaps
-            end = min(start + gaps, self._coarse.n_frames - 1)
-            self._cache = (block, emit_block(self._buffer, self._method, self._factor, start, end,
-                                             n_total=self._coarse.n_frames))
-        return self._cache[1], block * gaps * self._factor
+        n_coarse = self._coarse.n_frames
+        start, end = block_bounds(min(frame // self._factor, n_coarse - 2), self._method.block_gaps, n_coarse)
+        if self._cache[0] != start:
+            self._cache = (start, emit_block(self._buffer, self._method, self._factor, start, end, n_total=n_coarse))
+        return self._cache[1], start * self._factor
 
     def _read_frame(self, frame):
         if not 0 <= frame < self.n_frames:

@@ -1,135 +1,180 @@
-"""Upsampling methods: one registry of named interpolators.
+"""Upsampling methods: one registry of plugins, filled from entry points.
 
-A method turns a short run of consecutive coarse frames into the fine frames
-between them.  It is an object with
+A method is a :class:`~mdsr_plugin.methods.base.MethodPlugin` (see
+:mod:`mdsr_plugin.methods.base` for the protocol and a worked example).  The
+registry imports no method: the built-in ones (``linear``, ``spline``,
+``hermite``, ``quintic`` in :mod:`.classical`, ``neural`` in
+:mod:`mdsr_plugin.neural.plugin`) are entry points of the group
+``mdsr_plugin.methods`` declared in ``pyproject.toml``, exactly as a third-party
+package would declare its own, and are loaded the first time the registry is
+asked.  :func:`register_method` adds one at run time (duplicates are refused;
+:func:`unregister_method` undoes it).
 
-``name`` : str
-``requires`` : tuple of str
-    Coarse quantities it needs besides positions (``"velocities"``, ``"forces"``).
-``context`` : int
-    Coarse frames it reads on each side of a gap beyond the gap's two ends
-    (0 for Hermite interpolation, more for splines and recurrent models).
-``block_gaps`` : int
-    How many gaps the streaming driver hands it at once (its batch size).
-``interpolate(coarse, factor)`` : returns :class:`FineFrames`
-    Positions and velocities of shape ``((n_coarse - 1) * factor + 1, n_atoms, 3)``
-    in Å and Å/fs on the fine time grid of the (unwrapped) ``coarse`` trajectory,
-    plus optional per-fine-frame values (e.g. an uncertainty).
-
-:func:`mdsr_plugin.pipeline.upsample_stream` does everything else: streaming,
-periodic unwrapping, exact coarse frames, times and output assembly.  To add a
-method (the neural upsampler plugs in here), implement the four members above
-and call :func:`register_method` with a factory ``(**options) -> method``.
+``auto`` asks every plugin whether it suits the input (:func:`resolve_method`):
+the usable plugin of highest priority is taken, unless what it knows
+(``Suitability.evidence``, e.g. a checkpoint's held-out validation) shows the
+next usable one more accurate.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, NamedTuple
+import warnings
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-import numpy as np
+from .base import FineFrames, Method, MethodError, MethodPlugin, Provenance, Suitability
 
-from ..trajectory import Trajectory
+if TYPE_CHECKING:
+    from ..settings import UpsampleSettings
+    from ..trajectory import Trajectory
 
-__all__ = ["FineFrames", "register_method", "get_method", "available_methods", "choose_auto", "MethodError"]
+__all__ = [
+    "FineFrames", "Method", "MethodError", "MethodPlugin", "Provenance", "Suitability",
+    "register_method", "unregister_method", "method_plugins", "available_methods", "get_method",
+    "resolve_method", "choose_auto", "ENTRY_POINT_GROUP", "SELECTORS",
+]
 
 log = logging.getLogger(__name__)
 
+ENTRY_POINT_GROUP = "mdsr_plugin.methods"
+SELECTORS = ("auto", "classical")  # names that choose a method rather than name one
 
-class FineFrames(NamedTuple):
-    """What a method returns for a run of coarse frames.
-
-    Attributes
-    ----------
-    positions : ndarray, shape (n_fine, n_atoms, 3), Å
-    velocities : ndarray, shape (n_fine, n_atoms, 3), Å/fs
-    frame_data : dict of str to ndarray, shape (n_fine, ...)
-        Extra per-frame values written alongside (e.g. ``"disagreement"``).
-    """
-
-    positions: np.ndarray
-    velocities: np.ndarray
-    frame_data: dict = {}
+_PLUGINS: dict[str, MethodPlugin] = {}
+_entry_points_loaded = False
 
 
-class MethodError(ValueError):
-    """A method that does not exist or cannot run on the given input."""
+def register_method(plugin: MethodPlugin) -> None:
+    """Add ``plugin`` to the registry; a name already taken (or ``auto``/``classical``) is refused."""
+    _load_entry_points()
+    _add(plugin)
 
 
-_METHODS: dict[str, Callable] = {}
-_DESCRIPTIONS: dict[str, str] = {}
+def _add(plugin: MethodPlugin) -> None:
+    if not isinstance(plugin, MethodPlugin):
+        raise TypeError(f"register_method takes a MethodPlugin, got {type(plugin).__name__}")
+    if plugin.name in _PLUGINS or plugin.name in SELECTORS:
+        raise ValueError(f"method {plugin.name!r} is already registered")
+    _PLUGINS[plugin.name] = plugin
 
 
-def register_method(name: str, factory: Callable, description: str = "") -> None:
-    """Register ``factory(**options) -> method`` under ``name``; duplicates are refused."""
-    if name in _METHODS or name == "auto":
-        raise ValueError(f"method {name!r} is already registered")
-    _METHODS[name] = factory
-    _DESCRIPTIONS[name] = description
+def unregister_method(name: str) -> None:
+    """Remove a method added by :func:`register_method`."""
+    _PLUGINS.pop(name, None)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            plugin = point.load()
+            if not isinstance(plugin, MethodPlugin) or plugin.name != point.name:
+                raise TypeError(f"{point.value} is not a MethodPlugin named {point.name!r}")
+            _add(plugin)
+        except Exception as err:  # noqa: BLE001  one broken third-party plugin must not disable the rest
+            warnings.warn(f"mdsr_plugin: method plugin {point.name!r} ({point.value}) not loaded: {err}",
+                          stacklevel=3)
+    if not _PLUGINS:
+        raise MethodError("no upsampling method is registered: is mdsr_plugin installed (pip install -e .)?")
+
+
+def method_plugins() -> dict[str, MethodPlugin]:
+    """Every registered plugin by name, highest priority first."""
+    _load_entry_points()
+    return dict(sorted(_PLUGINS.items(), key=lambda item: -item[1].priority))
 
 
 def available_methods() -> dict[str, str]:
     """Registered method names and one-line descriptions."""
-    return dict(_DESCRIPTIONS)
+    return {name: plugin.description for name, plugin in method_plugins().items()}
 
 
-def choose_auto(coarse: Trajectory, factor: int | None = None) -> str:
-    """The best method the input supports.
-
-    The neural method when a registered checkpoint fits the molecule, the time step
-    and ``factor`` — unless the checkpoint's own held-out validation at this factor
-    and input shows the best classical method more accurate on average (quintic
-    Hermite from frames with forces can be, at short gaps); otherwise the best
-    classical one: quintic Hermite with velocities and forces, cubic Hermite with
-    velocities, the cubic spline otherwise.
-    """
-    classical = _best_classical(coarse)
-    if factor is not None and coarse.n_frames > 1 and coarse.n_atoms > 1:
-        from ..neural.registry import classical_is_better, find_matching
-
-        matches, _ = find_matching(coarse.numbers, coarse.positions[0], coarse.dt / factor, factor,
-                                   coarse.has_velocities)
-        if matches:
-            card = matches[0][0].card
-            if not classical_is_better(card, factor, coarse.has_velocities, classical):
-                return "neural"
-            log.info("auto: %s, more accurate than checkpoint %s at factor %d on its held-out data",
-                     classical, card["id"], factor)
-    return classical
-
-
-def _best_classical(coarse: Trajectory) -> str:
-    """Quintic Hermite with velocities and forces, cubic Hermite with velocities, else the spline."""
-    if coarse.has_velocities and coarse.has_forces:
-        return "quintic"
-    if coarse.has_velocities:
-        return "hermite"
-    return "spline"
-
-
-def get_method(name: str, **options):
-    """Instantiate the method called ``name``."""
+def _plugin(name: str) -> MethodPlugin:
     try:
-        factory = _METHODS[name]
+        return method_plugins()[name]
     except KeyError:
         raise MethodError(
-            f"unknown method {name!r}; available: auto, {', '.join(sorted(_METHODS))}"
+            f"unknown method {name!r}; available: auto, classical, {', '.join(sorted(_PLUGINS))}"
         ) from None
-    return factory(**options)
 
 
-def _neural(**options):
-    from ..neural.upsampler import NeuralUpsampler  # imports torch only when used
+def get_method(name: str, settings: "UpsampleSettings | None" = None, **options) -> Method:
+    """Build the method called ``name`` from ``settings`` (or from keyword options)."""
+    from ..settings import UpsampleSettings
 
-    return NeuralUpsampler(**options)
-
-
-def _register_builtins():
-    from . import classical
-
-    for cls in classical.CLASSICAL_METHODS:
-        register_method(cls.name, cls, cls.description)
-    register_method("neural", _neural, "bi-directional learned integrator from a pretrained checkpoint")
+    plugin = _plugin(name)
+    if settings is None:
+        settings = UpsampleSettings.from_options(options.pop("factor", 2), name, **options)
+    return plugin.factory(settings.with_method(name))
 
 
-_register_builtins()
+def resolve_method(method, first: "Trajectory", factor: int | None,
+                   settings: "UpsampleSettings") -> tuple[Method, Provenance]:
+    """A ready method for an input, and its provenance.
+
+    Parameters
+    ----------
+    method : str or Method
+        A registered name, ``"auto"`` (the best method for ``first``, learned ones
+        included), ``"classical"`` (the best classical one), or a method object.
+    first : Trajectory
+        The input's first chunk.
+    factor : int or None
+    settings : UpsampleSettings
+        What the method is built with.
+
+    Raises
+    ------
+    MethodError
+        A method that cannot run on this input, with the plugin's reason.
+    """
+    found = None
+    if isinstance(method, str):
+        if method in SELECTORS:
+            name, suitability = _choose(first, factor, settings, learned=method == "auto")
+        else:
+            name, suitability = method, _plugin(method).suits(first, factor, settings)
+            if not suitability.usable:
+                raise MethodError(suitability.reason)
+        found = suitability.found
+        method = _plugin(name).factory(settings.with_method(name))
+    if hasattr(method, "prepare") and factor is not None:
+        provenance = method.prepare(first, factor, found)
+    else:
+        provenance = Provenance(method=method.name)
+    missing = [q for q in method.requires if getattr(first, q) is None]
+    if missing:
+        raise MethodError(f"method {method.name!r} needs {' and '.join(missing)}, which the input does not have")
+    return method, provenance
+
+
+def _choose(coarse, factor, settings, learned: bool) -> tuple[str, Suitability]:
+    usable = []
+    for name, plugin in method_plugins().items():
+        if plugin.learned and not learned:
+            continue
+        suitability = plugin.suits(coarse, factor, settings)
+        if suitability.usable:
+            usable.append((name, suitability))
+        else:
+            log.debug("auto: not %s: %s", name, suitability.reason)
+    if not usable:
+        raise MethodError("no method can upsample this input")
+    (best, answer), rest = usable[0], usable[1:]
+    if rest:
+        runner_up = rest[0][0]
+        known = answer.evidence
+        if best in known and runner_up in known and known[runner_up] < known[best]:
+            log.info("auto: %s, more accurate than %s (%s) on its held-out data", runner_up, best, answer.reason)
+            return rest[0]
+    return best, answer
+
+
+def choose_auto(coarse: "Trajectory", factor: int | None = None) -> str:
+    """The name of the method ``auto`` takes for ``coarse`` (learned ones only when ``factor`` is given)."""
+    from ..settings import UpsampleSettings
+
+    return _choose(coarse, factor, UpsampleSettings(factor=factor or 2), learned=factor is not None)[0]

@@ -25,9 +25,10 @@ import numpy as np
 
 from .. import units
 from ..trajectory import Trajectory
-from . import FineFrames
+from .base import FineFrames, MethodPlugin, Suitability
 
-__all__ = ["Linear", "CubicSpline", "CubicHermite", "QuinticHermite", "CLASSICAL_METHODS"]
+__all__ = ["Linear", "CubicSpline", "CubicHermite", "QuinticHermite", "CLASSICAL_METHODS",
+           "LINEAR", "SPLINE", "HERMITE", "QUINTIC"]
 
 
 def _fine_grid(factor: int) -> np.ndarray:
@@ -35,7 +36,19 @@ def _fine_grid(factor: int) -> np.ndarray:
     return np.arange(factor) / factor
 
 
-class _PolynomialInterpolator:
+class _Classical:
+    """What every classical method shares: no options."""
+
+    name: str
+    requires: tuple[str, ...] = ()
+
+    def __init__(self, settings=None):
+        # Classical methods run in NumPy and take no options; ``settings`` is accepted
+        # so that every method is built the same way.
+        self.settings = settings
+
+
+class _PolynomialInterpolator(_Classical):
     """Interpolation by a fixed polynomial basis on each gap.
 
     ``basis`` has shape (n_terms, degree + 1): row j holds the power-series
@@ -48,12 +61,6 @@ class _PolynomialInterpolator:
     context = 0
     block_gaps = 4096
     basis: np.ndarray
-    requires: tuple[str, ...] = ()
-
-    def __init__(self, device: str = "cpu"):
-        # Classical methods run in NumPy; ``device`` is accepted so every method
-        # takes the same options.
-        self.device = device
 
     def interpolate(self, coarse: Trajectory, factor: int):
         """Fine positions and velocities, shape ((n_coarse - 1) * factor + 1, n_atoms, 3), Å and Å/fs."""
@@ -124,17 +131,13 @@ class QuinticHermite(_PolynomialInterpolator):
         return [x[:-1], h * v[:-1], h * h * a[:-1], x[1:], h * v[1:], h * h * a[1:]]
 
 
-class CubicSpline:
+class CubicSpline(_Classical):
     """C² cubic spline through coarse positions (not-a-knot ends), via SciPy."""
 
     name = "spline"
     description = "C2 cubic spline through coarse positions only"
-    requires: tuple[str, ...] = ()
     context = 24
     block_gaps = 1024
-
-    def __init__(self, device: str = "cpu"):
-        self.device = device
 
     def interpolate(self, coarse: Trajectory, factor: int):
         from scipy.interpolate import CubicSpline as SciPySpline
@@ -148,3 +151,25 @@ class CubicSpline:
 
 
 CLASSICAL_METHODS = (Linear, CubicSpline, CubicHermite, QuinticHermite)
+
+
+def _plugin(cls, priority: int) -> MethodPlugin:
+    """The registry record of a classical method: usable whenever the input has what it requires."""
+
+    def suits(coarse: Trajectory, factor, settings) -> Suitability:
+        missing = [q for q in cls.requires if getattr(coarse, q) is None]
+        if missing:
+            return Suitability(False, f"method {cls.name!r} needs {' and '.join(missing)}, which the input "
+                               "does not have; use --method spline (positions only), or give velocities "
+                               "with --velocities FILE")
+        return Suitability(True)
+
+    return MethodPlugin(name=cls.name, description=cls.description, factory=cls, suits=suits,
+                        priority=priority)
+
+
+# The entry points of group "mdsr_plugin.methods" (pyproject.toml) name these.
+LINEAR = _plugin(Linear, 0)
+SPLINE = _plugin(CubicSpline, 10)
+HERMITE = _plugin(CubicHermite, 20)
+QUINTIC = _plugin(QuinticHermite, 30)

@@ -28,22 +28,13 @@ import logging
 
 import numpy as np
 
-from ..methods import FineFrames, MethodError
+from ..methods.base import FineFrames, MethodError, Provenance
 from ..trajectory import Trajectory
 from .shooting import estimate_velocities
 
 __all__ = ["NeuralUpsampler", "estimate_velocities"]
 
 log = logging.getLogger(__name__)
-
-
-def _formula(numbers):
-    from collections import Counter
-
-    from ..elements import symbols_of
-
-    counts = Counter(symbols_of(numbers))
-    return "".join(f"{el}{counts[el] if counts[el] > 1 else ''}" for el in sorted(counts))
 
 
 class NeuralUpsampler:
@@ -94,40 +85,25 @@ class NeuralUpsampler:
         self.order = None
 
     # ------------------------------------------------------------------ setup
-    @property
-    def prepared(self) -> bool:
-        return self.model is not None
+    def prepare(self, first: Trajectory, factor: int, found=None) -> Provenance:
+        """Load the checkpoint for this input (called once, by the driver, with the first chunk).
 
-    def prepare(self, first: Trajectory, factor: int) -> None:
-        """Choose and load the checkpoint for this input (called once by the driver)."""
+        Parameters
+        ----------
+        first : Trajectory
+            The input's first chunk (at least two frames).
+        factor : int
+        found : CheckpointMatch, optional
+            The match the plugin found when asked whether it suits this input; searched
+            for here when not given.
+        """
         from .checkpoint import load_checkpoint
-        from .geometry import GraphMismatch, automorphisms, best_order, match_atoms
-        from .registry import find_matching, get_model_entry, list_models, serves
+        from .geometry import automorphisms, best_order
+        from .plugin import match_checkpoint
 
-        if first.n_frames < 2:
-            raise MethodError("the neural method needs two frames to know the time step")
-        fine_dt = first.dt / factor
-        has_velocities = first.has_velocities
-        if self.model_spec is not None:
-            entry = get_model_entry(self.model_spec)
-            why_not = serves(entry.card, fine_dt, factor, has_velocities)
-            if why_not:
-                raise MethodError(f"checkpoint {entry.id} is not for {why_not}")
-            try:
-                order = match_atoms(first.numbers, first.positions[0], entry.card["config"]["numbers"],
-                                    entry.card["bonds"])
-            except GraphMismatch as err:
-                raise MethodError(f"checkpoint {entry.id}: {err}") from None
-        else:
-            matches, reasons = find_matching(first.numbers, first.positions[0], fine_dt, factor, has_velocities)
-            if not matches:
-                available = ", ".join(e.id for e in list_models()) or "none"
-                raise MethodError(
-                    f"no checkpoint fits {_formula(first.numbers)} at factor {factor} "
-                    f"({first.dt:g} fs -> {fine_dt:g} fs, {'with' if has_velocities else 'without'} velocities); "
-                    f"available: {available}; use --method hermite or spline, or train one with mdsr-train"
-                )
-            entry, order = matches[0]
+        if found is None:
+            found = match_checkpoint(first, factor, self.model_spec)
+        entry, order = found.entry, found.order
         if self.device == "cpu":
             from ..threads import apply_requested_limit
 
@@ -142,6 +118,11 @@ class NeuralUpsampler:
         self.inverse = np.argsort(self.order)
         self.context = self.model.context - 1
         log.info("neural method: checkpoint %s on %s", entry.id, self.device)
+        return self.provenance(fitted_velocities=not first.has_velocities)
+
+    def provenance(self, fitted_velocities: bool) -> Provenance:
+        return Provenance(method=self.name, model=self.card["id"], model_sha256=self.card["weights_sha256"],
+                          velocities_fitted=fitted_velocities)
 
     def _float64_model(self):
         """The integrator in float64, for the shooting fit (see ``precision``), copied once.

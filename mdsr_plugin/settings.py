@@ -1,0 +1,121 @@
+"""One typed set of upsampling options, shared by every entry point.
+
+``mdsr-upsample``, ``mdsr-batch``, ``mdsr-eval``, the MDAnalysis integration and
+the Python functions (:func:`mdsr_plugin.upsample`, :func:`mdsr_plugin.upsample_file`)
+all build an :class:`UpsampleSettings` and hand it down; a method's factory reads
+what it needs from it.  Adding an option means adding a field here (and, for the
+command lines, one line in :func:`mdsr_plugin.cli.add_upsample_options`).
+
+Example
+-------
+>>> from mdsr_plugin.settings import UpsampleSettings
+>>> UpsampleSettings(factor=20, method="neural", precision="float64").checked().method
+'neural'
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import asdict, dataclass, fields, replace
+
+from .methods.base import MethodError
+
+__all__ = ["UpsampleSettings", "SettingsError"]
+
+PRECISIONS = ("float32", "float64")
+
+
+class SettingsError(MethodError):
+    """Options that contradict each other or name nothing that exists (a usage error)."""
+
+
+@dataclass(frozen=True)
+class UpsampleSettings:
+    """How to upsample.
+
+    Attributes
+    ----------
+    factor : int
+        Fine frames per coarse step (≥ 2); the fine step is the coarse step / ``factor``.
+    method : str
+        A registered method, ``"auto"`` (the best the input supports) or
+        ``"classical"`` (the best classical one).
+    model : str, optional
+        Checkpoint id or path; goes with ``method`` ``"neural"`` (``"auto"`` then
+        means ``"neural"``).
+    device : str
+        ``"cpu"`` or ``"cuda[:N]"`` (learned methods).
+    precision : {"float32", "float64"}
+        Arithmetic of learned methods.
+    batch_gaps : int, optional
+        Gaps a learned method integrates together (its default when None).
+    dt : float, optional
+        Coarse time step in fs, overriding the file's.
+    input_format, output_format : str, optional
+        Format names when the extensions do not tell.
+    chunk_size : int
+        Coarse frames read at a time (bounds memory).
+    """
+
+    factor: int
+    method: str = "auto"
+    model: str | None = None
+    device: str = "cpu"
+    precision: str = "float32"
+    batch_gaps: int | None = None
+    dt: float | None = None
+    input_format: str | None = None
+    output_format: str | None = None
+    chunk_size: int = 2000
+
+    @classmethod
+    def from_options(cls, factor, method="auto", **options) -> "UpsampleSettings":
+        """Settings from keyword options (the Python API's ``**options``); unknown names are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise SettingsError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(factor=factor, method=method, **options)
+
+    def checked(self) -> "UpsampleSettings":
+        """These settings, validated, with ``--model`` resolved to the neural method.
+
+        Raises
+        ------
+        SettingsError
+            One line naming the offending option.
+        """
+        from .methods import available_methods
+
+        try:
+            factor = operator.index(self.factor)  # numpy integers too, not floats or bools
+        except TypeError:
+            factor = None
+        if factor is None or isinstance(self.factor, bool) or factor < 2:
+            raise SettingsError(f"factor must be an integer >= 2, got {self.factor!r}")
+        if self.method not in ("auto", "classical", *available_methods()):
+            raise SettingsError(f"unknown method {self.method!r}; choose from auto, classical, "
+                                f"{', '.join(available_methods())}")
+        settings = replace(self, factor=factor)
+        if self.model is not None:
+            if self.method not in ("auto", "neural"):
+                raise SettingsError(f"a model (checkpoint) goes with the neural method, not {self.method!r}")
+            settings = replace(settings, method="neural")
+        if self.precision not in PRECISIONS:
+            raise SettingsError(f"precision must be float32 or float64, got {self.precision!r}")
+        if self.batch_gaps is not None and self.batch_gaps < 1:
+            raise SettingsError(f"batch_gaps must be >= 1, got {self.batch_gaps}")
+        if self.dt is not None and not self.dt > 0:
+            raise SettingsError(f"dt must be > 0 fs, got {self.dt}")
+        if self.chunk_size < 2:
+            raise SettingsError(f"chunk_size must be >= 2 coarse frames, got {self.chunk_size}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise SettingsError(f"device must be cpu or cuda[:N], got {self.device!r}")
+        return settings
+
+    def with_method(self, method: str, **changes) -> "UpsampleSettings":
+        """A copy for another method (a batch's fallback, each method of an evaluation)."""
+        return replace(self, method=method, **changes)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
