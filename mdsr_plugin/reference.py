@@ -1,8 +1,10 @@
-"""Reference trajectories at fine time resolution: GFN2-xTB (tblite) through ASE molecular dynamics.
+"""Reference trajectories at fine time resolution: ASE molecular dynamics on GFN2-/GFN1-xTB or DFT.
 
 These are the ground truth that classical interpolators and neural models are
 measured against, and the training data of the neural models.  Generation needs
-the optional extra ``pip install mdsr_plugin[reference]`` (tblite, rdkit).
+the optional extra ``pip install mdsr_plugin[reference]`` (tblite, rdkit; PySCF
+for DFT).  A run saves its state every ``checkpoint_every`` steps and continues
+from there when called again with the same arguments.
 
 Every trajectory is reproducible from its arguments: the molecule (an extended-MD17
 name or a SMILES string), the temperature, the thermostat and the seed.  The
@@ -19,6 +21,7 @@ Command line, 20 ps of ethanol at 300 K with a Nosé–Hoover chain::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -47,7 +50,7 @@ MD17_SMILES = {
     "uracil": "O=c1cc[nH]c(=O)[nH]1",
 }
 
-THERMOSTATS = ("langevin", "nose-hoover")
+THERMOSTATS = ("langevin", "nose-hoover", "nve")
 
 
 def build_molecule(name_or_smiles: str, seed: int = 0):
@@ -74,6 +77,7 @@ def generate_reference(
     molecule: str,
     output,
     *,
+    hamiltonian: str = "gfn2-xtb",
     temperature: float = 300.0,
     thermostat: str = "langevin",
     steps: int = 20000,
@@ -82,9 +86,9 @@ def generate_reference(
     equilibration: int = 2000,
     friction: float = 0.01,
     tdamp: float = 50.0,
-    chunk: int = 5000,
+    checkpoint_every: int = 1000,
 ) -> Path:
-    """Run GFN2-xTB molecular dynamics and write every step to an H5MD file.
+    """Run molecular dynamics and write every step to an H5MD file; resumes after a kill.
 
     Parameters
     ----------
@@ -92,12 +96,17 @@ def generate_reference(
         Extended-MD17 name (see :data:`MD17_SMILES`) or a SMILES string.
     output : path-like
         H5MD file to write: positions (Å), velocities (Å/fs), forces (eV/Å), time (fs),
-        and the potential energy (eV) in ``observables/potential_energy``.
+        and the potential energy (eV) in ``observables/potential_energy``.  It appears
+        only when the run is complete.
+    hamiltonian : str
+        ``"gfn2-xtb"``, ``"gfn1-xtb"`` or ``"pyscf:FUNCTIONAL/BASIS"``
+        (see :mod:`mdsr_plugin.hamiltonians`).
     temperature : float
         Thermostat temperature in K; also the initial Maxwell–Boltzmann temperature.
-    thermostat : {"langevin", "nose-hoover"}
-        Stochastic Langevin (``friction`` in 1/fs) or deterministic Nosé–Hoover
-        chain (``tdamp`` in fs).
+    thermostat : {"langevin", "nose-hoover", "nve"}
+        Stochastic Langevin (``friction`` in 1/fs), deterministic Nosé–Hoover
+        chain (``tdamp`` in fs), or none (velocity Verlet after a Langevin
+        equilibration at ``temperature``).
     steps : int
         Production steps written to ``output``.
     timestep : float
@@ -106,40 +115,21 @@ def generate_reference(
         Seeds the conformer embedding, the initial velocities and the Langevin noise.
     equilibration : int
         Steps run and discarded before production.
+    checkpoint_every : int
+        Production steps between saves of the run's state to ``<output>.resume.h5``;
+        calling again with the same arguments continues from the last save.
 
     Returns
     -------
     Path of the written file.
     """
-    from ase import units as ase_units
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md.nose_hoover_chain import NoseHooverChainNVT
-    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
-    from tblite.ase import TBLite
-
-    from . import units
-    from .io.h5md import H5MDWriter
+    from .hamiltonians import describe_hamiltonian, make_calculator
 
     if thermostat not in THERMOSTATS:
         raise ValueError(f"thermostat must be one of {THERMOSTATS}, got {thermostat!r}")
-    rng = np.random.default_rng(seed)
-    atoms = build_molecule(molecule, seed=seed)
-    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
-    Stationary(atoms)
-    ZeroRotation(atoms)
-    dt = timestep * ase_units.fs
-    if thermostat == "langevin":
-        # Centre-of-mass fixed by a constraint: Langevin's own fixcm biases small molecules.
-        atoms.set_constraint(FixCom())
-        dyn = Langevin(
-            atoms, dt, temperature_K=temperature, friction=friction / ase_units.fs, fixcm=False, rng=rng
-        )
-    else:
-        dyn = NoseHooverChainNVT(atoms, dt, temperature_K=temperature, tdamp=tdamp * ase_units.fs)
-    dyn.run(equilibration)
-
+    if steps < 1 or checkpoint_every < 1:
+        raise ValueError("steps and checkpoint_every must be positive")
+    output = Path(output)
     parameters = dict(
         generator="mdsr_plugin.reference.generate_reference",
         molecule=molecule,
@@ -151,54 +141,201 @@ def generate_reference(
         equilibration=equilibration,
         friction_per_fs=friction if thermostat == "langevin" else None,
         tdamp_fs=tdamp if thermostat == "nose-hoover" else None,
-        potential="GFN2-xTB (tblite)",
+        potential=describe_hamiltonian(hamiltonian),
     )
-    numbers = atoms.numbers.copy()
-    masses = atoms.get_masses()
-    buffers = {"positions": [], "velocities": [], "forces": [], "energy": []}
-
-    def record():
-        buffers["positions"].append(atoms.get_positions())
-        buffers["velocities"].append(atoms.get_velocities() * units.ASE_TIME_PER_FS)
-        buffers["forces"].append(atoms.get_forces())
-        buffers["energy"].append(atoms.get_potential_energy())
-
-    start = time.perf_counter()
-    written = 0
-    with H5MDWriter(output, parameters=parameters) as writer:
-        record()
-        for step in range(1, steps + 1):
-            dyn.run(1)
-            record()
-            if len(buffers["positions"]) >= chunk or step == steps:
-                n = len(buffers["positions"])
-                writer.write(
-                    Trajectory(
-                        numbers=numbers,
-                        masses=masses,
-                        positions=np.array(buffers["positions"]),
-                        velocities=np.array(buffers["velocities"]),
-                        forces=np.array(buffers["forces"]),
-                        times=(written + np.arange(n)) * timestep,
-                        frame_data={"potential_energy": np.array(buffers["energy"])},  # eV
-                    )
-                )
-                written += n
-                for values in buffers.values():
-                    values.clear()
+    run = _Run(molecule, make_calculator(hamiltonian), parameters, seed)
+    state_path = output.with_name(output.name + ".resume.h5")
+    with _ResumeFile(state_path, parameters) as state:
+        if state.n_frames:
+            run.restore(state)
+            log.info("%s: resuming at step %d of %d", output, state.n_frames - 1, steps)
+        else:
+            run.equilibrate(equilibration)
+            state.append(run.record())
+            state.save_dynamics(run.dynamics_state())
+        start, done_before = time.perf_counter(), state.n_frames - 1
+        buffer = []
+        for step in range(state.n_frames, steps + 1):
+            run.dyn.run(1)
+            buffer.append(run.record())
+            if len(buffer) >= checkpoint_every or step == steps:
+                state.append(*buffer)
+                state.save_dynamics(run.dynamics_state())
+                buffer.clear()
                 log.info("%s: %d/%d steps, %.1f ms/step", output, step, steps,
-                         1e3 * (time.perf_counter() - start) / step)
-    return Path(output)
+                         1e3 * (time.perf_counter() - start) / (step - done_before))
+        state.publish(output, run.numbers, run.masses, timestep)
+    state_path.unlink()
+    return output
+
+
+class _Run:
+    """One molecule on one calculator with its thermostat: the dynamics and what a frame records."""
+
+    def __init__(self, molecule, calculator, parameters, seed):
+        from ase import units as ase_units
+        from ase.constraints import FixCom
+        from ase.md.langevin import Langevin
+        from ase.md.nose_hoover_chain import NoseHooverChainNVT
+        from ase.md.verlet import VelocityVerlet
+        from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+
+        self.parameters = parameters
+        self.rng = np.random.default_rng(seed)
+        atoms = build_molecule(molecule, seed=seed)
+        atoms.calc = calculator
+        temperature = parameters["temperature_K"]
+        thermalize_momenta(atoms, temperature_K=temperature, rng=self.rng)
+        Stationary(atoms)
+        ZeroRotation(atoms)
+        self.atoms = atoms
+        self.numbers, self.masses = atoms.numbers.copy(), atoms.get_masses()
+        dt = parameters["timestep_fs"] * ase_units.fs
+        thermostat = parameters["thermostat"]
+
+        def langevin(friction):
+            # Centre of mass fixed by a constraint: Langevin's own fixcm biases small molecules.
+            atoms.set_constraint(FixCom())
+            return Langevin(atoms, dt, temperature_K=temperature, friction=friction / ase_units.fs,
+                            fixcm=False, rng=self.rng)
+
+        if thermostat == "langevin":
+            self.dyn = langevin(parameters["friction_per_fs"])
+            self._equilibrator = self.dyn
+        elif thermostat == "nose-hoover":
+            self.dyn = NoseHooverChainNVT(atoms, dt, temperature_K=temperature,
+                                          tdamp=parameters["tdamp_fs"] * ase_units.fs)
+            self._equilibrator = self.dyn
+        else:  # nve: thermalise with a Langevin bath, then run free
+            self._equilibrator = langevin(0.01)
+            self.dyn = VelocityVerlet(atoms, dt)
+
+    def equilibrate(self, steps):
+        if steps:
+            self._equilibrator.run(steps)
+        if self._equilibrator is not self.dyn:
+            self.atoms.set_constraint()
+        self._sync_dynamics()
+
+    def _sync_dynamics(self):
+        # The Nosé–Hoover chain integrates its own copy of positions and momenta.
+        if hasattr(self.dyn, "_q"):
+            self.dyn._q = self.atoms.get_positions()
+            self.dyn._p = self.atoms.get_momenta()
+
+    def record(self) -> dict:
+        from . import units
+
+        return {
+            "positions": self.atoms.get_positions(),
+            "velocities": self.atoms.get_velocities() * units.ASE_TIME_PER_FS,
+            "forces": self.atoms.get_forces(),
+            "potential_energy": np.array(self.atoms.get_potential_energy()),
+        }
+
+    def dynamics_state(self) -> dict:
+        """What besides positions and velocities the next step depends on (JSON values)."""
+        state = {"rng": self.rng.bit_generator.state}
+        thermostat = getattr(self.dyn, "_thermostat", None)
+        if thermostat is not None:
+            state["eta"] = thermostat._eta.tolist()
+            state["p_eta"] = thermostat._p_eta.tolist()
+        return state
+
+    def restore(self, saved: "_ResumeFile"):
+        from . import units
+
+        positions, velocities, dynamics = saved.last()
+        if self._equilibrator is not self.dyn:
+            self.atoms.set_constraint()  # NVE: the equilibration's constraint is done with
+        self.atoms.set_positions(positions)
+        self.atoms.set_velocities(velocities / units.ASE_TIME_PER_FS)
+        self.rng.bit_generator.state = dynamics["rng"]
+        thermostat = getattr(self.dyn, "_thermostat", None)
+        if thermostat is not None:
+            thermostat._eta = np.array(dynamics["eta"])
+            thermostat._p_eta = np.array(dynamics["p_eta"])
+        self._sync_dynamics()
+
+
+class _ResumeFile:
+    """Frames recorded so far and the dynamics' state, in an HDF5 file beside the output.
+
+    Parameters that differ from the saved ones start the run afresh, so a changed
+    command never continues another run's trajectory.
+    """
+
+    _KEYS = ("positions", "velocities", "forces", "potential_energy")
+
+    def __init__(self, path: Path, parameters: dict):
+        self.path, self.parameters = path, json.dumps(parameters, sort_keys=True)
+
+    def __enter__(self):
+        import h5py
+
+        if self.path.exists():
+            with h5py.File(self.path, "r") as f:
+                same = f.attrs.get("parameters") == self.parameters
+            if not same:
+                log.warning("%s: saved for other parameters; starting afresh", self.path)
+                self.path.unlink()
+        self._file = h5py.File(self.path, "a")
+        self._file.attrs["parameters"] = self.parameters
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+        return False
+
+    @property
+    def n_frames(self) -> int:
+        return self._file["positions"].shape[0] if "positions" in self._file else 0
+
+    def append(self, *frames):
+        for key in self._KEYS:
+            values = np.array([frame[key] for frame in frames])
+            if key not in self._file:
+                self._file.create_dataset(key, shape=(0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
+                                          dtype=np.float64, chunks=(256, *values.shape[1:]))
+            data = self._file[key]
+            data.resize(data.shape[0] + len(values), axis=0)
+            data[-len(values):] = values
+
+    def save_dynamics(self, state: dict):
+        self._file.attrs["dynamics"] = json.dumps(state)
+        self._file.flush()
+
+    def last(self):
+        return (self._file["positions"][-1], self._file["velocities"][-1],
+                json.loads(self._file.attrs["dynamics"]))
+
+    def publish(self, output: Path, numbers, masses, timestep, chunk: int = 5000):
+        """Write the recorded frames to ``output`` as H5MD (atomically), chunk by chunk."""
+        from .io.h5md import H5MDWriter
+
+        with H5MDWriter(output, parameters=json.loads(self.parameters)) as writer:
+            for start in range(0, self.n_frames, chunk):
+                part = {key: self._file[key][start:start + chunk] for key in self._KEYS}
+                n = len(part["positions"])
+                writer.write(Trajectory(
+                    numbers=numbers, masses=masses, positions=part["positions"],
+                    velocities=part["velocities"], forces=part["forces"],
+                    times=(start + np.arange(n)) * timestep,
+                    frame_data={"potential_energy": part["potential_energy"]},  # eV
+                ))
 
 
 def main(argv=None) -> int:
-    """``mdsr-generate``: write a GFN2-xTB reference trajectory."""
+    """``mdsr-generate``: write a fine-resolution reference trajectory."""
     parser = argparse.ArgumentParser(
         prog="mdsr-generate",
-        description="Generate a fine-resolution GFN2-xTB reference trajectory (needs tblite, rdkit).",
+        description="Generate a fine-resolution reference trajectory (GFN2-/GFN1-xTB through tblite, "
+        "or Kohn-Sham DFT through PySCF); an interrupted run resumes when called again.",
     )
     parser.add_argument("molecule", help=f"one of {', '.join(MD17_SMILES)} or a SMILES string")
     parser.add_argument("-o", "--output", required=True, help="output H5MD file")
+    parser.add_argument("--hamiltonian", default="gfn2-xtb",
+                        help="gfn2-xtb (default), gfn1-xtb, or pyscf:FUNCTIONAL/BASIS such as pyscf:pbe/6-31g")
     parser.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
     parser.add_argument("--thermostat", choices=THERMOSTATS, default="langevin")
     parser.add_argument("--steps", type=int, default=20000, help="production steps")
@@ -207,13 +344,15 @@ def main(argv=None) -> int:
     parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs (default 0.01)")
     parser.add_argument("--tdamp", type=float, default=50.0, help="Nosé–Hoover time constant in fs (default 50)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-every", type=int, default=1000,
+                        help="steps between saves of the run's state to OUTPUT.resume.h5 (default 1000)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         generate_reference(
-            args.molecule, args.output, temperature=args.temperature, thermostat=args.thermostat,
+            args.molecule, args.output, hamiltonian=args.hamiltonian, temperature=args.temperature, thermostat=args.thermostat,
             steps=args.steps, timestep=args.timestep, seed=args.seed, equilibration=args.equilibration,
-            friction=args.friction, tdamp=args.tdamp,
+            friction=args.friction, tdamp=args.tdamp, checkpoint_every=args.checkpoint_every,
         )
     except (ValueError, ImportError) as err:
         print(f"mdsr-generate: error: {err}", file=sys.stderr)
