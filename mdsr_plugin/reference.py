@@ -25,6 +25,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -277,7 +278,7 @@ class _ResumeFile:
             with h5py.File(self.path, "r") as f:
                 same = f.attrs.get("parameters") == self.parameters
             if not same:
-                log.warning("%s: saved for other parameters; starting afresh", self.path)
+                warnings.warn(f"{self.path}: saved for other parameters; starting afresh", stacklevel=3)
                 self.path.unlink()
         self._file = h5py.File(self.path, "a")
         self._file.attrs["parameters"] = self.parameters

@@ -1,0 +1,77 @@
+"""Reference-data generation: the Hamiltonian string, and resuming an interrupted run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mdsr_plugin.hamiltonians import describe_hamiltonian, make_calculator
+
+pytest.importorskip("tblite")
+
+
+@pytest.mark.parametrize("spec, name", [("gfn2-xtb", "GFN2-xTB (tblite)"), ("GFN1-xTB", "GFN1-xTB (tblite)"),
+                                        ("pyscf:pbe/6-31g", "PBE/6-31G (PySCF, density-fitted Coulomb)")])
+def test_hamiltonian_names(spec, name):
+    assert describe_hamiltonian(spec) == name
+
+
+@pytest.mark.parametrize("spec", ["dftb", "pyscf:pbe", "pyscf:/6-31g"])
+def test_unknown_hamiltonian_is_one_clear_error(spec):
+    with pytest.raises(ValueError, match="unknown Hamiltonian"):
+        make_calculator(spec)
+
+
+@pytest.mark.parametrize("thermostat", ["nve", "langevin", "nose-hoover"])
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, thermostat):
+    """Killed after 13 of 20 steps with a save every 5, the run continues from step 10 and
+    gives the uninterrupted trajectory (the thermostat's state and random stream restored)."""
+    from mdsr_plugin import reference
+    from mdsr_plugin.io import read_trajectory
+
+    options = dict(hamiltonian="gfn1-xtb", thermostat=thermostat, temperature=400, steps=20, equilibration=5,
+                   seed=4, checkpoint_every=5)
+    whole = read_trajectory(reference.generate_reference("ethanol", tmp_path / "whole.h5md", **options))
+
+    calls = {"n": 0}
+    original = reference._Run.record
+
+    def dies_at_step_13(self):
+        calls["n"] += 1
+        if calls["n"] == 14:  # frame 0 plus 13 steps
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(reference._Run, "record", dies_at_step_13)
+    target = tmp_path / "resumed.h5md"
+    with pytest.raises(KeyboardInterrupt):
+        reference.generate_reference("ethanol", target, **options)
+    assert not target.exists() and (tmp_path / "resumed.h5md.resume.h5").exists()
+    monkeypatch.setattr(reference._Run, "record", original)
+    resumed = read_trajectory(reference.generate_reference("ethanol", target, **options))
+    assert not (tmp_path / "resumed.h5md.resume.h5").exists()
+    assert resumed.n_frames == whole.n_frames == 21
+    # Not bit for bit: the resumed SCF starts from a fresh guess, so forces differ at the
+    # SCF tolerance (~1e-7 Å after 10 steps); a lost thermostat state or random stream
+    # would differ by 1e-3 Å.
+    np.testing.assert_allclose(resumed.positions, whole.positions, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(resumed.velocities, whole.velocities, rtol=0, atol=2e-7)
+    np.testing.assert_allclose(resumed.times, whole.times)
+
+
+def test_a_resume_file_of_other_parameters_is_not_continued(tmp_path):
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.reference import generate_reference
+
+    target = tmp_path / "run.h5md"
+    generate_reference("ethanol", target, hamiltonian="gfn1-xtb", steps=4, equilibration=0, checkpoint_every=2)
+    first = read_trajectory(target)
+    import h5py
+
+    with h5py.File(tmp_path / "run.h5md.resume.h5", "w") as f:
+        f.attrs["parameters"] = "{}"
+        f.create_dataset("positions", data=np.zeros((3, 9, 3)))
+    target.unlink()
+    with pytest.warns(UserWarning, match="other parameters"):
+        generate_reference("ethanol", target, hamiltonian="gfn1-xtb", steps=4, equilibration=0, checkpoint_every=2)
+    np.testing.assert_allclose(read_trajectory(target).positions, first.positions, atol=1e-10)
