@@ -27,6 +27,7 @@ _LAZY = {
     "FormatError": "mdsr_plugin.io",
     "get_method": "mdsr_plugin.methods",
     "available_methods": "mdsr_plugin.methods",
+    "UpsampleSettings": "mdsr_plugin.settings",
     "upsample": "mdsr_plugin.pipeline",
     "upsample_stream": "mdsr_plugin.pipeline",
     "upsample_file": "mdsr_plugin.pipeline",

@@ -262,8 +262,10 @@ class _Run:
 class _ResumeFile:
     """Frames recorded so far and the dynamics' state, in an HDF5 file beside the output.
 
-    Parameters that differ from the saved ones start the run afresh, so a changed
-    command never continues another run's trajectory.
+    The file is opened only while a save is written, so its progress can be read
+    (``h5py.File(path, "r")``) while the run goes on.  Parameters that differ from
+    the saved ones start the run afresh, so a changed command never continues
+    another run's trajectory.
     """
 
     _KEYS = ("positions", "velocities", "forces", "potential_energy")
@@ -271,52 +273,56 @@ class _ResumeFile:
     def __init__(self, path: Path, parameters: dict):
         self.path, self.parameters = path, json.dumps(parameters, sort_keys=True)
 
-    def __enter__(self):
+    def _open(self, mode="a"):
         import h5py
 
+        return h5py.File(self.path, mode)
+
+    def __enter__(self):
         if self.path.exists():
-            with h5py.File(self.path, "r") as f:
+            with self._open("r") as f:
                 same = f.attrs.get("parameters") == self.parameters
             if not same:
                 warnings.warn(f"{self.path}: saved for other parameters; starting afresh", stacklevel=3)
                 self.path.unlink()
-        self._file = h5py.File(self.path, "a")
-        self._file.attrs["parameters"] = self.parameters
+        with self._open() as f:
+            f.attrs["parameters"] = self.parameters
         return self
 
     def __exit__(self, *exc):
-        self._file.close()
         return False
 
     @property
     def n_frames(self) -> int:
-        return self._file["positions"].shape[0] if "positions" in self._file else 0
+        with self._open("r") as f:
+            return f["positions"].shape[0] if "positions" in f else 0
 
     def append(self, *frames):
-        for key in self._KEYS:
-            values = np.array([frame[key] for frame in frames])
-            if key not in self._file:
-                self._file.create_dataset(key, shape=(0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
-                                          dtype=np.float64, chunks=(256, *values.shape[1:]))
-            data = self._file[key]
-            data.resize(data.shape[0] + len(values), axis=0)
-            data[-len(values):] = values
+        with self._open() as f:
+            for key in self._KEYS:
+                values = np.array([frame[key] for frame in frames])
+                if key not in f:
+                    f.create_dataset(key, shape=(0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
+                                     dtype=np.float64, chunks=(256, *values.shape[1:]))
+                data = f[key]
+                data.resize(data.shape[0] + len(values), axis=0)
+                data[-len(values):] = values
 
     def save_dynamics(self, state: dict):
-        self._file.attrs["dynamics"] = json.dumps(state)
-        self._file.flush()
+        with self._open() as f:
+            f.attrs["dynamics"] = json.dumps(state)
 
     def last(self):
-        return (self._file["positions"][-1], self._file["velocities"][-1],
-                json.loads(self._file.attrs["dynamics"]))
+        with self._open("r") as f:
+            return f["positions"][-1], f["velocities"][-1], json.loads(f.attrs["dynamics"])
 
     def publish(self, output: Path, numbers, masses, timestep, chunk: int = 5000):
         """Write the recorded frames to ``output`` as H5MD (atomically), chunk by chunk."""
         from .io.h5md import H5MDWriter
 
-        with H5MDWriter(output, parameters=json.loads(self.parameters)) as writer:
-            for start in range(0, self.n_frames, chunk):
-                part = {key: self._file[key][start:start + chunk] for key in self._KEYS}
+        with H5MDWriter(output, parameters=json.loads(self.parameters)) as writer, self._open("r") as f:
+            for start in range(0, f["positions"].shape[0], chunk):
+                part = {key: f[key][start:start + chunk] for key in self._KEYS}
                 n = len(part["positions"])
                 writer.write(Trajectory(
                     numbers=numbers, masses=masses, positions=part["positions"],
