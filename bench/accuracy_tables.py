@@ -19,11 +19,11 @@ import json
 import sys
 from pathlib import Path
 
-from mdsr_plugin.neural.registry import baseline_method
+from mdsr_plugin.neural import card as schema
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench/results"
 DATA = {"nose-hoover": "Nosé–Hoover", "langevin-weak": "Langevin 2 ps⁻¹", "langevin": "Langevin 10 ps⁻¹"}
-MODES = ("velocities", "positions")
+MODES = (schema.MODE_VELOCITIES, schema.MODE_POSITIONS)
 FACTORS = (5, 10, 20)
 CLASSICAL = ("linear", "spline", "hermite", "quintic")
 ARCHITECTURES = {"bilstm": "Bi-LSTM", "unilstm": "Uni-LSTM", "birnn": "Bi-RNN", "unirnn": "Uni-RNN",
@@ -37,12 +37,13 @@ def load(molecule, arch="bilstm", folder=""):
 
 def position_mae(rows, molecule, data, mode, factor):
     """Method → position MAE for one held-out reference, input mode and factor."""
-    return {r["method"]: r["position_mae"] for r in rows
-            if r["file"] == f"{molecule}_400K_{data}_s99" and r["mode"] == mode and r["factor"] == factor}
+    return {r[schema.ROW_METHOD]: r[schema.POSITION_MAE] for r in rows
+            if r[schema.ROW_FILE] == f"{molecule}_400K_{data}_s99" and r[schema.ROW_MODE] == mode
+            and r[schema.ROW_FACTOR] == factor}
 
 
 def baseline(mae, mode):
-    return mae[baseline_method(mode)]
+    return mae[schema.baseline_method(mode)]
 
 
 def factors_table(molecules):
@@ -55,8 +56,9 @@ def factors_table(molecules):
             for mode in MODES:
                 for factor in FACTORS:
                     mae = position_mae(rows, molecule, data, mode, factor)
-                    cells = [f"**{mae['neural']:.1e}**"] + [f"{mae[m]:.1e}" if m in mae else "–" for m in CLASSICAL]
-                    ratio = baseline(mae, mode) / mae["neural"]
+                    neural = mae[schema.NEURAL]
+                    cells = [f"**{neural:.1e}**"] + [f"{mae[m]:.1e}" if m in mae else "–" for m in CLASSICAL]
+                    ratio = baseline(mae, mode) / neural
                     mark = "**" if ratio >= 5 else ""
                     print(f"| {molecule} | {label} | {mode} | {factor} | " + " | ".join(cells)
                           + f" | {mark}{ratio:.1f}×{mark} |")
@@ -70,7 +72,7 @@ def architectures_table(molecule):
     for data, label in DATA.items():
         for mode in MODES:
             for factor in FACTORS:
-                errors = [position_mae(rows, molecule, data, mode, factor)["neural"] for rows in results.values()]
+                errors = [position_mae(rows, molecule, data, mode, factor)[schema.NEURAL] for rows in results.values()]
                 cells = [f"**{e:.1e}**" if e == min(errors) else f"{e:.1e}" for e in errors]
                 reference = baseline(position_mae(results["bilstm"], molecule, data, mode, factor), mode)
                 print(f"| {label} | {mode} | {factor} | " + " | ".join(cells) + f" | {reference:.1e} |")
@@ -83,7 +85,7 @@ def architecture_ratios(molecule):
     results = {arch: rows for arch in ARCHITECTURES if (rows := load(molecule, arch, "architectures")) is not None}
 
     def error(arch, data, mode, factor):
-        return position_mae(results[arch], molecule, data, mode, factor)["neural"]
+        return position_mae(results[arch], molecule, data, mode, factor)[schema.NEURAL]
 
     print(f"{molecule}: ratio ranges over factors {FACTORS}")
     for mode in MODES:

@@ -28,21 +28,24 @@ import time
 from pathlib import Path
 
 from mdsr_plugin.io import read_trajectory
+from mdsr_plugin.neural import card as schema
 from mdsr_plugin.neural.checkpoint import read_card
-from mdsr_plugin.neural.registry import baseline_method, get_model_entry, held_out_position_mae, write_manifest
+from mdsr_plugin.neural.registry import get_model_entry, write_manifest
 from mdsr_plugin.neural.train import score_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("neural", "linear", "spline", "hermite", "quintic")
+HELD_OUT_NOTE = ("400 K, seed 99 (neither used in training); position/velocity/distance MAE over the "
+                 "reconstructed frames, spectral overlap of the velocity autocorrelation spectra")
 
 
 def card_serving(card_file: Path, factors, folder) -> Path:
     """A copy of the checkpoint whose card also lists ``factors``."""
     card = read_card(card_file)
-    card["factors"] = sorted(set(card["factors"]) | set(factors))
+    card[schema.FACTORS] = sorted(set(card[schema.FACTORS]) | set(factors))
     copy = Path(folder) / card_file.name
     copy.write_text(json.dumps(card))
-    shutil.copy(card_file.with_name(card["weights"]), Path(folder) / card["weights"])
+    shutil.copy(card_file.with_name(card[schema.WEIGHTS]), Path(folder) / card[schema.WEIGHTS])
     return copy
 
 
@@ -60,24 +63,19 @@ def evaluate(card_file, molecule, factors, gaps, positions_gaps, temperature=400
                 n = min(n_gaps * factor + 1, (truth_all.n_frames - 1) // factor * factor + 1)
                 started = time.perf_counter()
                 scores = score_methods(truth_all[:n], factor, card_file, positions_only=positions_only)
-                for method, metrics in scores.items():
-                    rows.append({"file": path.stem, "mode": "positions" if positions_only else "velocities",
-                                 "factor": factor, "method": method, "gaps": (n - 1) // factor, **metrics})
-                print(f"{path.stem} factor {factor} {'positions' if positions_only else 'velocities'}: "
-                      f"neural {scores['neural']['position_mae']:.2e} Å ({time.perf_counter() - started:.0f} s)",
-                      flush=True)
+                mode = schema.input_mode(not positions_only)
+                rows += [schema.held_out_row(path.stem, mode, factor, method, (n - 1) // factor, metrics)
+                         for method, metrics in scores.items()]
+                print(f"{path.stem} factor {factor} {mode}: neural {scores[schema.NEURAL][schema.POSITION_MAE]:.2e} Å "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
     return rows
 
 
 def publish(card_file: Path, rows, factors):
     """Record the held-out rows and the validated factors in the card; rewrite the manifest."""
     card = read_card(card_file)
-    card["factors"] = sorted(set(card["factors"]) | set(factors))
-    card.setdefault("validation", {})["held_out"] = {
-        "note": "400 K, seed 99 (neither used in training); position/velocity/distance MAE over the "
-                "reconstructed frames, spectral overlap of the velocity autocorrelation spectra",
-        "rows": rows,
-    }
+    card[schema.FACTORS] = sorted(set(card[schema.FACTORS]) | set(factors))
+    schema.record_held_out(card, rows, HELD_OUT_NOTE)
     temporary = card_file.with_name(f".{card_file.name}.partial")
     temporary.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
     temporary.replace(card_file)
@@ -87,11 +85,11 @@ def publish(card_file: Path, rows, factors):
 def table(rows):
     print("\n| reference | input | factor | neural | linear | spline | Hermite | quintic | baseline / neural |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for (file, mode, factor), mae in held_out_position_mae(rows).items():
-        baseline = mae[baseline_method(mode)]
+    for (file, mode, factor), mae in schema.held_out_position_mae(rows).items():
+        baseline = mae[schema.baseline_method(mode)]
         cells = [f"{mae[m]:.2e}" if m in mae else "–" for m in METHODS]
         print(f"| {file.split('_', 1)[1].removesuffix('_s99')} | {mode} | {factor} | " + " | ".join(cells)
-              + f" | {baseline / mae['neural']:.1f}× |")
+              + f" | {baseline / mae[schema.NEURAL]:.1f}× |")
 
 
 def main(argv=None):

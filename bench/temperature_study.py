@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mdsr_plugin.neural import card as schema
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from neural_accuracy import card_serving, evaluate  # noqa: E402  (bench/ is not a package)
 
@@ -39,7 +41,7 @@ def models():
 
 
 def complete(card):
-    return json.loads(card.read_text())["training"]["complete"]
+    return json.loads(card.read_text())[schema.TRAINING][schema.COMPLETE]
 
 
 def run(gaps, positions_gaps):
@@ -60,7 +62,8 @@ def run(gaps, positions_gaps):
 
 def metric(rows, train, T, mode, factor, method, key):
     for r in rows:
-        if (r["train"], r["test_temperature"], r["mode"], r["factor"], r["method"]) == (train, T, mode, factor, method):
+        if (r["train"], r["test_temperature"], r[schema.ROW_MODE], r[schema.ROW_FACTOR],
+                r[schema.ROW_METHOD]) == (train, T, mode, factor, method):
             return r[key]
     return None
 

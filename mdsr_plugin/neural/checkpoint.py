@@ -4,17 +4,19 @@ A checkpoint ``ID`` is two files side by side:
 
 ``ID.safetensors``
     Every parameter and buffer of the :class:`~mdsr_plugin.neural.models.LearnedIntegrator`
-    (tensors in the training precision, no code, nothing to unpickle; inference
-    casts them to float64).
+    (tensors in the training precision, no code, nothing to unpickle; loading casts
+    them to the precision asked for, the upsampler's ``precision``).
 ``ID.json``
     The model card: id and version, the architecture's configuration (from which
     the code builds the network), species and bond graph in the checkpoint's atom
     order, the time steps and factors it serves, its input modes, training data
     provenance, validation metrics against the classical baselines, and the sha256
-    of the weights file.
+    of the weights file.  Its schema (keys, types, version) is
+    :mod:`mdsr_plugin.neural.card`.
 
-Loading checks the weights' sha256 against the card (and the card's against the
-registry manifest, see :mod:`mdsr_plugin.neural.registry`) and refuses a mismatch.
+Loading checks the card against that schema and the weights' sha256 against the
+card (and the card's against the registry manifest, see
+:mod:`mdsr_plugin.neural.registry`), and refuses a mismatch.
 """
 
 from __future__ import annotations
@@ -25,13 +27,11 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_card", "sha256_of", "card_path"]
+from . import card as schema
+from .card import CARD_VERSION, CheckpointError, validate_card
 
-CARD_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, altered or incompatible."""
+__all__ = ["CheckpointError", "CARD_VERSION", "save_checkpoint", "load_checkpoint", "read_card", "sha256_of",
+           "card_path"]
 
 
 def sha256_of(path) -> str:
@@ -50,6 +50,13 @@ def card_path(path) -> Path:
 
 
 def read_card(path) -> dict:
+    """The model card of a checkpoint (card, weights or stem), checked against the schema.
+
+    Raises
+    ------
+    CheckpointError
+        No card, not JSON, or not a valid card (:func:`mdsr_plugin.neural.card.validate_card`).
+    """
     path = card_path(path)
     try:
         card = json.loads(path.read_text())
@@ -57,16 +64,15 @@ def read_card(path) -> dict:
         raise CheckpointError(f"{path}: no such model card") from None
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: not a valid model card ({err})") from None
-    for key in ("id", "config", "weights", "weights_sha256", "fine_dt_fs", "factors"):
-        if key not in card:
-            raise CheckpointError(f"{path}: model card lacks {key!r}")
-    return card
+    return validate_card(card, path)
 
 
 def save_checkpoint(model, card: dict, path) -> Path:
     """Write ``path``'s weights and card atomically; returns the card's path.
 
-    ``card`` gets ``weights``, ``weights_sha256``, ``config`` and ``card_version`` filled in.
+    ``card`` gets ``weights``, ``weights_sha256``, ``config`` and ``card_version`` filled in;
+    a card that would not pass :func:`~mdsr_plugin.neural.card.validate_card` is refused
+    (:class:`CheckpointError`) and nothing is written.
     """
     from safetensors.torch import save_file
 
@@ -78,13 +84,15 @@ def save_checkpoint(model, card: dict, path) -> Path:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(weights_temp))
         card = dict(card)
-        card.update(
-            card_version=CARD_VERSION,
-            config=model.config,
-            weights=weights_file.name,
-            weights_sha256=sha256_of(weights_temp),
-        )
-        card_temp.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+        card.update({
+            schema.CARD_VERSION_KEY: CARD_VERSION,
+            schema.CONFIG: model.config,
+            schema.WEIGHTS: weights_file.name,
+            schema.WEIGHTS_SHA256: sha256_of(weights_temp),
+        })
+        text = json.dumps(card, indent=1, sort_keys=True) + "\n"
+        validate_card(json.loads(text), card_file)  # as it will be read back
+        card_temp.write_text(text)
     return card_file
 
 
@@ -99,7 +107,8 @@ def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cp
         The registry manifest's hash of the card.
     device : str or torch.device
     dtype : {"float64", "float32"}
-        Floating-point type of the weights and of the arithmetic.
+        Floating-point type of the weights and of the arithmetic (the upsampler
+        passes its ``precision``).
 
     Returns
     -------
@@ -113,7 +122,7 @@ def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cp
     # replaced checkpoint is verified and loaded again.  The model is frozen, so sharing
     # it between upsamplers is safe.
     try:
-        weights_stat = card_file.with_name(read_card(card_file)["weights"]).stat()
+        weights_stat = card_file.with_name(read_card(card_file)[schema.WEIGHTS]).stat()
         key = (str(card_file.resolve()), _signature(card_file.stat()), _signature(weights_stat),
                expected_card_sha256, str(device), str(dtype))
     except (OSError, KeyError, CheckpointError):
@@ -144,21 +153,21 @@ def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64
     if expected_card_sha256 is not None and sha256_of(card_file) != expected_card_sha256:
         raise CheckpointError(f"{card_file.name}: sha256 does not match the registry manifest; refusing it")
     card = read_card(card_file)
-    weights = card_file.with_name(card["weights"])
+    weights = card_file.with_name(card[schema.WEIGHTS])
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file missing")
-    if sha256_of(weights) != card["weights_sha256"]:
+    if sha256_of(weights) != card[schema.WEIGHTS_SHA256]:
         raise CheckpointError(f"{weights.name}: sha256 does not match its model card; refusing it")
     from .. import __version__
 
-    if card.get("code_version") not in (None, __version__):
+    if card.get(schema.CODE_VERSION) not in (None, __version__):
         import warnings
 
         warnings.warn(
-            f"checkpoint {card['id']} was made by mdsr_plugin {card['code_version']}, this is {__version__}",
+            f"checkpoint {card[schema.ID]} was made by mdsr_plugin {card[schema.CODE_VERSION]}, this is {__version__}",
             stacklevel=2,
         )
-    model = build_model(card["config"])
+    model = build_model(card[schema.CONFIG])
     state = load_file(str(weights), device="cpu")  # onto the CPU first, then move
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

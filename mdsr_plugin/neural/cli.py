@@ -85,47 +85,49 @@ def describe_card(card: dict, path) -> str:
     on, and its held-out position MAE against the classical methods (``--json`` has the rest)."""
     from ase import Atoms
 
-    from .registry import baseline_method, held_out_position_mae
+    from . import card as schema
 
-    config, training = card["config"], card.get("training", {})
-    provenance = training.get("provenance", {})
-    arch = ("bidirectional " if config["bidirectional"] else "uni-directional ") + config["arch"].upper()
+    config, training = card[schema.CONFIG], card.get(schema.TRAINING, {})
+    provenance = training.get(schema.PROVENANCE, {})
+    arch = ("bidirectional " if config[schema.BIDIRECTIONAL] else "uni-directional ") + config[schema.ARCH].upper()
     size = ", ".join(f"{key} {config[key]}" for key in ("width", "depth", "hidden") if config.get(key))
-    inputs = " or ".join({"velocities": "positions with velocities", "positions": "positions only"}[m]
-                         for m in card.get("input_modes", ["velocities"]))
+    described = {schema.MODE_VELOCITIES: "positions with velocities", schema.MODE_POSITIONS: "positions only"}
+    inputs = " or ".join(described[m] for m in card.get(schema.INPUT_MODES, schema.DEFAULT_INPUT_MODES))
+    numbers, factors = card[schema.NUMBERS], card[schema.FACTORS]
     lines = [
-        f"{card['id']}  ({path})",
-        f"molecule      {card.get('molecule') or '?'}: {Atoms(numbers=card['numbers']).get_chemical_formula()}, "
-        f"{len(card['numbers'])} atoms, {len(card['bonds'])} bonds (atoms are matched by this graph, in any order)",
+        f"{card[schema.ID]}  ({path})",
+        f"molecule      {card.get(schema.MOLECULE) or '?'}: {Atoms(numbers=numbers).get_chemical_formula()}, "
+        f"{len(numbers)} atoms, {len(card[schema.BONDS])} bonds (atoms are matched by this graph, in any order)",
         f"architecture  {arch} ({size})",
-        f"serves        factors {', '.join(map(str, card['factors']))} at a {card['fine_dt_fs']:g} fs output step; "
+        f"serves        factors {', '.join(map(str, factors))} at a {card[schema.FINE_DT_FS]:g} fs output step; "
         f"input: {inputs}",
     ]
     if provenance:
         lines.append(
-            f"trained on    {len(training.get('files', []))} files, {provenance.get('potential', '?')}, "
-            f"{', '.join(map(str, provenance.get('temperatures_K', [])))} K, "
-            f"{' and '.join(provenance.get('thermostats', []))}, seeds {', '.join(map(str, provenance.get('seeds', [])))}"
-            + ("" if training.get("complete", True) else " (training incomplete)"))
-    rows = card.get("validation", {}).get("held_out", {}).get("rows", [])
+            f"trained on    {len(training.get(schema.FILES, []))} files, {provenance.get(schema.POTENTIAL, '?')}, "
+            f"{', '.join(map(str, provenance.get(schema.TEMPERATURES_K, [])))} K, "
+            f"{' and '.join(provenance.get(schema.THERMOSTATS, []))}, "
+            f"seeds {', '.join(map(str, provenance.get(schema.SEEDS, [])))}"
+            + ("" if training.get(schema.COMPLETE, True) else " (training incomplete)"))
+    rows = schema.held_out_rows(card)
     if not rows:
         lines.append("held out      not measured (bench/neural_accuracy.py --publish records it)")
         return "\n".join(lines)
-    held_out = provenance.get("held_out", {})
+    held_out = provenance.get(schema.HELD_OUT, {})
     lines += [
-        f"held out      {held_out.get('temperature_K', '?')} K, seed {held_out.get('seed', '?')}: position MAE (Å); "
-        "baseline = cubic Hermite with velocities, cubic spline without",
+        f"held out      {held_out.get(schema.TEMPERATURE_K, '?')} K, seed {held_out.get(schema.SEED, '?')}: "
+        "position MAE (Å); baseline = cubic Hermite with velocities, cubic spline without",
         "",
         f"{'data':16s} {'input':10s} {'factor':>6s} " + " ".join(f"{m:>9s}" for m in HELD_OUT_METHODS)
         + "  baseline/neural",
     ]
     order = list(HELD_OUT_DATA.values())
-    grouped = held_out_position_mae(rows)
+    grouped = schema.held_out_position_mae(rows)
     # Nosé–Hoover first, then weak and strong Langevin (stable sort keeps the rest in order)
     for (file, mode, factor), mae in sorted(grouped.items(), key=lambda item: order.index(_data_label(item[0][0]))
                                               if _data_label(item[0][0]) in order else len(order)):
-        baseline = mae.get(baseline_method(mode))
-        ratio = f"{baseline / mae['neural']:.1f}x" if baseline and mae.get("neural") else "-"
+        baseline = mae.get(schema.baseline_method(mode))
+        ratio = f"{baseline / mae[schema.NEURAL]:.1f}x" if baseline and mae.get(schema.NEURAL) else "-"
         lines.append(f"{_data_label(file):16s} {mode:10s} {factor:6d} "
                      + " ".join(f"{mae[m]:9.2e}" if m in mae else f"{'-':>9s}" for m in HELD_OUT_METHODS)
                      + f"  {ratio:>8s}")
@@ -143,6 +145,7 @@ def models_main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    from . import card as schema
     from .checkpoint import CheckpointError
     from .registry import get_model_entry, list_models, registry_dirs
 
@@ -153,12 +156,13 @@ def models_main(argv=None) -> int:
                 print("no checkpoints registered; searched: " + ", ".join(map(str, registry_dirs())))
             for entry in entries:
                 card = entry.card
-                arch = ("bi" if card["config"]["bidirectional"] else "uni") + card["config"]["arch"]
-                mae = card.get("validation", {}).get("position_mae")
+                config = card[schema.CONFIG]
+                arch = ("bi" if config[schema.BIDIRECTIONAL] else "uni") + config[schema.ARCH]
+                mae = card.get(schema.VALIDATION, {}).get(schema.POSITION_MAE)
                 mae_text = f"val MAE {mae:.2e} Å" if mae is not None else ""
-                print(f"{entry.id:32s} {card.get('molecule', ''):16s} {arch:8s} "
-                      f"factors {','.join(map(str, card['factors'])):8s} fine {card['fine_dt_fs']:g} fs  "
-                      f"inputs {'+'.join(card.get('input_modes', []))}  {mae_text}")
+                print(f"{entry.id:32s} {card.get(schema.MOLECULE, ''):16s} {arch:8s} "
+                      f"factors {','.join(map(str, card[schema.FACTORS])):8s} fine {card[schema.FINE_DT_FS]:g} fs  "
+                      f"inputs {'+'.join(card.get(schema.INPUT_MODES, []))}  {mae_text}")
         else:
             entry = get_model_entry(args.id)
             if args.json:

@@ -25,9 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import card as schema
+from .card import baseline_method, classical_is_better, held_out_position_mae  # noqa: F401  (re-exported)
 from .checkpoint import CheckpointError, default_user_dirs, read_card, sha256_of
 
-__all__ = ["ModelEntry", "registry_dirs", "list_models", "get_model_entry", "find_matching", "write_manifest"]
+__all__ = ["ModelEntry", "registry_dirs", "list_models", "get_model_entry", "find_matching", "serves",
+           "write_manifest", "classical_is_better", "held_out_position_mae", "baseline_method"]
 
 MANIFEST = "manifest.json"
 
@@ -91,58 +94,22 @@ def get_model_entry(id_or_path) -> ModelEntry:
     card_file = card_path(path)
     if card_file.is_file():
         card = read_card(card_file)
-        return ModelEntry(card["id"], card_file, sha256_of(card_file), card)
+        return ModelEntry(card[schema.ID], card_file, sha256_of(card_file), card)
     known = ", ".join(e.id for e in list_models()) or "none"
     raise CheckpointError(f"no checkpoint {id_or_path!r}; registered: {known}")
 
 
 def serves(card: dict, fine_dt: float, factor: int, has_velocities: bool) -> str | None:
     """Why ``card`` cannot upsample this input (None when it can)."""
-    if abs(fine_dt - card["fine_dt_fs"]) > 1e-3 * card["fine_dt_fs"]:
-        return f"output step {fine_dt:g} fs (it serves {card['fine_dt_fs']:g} fs)"
-    if factor not in card["factors"]:
-        return f"factor {factor} (it serves {card['factors']})"
-    mode = "velocities" if has_velocities else "positions"
-    if mode not in card.get("input_modes", ["velocities"]):
-        return f"input with {mode} only (it takes {card.get('input_modes')})"
+    served_dt = card[schema.FINE_DT_FS]
+    if abs(fine_dt - served_dt) > 1e-3 * served_dt:
+        return f"output step {fine_dt:g} fs (it serves {served_dt:g} fs)"
+    if factor not in card[schema.FACTORS]:
+        return f"factor {factor} (it serves {card[schema.FACTORS]})"
+    mode = schema.input_mode(has_velocities)
+    if mode not in card.get(schema.INPUT_MODES, schema.DEFAULT_INPUT_MODES):
+        return f"input with {mode} only (it takes {card.get(schema.INPUT_MODES)})"
     return None
-
-
-def classical_is_better(card: dict, factor: int, has_velocities: bool, classical: str) -> bool:
-    """Whether the card's held-out validation (``validation.held_out.rows``, written by
-    ``bench/neural_accuracy.py --publish``) shows ``classical`` with a lower mean
-    position MAE than the checkpoint at ``factor`` for this input mode; False when
-    the card has no such rows."""
-    rows = card.get("validation", {}).get("held_out", {}).get("rows", [])
-    mode = "velocities" if has_velocities else "positions"
-    mean = {}
-    for method in ("neural", classical):
-        errors = [r["position_mae"] for r in rows
-                  if r["factor"] == factor and r["mode"] == mode and r["method"] == method]
-        if not errors:
-            return False
-        mean[method] = sum(errors) / len(errors)
-    return mean[classical] < mean["neural"]
-
-
-def held_out_position_mae(rows) -> dict:
-    """Held-out rows (``validation.held_out.rows``) grouped for tables.
-
-    Returns
-    -------
-    dict
-        ``(file, mode, factor)`` → {method: position MAE, Å}, ordered by reference file,
-        then velocities before positions, then factor.
-    """
-    grouped = {}
-    for row in sorted(rows, key=lambda r: (r["file"], r["mode"] != "velocities", r["factor"])):
-        grouped.setdefault((row["file"], row["mode"], row["factor"]), {})[row["method"]] = row["position_mae"]
-    return grouped
-
-
-def baseline_method(mode: str) -> str:
-    """The floor's classical baseline for an input mode: cubic Hermite with velocities, else the spline."""
-    return "hermite" if mode == "velocities" else "spline"
 
 
 def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocities: bool):
@@ -160,11 +127,11 @@ def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocitie
     matches, reasons = [], []
     for entry in list_models():
         card = entry.card
-        if sorted(card["config"]["numbers"]) != sorted(int(z) for z in numbers):
-            reasons.append(f"{entry.id}: another molecule ({card.get('molecule', '?')})")
+        if sorted(card[schema.CONFIG][schema.NUMBERS]) != sorted(int(z) for z in numbers):
+            reasons.append(f"{entry.id}: another molecule ({card.get(schema.MOLECULE, '?')})")
             continue
         try:
-            order = match_atoms(numbers, positions, card["config"]["numbers"], card["bonds"])
+            order = match_atoms(numbers, positions, card[schema.CONFIG][schema.NUMBERS], card[schema.BONDS])
         except GraphMismatch:
             reasons.append(f"{entry.id}: same formula, different bonds")
             continue
@@ -176,8 +143,9 @@ def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocitie
     # Prefer the default architecture, then the best validation error.
     def rank(item):
         card = item[0].card
-        metric = card.get("validation", {}).get("position_mae", np.inf)
-        return (card["config"]["arch"] != "lstm" or not card["config"]["bidirectional"], metric)
+        metric = card.get(schema.VALIDATION, {}).get(schema.POSITION_MAE, np.inf)
+        config = card[schema.CONFIG]
+        return (config[schema.ARCH] != "lstm" or not config[schema.BIDIRECTIONAL], metric)
 
     matches.sort(key=rank)
     return matches, reasons
@@ -192,7 +160,7 @@ def write_manifest(directory) -> Path:
         if card_file.name == MANIFEST or not card_file.with_suffix(".safetensors").is_file():
             continue  # only cards that sit next to their weights
         card = read_card(card_file)
-        records.append({"id": card["id"], "card": card_file.name, "sha256": sha256_of(card_file)})
+        records.append({"id": card[schema.ID], "card": card_file.name, "sha256": sha256_of(card_file)})
     path = directory / MANIFEST
     temporary = path.with_name(f".{MANIFEST}.partial")
     temporary.write_text(json.dumps({"models": records}, indent=1) + "\n")

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import card as schema
+
 __all__ = ["TrainingSettings", "train", "load_training_data", "WindowSampler"]
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ class TrainingSettings:
     patience: int = 3
     max_hours: float | None = None
     device: str = "cpu"
-    dtype: str = "float32"  # training precision; inference always runs in float64
+    dtype: str = "float32"  # training precision; inference runs in the upsampler's ``precision``
     width: int = 256
     depth: int = 3
     hidden: int = 128
@@ -363,27 +365,27 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     _, metrics = _rollout_validation(model, validation["rollout"], settings, device)
     metrics.update(_hermite_baseline(validation["rollout"], settings))
     card = {
-        "id": output.name,
-        "version": 1,
-        "code_version": __version__,
-        "molecule": settings.extra.get("molecule", ""),
-        "numbers": [int(z) for z in numbers],
-        "bonds": [list(b) for b in bonds],
-        "fine_dt_fs": settings.fine_dt,
-        "coarse_dt_fs": settings.fine_dt * settings.factor,
-        "factors": sorted(set(settings.extra.get("factors", [settings.factor]))),
-        "input_modes": ["velocities", "positions"],
-        "training": {
-            "files": [Path(p).name for p in paths],
-            "settings": {k: v for k, v in settings.__dict__.items() if k != "extra"},
-            "provenance": settings.extra.get("provenance", {}),
-            "history_tail": state["history"][-3:],
-            "complete": complete,
-            "epochs": {stage: sum(1 for r in state["history"] if r["stage"] == stage) for stage in stages},
+        schema.ID: output.name,
+        schema.MODEL_VERSION: 1,
+        schema.CODE_VERSION: __version__,
+        schema.MOLECULE: settings.extra.get("molecule", ""),
+        schema.NUMBERS: [int(z) for z in numbers],
+        schema.BONDS: [list(b) for b in bonds],
+        schema.FINE_DT_FS: settings.fine_dt,
+        schema.COARSE_DT_FS: settings.fine_dt * settings.factor,
+        schema.FACTORS: sorted(set(settings.extra.get("factors", [settings.factor]))),
+        schema.INPUT_MODES: [schema.MODE_VELOCITIES, schema.MODE_POSITIONS],
+        schema.TRAINING: {
+            schema.FILES: [Path(p).name for p in paths],
+            schema.SETTINGS: {k: v for k, v in settings.__dict__.items() if k != "extra"},
+            schema.PROVENANCE: settings.extra.get("provenance", {}),
+            schema.HISTORY_TAIL: state["history"][-3:],
+            schema.COMPLETE: complete,
+            schema.EPOCHS: {stage: sum(1 for r in state["history"] if r["stage"] == stage) for stage in stages},
         },
-        "validation": metrics,
+        schema.VALIDATION: metrics,
     }
-    card["normalisation"] = {
+    card[schema.NORMALISATION] = {
         "note": "inputs are standardised inverse distances (per-pair mean/std in the weights file); "
                 "velocities are divided by velocity_std; learned accelerations are scaled by acceleration_std",
         "position_std_angstrom": float(model.position_std),
@@ -393,7 +395,7 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     card_file = save_checkpoint(model.cpu(), card, output)
     # Validation against the classical baselines, with the saved checkpoint itself.
     card = read_card(card_file)
-    card["validation"] = {"windows": metrics, **validate_against_classical(card_file, trajectories, settings)}
+    card[schema.VALIDATION] = {schema.WINDOWS: metrics, **validate_against_classical(card_file, trajectories, settings)}
     temporary = card_file.with_name(f".{card_file.name}.partial")
     temporary.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
     temporary.replace(card_file)
@@ -552,8 +554,8 @@ def _rollout_validation(model, data, settings, device):
             losses.append(float(loss))
             position_errors.append((x[:, 1:-1] - batch[4][:, 1:-1]).abs().mean().item())
             velocity_errors.append((v[:, 1:-1] - batch[5][:, 1:-1]).abs().mean().item())
-    return float(np.mean(losses)), {"position_mae": float(np.mean(position_errors)),
-                                    "velocity_mae": float(np.mean(velocity_errors))}
+    return float(np.mean(losses)), {schema.POSITION_MAE: float(np.mean(position_errors)),
+                                    schema.VELOCITY_MAE: float(np.mean(velocity_errors))}
 
 
 def _hermite_baseline(data, settings):
