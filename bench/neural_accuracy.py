@@ -27,11 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from mdsr_plugin.evaluation.scoring import score_methods
 from mdsr_plugin.io import read_trajectory
 from mdsr_plugin.neural import card as schema
 from mdsr_plugin.neural.checkpoint import read_card
 from mdsr_plugin.neural.registry import get_model_entry, write_manifest
-from mdsr_plugin.neural.train import score_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("neural", "linear", "spline", "hermite", "quintic")

@@ -31,7 +31,7 @@ def fresh_dynamics(request, tmp_path_factory):
     pytest.importorskip("tblite")
     pytest.importorskip("rdkit")
     from mdsr_plugin.io import read_trajectory
-    from mdsr_plugin.neural.train import _permuted
+    from mdsr_plugin.neural.data import permute_atoms
     from mdsr_plugin.reference import generate_reference
 
     model_id = request.param
@@ -40,7 +40,7 @@ def fresh_dynamics(request, tmp_path_factory):
     generate_reference(card_of(model_id)["molecule"], path, temperature=400, thermostat="nose-hoover",
                        steps=400, equilibration=200, seed=7)
     truth = read_trajectory(path)[::2]  # 0.5 fs steps → the 1 fs grid the checkpoints serve
-    return model_id, _permuted(truth, np.random.default_rng(5).permutation(truth.n_atoms))
+    return model_id, permute_atoms(truth, np.random.default_rng(5).permutation(truth.n_atoms))
 
 
 def test_registry_finds_the_shipped_checkpoint_for_its_molecule_in_any_atom_order(fresh_dynamics):

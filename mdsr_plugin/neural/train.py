@@ -4,13 +4,14 @@ Data
     Any trajectories the readers understand, all of one molecule (atom orders are
     matched by graph to the first file), with velocities, at a fine step that the
     requested output step (``fine_dt``, 1 fs by default) is a multiple of.  The final
-    10 % of every trajectory is the validation set.
+    10 % of every trajectory is the validation set (:mod:`mdsr_plugin.neural.data`).
 
 Samples
     A window is a gap of ``factor`` fine steps plus ``context`` coarse frames on each
     side, cut at a random place, moved into the canonical frame of its first coarse
     frame, and relabelled by a random automorphism of the molecular graph (so the
-    network learns symmetry-equivalent atoms alike).
+    network learns symmetry-equivalent atoms alike)
+    (:class:`~mdsr_plugin.neural.data.WindowSampler`).
 
 Stages
     1. *Force matching* (when the data have forces): the memoryless force of the
@@ -28,6 +29,11 @@ Interruption
     command again resumes from it.  A progress log is appended to ``OUTPUT.log.jsonl``.
     The best model by validation loss is written to ``OUTPUT.safetensors`` and
     ``OUTPUT.json``, and the directory's ``manifest.json`` is updated.
+
+Validation
+    The card records the model's and cubic Hermite's errors on the validation
+    windows, and the saved checkpoint against the classical methods on the
+    validation part of every trajectory (:mod:`mdsr_plugin.evaluation.scoring`).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import numpy as np
 
 from . import card as schema
 
-__all__ = ["TrainingSettings", "train", "load_training_data", "WindowSampler"]
+__all__ = ["TrainingSettings", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -80,162 +86,6 @@ class TrainingSettings:
     extra: dict = field(default_factory=dict)
 
 
-def load_training_data(paths, fine_dt: float, **reader_options):
-    """Read fine trajectories of one molecule at the ``fine_dt`` (fs) step, in one atom order.
-
-    Returns
-    -------
-    list of Trajectory
-    bonds : list of (int, int)
-        The molecular graph, in the first file's order.
-    """
-    from ..io import read_trajectory
-    from .geometry import GraphMismatch, infer_bonds, match_atoms
-
-    trajectories, bonds, numbers = [], None, None
-    for path in paths:
-        traj = read_trajectory(path, **reader_options)
-        if traj.velocities is None:
-            raise ValueError(f"{path}: training needs velocities")
-        stride = fine_dt / traj.dt
-        if abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
-            raise ValueError(f"{path}: its step {traj.dt:g} fs does not divide the output step {fine_dt:g} fs")
-        traj = traj[:: int(round(stride))]
-        if bonds is None:
-            numbers = traj.numbers
-            bonds = infer_bonds(numbers, traj.positions[0])
-        else:
-            try:
-                order = match_atoms(traj.numbers, traj.positions[0], numbers, bonds)
-            except GraphMismatch:
-                raise ValueError(f"{path}: not the same molecule as {paths[0]}") from None
-            traj = _permuted(traj, order)
-        trajectories.append(traj)
-    return trajectories, bonds
-
-
-def _permuted(traj, order):
-    from dataclasses import replace
-
-    def pick(a):
-        return None if a is None else a[:, order]
-
-    return replace(traj, numbers=traj.numbers[order], masses=traj.masses[order], positions=traj.positions[:, order],
-                   velocities=pick(traj.velocities), forces=pick(traj.forces), names=None)
-
-
-class WindowSampler:
-    """Random windows and frames from the training or validation part of each trajectory.
-
-    Parameters
-    ----------
-    trajectories : list of Trajectory
-        At the fine step, one atom order.
-    factor, context : int
-    split : {"train", "validation"}
-    automorphisms : ndarray, shape (A, N)
-        Atom relabellings applied at random.
-    reference : ndarray, shape (N, 3), Å
-        Canonical geometry windows are aligned to.
-    masses : ndarray, shape (N,)
-    """
-
-    def __init__(self, trajectories, factor, context, split, automorphisms, reference, masses,
-                 validation_fraction=0.1):
-        self.factor, self.context = factor, context
-        self.automorphisms = automorphisms
-        self.reference, self.masses = reference, masses
-        self.parts = []
-        for traj in trajectories:
-            cut = int(round(traj.n_frames * (1 - validation_fraction)))
-            part = traj[:cut] if split == "train" else traj[cut:]
-            if part.n_frames > (2 * context + 1) * factor + 1:
-                self.parts.append(part)
-        if not self.parts:
-            raise ValueError(f"no trajectory is long enough for {split} windows of factor {factor}")
-        self.lengths = np.array([p.n_frames for p in self.parts])
-
-    def _align(self, x, v):
-        """Move windows x, v (B, T, N, 3) into the canonical frame of their frame ``anchor``."""
-        from .geometry import kabsch_rotations
-
-        anchor = (self.context - 1) * self.factor
-        weights = self.masses / self.masses.sum()
-        centres = np.einsum("bni,n->bi", x[:, anchor], weights)
-        rotations = kabsch_rotations(x[:, anchor] - centres[:, None], self.reference, weights)
-        x = np.einsum("btni,bij->btnj", x - centres[:, None, None], rotations)
-        v = np.einsum("btni,bij->btnj", v, rotations)
-        return x, v, rotations
-
-    def windows(self, rng, n):
-        """n windows: positions and velocities, shape (n, (2K - 1) F + F + 1... ) split as
-        (start_x, start_v, end_x, end_v, target_x, target_v), canonical frame."""
-        k, f = self.context, self.factor
-        span = (2 * k - 1) * f + 1  # frames from the first context frame to the last
-        which = rng.choice(len(self.parts), size=n, p=self.lengths / self.lengths.sum())
-        xs, vs = [], []
-        for i in range(len(self.parts)):
-            count = int((which == i).sum())
-            if not count:
-                continue
-            part = self.parts[i]
-            starts = rng.integers(0, part.n_frames - span, size=count)
-            index = starts[:, None] + np.arange(span)
-            xs.append(part.positions[index])
-            vs.append(part.velocities[index])
-        x, v = np.concatenate(xs), np.concatenate(vs)
-        perm = self.automorphisms[rng.integers(0, len(self.automorphisms), size=n)]
-        x = np.take_along_axis(x, perm[:, None, :, None], axis=2)
-        v = np.take_along_axis(v, perm[:, None, :, None], axis=2)
-        x, v, _ = self._align(x, v)
-        coarse = np.arange(2 * k) * f  # coarse frames inside the window
-        gap0 = (k - 1) * f
-        return (x[:, coarse[:k]], v[:, coarse[:k]], x[:, coarse[k:]], v[:, coarse[k:]],
-                x[:, gap0 : gap0 + f + 1], v[:, gap0 : gap0 + f + 1])
-
-    def frames(self, rng, n):
-        """n single frames with forces, canonical frame: positions (n, N, 3), forces (n, N, 3)."""
-        which = rng.choice(len(self.parts), size=n, p=self.lengths / self.lengths.sum())
-        xs, fs = [], []
-        for i in range(len(self.parts)):
-            count = int((which == i).sum())
-            if count:
-                idx = rng.integers(0, self.parts[i].n_frames, size=count)
-                xs.append(self.parts[i].positions[idx])
-                fs.append(self.parts[i].forces[idx])
-        x, f = np.concatenate(xs), np.concatenate(fs)
-        perm = self.automorphisms[rng.integers(0, len(self.automorphisms), size=n)]
-        x = np.take_along_axis(x, perm[:, :, None], axis=1)
-        f = np.take_along_axis(f, perm[:, :, None], axis=1)
-        from .geometry import kabsch_rotations
-
-        weights = self.masses / self.masses.sum()
-        centres = np.einsum("bni,n->bi", x, weights)
-        rotations = kabsch_rotations(x - centres[:, None], self.reference, weights)
-        return (np.einsum("bni,bij->bnj", x - centres[:, None], rotations),
-                np.einsum("bni,bij->bnj", f, rotations))
-
-
-def _set_normalisation(model, trajectories, reference):
-    """Data statistics the network's inputs and outputs are scaled by."""
-    import torch
-
-    x = np.concatenate([t.positions[:: max(1, t.n_frames // 2000)] for t in trajectories])
-    v = np.concatenate([t.velocities[:: max(1, t.n_frames // 2000)] for t in trajectories])
-    i, j = np.triu_indices(x.shape[1], 1)
-    inverse = 1.0 / np.linalg.norm(x[:, i] - x[:, j], axis=-1)
-    model.inverse_distance_mean.copy_(torch.as_tensor(inverse.mean(0)))
-    model.inverse_distance_std.copy_(torch.as_tensor(inverse.std(0) + 1e-6))
-    model.reference.copy_(torch.as_tensor(reference))
-    centred = x - x.mean(axis=1, keepdims=True)
-    model.position_std.fill_(float(centred.std()))
-    model.velocity_std.fill_(float(v.std()))
-    if trajectories[0].forces is not None:
-        f = np.concatenate([t.forces[:: max(1, t.n_frames // 2000)] for t in trajectories])
-        accel = f * model.accel_per_force.cpu().numpy()[None]
-        model.acceleration_std.fill_(float(accel.std()))
-
-
 def _atomic_torch_save(obj, path: Path):
     import torch
 
@@ -259,7 +109,9 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     import torch
 
     from .. import __version__
+    from ..evaluation.scoring import score_hermite_windows, validate_against_classical
     from .checkpoint import read_card, save_checkpoint
+    from .data import WindowSampler, load_training_data, set_normalisation
     from .geometry import automorphisms
     from .models import build_model, default_config
     from .registry import write_manifest
@@ -292,7 +144,7 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     torch.manual_seed(settings.seed)
     dtype = getattr(torch, settings.dtype)
     model = build_model(config, dtype=dtype)
-    _set_normalisation(model, trajectories, reference)
+    set_normalisation(model, trajectories, reference)
     model.to(device)
     stages = (["forces"] if has_forces and settings.force_epochs else []) + ["rollout"]
     state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None,
@@ -363,7 +215,8 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
         model.load_state_dict(state["best_weights"])
     model.eval()
     _, metrics = _rollout_validation(model, validation["rollout"], settings, device)
-    metrics.update(_hermite_baseline(validation["rollout"], settings))
+    *_, target_x, target_v = validation["rollout"]
+    metrics.update(score_hermite_windows(target_x, target_v, settings.factor * settings.fine_dt))
     card = {
         schema.ID: output.name,
         schema.MODEL_VERSION: 1,
@@ -395,75 +248,14 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     card_file = save_checkpoint(model.cpu(), card, output)
     # Validation against the classical baselines, with the saved checkpoint itself.
     card = read_card(card_file)
-    card[schema.VALIDATION] = {schema.WINDOWS: metrics, **validate_against_classical(card_file, trajectories, settings)}
+    card[schema.VALIDATION] = {schema.WINDOWS: metrics, **validate_against_classical(
+        card_file, trajectories, settings.factor, validation_fraction=settings.validation_fraction,
+        device=settings.device)}
     temporary = card_file.with_name(f".{card_file.name}.partial")
     temporary.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
     temporary.replace(card_file)
     write_manifest(card_file.parent)
     return card_file
-
-
-def score_methods(truth, factor: int, model, *, positions_only: bool = False, device: str = "cpu") -> dict:
-    """A checkpoint and the classical methods reconstructing one fine reference.
-
-    Parameters
-    ----------
-    truth : Trajectory
-        Fine reference at the checkpoint's fine step; every ``factor``-th frame is
-        the coarse input.
-    factor : int
-    model : path-like or str
-        Checkpoint path or registered id.
-    positions_only : bool
-        Drop the coarse velocities (and forces): neural, linear and spline only.
-
-    Returns
-    -------
-    dict
-        Method name → :func:`mdsr_plugin.metrics.compare` metrics: ``neural``,
-        ``linear``, ``spline`` and, with velocities, ``hermite`` and ``quintic``
-        (when the reference has forces).
-    """
-    from ..metrics import compare
-    from ..pipeline import upsample
-    from .upsampler import NeuralUpsampler
-
-    coarse = truth[::factor]
-    methods = ["linear", "spline"]
-    if positions_only:
-        coarse = coarse.without("velocities", "forces")
-    else:
-        methods += ["hermite"] + (["quintic"] if coarse.forces is not None else [])
-    scores = {}
-    for name in ["neural", *methods]:
-        method = NeuralUpsampler(model=str(model), device=device) if name == "neural" else name
-        scores[name] = compare(upsample(coarse, factor, method), truth, factor)
-    return scores
-
-
-def validate_against_classical(card_file, trajectories, settings, gaps=200, positions_gaps=25) -> dict:
-    """The checkpoint and the classical methods on the validation part of every trajectory.
-
-    Returns metrics (see :func:`mdsr_plugin.metrics.compare`) averaged over trajectories,
-    per method: ``neural`` and ``neural_positions_only``, ``linear``, ``spline``,
-    ``hermite``, ``quintic`` (when the data have forces); ``position_mae`` at the top
-    level is the neural model's with velocities.
-    """
-    f = settings.factor
-    results: dict[str, list] = {}
-    for traj in trajectories:
-        tail = traj[int(round(traj.n_frames * (1 - settings.validation_fraction))):]
-        for positions_only, n_gaps in ((False, gaps), (True, positions_gaps)):
-            n = min(n_gaps * f + 1, (tail.n_frames - 1) // f * f + 1)
-            if n < 2 * f + 1:
-                continue
-            scores = score_methods(tail[:n], f, card_file, positions_only=positions_only, device=settings.device)
-            for name, metrics in scores.items():
-                results.setdefault(f"{name}_positions_only" if positions_only else name, []).append(metrics)
-    summary = {key: {m: float(np.mean([r[m] for r in rows])) for m in rows[0]} for key, rows in results.items()}
-    summary["position_mae"] = summary["neural"]["position_mae"]
-    summary["gaps_per_trajectory"] = {"velocities": gaps, "positions": positions_gaps}
-    return summary
 
 
 def _optimizer(model, settings, stage):
@@ -556,22 +348,3 @@ def _rollout_validation(model, data, settings, device):
             velocity_errors.append((v[:, 1:-1] - batch[5][:, 1:-1]).abs().mean().item())
     return float(np.mean(losses)), {schema.POSITION_MAE: float(np.mean(position_errors)),
                                     schema.VELOCITY_MAE: float(np.mean(velocity_errors))}
-
-
-def _hermite_baseline(data, settings):
-    """Cubic Hermite's errors on the same validation windows (the bar a model must clear)."""
-    from ..methods.classical import CubicHermite
-
-    _, _, _, _, tx, tv = data
-    f = settings.factor
-    s = np.arange(f + 1) / f
-    powers = np.vander(s, 4, increasing=True)
-    weights = powers @ CubicHermite.basis.T  # (f + 1, 4)
-    slopes = powers[:, :-1] @ np.polynomial.polynomial.polyder(CubicHermite.basis.T, axis=0)
-    h = f * settings.fine_dt
-    terms = np.stack([tx[:, 0], h * tv[:, 0], tx[:, -1], h * tv[:, -1]], axis=1)  # (B, 4, N, 3)
-    x = np.einsum("tj,bjni->btni", weights, terms)
-    v = np.einsum("tj,bjni->btni", slopes, terms) / h
-    inside = slice(1, -1)
-    return {"hermite_position_mae": float(np.abs(x[:, inside] - tx[:, inside]).mean()),
-            "hermite_velocity_mae": float(np.abs(v[:, inside] - tv[:, inside]).mean())}
