@@ -66,6 +66,9 @@ def add_upsample_options(parser: argparse.ArgumentParser) -> None:
         help=f"one of {methods} (default auto: the best the input supports; "
         "classical: the best classical one)",
     )
+    parser.add_argument("--no-self-validation", dest="self_validate", action="store_false",
+                        help="auto/classical choose by what the input carries and the checkpoints' cards, "
+                        "without first measuring the candidates on held-back coarse frames of the input")
     parser.add_argument("--model", help="checkpoint id (see mdsr-models list) or path; implies --method neural")
     parser.add_argument("--dt", type=positive_float, help="coarse time step in fs (overrides the file's)")
     parser.add_argument("--top", help="topology file for formats without atoms (DCD, TRR, NetCDF...)")
@@ -89,6 +92,7 @@ def settings_from_args(args):
         factor=args.factor, method=args.method, model=args.model, device=args.device, precision=args.precision,
         dt=args.dt, input_format=args.input_format,
         output_format=args.output_format and args.output_format.lower(), chunk_size=args.chunk_size,
+        self_validate=args.self_validate,
     )
 
 
@@ -199,6 +203,8 @@ def main(argv=None) -> int:
             f"{summary['frames_in']} coarse frames -> {summary['frames_out']} fine frames "
             f"({summary['method']}{model}, factor {args.factor}) in {summary['seconds']:.2f} s: {outputs}"
         )
+        if summary.get("estimate"):
+            print(f"chosen by measuring on the input: {summary['estimate']}")
         if summary["disagreement"]:
             d = summary["disagreement"]
             print(f"forward/backward disagreement: mean {d['mean']:.2e} Å, max {d['max']:.2e} Å "

@@ -351,7 +351,7 @@ def upsample_file(
         if progress:
             stream = _progress(stream, reader.n_frames, Path(input_path).name)
         parameters = provenance_parameters(provenance, settings.factor, input_path)
-        writer_options = {"parameters": parameters} if _is_h5md(output_path, settings.output_format) else {}
+        writer_options = {"parameters": parameters} if _keeps_provenance(output_path, settings.output_format) else {}
         with open_writer(output_path, format=settings.output_format, **writer_options) as writer:
             for fine in stream_method(_count_into(stream, counted), settings.factor, method):
                 disagreement.add(fine)
@@ -367,12 +367,10 @@ def upsample_file(
 
 
 def provenance_parameters(provenance: Provenance, factor: int, source) -> dict:
-    """The provenance record an H5MD output keeps in ``parameters/`` (method, factor, source;
-    the model and its weights' sha256 when there is one)."""
-    parameters = {"method": provenance.method, "factor": int(factor), "source": str(source)}
-    if provenance.model is not None:
-        parameters.update(model=provenance.model, model_sha256=provenance.model_sha256)
-    return parameters
+    """The provenance record an output keeps (H5MD ``parameters/``, extended XYZ's first
+    comment line): factor, source and every provenance field that has a value."""
+    recorded = {k: v for k, v in provenance.as_dict().items() if v is not None and v is not False}
+    return {"factor": int(factor), "source": str(source), **recorded}
 
 
 class _DisagreementSummary:
@@ -394,10 +392,10 @@ class _DisagreementSummary:
         return {"mean": self.total / self.count, "max": self.maximum}
 
 
-def _is_h5md(path, fmt):
+def _keeps_provenance(path, fmt) -> bool:
     from .io import get_format
 
-    return get_format(path, fmt).name == "h5md"
+    return get_format(path, fmt).keeps_provenance
 
 
 def _chain(first, rest):

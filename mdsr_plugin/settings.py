@@ -55,6 +55,10 @@ class UpsampleSettings:
         Format names when the extensions do not tell.
     chunk_size : int
         Coarse frames read at a time (bounds memory).
+    self_validate : bool
+        Whether ``auto``/``classical`` choose by measuring the candidates on the input's
+        own coarse frames (:mod:`mdsr_plugin.selection`); otherwise by what the input
+        carries and the checkpoints' cards.
     """
 
     factor: int
@@ -67,6 +71,7 @@ class UpsampleSettings:
     input_format: str | None = None
     output_format: str | None = None
     chunk_size: int = 2000
+    self_validate: bool = True
 
     @classmethod
     def from_options(cls, factor, method="auto", **options) -> "UpsampleSettings":

@@ -85,6 +85,7 @@ def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
             status="done", outputs=outputs, frames_in=summary["frames_in"], frames_out=summary["frames_out"],
             method=summary["method"], model=summary["model"], model_sha256=summary.get("model_sha256"),
             disagreement=summary["disagreement"], velocities_fitted=summary["velocities_fitted"],
+            estimate=summary.get("estimate"), self_validation=summary.get("self_validation"),
         )
     record["seconds"] = round(time.perf_counter() - started, 3)
     record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -54,6 +54,9 @@ class Format:
         How the format stores velocities (for the docs' table).
     needs_topology : bool
         Whether the file lacks the elements, so that a topology file must come with it.
+    keeps_provenance : bool
+        Whether its writer takes ``parameters=`` (a dict of JSON values: the method,
+        model, measured error estimate) and stores them in the file.
     """
 
     name: str
@@ -63,6 +66,7 @@ class Format:
     open_writer: Callable[..., TrajectoryWriter] | None = None
     velocities: str = "no"
     needs_topology: bool = False
+    keeps_provenance: bool = False
 
 
 _FORMATS: dict[str, Format] = {}
@@ -206,7 +210,7 @@ def _h5md_writer(path, **options):
 def _extxyz_writer(path, **options):
     from .ase_backend import ExtXYZWriter
 
-    return ExtXYZWriter(path)
+    return ExtXYZWriter(path, parameters=options.get("parameters"))
 
 
 def _traj_writer(path, **options):
@@ -223,11 +227,13 @@ def _dcd_writer(path, **options):
 
 for _fmt in (
     Format("xyz", (".xyz", ".extxyz"), "extended or plain XYZ (CP2K's time= comments too)",
-           _ase_reader("extxyz"), _extxyz_writer, "momenta (ASE units), or vel columns (Å/fs)"),
+           _ase_reader("extxyz"), _extxyz_writer, "momenta (ASE units), or vel columns (Å/fs)",
+           keeps_provenance=True),
     Format("traj", (".traj",), "ASE trajectory", _ase_reader("traj"), _traj_writer,
            "momenta (ASE units)"),
     Format("xdatcar", (".xdatcar",), "VASP XDATCAR (needs --dt)", _ase_reader("vasp-xdatcar"), None),
-    Format("h5md", (".h5md", ".h5"), "H5MD (HDF5)", _h5md_reader, _h5md_writer, "velocity group"),
+    Format("h5md", (".h5md", ".h5"), "H5MD (HDF5)", _h5md_reader, _h5md_writer, "velocity group",
+           keeps_provenance=True),
     Format("dcd", (".dcd",), "CHARMM/NAMD DCD (needs --top); velocities in a NAMD velocity DCD",
            _mda_reader("DCD"), _dcd_writer, "separate .vel.dcd (Å/AKMA)", needs_topology=True),
     Format("trr", (".trr",), "GROMACS TRR (needs --top)", _mda_reader("TRR"),

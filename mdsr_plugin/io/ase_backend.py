@@ -9,6 +9,8 @@ Per-atom ``velocities``/``vel`` columns written by other codes are taken as Å/f
 
 from __future__ import annotations
 
+import json
+
 import itertools
 from typing import Iterator
 
@@ -166,12 +168,21 @@ class ExtXYZWriter(TrajectoryWriter):
     """Extended XYZ with momenta (ASE's convention, so ``ase.io.read`` returns the velocities),
     ``time`` (fs) in the comment line, forces when present.
 
+    ``parameters`` (provenance: method, model, the measured error estimate) go into
+    the first frame's comment line as ``mdsr_<key>=<JSON>``, which ``ase.io.read``
+    returns in ``atoms.info``.
+
     The text is the same, byte for byte, as ``ase.io.write(..., format="extxyz")``
     writes for :func:`trajectory_to_atoms` (``tests/test_io_roundtrip.py``), but a
     frame's atom lines are formatted in one operation instead of ASE's one per atom
     and one ``Atoms`` object per frame: ASE's writer was the slowest part of
     upsampling to XYZ.  The comment line is still made by ASE's own function.
     """
+
+    def __init__(self, path, *, parameters=None):
+        super().__init__(path)
+        self._parameters = {f"mdsr_{k}": v if isinstance(v, (int, float, str)) else json.dumps(v, sort_keys=True)
+                            for k, v in (parameters or {}).items()}
 
     def _open(self, first):
         from ..elements import symbols_of
@@ -200,6 +211,8 @@ class ExtXYZWriter(TrajectoryWriter):
         rows = np.concatenate(columns, axis=2).reshape(traj.n_frames, -1).tolist()
         for i, values in enumerate(rows):
             info = {**_frame_info(traj, i), "pbc": np.asarray(traj.pbc, dtype=bool)}
+            if self.frames_written == 0 and i == 0:
+                info.update(self._parameters)
             comment = self._properties + " " + key_val_dict_to_str(info)
             if traj.cell is not None and traj.cell[i].any():
                 comment = 'Lattice="' + " ".join(str(x) for x in traj.cell[i].reshape(9)) + '" ' + comment

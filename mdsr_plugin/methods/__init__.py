@@ -10,16 +10,18 @@ package would declare its own, and are loaded the first time the registry is
 asked.  :func:`register_method` adds one at run time (duplicates are refused;
 :func:`unregister_method` undoes it).
 
-``auto`` asks every plugin whether it suits the input (:func:`resolve_method`):
-the usable plugin of highest priority is taken, unless what it knows
-(``Suitability.evidence``, e.g. a checkpoint's held-out validation) shows the
-next usable one more accurate.
+``auto`` (:func:`resolve_method`) measures every plugin that suits the input on
+the input's own coarse frames (:mod:`mdsr_plugin.selection`) and takes the best.
+With too few frames to measure on (or ``self_validate=False``) the usable plugin
+of highest priority is taken, unless what it knows (``Suitability.evidence``,
+e.g. a checkpoint's held-out validation) shows the next usable one more accurate.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
@@ -132,6 +134,15 @@ def resolve_method(method, first: "Trajectory", factor: int | None,
         A method that cannot run on this input, with the plugin's reason.
     """
     found = None
+    if isinstance(method, str) and method in SELECTORS and settings.self_validate and factor is not None:
+        from ..selection import MIN_FRAMES, select_method
+
+        if first.n_frames >= MIN_FRAMES:
+            chosen, selection = select_method(first, factor, settings, learned=method == "auto")
+            provenance = _provenance_of(chosen, first, factor, None, prepared=True)
+            return chosen, replace(provenance, self_validation=selection.as_dict(), estimate=selection.describe())
+        log.info("auto: %d coarse frames are too few to measure methods on; choosing by what the input "
+                 "carries", first.n_frames)
     if isinstance(method, str):
         if method in SELECTORS:
             name, suitability = _choose(first, factor, settings, learned=method == "auto")
@@ -141,14 +152,20 @@ def resolve_method(method, first: "Trajectory", factor: int | None,
                 raise MethodError(suitability.reason)
         found = suitability.found
         method = _plugin(name).factory(settings.with_method(name))
-    if hasattr(method, "prepare") and factor is not None:
-        provenance = method.prepare(first, factor, found)
-    else:
-        provenance = Provenance(method=method.name)
+    provenance = _provenance_of(method, first, factor, found)
     missing = [q for q in method.requires if getattr(first, q) is None]
     if missing:
         raise MethodError(f"method {method.name!r} needs {' and '.join(missing)}, which the input does not have")
     return method, provenance
+
+
+def _provenance_of(method, first, factor, found, prepared=False) -> Provenance:
+    """Prepare ``method`` for the input when it needs to; its provenance."""
+    if not hasattr(method, "prepare") or factor is None:
+        return Provenance(method=method.name)
+    if prepared:
+        return method.provenance(fitted_velocities=not first.has_velocities)
+    return method.prepare(first, factor, found)
 
 
 def _choose(coarse, factor, settings, learned: bool) -> tuple[str, Suitability]:

@@ -82,12 +82,19 @@ class Provenance:
         A learned method's checkpoint id and the sha256 of its weights.
     velocities_fitted : bool
         The input had no velocities and the method fitted them (neural shooting).
+    self_validation : dict or None
+        What ``auto`` measured on the input's own coarse frames to choose the method
+        (:meth:`mdsr_plugin.selection.Selection.as_dict`).
+    estimate : str or None
+        That measurement in one line, for the user.
     """
 
     method: str
     model: str | None = None
     model_sha256: str | None = None
     velocities_fitted: bool = False
+    self_validation: dict | None = None
+    estimate: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

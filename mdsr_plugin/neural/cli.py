@@ -18,12 +18,22 @@ def train_main(argv=None) -> int:
     archs = [f"bi{a}" for a in ARCHITECTURES] + [f"uni{a}" for a in ARCHITECTURES]
     parser = argparse.ArgumentParser(
         prog="mdsr-train",
-        description="Train a bi-directional learned integrator on fine-resolution trajectories of one molecule.",
-        epilog="Interrupt at any time; the same command resumes from OUTPUT.train.pt.",
+        description="Train a bi-directional learned integrator on fine-resolution trajectories of one molecule, "
+        "or (--from-coarse) on the coarse trajectory itself: its stored forces and gap consistency.",
+        epilog="Interrupt at any time; the same command resumes from OUTPUT.train.pt. "
+        "Example: mdsr-train --from-coarse aimd_20fs.xyz -o mine/ethanol-pbe --max-minutes 10",
     )
-    parser.add_argument("trajectories", nargs="+", help="fine reference trajectories (any supported format)")
+    parser.add_argument("trajectories", nargs="+", help="fine reference trajectories (any supported format), "
+                        "or coarse ones with --from-coarse")
     parser.add_argument("-o", "--output", required=True, help="checkpoint stem: writes OUTPUT.safetensors and OUTPUT.json")
-    parser.add_argument("--factor", type=int, required=True, help="fine steps per coarse step the model serves")
+    parser.add_argument("--from-coarse", action="store_true",
+                        help="learn from coarse frames with velocities (and forces when stored): no fine "
+                        "reference needed; the factor is the coarse step / --fine-dt")
+    parser.add_argument("--warm-start", default="auto",
+                        help="with --from-coarse: auto (the registry's checkpoint of the molecule, if any), "
+                        "a checkpoint id or path, or none")
+    parser.add_argument("--max-minutes", type=float, help="with --from-coarse: stop (resumably) after this long")
+    parser.add_argument("--factor", type=int, help="fine steps per coarse step the model serves")
     parser.add_argument("--arch", default="bilstm", choices=archs, help="architecture (default bilstm)")
     parser.add_argument("--fine-dt", type=float, default=defaults.fine_dt, help="output step in fs (default 1)")
     parser.add_argument("--dt", type=float, help="time step of the input files in fs, if they record none")
@@ -42,7 +52,10 @@ def train_main(argv=None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="mdsr-train: %(message)s")
-    if args.factor < 2:
+    reader_options = {k: v for k, v in {"dt": args.dt, "topology": args.top}.items() if v}
+    if args.from_coarse:
+        return _adapt_main(args, reader_options)
+    if args.factor is None or args.factor < 2:
         parser.print_usage(sys.stderr)
         print("mdsr-train: error: --factor must be >= 2", file=sys.stderr)
         return 2
@@ -56,9 +69,24 @@ def train_main(argv=None) -> int:
     )
     from .train import train
 
+    return _run_training(lambda: train(args.trajectories, args.output, settings, progress=not args.quiet,
+                                       reader_options=reader_options))
+
+
+def _adapt_main(args, reader_options) -> int:
+    from .adapt import AdaptSettings, adapt
+
+    settings = AdaptSettings(fine_dt=args.fine_dt, seed=args.seed, device=args.device,
+                             warm_start=None if args.warm_start == "none" else args.warm_start,
+                             max_minutes=args.max_minutes)
+    return _run_training(lambda: adapt(args.trajectories, args.output, settings, progress=not args.quiet,
+                                       reader_options=reader_options))
+
+
+def _run_training(run) -> int:
+    """Run a training call; one-line errors, exit codes 0, 1, 130."""
     try:
-        card = train(args.trajectories, args.output, settings, progress=not args.quiet,
-                     reader_options={k: v for k, v in {"dt": args.dt, "topology": args.top}.items() if v})
+        card = run()
     except (ValueError, OSError) as err:
         print(f"mdsr-train: error: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,526 @@
+"""Learning from the user's own coarse trajectory: no fine reference needed.
+
+A checkpoint trained on GFN2-xTB loses most of its advantage on a DFT trajectory,
+and most molecules of an archive have no checkpoint at all.  What a coarse AIMD
+archive does hold is enough to fit a learned integrator to its own Hamiltonian:
+
+Force matching (when the frames carry forces, as AIMD codes store them)
+    The integrator's potential-energy network is fitted to the stored forces of
+    every coarse frame, in the canonical frame of the molecule.
+Gap consistency
+    From every coarse frame the integrator runs one gap forward (``factor`` fine
+    steps) and must land on the next frame's stored position and velocity; from
+    the next frame it runs backward and must land on this one.  The forward and
+    backward paths must also agree along the gap.  This is the only supervision
+    the recurrent correction gets, and what tunes the potential between frames.
+
+The model is warm-started from a registry checkpoint of the same molecule when
+there is one (any factor; atoms matched by graph), otherwise built from scratch
+for the molecule's elements.  The last ``validation_fraction`` of the gaps is
+held out; the best weights by held-out gap error are kept.  The state is saved
+after every epoch (``OUTPUT.train.pt``) and a run resumes from it; ``max_minutes``
+bounds the time.  The result is an ordinary checkpoint (``OUTPUT.safetensors`` +
+``OUTPUT.json``) whose card says it was adapted, from which files, starting from
+which checkpoint, and its held-out gap errors.
+
+Example
+-------
+::
+
+    mdsr-train --from-coarse aimd_20fs.xyz -o models_mine/ethanol-pbe --max-minutes 10
+    MDSR_MODELS_PATH=models_mine mdsr-upsample aimd_20fs.xyz --factor 20 -o fine.xyz
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import card as schema
+
+__all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS"]
+
+log = logging.getLogger(__name__)
+
+#: Gaps needed to train and hold out any (with the context on both sides).
+MIN_GAPS = 20
+
+
+class AdaptError(ValueError):
+    """Coarse data that cannot be learned from (too few frames, no velocities...)."""
+
+
+@dataclass
+class AdaptSettings:
+    """Everything that determines an adaptation run (stored in the card).
+
+    Attributes
+    ----------
+    fine_dt : float
+        Output step of the adapted model, fs (the coarse step must be a multiple).
+    warm_start : str or None
+        ``"auto"``: the registry's checkpoint of the molecule if any; a checkpoint id
+        or path; None: from scratch.
+    force_epochs, gap_epochs : int
+        Epochs of each stage (each epoch is one pass over the training gaps/frames).
+    max_minutes : float or None
+        Time budget; the state is saved and a second call continues.
+    """
+
+    fine_dt: float = 1.0
+    warm_start: str | None = "auto"
+    seed: int = 0
+    force_epochs: int = 150
+    gap_epochs: int = 25
+    force_batch: int = 32
+    gap_batch: int = 16
+    learning_rate: float = 1e-3
+    gap_learning_rate: float = 2e-4
+    min_learning_rate: float = 1e-5
+    patience: int = 4
+    validation_fraction: float = 0.1
+    position_scale: float = 0.01  # Å: the gap loss counts errors in units of this
+    velocity_scale: float = 0.002  # Å/fs
+    disagreement_weight: float = 0.5
+    max_minutes: float | None = None
+    device: str = "cpu"
+    arch: str = "lstm"
+    width: int = 128
+    depth: int = 3
+    hidden: int = 64
+
+
+def _load_coarse(paths, reader_options):
+    from ..io import read_trajectory
+    from ..molecule import match_atoms
+    from .data import permute_atoms
+
+    trajectories = [read_trajectory(p, **(reader_options or {})) for p in paths]
+    first = trajectories[0]
+    ordered = [first]
+    for path, traj in zip(paths[1:], trajectories[1:]):
+        order = match_atoms(traj.numbers, traj.positions[0], first.numbers,
+                            _bonds_of(first))
+        ordered.append(permute_atoms(traj, order))
+    for path, traj in zip(paths, ordered):
+        if traj.velocities is None:
+            raise AdaptError(f"{Path(path).name}: learning from coarse frames needs their velocities "
+                             "(gap consistency); this file has positions only")
+        if traj.n_frames < 2:
+            raise AdaptError(f"{Path(path).name}: fewer than two frames")
+        if abs(traj.dt - ordered[0].dt) > 1e-6 * ordered[0].dt:
+            raise AdaptError(f"{Path(path).name}: coarse step {traj.dt:g} fs, the first file's is "
+                             f"{ordered[0].dt:g} fs")
+    return ordered
+
+
+def _bonds_of(traj):
+    from ..molecule import infer_bonds
+
+    return infer_bonds(traj.numbers, traj.positions[0])
+
+
+def _warm_start_entry(spec, traj):
+    """The registry checkpoint to start from and the atom order into it, or (None, None)."""
+    from ..molecule import GraphMismatch, match_atoms
+    from .registry import get_model_entry, list_models
+
+    if spec is None:
+        return None, None
+    entries = list_models() if spec == "auto" else [get_model_entry(spec)]
+    for entry in sorted(entries, key=lambda e: e.card[schema.CONFIG][schema.ARCH] != "lstm"):
+        card = entry.card
+        if sorted(card[schema.CONFIG][schema.NUMBERS]) != sorted(int(z) for z in traj.numbers):
+            continue
+        try:
+            order = match_atoms(traj.numbers, traj.positions[0], card[schema.CONFIG][schema.NUMBERS],
+                                card[schema.BONDS])
+        except GraphMismatch:
+            continue
+        return entry, order
+    if spec != "auto":
+        raise AdaptError(f"checkpoint {spec} is of another molecule")
+    return None, None
+
+
+class _Gaps:
+    """Every gap of the coarse data with its context, in the canonical frame of its first frame.
+
+    Attributes
+    ----------
+    before_x, before_v : ndarray, shape (G, K, N, 3)
+        The K coarse frames ending at each gap's first frame (oldest first), Å, Å/fs.
+    after_x, after_v : ndarray, shape (G, K, N, 3)
+        The K coarse frames starting at each gap's last frame.
+    frames_x, frames_f : ndarray, shape (M, N, 3) or None
+        Coarse frames and their stored forces (eV/Å), canonical frame each.
+    """
+
+    def __init__(self, trajectories, context, reference, masses, automorphisms, rng_seed=0):
+        from ..molecule import canonical_frames
+
+        bx, bv, ax, av, fx, ff = [], [], [], [], [], []
+        for traj in trajectories:
+            n = traj.n_frames
+            gaps = np.arange(context - 1, n - context)  # gaps with their whole context inside
+            if not len(gaps):
+                continue
+            before = gaps[:, None] - (context - 1) + np.arange(context)
+            after = gaps[:, None] + 1 + np.arange(context)
+            x, v = traj.positions, traj.velocities
+            centres, rotations = canonical_frames(x[gaps], reference, masses)
+
+            def canonical(a, idx, shift):
+                moved = a[idx] - (centres[:, None, None] if shift else 0)
+                return np.einsum("gkni,gij->gknj", moved, rotations)
+
+            bx.append(canonical(x, before, True))
+            bv.append(canonical(v, before, False))
+            ax.append(canonical(x, after, True))
+            av.append(canonical(v, after, False))
+            if traj.forces is not None:
+                c, r = canonical_frames(x, reference, masses)
+                fx.append(np.einsum("mni,mij->mnj", x - c[:, None], r))
+                ff.append(np.einsum("mni,mij->mnj", traj.forces, r))
+        if not bx:
+            raise AdaptError("no gap has its context inside the data")
+        self.before_x, self.before_v = np.concatenate(bx), np.concatenate(bv)
+        self.after_x, self.after_v = np.concatenate(ax), np.concatenate(av)
+        self.frames_x = np.concatenate(fx) if fx else None
+        self.frames_f = np.concatenate(ff) if ff else None
+        self.automorphisms = automorphisms
+
+    @property
+    def n_gaps(self) -> int:
+        return len(self.before_x)
+
+    def split(self, fraction):
+        """Index arrays (train, held out) of gaps and of force frames: the last part is held out."""
+        def cut(n):
+            k = n - max(1, int(round(n * fraction)))
+            return np.arange(k), np.arange(k, n)
+
+        return cut(self.n_gaps), (cut(len(self.frames_x)) if self.frames_x is not None else (None, None))
+
+
+def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: bool = True,
+          reader_options=None) -> Path:
+    """Learn a bi-directional integrator from coarse frames (see the module docstring).
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Coarse trajectories of one molecule with velocities (forces used when present),
+        all at one coarse step.
+    output : path-like
+        Checkpoint stem: writes ``output.safetensors``, ``output.json``, ``output.train.pt``
+        (resumable state), ``output.log.jsonl``; the folder's ``manifest.json`` is updated.
+    settings : AdaptSettings
+
+    Returns
+    -------
+    Path of the model card.
+
+    Raises
+    ------
+    AdaptError
+        Too few coarse frames, no velocities, a step that is no multiple of ``fine_dt``;
+        nothing is written then.
+    """
+    import torch
+
+    from .. import __version__
+    from ..molecule import automorphisms
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import permute_atoms, set_normalisation
+    from .models import build_model, default_config
+    from .registry import write_manifest
+
+    settings = settings or AdaptSettings()
+    paths = [Path(p) for p in paths]
+    output = Path(output)
+    if output.suffix in (".json", ".safetensors"):
+        output = output.with_suffix("")
+    trajectories = _load_coarse(paths, reader_options)
+    coarse_dt = trajectories[0].dt
+    factor = int(round(coarse_dt / settings.fine_dt))
+    if factor < 2 or abs(factor * settings.fine_dt - coarse_dt) > 1e-6 * coarse_dt:
+        raise AdaptError(f"the coarse step {coarse_dt:g} fs is not a multiple (>= 2) of the output step "
+                         f"{settings.fine_dt:g} fs")
+
+    entry, order = _warm_start_entry(settings.warm_start, trajectories[0])
+    torch.manual_seed(settings.seed)
+    if entry is not None:
+        trajectories = [permute_atoms(t, order) for t in trajectories]
+        model, base_card = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256, dtype="float32")
+        import copy
+
+        model = copy.deepcopy(model)  # the loader's copy is cached and frozen
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        numbers, bonds = np.asarray(base_card[schema.CONFIG][schema.NUMBERS]), base_card[schema.BONDS]
+        reference = model.reference.cpu().double().numpy()
+    else:
+        numbers = trajectories[0].numbers
+        bonds = _bonds_of(trajectories[0])
+        config = default_config(settings.arch, numbers, trajectories[0].masses)
+        config.update(width=settings.width, depth=settings.depth)
+        if config.get("hidden"):
+            config["hidden"] = settings.hidden
+        model = build_model(config, dtype=torch.float32)
+        masses = trajectories[0].masses
+        reference = trajectories[0].positions[0] - (masses / masses.sum()) @ trajectories[0].positions[0]
+        set_normalisation(model, trajectories, reference)
+        base_card = None
+    masses = trajectories[0].masses
+    gaps = _Gaps(trajectories, model.context, reference, masses, automorphisms(numbers, bonds))
+    if gaps.n_gaps < MIN_GAPS:
+        raise AdaptError(f"{gaps.n_gaps} usable gaps; learning from coarse frames needs at least {MIN_GAPS} "
+                         f"(about {MIN_GAPS + 2 * model.context} coarse frames)")
+    device = torch.device(settings.device)
+    model.to(device)
+    (gap_train, gap_held), (frame_train, frame_held) = gaps.split(settings.validation_fraction)
+    has_forces = gaps.frames_x is not None
+    stages = (["forces"] if has_forces and settings.force_epochs else []) + ["gaps"]
+
+    output.parent.mkdir(parents=True, exist_ok=True)  # only now: bad input has written nothing
+    state_path = output.with_name(output.name + ".train.pt")
+    log_path = output.with_name(output.name + ".log.jsonl")
+    fingerprint = json.dumps({"files": [str(p) for p in paths], "settings": asdict(settings),
+                              "warm_start": None if entry is None else entry.id}, sort_keys=True)
+    state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
+             "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state}
+    optimizer, scheduler = _optimizer(model, settings, state["stage"])
+    if state_path.exists():
+        saved = torch.load(state_path, weights_only=True, map_location="cpu")
+        if saved["state"].get("fingerprint") == fingerprint:
+            model.load_state_dict(saved["model"])
+            state.update(saved["state"])
+            optimizer, scheduler = _optimizer(model, settings, state["stage"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            log.info("resuming %s at stage %s epoch %d", output.name, state["stage"], state["epoch"])
+        else:
+            log.warning("%s: saved for other data or settings; starting afresh", state_path)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    dtype = next(model.parameters()).dtype
+
+    def tensor(a):
+        return torch.as_tensor(a, device=device, dtype=dtype)
+
+    started = time.perf_counter()
+    complete = True
+    from tqdm.auto import tqdm
+
+    while True:
+        stage = state["stage"]
+        limit = settings.force_epochs if stage == "forces" else settings.gap_epochs
+        lr = optimizer.param_groups[0]["lr"]
+        if state["epoch"] >= limit or (lr <= settings.min_learning_rate * 1.0001 and state["epoch"] > 0):
+            if stage == stages[-1]:
+                break
+            if state["best_weights"] is not None:
+                model.load_state_dict(state["best_weights"])
+            state.update(stage=stages[stages.index(stage) + 1], epoch=0, best=float("inf"), best_weights=None)
+            optimizer, scheduler = _optimizer(model, settings, state["stage"])
+            continue
+        if settings.max_minutes is not None and time.perf_counter() - started > settings.max_minutes * 60:
+            log.info("time budget reached; state saved, run again to continue")
+            complete = False
+            break
+        model.train()
+        if stage == "forces":
+            train_loss = _force_epoch(model, gaps, frame_train, rng, settings, optimizer, tensor, progress)
+            val_loss, metrics = _force_validation(model, gaps, frame_held, tensor)
+        else:
+            train_loss = _gap_epoch(model, gaps, gap_train, rng, settings, optimizer, tensor, factor, progress)
+            val_loss, metrics = _gap_validation(model, gaps, gap_held, settings, tensor, factor)
+        scheduler.step(val_loss)
+        state["epoch"] += 1
+        record = {"stage": stage, "epoch": state["epoch"], "train_loss": train_loss, "val_loss": val_loss,
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started, **metrics}
+        state["history"].append(record)
+        with open(log_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if progress:
+            tqdm.write(f"{output.name} {stage} epoch {state['epoch']}: train {train_loss:.4g} val {val_loss:.4g}")
+        if val_loss < state["best"]:
+            state["best"] = val_loss
+            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state["rng"] = rng.bit_generator.state
+        _save_state(state_path, {"model": model.state_dict(), "state": state, "optimizer": optimizer.state_dict(),
+                                 "scheduler": scheduler.state_dict()})
+
+    if state["best_weights"] is not None:
+        model.load_state_dict(state["best_weights"])
+    model.eval()
+    _, held_out = _gap_validation(model, gaps, gap_held, settings, tensor, factor)
+    if has_forces:
+        held_out.update(_force_validation(model, gaps, frame_held, tensor)[1])
+    held_out.update(_hermite_gap_error(gaps, gap_held, coarse_dt))
+    card = {
+        schema.ID: output.name,
+        schema.MODEL_VERSION: 1,
+        schema.CODE_VERSION: __version__,
+        schema.MOLECULE: (base_card or {}).get(schema.MOLECULE, ""),
+        schema.NUMBERS: [int(z) for z in numbers],
+        schema.BONDS: [list(map(int, b)) for b in bonds],
+        schema.FINE_DT_FS: settings.fine_dt,
+        schema.COARSE_DT_FS: coarse_dt,
+        schema.FACTORS: [factor],
+        schema.INPUT_MODES: [schema.MODE_VELOCITIES, schema.MODE_POSITIONS],
+        schema.TRAINING: {
+            schema.FILES: [p.name for p in paths],
+            "from_coarse": True,
+            "warm_start": None if entry is None else entry.id,
+            schema.SETTINGS: asdict(settings),
+            schema.HISTORY_TAIL: state["history"][-3:],
+            schema.COMPLETE: complete,
+            schema.EPOCHS: {s: sum(1 for r in state["history"] if r["stage"] == s) for s in stages},
+            "gaps": {"train": int(len(gap_train)), "held_out": int(len(gap_held))},
+        },
+        schema.VALIDATION: {"held_out_gaps": held_out, schema.POSITION_MAE: held_out["gap_end_position_mae"]},
+    }
+    card_file = save_checkpoint(model.cpu(), card, output)
+    write_manifest(card_file.parent)
+    return card_file
+
+
+def _save_state(path: Path, obj) -> None:
+    import torch
+
+    from ..io.atomic import AtomicFiles
+
+    with AtomicFiles(path) as (temporary,):
+        torch.save(obj, temporary)
+
+
+def _optimizer(model, settings, stage):
+    import torch
+
+    lr = settings.learning_rate if stage == "forces" else settings.gap_learning_rate
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=settings.patience,
+                                                           min_lr=settings.min_learning_rate)
+    return optimizer, scheduler
+
+
+def _relabel(rng, automorphisms, *arrays):
+    """The same random relabelling of symmetry-equivalent atoms for every item of a batch."""
+    perm = automorphisms[rng.integers(0, len(automorphisms), size=len(arrays[0]))]
+    out = []
+    for a in arrays:
+        index = perm.reshape(perm.shape + (1,) * (a.ndim - 2))
+        if a.ndim == 4:  # (B, K, N, 3)
+            out.append(np.take_along_axis(a, perm[:, None, :, None], axis=2))
+        else:  # (B, N, 3)
+            out.append(np.take_along_axis(a, index, axis=1))
+    return out
+
+
+def _force_epoch(model, gaps, index, rng, settings, optimizer, tensor, progress):
+    from tqdm.auto import tqdm
+
+    order = rng.permutation(index)
+    total, count = 0.0, 0
+    for lo in tqdm(range(0, len(order), settings.force_batch), desc="forces", leave=False, disable=not progress):
+        pick = order[lo:lo + settings.force_batch]
+        x, f = _relabel(rng, gaps.automorphisms, gaps.frames_x[pick], gaps.frames_f[pick])
+        x, f = tensor(x), tensor(f)
+        loss = ((model.forces(x, create_graph=True) - f) ** 2).mean() / (f ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total, count = total + float(loss.detach()), count + 1
+    return total / count
+
+
+def _force_validation(model, gaps, index, tensor):
+    x, f = tensor(gaps.frames_x[index]), tensor(gaps.frames_f[index])
+    model.eval()
+    predicted = model.forces(x).detach()
+    loss = float(((predicted - f) ** 2).mean() / (f ** 2).mean())
+    return loss, {"force_mae": float((predicted - f).abs().mean()),
+                  "force_relative_mae": float((predicted - f).abs().mean() / f.abs().mean())}
+
+
+def _gap_terms(model, batch, factor, settings):
+    """Forward from each gap's first frame and backward from its last: the end-point misfits
+    (in units of the scales) and the forward/backward disagreement along the gap."""
+    import torch
+
+    bx, bv, ax, av = batch
+    hx = torch.cat([bx, ax.flip(1)])
+    hv = torch.cat([bv, -av.flip(1)])
+    xs, vs = model.rollout(hx[:, -1], hv[:, -1], factor, settings.fine_dt, history=(hx, hv))
+    n = len(bx)
+    forward_x, forward_v = xs[:n], vs[:n]
+    backward_x, backward_v = xs[n:].flip(1), -vs[n:].flip(1)
+    end_x = torch.cat([forward_x[:, -1] - ax[:, 0], backward_x[:, 0] - bx[:, -1]])
+    end_v = torch.cat([forward_v[:, -1] - av[:, 0], backward_v[:, 0] - bv[:, -1]])
+    disagreement = forward_x[:, 1:-1] - backward_x[:, 1:-1]
+    return end_x, end_v, disagreement
+
+
+def _gap_loss(model, batch, factor, settings):
+    end_x, end_v, disagreement = _gap_terms(model, batch, factor, settings)
+    return ((end_x / settings.position_scale) ** 2).mean() + ((end_v / settings.velocity_scale) ** 2).mean() \
+        + settings.disagreement_weight * ((disagreement / settings.position_scale) ** 2).mean()
+
+
+def _gap_epoch(model, gaps, index, rng, settings, optimizer, tensor, factor, progress):
+    import torch
+    from tqdm.auto import tqdm
+
+    order = rng.permutation(index)
+    total, count = 0.0, 0
+    for lo in tqdm(range(0, len(order), settings.gap_batch), desc="gaps", leave=False, disable=not progress):
+        pick = order[lo:lo + settings.gap_batch]
+        batch = _relabel(rng, gaps.automorphisms, gaps.before_x[pick], gaps.before_v[pick],
+                         gaps.after_x[pick], gaps.after_v[pick])
+        loss = _gap_loss(model, [tensor(a) for a in batch], factor, settings)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        total, count = total + float(loss.detach()), count + 1
+    return total / count
+
+
+def _gap_validation(model, gaps, index, settings, tensor, factor):
+    import torch
+
+    model.eval()
+    losses, ends_x, ends_v, disagreements = [], [], [], []
+    with torch.no_grad():
+        for lo in range(0, len(index), 64):
+            pick = index[lo:lo + 64]
+            batch = [tensor(a[pick]) for a in (gaps.before_x, gaps.before_v, gaps.after_x, gaps.after_v)]
+            end_x, end_v, disagreement = _gap_terms(model, batch, factor, settings)
+            losses.append(float(_gap_loss(model, batch, factor, settings)) * len(pick))
+            ends_x.append(end_x.abs().mean().item() * len(pick))
+            ends_v.append(end_v.abs().mean().item() * len(pick))
+            disagreements.append(disagreement.abs().mean().item() * len(pick))
+    n = len(index)
+    return sum(losses) / n, {"gap_end_position_mae": sum(ends_x) / n, "gap_end_velocity_mae": sum(ends_v) / n,
+                             "gap_disagreement_mae": sum(disagreements) / n}
+
+
+def _hermite_gap_error(gaps, index, coarse_dt):
+    """For scale: where cubic Hermite through the frames two gaps apart puts the held-out
+    gaps' end frame (the same held-out frames, a classical method, Å)."""
+    bx, bv, ax = gaps.before_x[index], gaps.before_v[index], gaps.after_x[index]
+    if bx.shape[1] < 2 or ax.shape[1] < 2:
+        return {}
+    # frame k+1 from frames k and k+2 (s = 1/2 of a 2h gap)
+    x0, v0, x1 = bx[:, -1], bv[:, -1], ax[:, 1]
+    v1 = gaps.after_v[index][:, 1]
+    h = 2 * coarse_dt
+    midpoint = 0.5 * (x0 + x1) + h / 8 * (v0 - v1)
+    return {"hermite_2h_midpoint_mae": float(np.abs(midpoint - ax[:, 0]).mean())}

@@ -1,0 +1,264 @@
+"""Choosing a method by measuring it on the user's own coarse frames.
+
+A card's held-out validation says how a checkpoint did on the data it was made
+for; a user's trajectory may come from another Hamiltonian (DFT, not the GFN2-xTB
+of the training data), where the learned advantage can vanish.  So ``auto``
+measures instead: it holds back coarse frames, reconstructs them with every
+method that suits the input, and takes the one with the lowest estimated error.
+
+The measurement, for a coarse step h:
+
+* **level 2**: every other coarse frame is held back; the rest (gap 2h) are
+  upsampled and the held-back frames, at the middle of each gap, are compared.
+* **level 4**: three of every four are held back (gap 4h); the errors at a quarter,
+  half and three quarters of the gap give the error's profile along a gap.
+
+The error at the user's own gap h is then extrapolated from these two levels,
+by the rate r at which each method's error fell from 4h to 2h::
+
+    r = midpoint(2h) / midpoint(4h)           clamped to [1/64, 1]
+    estimate(h) = mean_profile(4h) * r * r ** STEEPENING
+
+The first halving (4h → 2h) is observed; the second (2h → h) is taken to converge
+:data:`STEEPENING` times as steeply, because at gaps near the period of the fastest
+vibrations every method is far from its asymptotic order and its convergence
+steepens as the gap shrinks.  The clamp: no method converges faster than sixth
+order, none gets worse on a shorter gap.  The value 1.5 was measured on GFN1-xTB
+ethanol and glycine (``bench/self_validation.py``): with 1 (a power law) the
+estimates of the chosen methods were 0.8-3.6x the true error, with 1.5 they are
+0.5-1.9x; the choice is the same.
+
+The candidates are every learned method that suits the input and one classical
+method: the one using the most of what the input stores (quintic Hermite with
+forces, cubic Hermite with velocities, else the spline).  Classical methods are not
+ranked against each other by this measurement: it is made at gaps of 2h and 4h,
+which reach the period of X–H stretches, and there methods of higher order lose
+their advantage first (on GFN1-xTB glycine at 10 fs the cubic Hermite measures 15 %
+better than the quintic at 20 fs gaps, while at 10 fs the quintic is 3x better; on
+the bundled 20 fs example the spline measures best at 40 and 80 fs, while at 20 fs
+the quintic is twice as accurate).  The choice is the candidate of highest priority
+whose estimate is within :data:`MARGIN` of the lowest.  ``docs/benchmarks.md`` ("Self-validated method choice") measures
+how close the estimate is to the true error and how often the choice is the best.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from .methods import MethodError, method_plugins
+from .methods.base import Method
+from .trajectory import Trajectory, TrajectoryError, concatenate
+
+__all__ = ["CandidateScore", "Selection", "measure_method", "select_method", "MIN_FRAMES"]
+
+log = logging.getLogger(__name__)
+
+#: Coarse frames needed to measure anything at level 4 (two gaps of 4h).
+MIN_FRAMES = 9
+#: The fastest convergence assumed when extrapolating (sixth order: quintic Hermite).
+FASTEST_RATIO = 1 / 64
+#: How much more steeply the last halving of the gap converges than the one observed.
+STEEPENING = 1.5
+#: Estimates within this factor of the lowest count as a tie, won by priority.
+MARGIN = 1.5
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One method measured on held-back coarse frames.
+
+    Attributes
+    ----------
+    method : str
+    position_mae, velocity_mae : float
+        At the held-back frames of level 2 (the middle of 2h gaps), Å and Å/fs.
+    position_estimate, velocity_estimate : float
+        Extrapolated mean error over the fine frames at the input's own gap, Å and Å/fs.
+    ratio : float
+        Observed midpoint error at 2h over that at 4h (positions), clamped.
+    seconds : float
+        Time the measurement took.
+    """
+
+    method: str
+    position_mae: float
+    velocity_mae: float
+    position_estimate: float
+    velocity_estimate: float
+    ratio: float
+    seconds: float
+
+
+@dataclass
+class Selection:
+    """The outcome of self-validation: the chosen method and what was measured.
+
+    Attributes
+    ----------
+    chosen : str
+    scores : list of CandidateScore
+        The chosen first, then by estimate.
+    held_back : int
+        Coarse frames held back at level 2.
+    gap_fs : float
+        The level-2 gap, fs (twice the input's step).
+    skipped : dict of str to str
+        Methods that suited the input but failed to run, and why.
+    """
+
+    chosen: str
+    scores: list
+    held_back: int
+    gap_fs: float
+    skipped: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> CandidateScore:
+        return self.scores[0]
+
+    def describe(self) -> str:
+        """One line for the user, e.g. ``estimated position error 2.1e-03 Å (...)``."""
+        best = self.best
+        others = ", ".join(f"{s.method} {s.position_estimate:.1e}" for s in self.scores[1:])
+        return (f"estimated position error {best.position_estimate:.1e} Å, velocity error "
+                f"{best.velocity_estimate:.1e} Å/fs (measured on {self.held_back} held-back coarse frames "
+                f"at a {self.gap_fs:g} fs gap{'; others: ' + others if others else ''})")
+
+    def as_dict(self) -> dict:
+        return {"chosen": self.chosen, "held_back": self.held_back, "gap_fs": self.gap_fs,
+                "scores": [asdict(s) for s in self.scores], "skipped": dict(self.skipped)}
+
+
+def _continuous(sample: Trajectory) -> Trajectory:
+    """``sample`` with periodic jumps removed and no cell: errors are then plain differences."""
+    if not sample.is_periodic:
+        return sample
+    from .periodic import Unwrapper
+
+    positions = Unwrapper(sample.pbc)(sample.positions, sample.cell)
+    return replace(sample, positions=positions, cell=None, pbc=np.zeros(3, dtype=bool))
+
+
+def _held_back(method: Method, sample: Trajectory, factor: int, level: int):
+    """Errors at the frames held back when only every ``level``-th coarse frame is kept.
+
+    Returns
+    -------
+    position, velocity : ndarray, shape (level - 1,)
+        MAE (Å, Å/fs) at each held-back position ``j / level`` of the gap, j = 1 … level - 1.
+    n_held : int
+        Frames held back.
+    """
+    from .metrics import position_mae
+    from .pipeline import stream_method
+
+    kept = sample[::level]
+    n_gaps = kept.n_frames - 1
+    fine = concatenate(list(stream_method([kept], level * factor, method)))
+    position, velocity = [], []
+    for j in range(1, level):
+        truth = sample[j::level][:n_gaps]
+        at = slice(j * factor, None, level * factor)
+        position.append(position_mae(fine.positions[at][:n_gaps], truth.positions))
+        velocity.append(position_mae(fine.velocities[at][:n_gaps], truth.velocities)
+                        if truth.velocities is not None else np.nan)
+    return np.array(position), np.array(velocity), n_gaps * (level - 1)
+
+
+def measure_method(method: Method, sample: Trajectory, factor: int) -> CandidateScore:
+    """Measure a prepared ``method`` on held-back frames of ``sample`` (see the module docstring).
+
+    Parameters
+    ----------
+    method : Method
+        Ready to run (prepared for ``factor``); it is run at ``2 * factor`` and ``4 * factor``
+        so that its fine step is the one it will be used with.
+    sample : Trajectory
+        At least :data:`MIN_FRAMES` consecutive coarse frames.
+    factor : int
+    """
+    started = time.perf_counter()
+    sample = _continuous(sample)
+    p2, v2, _ = _held_back(method, sample, factor, 2)
+    p4, v4, _ = _held_back(method, sample, factor, 4)
+
+    def extrapolate(mid2, mid4, profile4):
+        ratio = float(np.clip(mid2 / mid4, FASTEST_RATIO, 1.0)) if mid4 > 0 else 1.0
+        return float(np.mean(profile4)) * ratio ** (1 + STEEPENING), ratio
+
+    position_estimate, ratio = extrapolate(p2[0], p4[1], p4)
+    velocity_estimate, _ = extrapolate(v2[0], v4[1], v4) if np.isfinite(v2[0]) else (np.nan, None)
+    return CandidateScore(method.name, float(p2[0]), float(v2[0]), position_estimate, velocity_estimate, ratio,
+                          time.perf_counter() - started)
+
+
+def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = True, max_frames: int = 501,
+                  max_frames_fitted: int = 41) -> tuple[Method, Selection]:
+    """Measure every method that suits ``coarse`` at ``factor`` and choose the best.
+
+    Parameters
+    ----------
+    coarse : Trajectory
+        The input's first chunk; its first ``max_frames`` frames are the sample.
+    factor : int
+    settings : UpsampleSettings
+        What the candidates are built with.
+    learned : bool
+        Whether learned methods are candidates (``classical`` measures the others only).
+    max_frames : int
+        Coarse frames measured on (250 held back at level 2 by default).
+    max_frames_fitted : int
+        The smaller sample for a learned method that must fit the velocities of
+        positions-only input (shooting costs ~100 fine frames per second).
+
+    Returns
+    -------
+    method : Method
+        The chosen method, prepared.
+    selection : Selection
+
+    Raises
+    ------
+    TrajectoryError
+        Fewer than :data:`MIN_FRAMES` coarse frames.
+    """
+    if coarse.n_frames < MIN_FRAMES:
+        raise TrajectoryError(f"self-validation needs at least {MIN_FRAMES} coarse frames, the input has "
+                              f"{coarse.n_frames}")
+    scores, skipped, prepared = [], {}, {}
+    plugins = method_plugins()  # highest priority first
+    classical_measured = False
+    for name, plugin in plugins.items():
+        if plugin.learned and not learned:
+            continue
+        if not plugin.learned and classical_measured:
+            continue  # only the classical method using the most of the input (see the module docstring)
+        suitability = plugin.suits(coarse, factor, settings)
+        if not suitability.usable:
+            continue
+        classical_measured = classical_measured or not plugin.learned
+        method = plugin.factory(settings.with_method(name))
+        if hasattr(method, "prepare"):
+            method.prepare(coarse, factor, suitability.found)
+        prepared[name] = method
+        n = max_frames_fitted if plugin.learned and not coarse.has_velocities else max_frames
+        try:
+            scores.append(measure_method(method, coarse[:n], factor))
+        except (MethodError, TrajectoryError, FloatingPointError) as err:
+            skipped[name] = str(err)
+            continue
+        log.info("self-validation: %s %.2e Å (%.1f s)", name, scores[-1].position_estimate, scores[-1].seconds)
+    if not scores:
+        raise MethodError("no method could be measured on this input: " + "; ".join(
+            f"{k}: {v}" for k, v in skipped.items()))
+    scores.sort(key=lambda s: s.position_estimate if np.isfinite(s.position_estimate) else np.inf)
+    lowest = scores[0].position_estimate
+    ties = [s for s in scores if s.position_estimate <= MARGIN * lowest]  # in priority order below
+    chosen = next(name for name in plugins if any(s.method == name for s in ties))
+    scores.sort(key=lambda s: (s.method != chosen, s.position_estimate))
+    n = min(coarse.n_frames, max_frames)
+    return prepared[chosen], Selection(chosen, scores, held_back=n // 2, gap_fs=2 * coarse.dt, skipped=skipped)
