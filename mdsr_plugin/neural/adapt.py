@@ -291,7 +291,9 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     output.parent.mkdir(parents=True, exist_ok=True)  # only now: bad input has written nothing
     state_path = output.with_name(output.name + ".train.pt")
     log_path = output.with_name(output.name + ".log.jsonl")
-    fingerprint = json.dumps({"files": [str(p) for p in paths], "settings": asdict(settings),
+    # What the result depends on: not the time budget or the device.
+    determining = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "device")}
+    fingerprint = json.dumps({"files": [str(p) for p in paths], "settings": determining,
                               "warm_start": None if entry is None else entry.id}, sort_keys=True)
     state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
              "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state}
@@ -316,6 +318,7 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
 
     started = time.perf_counter()
     complete = True
+    epochs_this_call = 0
     from tqdm.auto import tqdm
 
     while True:
@@ -330,7 +333,9 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
             state.update(stage=stages[stages.index(stage) + 1], epoch=0, best=float("inf"), best_weights=None)
             optimizer, scheduler = _optimizer(model, settings, state["stage"])
             continue
-        if settings.max_minutes is not None and time.perf_counter() - started > settings.max_minutes * 60:
+        # At least one epoch per call, so that every call makes progress.
+        if (settings.max_minutes is not None and epochs_this_call
+                and time.perf_counter() - started > settings.max_minutes * 60):
             log.info("time budget reached; state saved, run again to continue")
             complete = False
             break
@@ -343,6 +348,7 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
             val_loss, metrics = _gap_validation(model, gaps, gap_held, settings, tensor, factor)
         scheduler.step(val_loss)
         state["epoch"] += 1
+        epochs_this_call += 1
         record = {"stage": stage, "epoch": state["epoch"], "train_loss": train_loss, "val_loss": val_loss,
                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started, **metrics}
         state["history"].append(record)
