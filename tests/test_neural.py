@@ -244,6 +244,7 @@ def coarse_from(xtb_fine, stride=20):
     return xtb_fine[:: stride][:30]  # 10 fs coarse → factor 10 gives the 1 fs the models serve
 
 
+@pytest.mark.slow
 def test_training_writes_card_manifest_and_log(registry):
     directory, _, cards = registry
     card = json.loads(cards["lstm"].read_text())
@@ -258,6 +259,7 @@ def test_training_writes_card_manifest_and_log(registry):
     assert [json.loads(line)["stage"] for line in lines] == ["forces", "rollout"]
 
 
+@pytest.mark.slow
 def test_training_resumes_where_it_stopped(tmp_path, trained):
     directory, source, _ = trained
     output = tmp_path / "resumable"
@@ -271,6 +273,7 @@ def test_training_resumes_where_it_stopped(tmp_path, trained):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 1, 2]  # forces 1; rollout 1, then 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_id", ["ethanol-bilstm", "ethanol-binode"])
 def test_neural_method_reproduces_coarse_frames_and_reports_disagreement(registry, xtb_fine, model_id):
     coarse = coarse_from(xtb_fine)
@@ -281,6 +284,7 @@ def test_neural_method_reproduces_coarse_frames_and_reports_disagreement(registr
     assert fine.frame_data["disagreement"].shape == (fine.n_frames,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_id", ["ethanol-bilstm", "ethanol-binode"])
 @pytest.mark.parametrize("positions_only", [False, True])
 def test_rotated_translated_input_gives_rotated_translated_output(registry, xtb_fine, model_id, positions_only):
@@ -300,6 +304,7 @@ def test_rotated_translated_input_gives_rotated_translated_output(registry, xtb_
     np.testing.assert_allclose(fine_moved.velocities, fine.velocities @ rotation.T, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_shuffled_atom_order_gives_the_same_reconstruction(registry, xtb_fine):
     coarse = coarse_from(xtb_fine)
     perm = np.random.default_rng(11).permutation(coarse.n_atoms)
@@ -311,6 +316,7 @@ def test_shuffled_atom_order_gives_the_same_reconstruction(registry, xtb_fine):
     np.testing.assert_allclose(fine_shuffled.positions, fine.positions[:, perm], atol=1e-10)
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_results(registry, xtb_fine):
     from mdsr_plugin.neural.upsampler import NeuralUpsampler
 
@@ -320,6 +326,7 @@ def test_batch_size_does_not_change_results(registry, xtb_fine):
     np.testing.assert_allclose(one.positions, many.positions, rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_float32_inference_agrees_with_float64(registry, xtb_fine):
     coarse = coarse_from(xtb_fine)
     single = upsample(coarse, 10, "neural", model="ethanol-bilstm")  # float32, the default
@@ -332,6 +339,7 @@ def test_float32_inference_agrees_with_float64(registry, xtb_fine):
         upsample(coarse, 10, "neural", model="ethanol-bilstm", precision="float16")
 
 
+@pytest.mark.slow
 def test_auto_uses_a_matching_checkpoint_and_positions_only_input(registry, xtb_fine):
     from mdsr_plugin.methods import choose_auto
 
@@ -356,6 +364,7 @@ def registry_copy(trained, folder):
     return copy
 
 
+@pytest.mark.slow
 def test_auto_prefers_a_classical_method_its_held_out_data_show_better(tmp_path, trained, xtb_fine, monkeypatch):
     from mdsr_plugin.methods import choose_auto
 
@@ -378,11 +387,13 @@ def test_auto_prefers_a_classical_method_its_held_out_data_show_better(tmp_path,
     assert choose_auto(coarse.without("velocities", "forces"), 10) == "neural"  # no rows for this mode
 
 
+@pytest.mark.slow
 def test_no_matching_checkpoint_is_one_clear_error(registry, small_traj):
     with pytest.raises(MethodError, match="no checkpoint fits .* available: .*ethanol-bilstm.* --method hermite"):
         upsample(small_traj.without("forces"), 4, "neural")
 
 
+@pytest.mark.slow
 def test_cli_model_option_summary_and_outputs(registry, xtb_fine, tmp_path, capsys):
     from mdsr_plugin.cli import main
     from mdsr_plugin.io import read_trajectory, write_trajectory
@@ -411,6 +422,7 @@ def test_cli_model_option_summary_and_outputs(registry, xtb_fine, tmp_path, caps
     assert "disagreement" in ase.io.read(tmp_path / "fine.xyz", index=5).info
 
 
+@pytest.mark.slow
 def test_models_cli(registry, capsys):
     from mdsr_plugin.neural.cli import models_main
 
@@ -428,6 +440,7 @@ def test_models_cli(registry, capsys):
     assert "no checkpoint 'unknown-model'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_altered_card_is_refused_by_the_manifest(tmp_path, trained, xtb_fine, monkeypatch):
     copy = registry_copy(trained, tmp_path)
     write_manifest(copy)
@@ -439,6 +452,7 @@ def test_altered_card_is_refused_by_the_manifest(tmp_path, trained, xtb_fine, mo
         upsample(coarse_from(xtb_fine), 10, "neural", model="ethanol-bilstm")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", CUDA)
 def test_cuda_matches_cpu(registry, xtb_fine, device):
     coarse = coarse_from(xtb_fine)

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Every test here runs the shipped checkpoints on fresh reference dynamics: minutes in all.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("torch")
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
