@@ -29,8 +29,9 @@ from pathlib import Path
 
 from mdsr_plugin.evaluation.scoring import score_methods
 from mdsr_plugin.io import read_trajectory
+from mdsr_plugin.io.atomic import write_text_atomically
 from mdsr_plugin.neural import card as schema
-from mdsr_plugin.neural.checkpoint import read_card
+from mdsr_plugin.neural.checkpoint import read_card, write_card
 from mdsr_plugin.neural.registry import get_model_entry, write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,9 +77,7 @@ def publish(card_file: Path, rows, factors):
     card = read_card(card_file)
     card[schema.FACTORS] = sorted(set(card[schema.FACTORS]) | set(factors))
     schema.record_held_out(card, rows, HELD_OUT_NOTE)
-    temporary = card_file.with_name(f".{card_file.name}.partial")
-    temporary.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
-    temporary.replace(card_file)
+    write_card(card, card_file)
     write_manifest(card_file.parent)
 
 
@@ -109,7 +108,7 @@ def main(argv=None):
     folder = ROOT / "bench/results" / ("" if card_file.parent.name == "models" else card_file.parent.name)
     out = folder / f"neural_accuracy_{card_file.stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
+    write_text_atomically(out, json.dumps(rows, indent=1))
     if args.publish:
         publish(card_file, rows, args.factors)
     table(rows)

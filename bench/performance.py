@@ -135,8 +135,8 @@ def checkpoint_for(molecule, numbers, geometry, folder, width=None, hidden=None)
         matches, _ = find_matching(numbers, geometry, COARSE_DT / FACTOR, FACTOR, True)
         if matches:
             return matches[0][0].id, True
+    from mdsr_plugin.molecule import infer_bonds
     from mdsr_plugin.neural.checkpoint import save_checkpoint
-    from mdsr_plugin.neural.geometry import infer_bonds
     from mdsr_plugin.neural.models import build_model, default_config
 
     config = default_config("lstm", numbers)

@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mdsr_plugin.io.atomic import write_text_atomically
 from mdsr_plugin.neural import card as schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,7 +57,7 @@ def run(gaps, positions_gaps):
                 scored = evaluate(card_serving(card, FACTORS, folder), "keto-mda", FACTORS, gaps,
                                   positions_gaps, temperature=T)
             rows += [{"train": label, "test_temperature": T, **r} for r in scored]
-            RESULTS.write_text(json.dumps(rows, indent=1))  # after every pair: resumable
+            write_text_atomically(RESULTS, json.dumps(rows, indent=1))  # after every pair: resumable
     return rows
 
 

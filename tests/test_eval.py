@@ -14,7 +14,7 @@ from mdsr_plugin.evaluation.cli import main as eval_main
 from mdsr_plugin.evaluation.coordinates import choose_coordinates, dihedrals, main_torsions
 from mdsr_plugin.io import read_trajectory, write_trajectory
 from mdsr_plugin.metrics import distance_mae, spectral_overlap
-from mdsr_plugin.neural.geometry import infer_bonds
+from mdsr_plugin.molecule import infer_bonds
 from mdsr_plugin.pipeline import upsample, upsample_file
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -19,7 +19,7 @@ import numpy as np
 from ..elements import symbols_of
 from ..io import open_reader
 from ..methods import MethodError, resolve_method
-from ..neural.geometry import infer_bonds
+from ..molecule import infer_bonds
 from ..settings import UpsampleSettings
 from ..trajectory import Trajectory, TrajectoryError, concatenate
 from .coordinates import choose_coordinates, main_torsions

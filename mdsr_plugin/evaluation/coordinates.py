@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..elements import symbols_of
+from ..molecule import adjacency
 
 __all__ = ["InternalCoordinate", "choose_coordinates", "main_torsions", "evaluate_coordinates"]
 
@@ -39,14 +40,6 @@ def _name(numbers, atoms):
     return "–".join(f"{symbols[i]}{i}" for i in atoms)
 
 
-def _neighbours(n, bonds):
-    table = [[] for _ in range(n)]
-    for i, j in bonds:
-        table[i].append(j)
-        table[j].append(i)
-    return table
-
-
 def choose_coordinates(numbers, positions, bonds) -> list[InternalCoordinate]:
     """Up to five coordinates: X–H bond, heavy-atom bond, far pair, angle, dihedral.
 
@@ -59,7 +52,7 @@ def choose_coordinates(numbers, positions, bonds) -> list[InternalCoordinate]:
     """
     numbers = np.asarray(numbers)
     heavy = numbers > 1
-    neighbours = _neighbours(len(numbers), bonds)
+    neighbours = adjacency(len(numbers), bonds)
     chosen = []
     with_h = [b for b in bonds if heavy[b[0]] != heavy[b[1]]]
     if with_h:
@@ -90,7 +83,7 @@ def main_torsions(numbers, bonds, limit: int = 2) -> list[InternalCoordinate]:
     by the atomic numbers of the four atoms (heaviest first).
     """
     numbers = np.asarray(numbers)
-    neighbours = _neighbours(len(numbers), bonds)
+    neighbours = adjacency(len(numbers), bonds)
     found = []
     for b, c in bonds:
         if numbers[b] == 1 or numbers[c] == 1 or _in_ring(b, c, neighbours):

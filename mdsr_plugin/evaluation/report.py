@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import AtomicFiles
+from ..io.atomic import AtomicFiles, write_text_atomically
 from ..metrics import CM1_PER_INV_FS
 
 __all__ = ["write_report", "format_table"]
@@ -73,15 +73,9 @@ def write_report(evaluation, out_dir, max_scatter: int = 20000) -> dict:
         _plot_uncertainty(evaluation, out_dir, max_scatter),
     ]
     plots = [p for p in plots if p is not None]
-    json_path = _atomic_text(out_dir / "metrics.json", json.dumps(evaluation.to_json(), indent=1))
-    html_path = _atomic_text(out_dir / "report.html", _html(evaluation, plots))
+    json_path = write_text_atomically(out_dir / "metrics.json", json.dumps(evaluation.to_json(), indent=1))
+    html_path = write_text_atomically(out_dir / "report.html", _html(evaluation, plots))
     return {"json": json_path, "html": html_path, "plots": plots}
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    with AtomicFiles(path) as (temporary,):
-        temporary.write_text(text, encoding="utf-8")
-    return path
 
 
 def _save(fig, path: Path) -> Path:

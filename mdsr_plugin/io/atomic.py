@@ -6,7 +6,7 @@ import os
 import uuid
 from pathlib import Path
 
-__all__ = ["AtomicFiles", "temporary_name", "is_temporary_name", "remove_open_temporaries"]
+__all__ = ["AtomicFiles", "write_text_atomically", "temporary_name", "is_temporary_name", "remove_open_temporaries"]
 
 #: Temporary files of this process not yet committed or aborted; a process killed by
 #: SIGTERM removes them (:func:`remove_open_temporaries`) before it exits.
@@ -75,3 +75,15 @@ class AtomicFiles:
                 temp.unlink()
             except FileNotFoundError:
                 pass
+
+
+def write_text_atomically(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file; returns ``path``.
+
+    Readers see the old file or the whole new one, never a part; on an error the
+    old file is left as it was.
+    """
+    path = Path(path)
+    with AtomicFiles(path) as (temporary,):
+        temporary.write_text(text, encoding="utf-8")
+    return path

@@ -30,8 +30,8 @@ from pathlib import Path
 from . import card as schema
 from .card import CARD_VERSION, CheckpointError, validate_card
 
-__all__ = ["CheckpointError", "CARD_VERSION", "save_checkpoint", "load_checkpoint", "read_card", "sha256_of",
-           "card_path"]
+__all__ = ["CheckpointError", "CARD_VERSION", "save_checkpoint", "load_checkpoint", "read_card", "write_card",
+           "sha256_of", "card_path"]
 
 
 def sha256_of(path) -> str:
@@ -90,10 +90,28 @@ def save_checkpoint(model, card: dict, path) -> Path:
             schema.WEIGHTS: weights_file.name,
             schema.WEIGHTS_SHA256: sha256_of(weights_temp),
         })
-        text = json.dumps(card, indent=1, sort_keys=True) + "\n"
-        validate_card(json.loads(text), card_file)  # as it will be read back
-        card_temp.write_text(text)
+        card_temp.write_text(_card_text(card, card_file), encoding="utf-8")
     return card_file
+
+
+def write_card(card: dict, path) -> Path:
+    """Rewrite the model card of checkpoint ``path`` atomically; returns the card's path.
+
+    The weights are untouched; the card is checked against the schema first (a
+    :class:`CheckpointError` leaves the old card as it was).  The card's sha256
+    changes: :func:`mdsr_plugin.neural.registry.write_manifest` records the new one.
+    """
+    from ..io.atomic import write_text_atomically
+
+    card_file = card_path(path)
+    return write_text_atomically(card_file, _card_text(card, card_file))
+
+
+def _card_text(card: dict, card_file: Path) -> str:
+    """The card as it is stored (sorted keys), once it has passed the schema as it will be read back."""
+    text = json.dumps(card, indent=1, sort_keys=True) + "\n"
+    validate_card(json.loads(text), card_file)
+    return text
 
 
 def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cpu", dtype="float64"):

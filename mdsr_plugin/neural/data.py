@@ -5,14 +5,15 @@ file's atom order to the first's by graph.  :class:`WindowSampler` cuts random
 windows (a gap of ``factor`` fine steps with ``context`` coarse frames on each side)
 and single frames from the training or the validation part of each trajectory,
 relabels them by a random automorphism of the molecular graph and moves them into
-the canonical frame: centre of mass at the origin, rotated onto the reference
-geometry (Kabsch).
+the canonical frame (:func:`mdsr_plugin.molecule.canonical_frames`).
 :func:`set_normalisation` sets a model's input and output scales from the data.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..molecule import canonical_frames
 
 __all__ = ["load_training_data", "permute_atoms", "WindowSampler", "set_normalisation"]
 
@@ -27,7 +28,7 @@ def load_training_data(paths, fine_dt: float, **reader_options):
         The molecular graph, in the first file's order.
     """
     from ..io import read_trajectory
-    from .geometry import GraphMismatch, infer_bonds, match_atoms
+    from ..molecule import GraphMismatch, infer_bonds, match_atoms
 
     trajectories, bonds, numbers = [], None, None
     for path in paths:
@@ -95,12 +96,8 @@ class WindowSampler:
 
     def _align(self, x, v):
         """Move windows x, v (B, T, N, 3) into the canonical frame of their frame ``anchor``."""
-        from .geometry import kabsch_rotations
-
         anchor = (self.context - 1) * self.factor
-        weights = self.masses / self.masses.sum()
-        centres = np.einsum("bni,n->bi", x[:, anchor], weights)
-        rotations = kabsch_rotations(x[:, anchor] - centres[:, None], self.reference, weights)
+        centres, rotations = canonical_frames(x[:, anchor], self.reference, self.masses)
         x = np.einsum("btni,bij->btnj", x - centres[:, None, None], rotations)
         v = np.einsum("btni,bij->btnj", v, rotations)
         return x, v, rotations
@@ -145,11 +142,7 @@ class WindowSampler:
         perm = self.automorphisms[rng.integers(0, len(self.automorphisms), size=n)]
         x = np.take_along_axis(x, perm[:, :, None], axis=1)
         f = np.take_along_axis(f, perm[:, :, None], axis=1)
-        from .geometry import kabsch_rotations
-
-        weights = self.masses / self.masses.sum()
-        centres = np.einsum("bni,n->bi", x, weights)
-        rotations = kabsch_rotations(x - centres[:, None], self.reference, weights)
+        centres, rotations = canonical_frames(x, self.reference, self.masses)
         return (np.einsum("bni,bij->bnj", x - centres[:, None], rotations),
                 np.einsum("bni,bij->bnj", f, rotations))
 

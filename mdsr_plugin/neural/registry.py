@@ -122,7 +122,7 @@ def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocitie
     reasons : list of str
         One line per registered checkpoint that does not fit.
     """
-    from .geometry import GraphMismatch, match_atoms
+    from ..molecule import GraphMismatch, match_atoms
 
     matches, reasons = [], []
     for entry in list_models():

@@ -110,9 +110,9 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
 
     from .. import __version__
     from ..evaluation.scoring import score_hermite_windows, validate_against_classical
+    from ..molecule import automorphisms
     from .checkpoint import read_card, save_checkpoint
     from .data import WindowSampler, load_training_data, set_normalisation
-    from .geometry import automorphisms
     from .models import build_model, default_config
     from .registry import write_manifest
 
