@@ -42,7 +42,7 @@ def main(argv=None) -> int:
             coarse = fine_all[::factor][: args.coarse_frames]
             n = (coarse.n_frames - 1) * factor + 1
             truth, mask = fine_all[:n], reconstructed_mask(n, factor)
-            source = args.out / f"{path.stem}_f{factor}.h5md"
+            source = path.parent / f"{path.stem}_f{factor}.h5md"  # bulk data stays beside its reference
             write_trajectory(source, coarse)
             stem = args.out / f"{path.stem.split('_')[0]}-adapted{'-scratch' if args.scratch else ''}-f{factor}"
             started = time.perf_counter()
