@@ -6,8 +6,15 @@ coarse input is every ``factor``-th frame.  Every method that suits it is run
 (b) by :func:`mdsr_plugin.selection.select_method` on the coarse frames alone.
 The table gives both, the choice, and how much worse than the best it is.
 
+With ``--adapt MINUTES`` a model is first learned from the coarse input itself
+(:func:`mdsr_plugin.pipeline.learn_from_input`, as ``mdsr-upsample --adapt`` does;
+checkpoints in ``--adapt-dir``), it becomes the ``adapted`` candidate, and every
+candidate is measured on the coarse frames its training held out.  The classical
+methods that ``auto`` does not measure are scored too, so that "the best of the
+methods it could have run" includes all of them.
+
     python bench/self_validation.py bench/data/ethanol_400K_nve_gfn1_s99.h5md ... \
-        [--factors 5 10 20] [--positions-only] [--json bench/results/self_validation.json]
+        [--factors 5 10 20] [--positions-only] [--adapt MINUTES] [--json bench/results/self_validation.json]
 """
 
 from __future__ import annotations
@@ -21,35 +28,53 @@ import numpy as np
 
 from mdsr_plugin.io import read_trajectory
 from mdsr_plugin.metrics import position_mae, reconstructed_mask
-from mdsr_plugin.methods import resolve_method
-from mdsr_plugin.pipeline import upsample
+from mdsr_plugin.pipeline import learn_from_input, upsample
 from mdsr_plugin.selection import select_method
 from mdsr_plugin.settings import UpsampleSettings
 
 
-def rows_for(path: Path, factors, positions_only: bool, frames: int):
-    fine = read_trajectory(path)[::2][:frames]  # 1 fs
+CLASSICAL = ("quintic", "hermite", "spline", "linear")
+
+
+def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minutes=None, adapt_dir=None,
+             step: int = 2, coarse_frames=None):
+    fine = read_trajectory(path)[::step][:frames]  # 1 fs
     if positions_only:
         fine_input = fine.without("velocities", "forces")
     else:
         fine_input = fine
     for factor in factors:
-        coarse = fine_input[::factor]
+        coarse = fine_input[::factor][:coarse_frames]
         n_fine = (coarse.n_frames - 1) * factor + 1
         truth = fine[:n_fine]
         settings = UpsampleSettings(factor=factor)
-        _, selection = select_method(coarse, factor, settings)
+        sample, adapted = None, None
+        if adapt_minutes is not None:
+            stem = Path(adapt_dir) / f"{path.stem}-f{factor}"
+            settings = UpsampleSettings(factor=factor, adapt=str(stem), adapt_minutes=adapt_minutes)
+            adapted, sample = learn_from_input(coarse, coarse.dt, settings)
+        _, selection = select_method(coarse, factor, settings, sample=sample)
         chosen = selection.chosen
         mask = reconstructed_mask(n_fine, factor)
-        for score in selection.scores:
-            result = upsample(coarse, factor, score.method)
+        measured = {score.method: score for score in selection.scores}
+        for method in [*measured, *(m for m in CLASSICAL if m not in measured)]:
+            options = {"adapt": settings.adapt} if method == "adapted" else {}
+            try:
+                result = upsample(coarse, factor, method, self_validate=False, **options)
+            except ValueError:  # a classical method the input cannot feed (no velocities, forces)
+                continue
+            score = measured.get(method)
             true_p = position_mae(result.positions, truth.positions, mask)
             true_v = position_mae(result.velocities, truth.velocities, mask)
             yield dict(file=path.name, factor=factor, mode="positions" if positions_only else "velocities",
-                       method=score.method, chosen=score.method == chosen, true_position_mae=true_p,
-                       true_velocity_mae=true_v, estimate=score.position_estimate,
-                       velocity_estimate=score.velocity_estimate, midpoint_2h=score.position_mae,
-                       ratio=score.ratio, seconds=score.seconds)
+                       coarse_frames=coarse.n_frames, method=method, chosen=method == chosen,
+                       measured=score is not None, true_position_mae=true_p, true_velocity_mae=true_v,
+                       estimate=score.position_estimate if score else None,
+                       velocity_estimate=score.velocity_estimate if score else None,
+                       midpoint_2h=score.position_mae if score else None, ratio=score.ratio if score else None,
+                       seconds=score.seconds if score else None, held_back=selection.held_back,
+                       adapt_minutes=adapted["minutes"] if adapted and method == "adapted" else None,
+                       adapt_complete=adapted["complete"] if adapted and method == "adapted" else None)
 
 
 def main(argv=None) -> int:
@@ -58,15 +83,22 @@ def main(argv=None) -> int:
     parser.add_argument("--factors", nargs="+", type=int, default=[5, 10, 20])
     parser.add_argument("--positions-only", action="store_true")
     parser.add_argument("--frames", type=int, default=10001, help="fine 1 fs frames used (default 10001)")
+    parser.add_argument("--step", type=int, default=2, help="reference frames per 1 fs (default 2: 0.5 fs steps)")
+    parser.add_argument("--coarse-frames", type=int, help="coarse frames used at most")
+    parser.add_argument("--adapt", type=float, metavar="MINUTES", help="learn from the coarse input first")
+    parser.add_argument("--adapt-dir", type=Path, default=Path("bench/training/adapted"))
     parser.add_argument("--json", type=Path, help="append rows to this JSON list")
     args = parser.parse_args(argv)
     rows = []
     print(f"{'file':<36} {'f':>3} {'method':<8} {'true Å':>9} {'estimate':>9} {'est/true':>8} {'chosen':>6}")
     for path in args.references:
-        for row in rows_for(path, args.factors, args.positions_only, args.frames):
+        for row in rows_for(path, args.factors, args.positions_only, args.frames, args.adapt, args.adapt_dir,
+                            args.step, args.coarse_frames):
             rows.append(row)
+            estimate = row["estimate"]
             print(f"{row['file']:<36} {row['factor']:>3} {row['method']:<8} {row['true_position_mae']:9.2e} "
-                  f"{row['estimate']:9.2e} {row['estimate'] / row['true_position_mae']:8.2f} "
+                  f"{estimate if estimate is not None else float('nan'):9.2e} "
+                  f"{(estimate or float('nan')) / row['true_position_mae']:8.2f} "
                   f"{'*' if row['chosen'] else '':>6}", flush=True)
     groups = {}
     for row in rows:

@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, help="fine trajectory to write (format from the extension)")
     add_upsample_options(parser)
     parser.add_argument("--velocities", help="NAMD velocity DCD matching a coordinate DCD")
+    parser.add_argument(
+        "--adapt", nargs="?", const="", metavar="STEM",
+        help="first learn a model from the input's own coarse frames (stored forces and gap consistency; "
+        "needs velocities), then let auto measure it against the others; the checkpoint is written to "
+        "STEM.safetensors/.json (default: beside the output, OUTPUT.adapted) and reused when run again")
+    parser.add_argument("--adapt-minutes", type=positive_float, default=10.0,
+                        help="time budget of that learning (default 10; run again to continue)")
     return parser
 
 
@@ -92,8 +99,19 @@ def settings_from_args(args):
         factor=args.factor, method=args.method, model=args.model, device=args.device, precision=args.precision,
         dt=args.dt, input_format=args.input_format,
         output_format=args.output_format and args.output_format.lower(), chunk_size=args.chunk_size,
-        self_validate=args.self_validate,
+        self_validate=args.self_validate, **_adapt_settings(args),
     )
+
+
+def _adapt_settings(args) -> dict:
+    """``adapt``/``adapt_minutes`` from ``--adapt [STEM]`` (mdsr-upsample only)."""
+    stem = getattr(args, "adapt", None)
+    if stem is None:
+        return {}
+    if stem == "":  # beside the output: fine.xyz -> fine.adapted.{safetensors,json}
+        output = Path(args.output)
+        stem = str(output.with_name(output.stem + ".adapted"))
+    return {"adapt": stem, "adapt_minutes": args.adapt_minutes}
 
 
 def check_upsample_options(args) -> str | None:
@@ -203,6 +221,11 @@ def main(argv=None) -> int:
             f"{summary['frames_in']} coarse frames -> {summary['frames_out']} fine frames "
             f"({summary['method']}{model}, factor {args.factor}) in {summary['seconds']:.2f} s: {outputs}"
         )
+        if summary.get("adapted"):
+            a = summary["adapted"]
+            print(f"learned from the input in {a['minutes']:.1f} min: {a['checkpoint']} "
+                  f"({'from ' + a['warm_start'] if a['warm_start'] else 'from scratch'}; held-out gap error "
+                  f"{a['held_out_gap_position_mae']:.1e} Å{'' if a['complete'] else '; time budget reached, run again to continue'})")
         if summary.get("estimate"):
             print(f"chosen by measuring on the input: {summary['estimate']}")
         if summary["disagreement"]:

@@ -28,13 +28,13 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .methods import resolve_method
-from .methods.base import Method, Provenance
+from .methods.base import Method, MethodError, Provenance
 from .periodic import Unwrapper, is_wrapped, wrap_positions
-from .settings import UpsampleSettings
+from .settings import SettingsError, UpsampleSettings
 from .trajectory import Trajectory, TrajectoryError, check_uniform_times, concatenate
 
 __all__ = ["upsample", "upsample_stream", "upsample_file", "stream_method", "settings_of", "block_bounds",
-           "prepare_coarse", "emit_block"]
+           "prepare_coarse", "emit_block", "learn_from_input"]
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,69 @@ def upsample_stream(chunks: Iterable[Trajectory], factor: int, method="auto", **
         ``(n_coarse - 1) * factor + 1`` frames in all.
     """
     settings = settings_of(factor, method, options)
+    if settings.adapt is not None:
+        raise SettingsError("adapt learns from the whole input first: use upsample() or upsample_file(), "
+                            "not upsample_stream()")
     chunks = iter(chunks)
     first = _first_frames(chunks)
     ready, _ = resolve_method(method if not isinstance(method, str) else settings.method, first, factor, settings)
     yield from stream_method(_chain(first, chunks), factor, ready)
+
+
+def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, reader_options=None,
+                     progress: bool = False) -> tuple[dict, Trajectory | None]:
+    """Learn the ``adapted`` checkpoint from the coarse input itself (``settings.adapt``).
+
+    Parameters
+    ----------
+    source : path-like or Trajectory
+        The coarse input (read whole: learning needs every gap).
+    coarse_dt : float
+        Its coarse step, fs; the checkpoint's output step is ``coarse_dt / settings.factor``.
+    settings : UpsampleSettings
+        With ``adapt`` (the checkpoint stem) and ``adapt_minutes``.
+    reader_options : dict, optional
+        How to read ``source`` (format, dt, topology, velocities).
+
+    Returns
+    -------
+    record : dict
+        ``checkpoint`` (card path), ``minutes``, ``complete``, ``warm_start``,
+        ``held_out_gap_position_mae`` (Å), ``held_out_frames``.
+    sample : Trajectory or None
+        The coarse frames no training loss saw, for ``auto`` to measure every candidate on.
+
+    Raises
+    ------
+    MethodError
+        The input cannot be learned from (no velocities, too few frames), with nothing written.
+    """
+    import json
+
+    from .io import read_trajectory
+    from .neural.adapt import HELD_OUT_FRAMES, AdaptError, AdaptSettings, adapt
+
+    started = time.perf_counter()
+    adapt_settings = AdaptSettings(fine_dt=coarse_dt / settings.factor, max_minutes=settings.adapt_minutes,
+                                   device=settings.device)
+    try:
+        card_path = adapt([source], settings.adapt, adapt_settings, progress=progress,
+                          reader_options=reader_options, manifest=False)
+    except AdaptError as err:
+        raise MethodError(f"--adapt: {err}") from None
+    card = json.loads(Path(card_path).read_text())
+    training = card["training"]
+    held = training.get(HELD_OUT_FRAMES)
+    sample = None
+    if held is not None:
+        whole = source if isinstance(source, Trajectory) else read_trajectory(source, **(reader_options or {}))
+        sample = whole[held["start"]:held["stop"]]
+    record = {"checkpoint": str(card_path), "minutes": (time.perf_counter() - started) / 60,
+              "complete": training["complete"], "warm_start": training["warm_start"],
+              "held_out_gap_position_mae": card["validation"]["position_mae"], "held_out_frames": held}
+    log.info("learned %s from the input in %.1f min (held-out gap error %.2e Å)", Path(card_path).stem,
+             record["minutes"], record["held_out_gap_position_mae"])
+    return record, sample
 
 
 def _first_frames(chunks) -> Trajectory:
@@ -284,7 +343,13 @@ def upsample(coarse: Trajectory, factor: int, method="auto", **options) -> Traje
     Trajectory
         ``(coarse.n_frames - 1) * factor + 1`` frames.
     """
-    return concatenate(list(upsample_stream([coarse], factor, method, **options)))
+    settings = settings_of(factor, method, options)
+    if settings.adapt is None:
+        return concatenate(list(upsample_stream([coarse], factor, method, **options)))
+    _, sample = learn_from_input(coarse, coarse.dt, settings)
+    ready, _ = resolve_method(method if not isinstance(method, str) else settings.method, coarse, factor,
+                              settings, sample=sample)
+    return concatenate(list(stream_method([coarse], factor, ready)))
 
 
 def upsample_file(
@@ -326,6 +391,7 @@ def upsample_file(
         ``model_sha256`` — the checkpoint's id and weights hash, or None —,
         ``velocities_fitted``: True when a learned method fitted the coarse velocities
         of positions-only input), ``disagreement`` (mean and max in Å, or None),
+        ``adapted`` (with ``settings.adapt``: what :func:`learn_from_input` learned, else None),
         ``outputs`` (list of paths), ``seconds``.
     """
     from .io import open_reader, open_writer
@@ -346,7 +412,13 @@ def upsample_file(
         first = next(chunks, None)
         if first is None:
             raise TrajectoryError(f"{Path(input_path).name}: no frames")
-        method, provenance = resolve_method(settings.method, first, settings.factor, settings)
+        adapted, sample = None, None
+        if settings.adapt is not None:
+            options = {"format": settings.input_format, "dt": settings.dt, "topology": topology,
+                       "velocities": velocities}
+            adapted, sample = learn_from_input(input_path, first.dt, settings, progress=progress,
+                                               reader_options={k: v for k, v in options.items() if v is not None})
+        method, provenance = resolve_method(settings.method, first, settings.factor, settings, sample=sample)
         stream = _chain(first, chunks)
         if progress:
             stream = _progress(stream, reader.n_frames, Path(input_path).name)
@@ -359,6 +431,7 @@ def upsample_file(
     return {
         **provenance.as_dict(),
         "disagreement": disagreement.summary(),
+        "adapted": adapted,
         "frames_in": counted["n"],
         "frames_out": writer.frames_written,
         "outputs": [str(p) for p in writer.paths],

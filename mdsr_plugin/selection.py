@@ -197,7 +197,7 @@ def measure_method(method: Method, sample: Trajectory, factor: int) -> Candidate
 
 
 def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = True, max_frames: int = 501,
-                  max_frames_fitted: int = 41) -> tuple[Method, Selection]:
+                  max_frames_fitted: int = 41, sample: Trajectory | None = None) -> tuple[Method, Selection]:
     """Measure every method that suits ``coarse`` at ``factor`` and choose the best.
 
     Parameters
@@ -214,6 +214,10 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
     max_frames_fitted : int
         The smaller sample for a learned method that must fit the velocities of
         positions-only input (shooting costs ~100 fine frames per second).
+    sample : Trajectory, optional
+        The coarse frames to measure on, instead of the first ``max_frames`` of
+        ``coarse``: with a model learned from the input, the frames its training held
+        out, so that no candidate is scored on frames it was fitted to.
 
     Returns
     -------
@@ -226,9 +230,11 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
     TrajectoryError
         Fewer than :data:`MIN_FRAMES` coarse frames.
     """
-    if coarse.n_frames < MIN_FRAMES:
-        raise TrajectoryError(f"self-validation needs at least {MIN_FRAMES} coarse frames, the input has "
-                              f"{coarse.n_frames}")
+    measured_on = coarse if sample is None else sample
+    if measured_on.n_frames < MIN_FRAMES:
+        raise TrajectoryError(f"self-validation needs at least {MIN_FRAMES} coarse frames, "
+                              f"{'the input has' if sample is None else 'the held-out part has'} "
+                              f"{measured_on.n_frames}")
     scores, skipped, prepared = [], {}, {}
     plugins = method_plugins()  # highest priority first
     classical_measured = False
@@ -247,7 +253,7 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
         prepared[name] = method
         n = max_frames_fitted if plugin.learned and not coarse.has_velocities else max_frames
         try:
-            scores.append(measure_method(method, coarse[:n], factor))
+            scores.append(measure_method(method, measured_on[:n], factor))
         except (MethodError, TrajectoryError, FloatingPointError) as err:
             skipped[name] = str(err)
             continue
@@ -260,5 +266,5 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
     ties = [s for s in scores if s.position_estimate <= MARGIN * lowest]  # in priority order below
     chosen = next(name for name in plugins if any(s.method == name for s in ties))
     scores.sort(key=lambda s: (s.method != chosen, s.position_estimate))
-    n = min(coarse.n_frames, max_frames)
+    n = min(measured_on.n_frames, max_frames)
     return prepared[chosen], Selection(chosen, scores, held_back=n // 2, gap_fs=2 * coarse.dt, skipped=skipped)

@@ -59,6 +59,14 @@ class UpsampleSettings:
         Whether ``auto``/``classical`` choose by measuring the candidates on the input's
         own coarse frames (:mod:`mdsr_plugin.selection`); otherwise by what the input
         carries and the checkpoints' cards.
+    adapt : str, optional
+        Checkpoint stem (``STEM.safetensors``, ``STEM.json``...) to learn from the input's
+        own coarse frames before upsampling (:mod:`mdsr_plugin.neural.adapt`); the learned
+        model is then the ``adapted`` candidate of ``auto``, measured with the others on
+        the coarse frames its training held out.  An existing complete checkpoint there
+        (of the same input and settings) is reused.
+    adapt_minutes : float, optional
+        Time budget of that learning, minutes (None: until it converges).
     """
 
     factor: int
@@ -72,6 +80,8 @@ class UpsampleSettings:
     output_format: str | None = None
     chunk_size: int = 2000
     self_validate: bool = True
+    adapt: str | None = None
+    adapt_minutes: float | None = 10.0
 
     @classmethod
     def from_options(cls, factor, method="auto", **options) -> "UpsampleSettings":
@@ -114,6 +124,15 @@ class UpsampleSettings:
             raise SettingsError(f"dt must be > 0 fs, got {self.dt}")
         if self.chunk_size < 2:
             raise SettingsError(f"chunk_size must be >= 2 coarse frames, got {self.chunk_size}")
+        if self.adapt_minutes is not None and not self.adapt_minutes > 0:
+            raise SettingsError(f"adapt_minutes must be > 0, got {self.adapt_minutes}")
+        if self.adapt is not None and self.model is not None:
+            raise SettingsError("give a model (checkpoint) or adapt (learn one from the input), not both")
+        if self.adapt is not None and self.method not in ("auto", "adapted"):
+            raise SettingsError(f"adapting a model goes with the auto or adapted method, not {self.method!r}")
+        if self.method == "adapted" and self.adapt is None:
+            raise SettingsError("the adapted method needs a checkpoint learned from the input: give adapt "
+                                "(mdsr-upsample --adapt)")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise SettingsError(f"device must be cpu or cuda[:N], got {self.device!r}")
         return settings

@@ -27,6 +27,20 @@ def xtb_fine(tmp_path_factory) -> Trajectory:
     return read_trajectory(path)
 
 
+@pytest.fixture(scope="session")
+def gfn1_fine(tmp_path_factory) -> Trajectory:
+    """Ethanol on GFN1-xTB (not the checkpoints' Hamiltonian), NVE at 400 K, 1 fs frames, 1.2 ps,
+    with velocities and forces."""
+    pytest.importorskip("tblite")
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.reference import generate_reference
+
+    path = tmp_path_factory.mktemp("gfn1") / "ethanol.h5md"
+    generate_reference("ethanol", path, hamiltonian="gfn1-xtb", thermostat="nve", temperature=400,
+                       steps=2400, equilibration=400, seed=5)
+    return read_trajectory(path)[::2]
+
+
 @pytest.fixture
 def small_traj() -> Trajectory:
     """Six frames of four atoms in a triclinic cell with velocities and forces (seeded)."""

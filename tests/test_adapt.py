@@ -58,6 +58,10 @@ def test_adapting_resumes_where_it_stopped(coarse_file, tmp_path):
     assert [(r["stage"], r["epoch"]) for r in records] == [("forces", 1), ("forces", 2), ("gaps", 1),
                                                            ("gaps", 2), ("gaps", 3)]
     assert json.loads(card.read_text())["training"]["complete"]
+    # complete: called again, even without its resumable state, it learns nothing more
+    (stem.parent / "eth.train.pt").unlink()
+    assert adapt([coarse_file], stem, settings, progress=False) == card
+    assert len(open(f"{stem}.log.jsonl").readlines()) == 5
 
 
 def test_too_few_coarse_frames_or_no_velocities_is_one_line_and_writes_nothing(xtb_fine, tmp_path):
@@ -75,3 +79,120 @@ def test_too_few_coarse_frames_or_no_velocities_is_one_line_and_writes_nothing(x
     assert train_main(["--from-coarse", str(positions_only), "-o", str(out / "m"), "-q",
                        "--warm-start", "none"]) == 1
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- mdsr-upsample --adapt
+@pytest.fixture
+def gfn1_coarse_file(gfn1_fine, tmp_path):
+    """GFN1-xTB ethanol (not the shipped checkpoint's Hamiltonian), 121 frames at 10 fs."""
+    from mdsr_plugin.io import write_trajectory
+
+    path = tmp_path / "aimd_10fs.h5md"
+    write_trajectory(path, gfn1_fine[::10])
+    return path
+
+
+@pytest.mark.slow
+def test_upsample_adapt_learns_then_measures_every_candidate_on_frames_its_training_held_out(
+        gfn1_coarse_file, tmp_path, capsys):
+    import h5py
+
+    from mdsr_plugin.cli import main
+    from mdsr_plugin.io import read_trajectory
+
+    out = tmp_path / "out" / "fine.h5md"
+    out.parent.mkdir()
+    assert main([str(gfn1_coarse_file), "--factor", "10", "-o", str(out), "--adapt", "--adapt-minutes", "0.01"]) == 0
+    printed = capsys.readouterr().out
+    stem = out.parent / "fine.adapted"
+    assert f"learned from the input in" in printed and str(stem) + ".json" in printed
+    assert "from ethanol-bilstm-f20-1fs" in printed  # warm start: the registry's ethanol
+    assert "time budget reached, run again to continue" in printed
+    # an ordinary checkpoint beside the output, with no registry manifest in the user's folder
+    assert {p.name for p in out.parent.iterdir()} >= {"fine.h5md", "fine.adapted.json", "fine.adapted.safetensors"}
+    assert not (out.parent / "manifest.json").exists()
+    card = json.loads((out.parent / "fine.adapted.json").read_text())
+    held = card["training"]["held_out_frames"]
+    assert held["file"] == gfn1_coarse_file.name and held["stop"] == 121
+    # frames after the last training gap were no loss's target; at least MIN_HELD_OUT_GAPS gaps
+    assert card["training"]["gaps"]["held_out"] >= 16 and held["start"] <= 121 - 16
+    with h5py.File(out) as f:
+        parameters = json.loads(f["parameters"].attrs["mdsr_plugin"])
+    validation = parameters["self_validation"]
+    assert {s["method"] for s in validation["scores"]} == {"adapted", "neural", "quintic"}
+    # measured on the held-out frames only: held back at level 2 are half of them
+    assert validation["held_back"] == (held["stop"] - held["start"]) // 2
+    assert parameters["method"] == validation["chosen"]
+    fine = read_trajectory(out)
+    assert fine.n_frames == 1201 and np.isfinite(fine.positions).all()
+
+
+@pytest.mark.slow
+def test_python_adapt_and_the_adapted_method(gfn1_fine, tmp_path):
+    from mdsr_plugin.pipeline import upsample, upsample_stream
+    from mdsr_plugin.settings import SettingsError
+
+    coarse = gfn1_fine[::10]
+    stem = tmp_path / "eth-own"
+    fine = upsample(coarse, 10, "adapted", adapt=str(stem), adapt_minutes=0.01)
+    np.testing.assert_array_equal(fine.positions[::10], coarse.positions)
+    assert (tmp_path / "eth-own.json").exists()
+    with pytest.raises(SettingsError, match="use upsample"):
+        list(upsample_stream([coarse], 10, adapt=str(stem)))
+
+
+@pytest.mark.parametrize("case", ["too few frames", "positions only"])
+def test_upsample_adapt_refuses_bad_input_in_one_line_and_writes_nothing(case, gfn1_fine, tmp_path, capsys):
+    from mdsr_plugin.cli import main
+    from mdsr_plugin.io import write_trajectory
+
+    source = tmp_path / "in" / "coarse.xyz"
+    source.parent.mkdir()
+    coarse = gfn1_fine[::10][:15] if case == "too few frames" else gfn1_fine[::10].without("velocities", "forces")
+    write_trajectory(source, coarse)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main([str(source), "--factor", "10", "-o", str(out / "fine.xyz"), "--adapt", "-q"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("mdsr-upsample: error: --adapt: ") and "\n" not in error
+    assert ("needs at least" in error) if case == "too few frames" else ("positions only" in error)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--adapt", "--model", "ethanol-bilstm-f20-1fs"], "not both"),
+    (["--adapt", "--method", "hermite"], "auto or adapted"),
+    (["--method", "adapted"], "needs a checkpoint learned from the input"),
+    (["--adapt", "--adapt-minutes", "0"], "must be > 0"),
+])
+def test_adapt_options_that_contradict_each_other_are_usage_errors(argv, message, tmp_path, capsys):
+    from mdsr_plugin.cli import main
+
+    source = tmp_path / "c.xyz"
+    source.write_text("")
+    assert main([str(source), "--factor", "10", "-o", str(tmp_path / "f.xyz"), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the checkpoint's force check
+@pytest.mark.slow
+def test_force_check_tells_the_checkpoints_hamiltonian_from_another(xtb_fine, gfn1_fine, tmp_path, caplog):
+    from mdsr_plugin.io import write_trajectory
+    from mdsr_plugin.neural.upsampler import FORCE_MISMATCH, NeuralUpsampler
+    from mdsr_plugin.pipeline import upsample_file
+
+    own, other = NeuralUpsampler(), NeuralUpsampler()
+    own.prepare(xtb_fine[::2][::10], 10)
+    other.prepare(gfn1_fine[::10], 10)
+    # measured: 4 % on its own GFN2-xTB, 14.5 % on GFN1-xTB (docs/benchmarks.md "Force check")
+    assert own.force_check["relative"] < FORCE_MISMATCH < other.force_check["relative"]
+    assert not own.force_check["mismatch"] and other.force_check["mismatch"]
+    assert own.force_check["frames"] == 61 and own.force_check["force_mae"] > 0  # every frame, up to 64
+    # used on the other Hamiltonian's input, the user is warned and the output records it
+    source = tmp_path / "gfn1.h5md"
+    write_trajectory(source, gfn1_fine[::10])
+    with caplog.at_level("WARNING"):
+        summary = upsample_file(source, tmp_path / "fine.xyz", 10, method="neural")
+    assert summary["force_check"]["mismatch"]
+    assert any("probably from another Hamiltonian" in r.message and "--adapt" in r.message for r in caplog.records)
+    assert "mdsr_force_check" in (tmp_path / "fine.xyz").read_text().splitlines()[1]

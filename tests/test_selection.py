@@ -19,19 +19,6 @@ from mdsr_plugin.selection import MIN_FRAMES, select_method
 from mdsr_plugin.settings import UpsampleSettings
 
 
-@pytest.fixture(scope="module")
-def gfn1_fine(tmp_path_factory):
-    """Ethanol on GFN1-xTB (not the checkpoints' Hamiltonian), NVE at 400 K, 1 fs frames, 1.2 ps."""
-    pytest.importorskip("tblite")
-    from mdsr_plugin.io import read_trajectory
-    from mdsr_plugin.reference import generate_reference
-
-    path = tmp_path_factory.mktemp("gfn1") / "ethanol.h5md"
-    generate_reference("ethanol", path, hamiltonian="gfn1-xtb", thermostat="nve", temperature=400,
-                       steps=2400, equilibration=400, seed=5)
-    return read_trajectory(path)[::2]
-
-
 def true_errors(fine, factor, methods):
     coarse = fine[::factor]
     n = (coarse.n_frames - 1) * factor + 1

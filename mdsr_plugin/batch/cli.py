@@ -54,7 +54,10 @@ def main(argv=None) -> int:
     if args.fallback is not None:
         from ..methods import available_methods
 
-        if args.fallback not in ("classical", *available_methods()) or args.fallback == "neural":
+        from ..methods import method_plugins
+
+        if args.fallback != "classical" and (args.fallback not in available_methods()
+                                             or method_plugins()[args.fallback].learned):
             return usage(f"--fallback must be classical or a classical method, got {args.fallback!r}")
     if args.scheduler is not None:
         try:

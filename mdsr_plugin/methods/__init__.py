@@ -114,7 +114,7 @@ def get_method(name: str, settings: "UpsampleSettings | None" = None, **options)
 
 
 def resolve_method(method, first: "Trajectory", factor: int | None,
-                   settings: "UpsampleSettings") -> tuple[Method, Provenance]:
+                   settings: "UpsampleSettings", sample: "Trajectory | None" = None) -> tuple[Method, Provenance]:
     """A ready method for an input, and its provenance.
 
     Parameters
@@ -127,6 +127,9 @@ def resolve_method(method, first: "Trajectory", factor: int | None,
     factor : int or None
     settings : UpsampleSettings
         What the method is built with.
+    sample : Trajectory, optional
+        Coarse frames for ``auto`` to measure the candidates on, instead of ``first``
+        (the frames a model learned from the input held out).
 
     Raises
     ------
@@ -137,9 +140,10 @@ def resolve_method(method, first: "Trajectory", factor: int | None,
     if isinstance(method, str) and method in SELECTORS and settings.self_validate and factor is not None:
         from ..selection import MIN_FRAMES, select_method
 
-        if first.n_frames >= MIN_FRAMES:
-            chosen, selection = select_method(first, factor, settings, learned=method == "auto")
+        if (first if sample is None else sample).n_frames >= MIN_FRAMES:
+            chosen, selection = select_method(first, factor, settings, learned=method == "auto", sample=sample)
             provenance = _provenance_of(chosen, first, factor, None, prepared=True)
+            _warn_of_mismatch(provenance)
             return chosen, replace(provenance, self_validation=selection.as_dict(), estimate=selection.describe())
         log.info("auto: %d coarse frames are too few to measure methods on; choosing by what the input "
                  "carries", first.n_frames)
@@ -153,10 +157,18 @@ def resolve_method(method, first: "Trajectory", factor: int | None,
         found = suitability.found
         method = _plugin(name).factory(settings.with_method(name))
     provenance = _provenance_of(method, first, factor, found)
+    _warn_of_mismatch(provenance)
     missing = [q for q in method.requires if getattr(first, q) is None]
     if missing:
         raise MethodError(f"method {method.name!r} needs {' and '.join(missing)}, which the input does not have")
     return method, provenance
+
+
+def _warn_of_mismatch(provenance: Provenance) -> None:
+    """Warn when the method used is a checkpoint whose forces do not fit the input's."""
+    check = provenance.force_check
+    if check is not None and check.get("mismatch"):
+        log.warning(check["warning"])
 
 
 def _provenance_of(method, first, factor, found, prepared=False) -> Provenance:

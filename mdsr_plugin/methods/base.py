@@ -87,6 +87,10 @@ class Provenance:
         (:meth:`mdsr_plugin.selection.Selection.as_dict`).
     estimate : str or None
         That measurement in one line, for the user.
+    force_check : dict or None
+        A learned method's force error on the input's stored forces, and whether it
+        points to another Hamiltonian than its checkpoint's
+        (:meth:`mdsr_plugin.neural.upsampler.NeuralUpsampler.check_forces`).
     """
 
     method: str
@@ -95,6 +99,7 @@ class Provenance:
     velocities_fitted: bool = False
     self_validation: dict | None = None
     estimate: str | None = None
+    force_check: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -41,14 +41,24 @@ from pathlib import Path
 
 import numpy as np
 
+from ..trajectory import Trajectory
 from . import card as schema
 
-__all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS"]
+__all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES"]
 
 log = logging.getLogger(__name__)
 
 #: Gaps needed to train and hold out any (with the context on both sides).
 MIN_GAPS = 20
+#: Held-out gaps at the least (``validation_fraction`` of a short input holds out too few
+#: to measure on; ``mdsr-upsample --adapt`` measures every candidate on them).
+MIN_HELD_OUT_GAPS = 16
+#: The card's key (under ``training``) for the coarse frames no training loss saw:
+#: ``{"file": name, "start": i, "stop": j}``, frames ``i <= k < j`` of the last file.
+HELD_OUT_FRAMES = "held_out_frames"
+#: The card's key (under ``training``) for what the run depended on (files and settings):
+#: a complete checkpoint with the same one is reused instead of learned again.
+FINGERPRINT = "fingerprint"
 
 
 class AdaptError(ValueError):
@@ -100,7 +110,8 @@ def _load_coarse(paths, reader_options):
     from ..molecule import match_atoms
     from .data import permute_atoms
 
-    trajectories = [read_trajectory(p, **(reader_options or {})) for p in paths]
+    trajectories = [p if isinstance(p, Trajectory) else read_trajectory(p, **(reader_options or {}))
+                    for p in paths]
     first = trajectories[0]
     ordered = [first]
     for path, traj in zip(paths[1:], trajectories[1:]):
@@ -165,9 +176,13 @@ class _Gaps:
         from ..molecule import canonical_frames
 
         bx, bv, ax, av, fx, ff = [], [], [], [], [], []
+        self.first_gap_of_last_file = 0  # gap index, within the last file, of its first usable gap
         for traj in trajectories:
             n = traj.n_frames
             gaps = np.arange(context - 1, n - context)  # gaps with their whole context inside
+            self.first_gap_of_last_file = context - 1
+            self.gaps_in_last_file = len(gaps)
+            self.frames_in_last_file = n
             if not len(gaps):
                 continue
             before = gaps[:, None] - (context - 1) + np.arange(context)
@@ -200,27 +215,31 @@ class _Gaps:
         return len(self.before_x)
 
     def split(self, fraction):
-        """Index arrays (train, held out) of gaps and of force frames: the last part is held out."""
+        """Index arrays (train, held out) of gaps and of force frames: the last part is held out,
+        at least :data:`MIN_HELD_OUT_GAPS` (and at most a quarter)."""
         def cut(n):
-            k = n - max(1, int(round(n * fraction)))
+            k = n - max(1, int(round(n * fraction)), min(MIN_HELD_OUT_GAPS, n // 4))
             return np.arange(k), np.arange(k, n)
 
         return cut(self.n_gaps), (cut(len(self.frames_x)) if self.frames_x is not None else (None, None))
 
 
 def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: bool = True,
-          reader_options=None) -> Path:
+          reader_options=None, manifest: bool = True) -> Path:
     """Learn a bi-directional integrator from coarse frames (see the module docstring).
 
     Parameters
     ----------
-    paths : list of path-like
+    paths : list of path-like or Trajectory
         Coarse trajectories of one molecule with velocities (forces used when present),
-        all at one coarse step.
+        all at one coarse step; files are read with ``reader_options``.
     output : path-like
         Checkpoint stem: writes ``output.safetensors``, ``output.json``, ``output.train.pt``
-        (resumable state), ``output.log.jsonl``; the folder's ``manifest.json`` is updated.
+        (resumable state), ``output.log.jsonl``.
     settings : AdaptSettings
+    manifest : bool
+        Update the folder's ``manifest.json`` (a registry folder); ``mdsr-upsample --adapt``
+        writes its checkpoint beside the user's output and leaves no manifest there.
 
     Returns
     -------
@@ -242,7 +261,8 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     from .registry import write_manifest
 
     settings = settings or AdaptSettings()
-    paths = [Path(p) for p in paths]
+    paths = [p if isinstance(p, Trajectory) else Path(p) for p in paths]
+    names = [f"<trajectory {i}>" if isinstance(p, Trajectory) else p.name for i, p in enumerate(paths)]
     output = Path(output)
     if output.suffix in (".json", ".safetensors"):
         output = output.with_suffix("")
@@ -293,10 +313,14 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     log_path = output.with_name(output.name + ".log.jsonl")
     # What the result depends on: not the time budget or the device.
     determining = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "device")}
-    fingerprint = json.dumps({"files": [str(p) for p in paths], "settings": determining,
+    fingerprint = json.dumps({"files": [_identity(p) for p in paths], "settings": determining,
                               "warm_start": None if entry is None else entry.id}, sort_keys=True)
     state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
              "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state}
+    finished = _finished_card(output, fingerprint)
+    if finished is not None:
+        log.info("%s: already learned from these data with these settings", finished.name)
+        return finished
     optimizer, scheduler = _optimizer(model, settings, state["stage"])
     if state_path.exists():
         saved = torch.load(state_path, weights_only=True, map_location="cpu")
@@ -382,20 +406,70 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
         schema.FACTORS: [factor],
         schema.INPUT_MODES: [schema.MODE_VELOCITIES, schema.MODE_POSITIONS],
         schema.TRAINING: {
-            schema.FILES: [p.name for p in paths],
+            schema.FILES: names,
             "from_coarse": True,
             "warm_start": None if entry is None else entry.id,
             schema.SETTINGS: asdict(settings),
             schema.HISTORY_TAIL: state["history"][-3:],
             schema.COMPLETE: complete,
+            FINGERPRINT: fingerprint,
             schema.EPOCHS: {s: sum(1 for r in state["history"] if r["stage"] == s) for s in stages},
             "gaps": {"train": int(len(gap_train)), "held_out": int(len(gap_held))},
+            HELD_OUT_FRAMES: _held_out_frames(gaps, len(gap_held), len(frame_held) if has_forces else 0,
+                                              names[-1]),
         },
         schema.VALIDATION: {"held_out_gaps": held_out, schema.POSITION_MAE: held_out["gap_end_position_mae"]},
     }
     card_file = save_checkpoint(model.cpu(), card, output)
-    write_manifest(card_file.parent)
+    if manifest:
+        write_manifest(card_file.parent)
     return card_file
+
+
+def _finished_card(output: Path, fingerprint: str) -> Path | None:
+    """The card at ``output`` if it is a complete run on the same data and settings (then
+    nothing is left to learn, even with the resumable state deleted)."""
+    from .checkpoint import card_path
+
+    card_file = card_path(output)
+    try:
+        training = json.loads(card_file.read_text())[schema.TRAINING]
+    except (OSError, ValueError, KeyError):
+        return None
+    if training.get(schema.COMPLETE) and training.get(FINGERPRINT) == fingerprint \
+            and card_file.with_suffix(".safetensors").is_file():
+        return card_file
+    return None
+
+
+def _identity(source) -> str:
+    """What the resumable state is keyed on: a file's name and content, or an in-memory
+    trajectory's content."""
+    import hashlib
+
+    if not isinstance(source, Trajectory):
+        from ..neural.checkpoint import sha256_of
+
+        return f"{Path(source).name}:{sha256_of(source)[:16]}"
+    digest = hashlib.sha256(np.ascontiguousarray(source.positions).tobytes())
+    digest.update(np.ascontiguousarray(source.velocities).tobytes())
+    return f"trajectory:{source.n_frames}:{digest.hexdigest()[:16]}"
+
+
+def _held_out_frames(gaps, n_held_gaps, n_held_frames, name) -> dict | None:
+    """The last file's coarse frames that no loss saw as a target (see :data:`HELD_OUT_FRAMES`).
+
+    The held-out gaps are the last ``n_held_gaps``: a training gap ``g`` aims at frames
+    ``g`` and ``g + 1``, so frames after the last training gap's end were never targets
+    (those past the last usable gap were context only).  Of the force frames the last
+    ``n_held_frames`` were held out; frames before them had their forces fitted.
+    """
+    n = gaps.frames_in_last_file
+    if n_held_gaps > gaps.gaps_in_last_file or n_held_frames > n:
+        return None  # the held-out part reaches into an earlier file
+    after_gaps = gaps.first_gap_of_last_file + gaps.gaps_in_last_file - n_held_gaps + 1
+    start = max(after_gaps, n - n_held_frames if n_held_frames else 0)
+    return {schema.ROW_FILE: name, "start": int(start), "stop": int(n)}
 
 
 def _save_state(path: Path, obj) -> None:

@@ -1,6 +1,9 @@
-"""The ``neural`` method's registry record: which checkpoint fits an input, without torch.
+"""The learned methods' registry records: which checkpoint fits an input, without torch.
 
-:data:`NEURAL` is the entry point ``neural`` of the group ``mdsr_plugin.methods``.
+:data:`NEURAL` is the entry point ``neural`` of the group ``mdsr_plugin.methods``: a
+registered checkpoint.  :data:`ADAPTED` is ``adapted``: the checkpoint learned from
+the input's own coarse frames (``UpsampleSettings.adapt``), a separate candidate so
+that ``auto`` measures it against the registry's.
 Answering whether the method suits an input reads only the registry's cards
 (JSON) and matches the molecular graph; the network is built and its weights
 loaded by :class:`~mdsr_plugin.neural.upsampler.NeuralUpsampler` once chosen,
@@ -15,7 +18,7 @@ import numpy as np
 
 from ..methods.base import MethodError, MethodPlugin, Suitability
 
-__all__ = ["NEURAL", "CheckpointMatch", "match_checkpoint", "held_out_evidence"]
+__all__ = ["NEURAL", "ADAPTED", "CheckpointMatch", "match_checkpoint", "held_out_evidence", "adapted_card"]
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,51 @@ def _build(settings):
                            precision=settings.precision)
 
 
+def adapted_card(settings):
+    """The card path of the checkpoint learned from the input (``settings.adapt``), or None."""
+    from .checkpoint import card_path
+
+    return None if settings.adapt is None else card_path(settings.adapt)
+
+
+def _suits_adapted(coarse, factor, settings) -> Suitability:
+    card = adapted_card(settings)
+    if card is None:
+        return Suitability(False, "no checkpoint learned from the input (mdsr-upsample --adapt)")
+    if not card.exists():
+        return Suitability(False, f"{card.name} has not been learned yet")
+    if factor is None:
+        return Suitability(False, "the adapted method needs the factor")
+    try:
+        match = match_checkpoint(coarse, factor, str(card))
+    except MethodError as err:
+        return Suitability(False, str(err))
+    return Suitability(True, match.entry.id, found=match)
+
+
+def _build_adapted(settings):
+    from .upsampler import NeuralUpsampler
+
+    return NeuralUpsampler(model=str(adapted_card(settings)), device=settings.device,
+                           batch_gaps=settings.batch_gaps, precision=settings.precision, name="adapted")
+
+
 NEURAL = MethodPlugin(
     name="neural",
     description="bi-directional learned integrator from a pretrained checkpoint",
     factory=_build,
     suits=_suits,
     priority=100,
+    learned=True,
+)
+
+
+ADAPTED = MethodPlugin(
+    name="adapted",
+    description="bi-directional learned integrator learned from the input's own coarse frames (--adapt)",
+    factory=_build_adapted,
+    suits=_suits_adapted,
+    # Above the registry's: learned on the user's own Hamiltonian, it wins a tie.
+    priority=110,
     learned=True,
 )

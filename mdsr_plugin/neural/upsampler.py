@@ -32,9 +32,17 @@ from ..methods.base import FineFrames, MethodError, Provenance
 from ..trajectory import Trajectory
 from .shooting import estimate_velocities
 
-__all__ = ["NeuralUpsampler", "estimate_velocities"]
+__all__ = ["NeuralUpsampler", "estimate_velocities", "FORCE_MISMATCH"]
 
 log = logging.getLogger(__name__)
+
+#: Relative force error (MAE over mean |F|) of a shipped checkpoint on held-out data of
+#: its own Hamiltonian (GFN2-xTB): measured 1.6-4.2 % for ethanol, uracil and aspirin
+#: (``bench/force_check.py``, docs/benchmarks.md "Force check").
+FORCE_ERROR_ON_OWN_DATA = 0.04
+#: Above this the input's forces are taken to come from another Hamiltonian, and the user
+#: is warned: on GFN1-xTB data the same checkpoints measured 7.8-14.5 %.
+FORCE_MISMATCH = 0.07
 
 
 class NeuralUpsampler:
@@ -61,6 +69,8 @@ class NeuralUpsampler:
         float64: near convergence its misfit changes by less than float32 rounding, so
         in float32 where the fit stopped, and with it the output (by up to 3e-3 Å),
         depended on the input's orientation and the machine.
+    name : str
+        The method name it is registered and recorded under (``"neural"``, ``"adapted"``).
     """
 
     name = "neural"
@@ -68,9 +78,10 @@ class NeuralUpsampler:
     requires: tuple[str, ...] = ()
 
     def __init__(self, model: str | None = None, device: str = "cpu", batch_gaps: int | None = None,
-                 precision: str = "float32"):
+                 precision: str = "float32", name: str = "neural"):
         if precision not in ("float32", "float64"):
             raise MethodError(f"precision must be float32 or float64, got {precision!r}")
+        self.name = name  # "adapted" for a checkpoint learned from the input itself
         self.model_spec = model
         self.device = device
         if batch_gaps is None:
@@ -83,6 +94,7 @@ class NeuralUpsampler:
         self.card = None
         self._fitting_model = None  # float64 copy for the positions-only velocity fit
         self.order = None
+        self.force_check = None  # check_forces() of the first chunk, once prepared
 
     # ------------------------------------------------------------------ setup
     def prepare(self, first: Trajectory, factor: int, found=None) -> Provenance:
@@ -118,11 +130,60 @@ class NeuralUpsampler:
         self.inverse = np.argsort(self.order)
         self.context = self.model.context - 1
         log.info("neural method: checkpoint %s on %s", entry.id, self.device)
+        self.force_check = self.check_forces(first)  # the driver warns if this method is the one used
         return self.provenance(fitted_velocities=not first.has_velocities)
 
     def provenance(self, fitted_velocities: bool) -> Provenance:
         return Provenance(method=self.name, model=self.card["id"], model_sha256=self.card["weights_sha256"],
-                          velocities_fitted=fitted_velocities)
+                          velocities_fitted=fitted_velocities, force_check=self.force_check)
+
+    def check_forces(self, coarse: Trajectory, max_frames: int = 64) -> dict | None:
+        """The checkpoint's force error on the input's stored forces: is this its Hamiltonian?
+
+        The integrator's energy network was fitted to its training data's forces, so its
+        forces at the input's own frames measure how far the input's Hamiltonian is from
+        that one, before any reconstruction.
+
+        Parameters
+        ----------
+        coarse : Trajectory
+            With ``forces`` (eV/Å), shape (F, N, 3); ``max_frames`` of them, spread evenly,
+            are used.
+
+        Returns
+        -------
+        dict or None
+            ``force_mae`` (eV/Å, per Cartesian component), ``relative`` (that over the mean
+            absolute stored force), ``frames``, ``mismatch`` (``relative`` above
+            :data:`FORCE_MISMATCH`) and ``warning`` (the line to show); None when the input
+            has no forces or a cell (wrapped molecules have no canonical frame).
+        """
+        import torch
+
+        from .geometry import kabsch_rotations
+
+        if coarse.forces is None or coarse.is_periodic or self.model.arch == "node":
+            return None
+        pick = np.unique(np.linspace(0, coarse.n_frames - 1, min(max_frames, coarse.n_frames)).astype(int))
+        x = coarse.positions[pick][:, self.order]
+        forces = coarse.forces[pick][:, self.order]
+        weights = self.masses / self.masses.sum()
+        centres = np.einsum("gni,n->gi", x, weights)
+        rotations = kabsch_rotations(x - centres[:, None], self.reference, weights)
+        canonical = np.einsum("gni,gij->gnj", x - centres[:, None], rotations)
+        parameter = next(self.model.parameters())
+        predicted = self.model.forces(torch.as_tensor(canonical, dtype=parameter.dtype, device=parameter.device))
+        predicted = np.einsum("gnj,gij->gni", predicted.detach().cpu().double().numpy(), rotations)
+        mae = float(np.abs(predicted - forces).mean())
+        relative = mae / float(np.abs(forces).mean())
+        potential = self.card.get("training", {}).get("provenance", {}).get("potential")
+        trained_on = f"its training data ({potential})" if potential else "its training data"
+        warning = (f"checkpoint {self.card['id']}: its forces differ from the input's stored forces by "
+                   f"{relative:.0%} (MAE {mae:.2g} eV/Å over {len(pick)} frames), against about "
+                   f"{FORCE_ERROR_ON_OWN_DATA:.0%} on {trained_on}: the input is probably from another "
+                   "Hamiltonian, where the learned advantage shrinks; --adapt learns from the input itself")
+        return {"force_mae": mae, "relative": relative, "frames": int(len(pick)),
+                "mismatch": bool(relative > FORCE_MISMATCH), "warning": warning}
 
     def _float64_model(self):
         """The integrator in float64, for the shooting fit (see ``precision``), copied once.
