@@ -8,7 +8,11 @@ bi-directional neural upsampler does with its learned integrator.  On determinis
 Langevin data the thermostat's random kicks inside the gap are unknowable, which sets
 a floor no reconstruction can pass.
 
-Used by ``bench/classical_accuracy.py``; needs tblite.
+Used by ``bench/classical_accuracy.py``; needs tblite (or PySCF for a DFT Hamiltonian).
+On its own it scores the re-integration on the first gaps of reference trajectories::
+
+    python bench/physics_baseline.py bench/data/ethanol_400K_nve_gfn1_s99.h5md --hamiltonian gfn1-xtb \
+        --factors 5 10 20 --gaps 50 [--json bench/results/physics_baseline.json]
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ def _verlet(atoms, positions, velocities, n_steps, dt):
     return np.array(xs), np.array(vs)
 
 
-def reintegrate_gaps(coarse, factor, n_gaps=None, substeps=2):
-    """Bi-directional re-integration of the first ``n_gaps`` gaps with GFN2-xTB.
+def reintegrate_gaps(coarse, factor, n_gaps=None, substeps=2, hamiltonian="gfn2-xtb"):
+    """Bi-directional re-integration of the first ``n_gaps`` gaps with the true potential.
 
     Parameters
     ----------
@@ -47,17 +51,20 @@ def reintegrate_gaps(coarse, factor, n_gaps=None, substeps=2):
         Fine frames per gap.
     substeps : int
         Integration steps per fine frame (0.5 fs steps for a 1 fs fine grid).
+    hamiltonian : str
+        As ``mdsr-generate --hamiltonian`` (the one the reference was made with).
 
     Returns
     -------
     positions, velocities : ndarray, shape (n_gaps * factor + 1, N, 3), Å and Å/fs
     """
     from ase import Atoms
-    from tblite.ase import TBLite
+
+    from mdsr_plugin.hamiltonians import make_calculator
 
     n_gaps = coarse.n_frames - 1 if n_gaps is None else min(n_gaps, coarse.n_frames - 1)
     atoms = Atoms(numbers=coarse.numbers, masses=coarse.masses)
-    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    atoms.calc = make_calculator(hamiltonian)
     h = coarse.dt / factor / substeps
     n_steps = factor * substeps
     lam = (np.arange(factor + 1) / factor)[:, None, None]
@@ -72,3 +79,47 @@ def reintegrate_gaps(coarse, factor, n_gaps=None, substeps=2):
     positions.append(coarse.positions[n_gaps][None])
     velocities.append(coarse.velocities[n_gaps][None])
     return np.concatenate(positions), np.concatenate(velocities)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.metrics import position_mae, reconstructed_mask
+    from mdsr_plugin.pipeline import upsample
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("references", nargs="+", type=Path)
+    parser.add_argument("--hamiltonian", default="gfn2-xtb")
+    parser.add_argument("--factors", nargs="+", type=int, default=[5, 10, 20])
+    parser.add_argument("--gaps", type=int, default=50)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    rows = []
+    for path in args.references:
+        fine = read_trajectory(path)[::2]  # 1 fs
+        for factor in args.factors:
+            coarse = fine[::factor][: args.gaps + 1]
+            n = (coarse.n_frames - 1) * factor + 1
+            truth, mask = fine[:n], reconstructed_mask(n, factor)
+            x, v = reintegrate_gaps(coarse, factor, hamiltonian=args.hamiltonian)
+            hermite = upsample(coarse, factor, "hermite")
+            row = {"file": path.name, "factor": factor, "gaps": coarse.n_frames - 1,
+                   "reintegration_position_mae": position_mae(x, truth.positions, mask),
+                   "reintegration_velocity_mae": position_mae(v, truth.velocities, mask),
+                   "hermite_position_mae": position_mae(hermite.positions, truth.positions, mask)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.json:
+        existing = json.loads(args.json.read_text()) if args.json.exists() else []
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(existing + rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
