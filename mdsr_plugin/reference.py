@@ -88,6 +88,7 @@ def generate_reference(
     friction: float = 0.01,
     tdamp: float = 50.0,
     checkpoint_every: int = 1000,
+    snapshot=None,
 ) -> Path:
     """Run molecular dynamics and write every step to an H5MD file; resumes after a kill.
 
@@ -119,6 +120,9 @@ def generate_reference(
     checkpoint_every : int
         Production steps between saves of the run's state to ``<output>.resume.h5``;
         calling again with the same arguments continues from the last save.
+    snapshot : path-like, optional
+        Run nothing: write the frames an unfinished run with these arguments has saved
+        so far to this H5MD file (to measure on a long DFT run while it continues).
 
     Returns
     -------
@@ -146,6 +150,14 @@ def generate_reference(
     )
     run = _Run(molecule, make_calculator(hamiltonian), parameters, seed)
     state_path = output.with_name(output.name + ".resume.h5")
+    if snapshot is not None:
+        if not state_path.exists():
+            raise ValueError(f"{state_path}: no unfinished run with these arguments to take a snapshot of")
+        saved = _ResumeFile(state_path, parameters)
+        if not saved.same_parameters():
+            raise ValueError(f"{state_path}: saved for other arguments")
+        saved.publish(Path(snapshot), run.numbers, run.masses, timestep)
+        return Path(snapshot)
     with _ResumeFile(state_path, parameters) as state:
         if state.n_frames:
             run.restore(state)
@@ -278,10 +290,13 @@ class _ResumeFile:
 
         return h5py.File(self.path, mode)
 
+    def same_parameters(self) -> bool:
+        with self._open("r") as f:
+            return f.attrs.get("parameters") == self.parameters
+
     def __enter__(self):
         if self.path.exists():
-            with self._open("r") as f:
-                same = f.attrs.get("parameters") == self.parameters
+            same = self.same_parameters()
             if not same:
                 warnings.warn(f"{self.path}: saved for other parameters; starting afresh", stacklevel=3)
                 self.path.unlink()
@@ -353,6 +368,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=1000,
                         help="steps between saves of the run's state to OUTPUT.resume.h5 (default 1000)")
+    parser.add_argument("--snapshot", metavar="H5MD",
+                        help="run nothing: write the frames an unfinished run with these arguments has saved so far")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -360,8 +377,9 @@ def main(argv=None) -> int:
             args.molecule, args.output, hamiltonian=args.hamiltonian, temperature=args.temperature, thermostat=args.thermostat,
             steps=args.steps, timestep=args.timestep, seed=args.seed, equilibration=args.equilibration,
             friction=args.friction, tdamp=args.tdamp, checkpoint_every=args.checkpoint_every,
+            snapshot=args.snapshot,
         )
-    except (ValueError, ImportError) as err:
+    except (ValueError, ImportError, OSError) as err:
         print(f"mdsr-generate: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -196,3 +196,16 @@ def test_force_check_tells_the_checkpoints_hamiltonian_from_another(xtb_fine, gf
     assert summary["force_check"]["mismatch"]
     assert any("probably from another Hamiltonian" in r.message and "--adapt" in r.message for r in caplog.records)
     assert "mdsr_force_check" in (tmp_path / "fine.xyz").read_text().splitlines()[1]
+
+
+def test_a_checkpoint_learned_from_coarse_frames_is_judged_by_its_own_force_error():
+    """A small model learned from scratch fits its own forces to ~10-20 %: its force check
+    must not call its own input "another Hamiltonian" (the threshold scales with it)."""
+    from mdsr_plugin.neural.upsampler import FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH, NeuralUpsampler
+
+    shipped, adapted = NeuralUpsampler(), NeuralUpsampler(name="adapted")
+    shipped.card = {"validation": {"held_out": {}}}
+    adapted.card = {"validation": {"held_out_gaps": {"force_relative_mae": 0.18}}}
+    assert shipped._own_force_error() == (FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH)
+    own, threshold = adapted._own_force_error()
+    assert own == 0.18 and threshold == pytest.approx(0.18 * FORCE_MISMATCH / FORCE_ERROR_ON_OWN_DATA)

@@ -48,6 +48,13 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, ther
         reference.generate_reference("ethanol", target, **options)
     assert not target.exists() and (tmp_path / "resumed.h5md.resume.h5").exists()
     monkeypatch.setattr(reference._Run, "record", original)
+    # what the unfinished run saved so far can be read while it is not running
+    partial = read_trajectory(reference.generate_reference("ethanol", target, **options,
+                                                           snapshot=tmp_path / "so_far.h5md"))
+    assert partial.n_frames == 11 and not target.exists()
+    np.testing.assert_allclose(partial.positions, whole.positions[:11], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="no unfinished run"):
+        reference.generate_reference("ethanol", tmp_path / "other.h5md", **options, snapshot=tmp_path / "x.h5md")
     resumed = read_trajectory(reference.generate_reference("ethanol", target, **options))
     assert not (tmp_path / "resumed.h5md.resume.h5").exists()
     assert resumed.n_frames == whole.n_frames == 21
