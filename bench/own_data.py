@@ -22,6 +22,7 @@ from mdsr_plugin.io import read_trajectory, write_trajectory
 from mdsr_plugin.metrics import position_mae, reconstructed_mask
 from mdsr_plugin.neural.adapt import AdaptSettings, adapt
 from mdsr_plugin.pipeline import upsample
+from results_file import append_rows
 
 
 def main(argv=None) -> int:
@@ -63,9 +64,7 @@ def main(argv=None) -> int:
                        warm_start=json.loads(card.read_text())["training"]["warm_start"], **errors)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    existing = json.loads(args.json.read_text()) if args.json.exists() else []
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(existing + rows, indent=1))
+    append_rows(args.json, rows)
     return 0
 
 

@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     from mdsr_plugin.io import read_trajectory
     from mdsr_plugin.metrics import position_mae, reconstructed_mask
     from mdsr_plugin.pipeline import upsample
+    from results_file import append_rows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("references", nargs="+", type=Path)
@@ -113,9 +114,7 @@ def main(argv=None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:
-        existing = json.loads(args.json.read_text()) if args.json.exists() else []
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(existing + rows, indent=1))
+        append_rows(args.json, rows)
     return 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsr_plugin.io import read_trajectory
+from results_file import append_rows
 from mdsr_plugin.metrics import position_mae, reconstructed_mask
 from mdsr_plugin.pipeline import learn_from_input, upsample
 from mdsr_plugin.selection import select_method
@@ -109,9 +110,7 @@ def main(argv=None) -> int:
         chosen = next(r for r in group if r["chosen"])
         print(f"  {file} factor {factor}: {chosen['method']} {chosen['true_position_mae'] / best:.3f}")
     if args.json:
-        existing = json.loads(args.json.read_text()) if args.json.exists() else []
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(existing + rows, indent=1))
+        append_rows(args.json, rows)
     return 0
 
 
