@@ -228,6 +228,11 @@ def main(argv=None) -> int:
                   f"{a['held_out_gap_position_mae']:.1e} Å{'' if a['complete'] else '; time budget reached, run again to continue'})")
         if summary.get("estimate"):
             print(f"chosen by measuring on the input: {summary['estimate']}")
+        check = summary.get("force_check")
+        if check and not check["mismatch"]:  # a mismatch was already a warning
+            print(f"checkpoint forces against the input's stored forces: {check['relative']:.1%} off "
+                  f"(MAE {check['force_mae']:.2g} eV/Å over {check['frames']} frames; "
+                  f"{check['own_relative']:.1%} on its own training data)")
         if summary["disagreement"]:
             d = summary["disagreement"]
             print(f"forward/backward disagreement: mean {d['mean']:.2e} Å, max {d['max']:.2e} Å "

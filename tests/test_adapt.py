@@ -209,3 +209,16 @@ def test_a_checkpoint_learned_from_coarse_frames_is_judged_by_its_own_force_erro
     assert shipped._own_force_error() == (FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH)
     own, threshold = adapted._own_force_error()
     assert own == 0.18 and threshold == pytest.approx(0.18 * FORCE_MISMATCH / FORCE_ERROR_ON_OWN_DATA)
+
+
+@pytest.mark.slow
+def test_the_force_check_is_reported_when_the_checkpoints_hamiltonian_fits(xtb_fine, tmp_path, capsys):
+    from mdsr_plugin.cli import main
+    from mdsr_plugin.io import write_trajectory
+
+    source = tmp_path / "gfn2.h5md"
+    write_trajectory(source, xtb_fine[::2][::10])
+    assert main([str(source), "--factor", "10", "-o", str(tmp_path / "fine.h5md"), "--method", "neural"]) == 0
+    captured = capsys.readouterr()
+    assert "checkpoint forces against the input's stored forces:" in captured.out
+    assert "another Hamiltonian" not in captured.err
