@@ -59,9 +59,10 @@ def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minut
         mask = reconstructed_mask(n_fine, factor)
         measured = {score.method: score for score in selection.scores}
         for method in [*measured, *(m for m in CLASSICAL if m not in measured)]:
-            options = {"adapt": settings.adapt} if method == "adapted" else {}
+            # the adapted checkpoint as measured (through upsample(adapt=...) an unfinished one would go on learning)
+            run_as, options = ("neural", {"model": adapted["checkpoint"]}) if method == "adapted" else (method, {})
             try:
-                result = upsample(coarse, factor, method, self_validate=False, **options)
+                result = upsample(coarse, factor, run_as, self_validate=False, **options)
             except ValueError:  # a classical method the input cannot feed (no velocities, forces)
                 continue
             score = measured.get(method)
