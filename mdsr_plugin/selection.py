@@ -26,7 +26,9 @@ steepens as the gap shrinks.  The clamp: no method converges faster than sixth
 order, none gets worse on a shorter gap.  The value 1.5 was measured on GFN1-xTB
 ethanol and glycine (``bench/self_validation.py``): with 1 (a power law) the
 estimates of the chosen methods were 0.8-3.6x the true error, with 1.5 they are
-0.5-1.9x; the choice is the same.
+0.5-1.9x; the choice is the same.  A learned method fitting the velocities of
+positions-only input is extrapolated by the plain power law
+(:data:`STEEPENING_FITTED`): its error is the fit's.
 
 The candidates are every learned method that suits the input and one classical
 method: the one using the most of what the input stores (quintic Hermite with
@@ -63,6 +65,11 @@ MIN_FRAMES = 9
 FASTEST_RATIO = 1 / 64
 #: How much more steeply the last halving of the gap converges than the one observed.
 STEEPENING = 1.5
+#: The same for a learned method that fits the velocities of positions-only input by
+#: shooting: its error is then set by the fit, which does not steepen as the gap shrinks
+#: (ethanol, GFN2-/GFN1-xTB, factors 5/10/20: with 1.5 its estimates were 0.21-0.91x the
+#: true error, with 1, a plain power law, 0.49-1.46x; ``bench/results/self_validation_positions*.txt``).
+STEEPENING_FITTED = 1.0
 #: Estimates within this factor of the lowest count as a tie, won by priority.
 MARGIN = 1.5
 
@@ -169,7 +176,8 @@ def _held_back(method: Method, sample: Trajectory, factor: int, level: int):
     return np.array(position), np.array(velocity), n_gaps * (level - 1)
 
 
-def measure_method(method: Method, sample: Trajectory, factor: int) -> CandidateScore:
+def measure_method(method: Method, sample: Trajectory, factor: int,
+                   steepening: float = STEEPENING) -> CandidateScore:
     """Measure a prepared ``method`` on held-back frames of ``sample`` (see the module docstring).
 
     Parameters
@@ -180,6 +188,9 @@ def measure_method(method: Method, sample: Trajectory, factor: int) -> Candidate
     sample : Trajectory
         At least :data:`MIN_FRAMES` consecutive coarse frames.
     factor : int
+    steepening : float
+        :data:`STEEPENING`, or :data:`STEEPENING_FITTED` for a learned method fitting
+        the velocities of positions-only input.
     """
     started = time.perf_counter()
     sample = _continuous(sample)
@@ -188,7 +199,7 @@ def measure_method(method: Method, sample: Trajectory, factor: int) -> Candidate
 
     def extrapolate(mid2, mid4, profile4):
         ratio = float(np.clip(mid2 / mid4, FASTEST_RATIO, 1.0)) if mid4 > 0 else 1.0
-        return float(np.mean(profile4)) * ratio ** (1 + STEEPENING), ratio
+        return float(np.mean(profile4)) * ratio ** (1 + steepening), ratio
 
     position_estimate, ratio = extrapolate(p2[0], p4[1], p4)
     velocity_estimate, _ = extrapolate(v2[0], v4[1], v4) if np.isfinite(v2[0]) else (np.nan, None)
@@ -251,9 +262,11 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
         if hasattr(method, "prepare"):
             method.prepare(coarse, factor, suitability.found)
         prepared[name] = method
-        n = max_frames_fitted if plugin.learned and not coarse.has_velocities else max_frames
+        fitted = plugin.learned and not coarse.has_velocities
+        n = max_frames_fitted if fitted else max_frames
         try:
-            scores.append(measure_method(method, measured_on[:n], factor))
+            scores.append(measure_method(method, measured_on[:n], factor,
+                                         STEEPENING_FITTED if fitted else STEEPENING))
         except (MethodError, TrajectoryError, FloatingPointError) as err:
             skipped[name] = str(err)
             continue

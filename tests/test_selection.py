@@ -103,3 +103,17 @@ def test_classical_measures_only_the_best_classical_method(xtb_fine):
     scores = provenance.self_validation["scores"]
     assert [s["method"] for s in scores] == ["quintic"] and method.name == provenance.method == "quintic"
     assert all(np.isfinite(s["position_estimate"]) for s in scores)
+
+
+def test_the_extrapolation_steepens_by_the_given_power(xtb_fine):
+    """estimate = mean_profile(4h) * r ** (1 + steepening): positions-only learned methods
+    (velocities fitted) use the plain power law, STEEPENING_FITTED = 1."""
+    from mdsr_plugin.methods import get_method
+    from mdsr_plugin.selection import STEEPENING, STEEPENING_FITTED, measure_method
+
+    sample = xtb_fine[::2][::10]
+    steep = measure_method(get_method("hermite"), sample, 10, STEEPENING)
+    plain = measure_method(get_method("hermite"), sample, 10, STEEPENING_FITTED)
+    assert STEEPENING_FITTED == 1.0 and steep.ratio == plain.ratio < 1
+    assert steep.position_estimate / plain.position_estimate == pytest.approx(
+        steep.ratio ** (STEEPENING - STEEPENING_FITTED))
