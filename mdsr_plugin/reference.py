@@ -32,7 +32,7 @@ import numpy as np
 
 from .trajectory import Trajectory
 
-__all__ = ["MD17_SMILES", "build_molecule", "generate_reference", "main"]
+__all__ = ["MD17_SMILES", "build_molecule", "build_system", "water_box", "generate_reference", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def generate_reference(
     Parameters
     ----------
     molecule : str
-        Extended-MD17 name (see :data:`MD17_SMILES`) or a SMILES string.
+        Extended-MD17 name (see :data:`MD17_SMILES`), a SMILES string, or ``water-box:N``
+        (a periodic box, recorded wrapped with its cell; tblite Hamiltonians only).
     output : path-like
         H5MD file to write: positions (Å), velocities (Å/fs), forces (eV/Å), time (fs),
         and the potential energy (eV) in ``observables/potential_energy``.  It appears
@@ -134,6 +135,8 @@ def generate_reference(
         raise ValueError(f"thermostat must be one of {THERMOSTATS}, got {thermostat!r}")
     if steps < 1 or checkpoint_every < 1:
         raise ValueError("steps and checkpoint_every must be positive")
+    if molecule.lower().startswith("water-box:") and hamiltonian.startswith("pyscf:"):
+        raise ValueError("PySCF's molecular Kohn-Sham cannot run a periodic box; use gfn1-xtb or gfn2-xtb")
     output = Path(output)
     parameters = dict(
         generator="mdsr_plugin.reference.generate_reference",
@@ -182,8 +185,63 @@ def generate_reference(
     return output
 
 
+#: Liquid water at 300 K, g/cm³ (the box of ``water-box:N`` is sized for it).
+WATER_DENSITY = 0.997
+_WATER = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])  # O, H, H; Å, 104.52°
+#: Closest O-O distance when water molecules are placed (Å): no overlaps, yet dense.
+_MIN_OO = 2.5
+
+
+def water_box(n_molecules: int, seed: int = 0, density: float = WATER_DENSITY):
+    """A cubic periodic box of ``n_molecules`` randomly placed and oriented waters.
+
+    Oxygens are placed at random (seeded) at least 2.5 Å apart under the minimum image;
+    the equilibration of the run then relaxes the liquid.
+
+    Returns
+    -------
+    ase.Atoms
+        ``3 * n_molecules`` atoms (O, H, H per molecule), cell (L, L, L) Å, periodic.
+    """
+    from ase import Atoms
+
+    if n_molecules < 1:
+        raise ValueError(f"a water box needs at least one molecule, got {n_molecules}")
+    grams_per_molecule = 18.015 / 6.02214076e23
+    length = (n_molecules * grams_per_molecule / density * 1e24) ** (1 / 3)  # Å
+    rng = np.random.default_rng(seed)
+    oxygens = np.empty((0, 3))
+    for _ in range(200000):
+        if len(oxygens) == n_molecules:
+            break
+        trial = rng.uniform(0.0, length, 3)
+        d = oxygens - trial
+        d -= length * np.round(d / length)
+        if not len(d) or np.min(np.linalg.norm(d, axis=1)) >= _MIN_OO:
+            oxygens = np.vstack([oxygens, trial])
+    else:
+        raise ValueError(f"could not place {n_molecules} waters in a {length:.2f} Å box")
+    q, r = np.linalg.qr(rng.normal(size=(n_molecules, 3, 3)))
+    rotations = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None]
+    positions = oxygens[:, None] + np.einsum("ai,mji->maj", _WATER, rotations)
+    atoms = Atoms("OH2" * n_molecules, positions=positions.reshape(-1, 3), cell=[length] * 3, pbc=True)
+    atoms.wrap()
+    return atoms
+
+
+def build_system(name: str, seed: int = 0):
+    """The system a reference run simulates: ``water-box:N`` (see :func:`water_box`), an
+    extended-MD17 name or a SMILES string (:func:`build_molecule`)."""
+    if name.lower().startswith("water-box:"):
+        count = name.split(":", 1)[1]
+        if not count.isdigit():
+            raise ValueError(f"water-box:N needs a number of molecules, got {name!r}")
+        return water_box(int(count), seed=seed)
+    return build_molecule(name, seed=seed)
+
+
 class _Run:
-    """One molecule on one calculator with its thermostat: the dynamics and what a frame records."""
+    """One system on one calculator with its thermostat: the dynamics and what a frame records."""
 
     def __init__(self, molecule, calculator, parameters, seed):
         from ase import units as ase_units
@@ -195,12 +253,14 @@ class _Run:
 
         self.parameters = parameters
         self.rng = np.random.default_rng(seed)
-        atoms = build_molecule(molecule, seed=seed)
+        atoms = build_system(molecule, seed=seed)
+        self.periodic = bool(atoms.pbc.any())
         atoms.calc = calculator
         temperature = parameters["temperature_K"]
         thermalize_momenta(atoms, temperature_K=temperature, rng=self.rng)
         Stationary(atoms)
-        ZeroRotation(atoms)
+        if not self.periodic:  # a box has no rotation to remove
+            ZeroRotation(atoms)
         self.atoms = atoms
         self.numbers, self.masses = atoms.numbers.copy(), atoms.get_masses()
         dt = parameters["timestep_fs"] * ase_units.fs
@@ -239,12 +299,16 @@ class _Run:
     def record(self) -> dict:
         from . import units
 
-        return {
-            "positions": self.atoms.get_positions(),
+        frame = {
+            # a box is recorded wrapped, as periodic AIMD codes write it
+            "positions": self.atoms.get_positions(wrap=self.periodic),
             "velocities": self.atoms.get_velocities() * units.ASE_TIME_PER_FS,
             "forces": self.atoms.get_forces(),
             "potential_energy": np.array(self.atoms.get_potential_energy()),
         }
+        if self.periodic:
+            frame["cell"] = self.atoms.cell.array.copy()
+        return frame
 
     def dynamics_state(self) -> dict:
         """What besides positions and velocities the next step depends on (JSON values)."""
@@ -281,6 +345,7 @@ class _ResumeFile:
     """
 
     _KEYS = ("positions", "velocities", "forces", "potential_energy")
+    _OPTIONAL = ("cell",)  # periodic runs
 
     def __init__(self, path: Path, parameters: dict):
         self.path, self.parameters = path, json.dumps(parameters, sort_keys=True)
@@ -314,7 +379,7 @@ class _ResumeFile:
 
     def append(self, *frames):
         with self._open() as f:
-            for key in self._KEYS:
+            for key in (*self._KEYS, *(k for k in self._OPTIONAL if k in frames[0])):
                 values = np.array([frame[key] for frame in frames])
                 if key not in f:
                     f.create_dataset(key, shape=(0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
@@ -337,12 +402,13 @@ class _ResumeFile:
 
         with H5MDWriter(output, parameters=json.loads(self.parameters)) as writer, self._open("r") as f:
             for start in range(0, f["positions"].shape[0], chunk):
-                part = {key: f[key][start:start + chunk] for key in self._KEYS}
+                part = {key: f[key][start:start + chunk] for key in (*self._KEYS, *self._OPTIONAL) if key in f}
                 n = len(part["positions"])
                 writer.write(Trajectory(
                     numbers=numbers, masses=masses, positions=part["positions"],
                     velocities=part["velocities"], forces=part["forces"],
                     times=(start + np.arange(n)) * timestep,
+                    cell=part.get("cell"), pbc=np.full(3, "cell" in part),
                     frame_data={"potential_energy": part["potential_energy"]},  # eV
                 ))
 
@@ -354,7 +420,8 @@ def main(argv=None) -> int:
         description="Generate a fine-resolution reference trajectory (GFN2-/GFN1-xTB through tblite, "
         "or Kohn-Sham DFT through PySCF); an interrupted run resumes when called again.",
     )
-    parser.add_argument("molecule", help=f"one of {', '.join(MD17_SMILES)} or a SMILES string")
+    parser.add_argument("molecule", help=f"one of {', '.join(MD17_SMILES)}, a SMILES string, or water-box:N "
+                        "(a periodic box of N water molecules at 0.997 g/cm³, written wrapped)")
     parser.add_argument("-o", "--output", required=True, help="output H5MD file")
     parser.add_argument("--hamiltonian", default="gfn2-xtb",
                         help="gfn2-xtb (default), gfn1-xtb, or pyscf:FUNCTIONAL/BASIS such as pyscf:pbe/6-31g")

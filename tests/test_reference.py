@@ -82,3 +82,35 @@ def test_a_resume_file_of_other_parameters_is_not_continued(tmp_path):
     with pytest.warns(UserWarning, match="other parameters"):
         generate_reference("ethanol", target, hamiltonian="gfn1-xtb", steps=4, equilibration=0, checkpoint_every=2)
     np.testing.assert_allclose(read_trajectory(target).positions, first.positions, atol=1e-10)
+
+
+def test_a_periodic_water_box_is_recorded_wrapped_with_its_cell(tmp_path):
+    """``water-box:N``: N waters at liquid density in a cubic cell on GFN1-xTB (tblite
+    handles the periodic cell), written wrapped as periodic AIMD codes write them."""
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.periodic import is_wrapped
+    from mdsr_plugin.reference import WATER_DENSITY, generate_reference, water_box
+
+    box = water_box(8, seed=1)
+    assert box.get_chemical_formula() == "H16O8" and box.pbc.all()
+    grams = box.get_masses().sum() / 6.02214076e23
+    assert grams / (box.get_volume() * 1e-24) == pytest.approx(WATER_DENSITY, rel=1e-3)
+    target = tmp_path / "box.h5md"
+    generate_reference("water-box:8", target, hamiltonian="gfn1-xtb", thermostat="nve", temperature=300,
+                       steps=6, equilibration=2, checkpoint_every=4, seed=1)  # two saves: the cell appended too
+    traj = read_trajectory(target)
+    assert traj.n_frames == 7 and traj.n_atoms == 24 and traj.is_periodic
+    np.testing.assert_allclose(traj.cell, np.broadcast_to(box.cell.array, (7, 3, 3)))
+    assert is_wrapped(traj.positions, traj.cell, traj.pbc).all()
+    assert np.isfinite(traj.forces).all() and traj.velocities is not None
+
+
+@pytest.mark.parametrize("name, hamiltonian, message", [
+    ("water-box:8", "pyscf:pbe/6-31g", "cannot run a periodic box"),
+    ("water-box:many", "gfn1-xtb", "needs a number of molecules"),
+])
+def test_a_box_that_cannot_be_made_is_one_clear_error_and_writes_nothing(tmp_path, name, hamiltonian, message):
+    from mdsr_plugin.reference import main
+
+    assert main([name, "--hamiltonian", hamiltonian, "--steps", "2", "-o", str(tmp_path / "x.h5md")]) == 1
+    assert list(tmp_path.iterdir()) == []
