@@ -212,7 +212,8 @@ def main(argv=None) -> int:
         print(f"mdsr-upsample: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        print("mdsr-upsample: interrupted; no output written", file=sys.stderr)
+        kept = "; the learning's state is saved, run again to continue" if args.settings.adapt else ""
+        print(f"mdsr-upsample: interrupted; no output written{kept}", file=sys.stderr)
         return 130
     if not args.quiet:
         outputs = ", ".join(summary["outputs"])
@@ -232,7 +233,7 @@ def main(argv=None) -> int:
         if check and not check["mismatch"]:  # a mismatch was already a warning
             print(f"checkpoint forces against the input's stored forces: {check['relative']:.1%} off "
                   f"(MAE {check['force_mae']:.2g} eV/Å over {check['frames']} frames; "
-                  f"{check['own_relative']:.1%} on its own training data)")
+                  f"{check['own_relative']:.1%} on held-out data of its own Hamiltonian)")
         if summary["disagreement"]:
             d = summary["disagreement"]
             print(f"forward/backward disagreement: mean {d['mean']:.2e} Å, max {d['max']:.2e} Å "

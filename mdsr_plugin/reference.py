@@ -401,8 +401,11 @@ class _ResumeFile:
         from .io.h5md import H5MDWriter
 
         with H5MDWriter(output, parameters=json.loads(self.parameters)) as writer, self._open("r") as f:
-            for start in range(0, f["positions"].shape[0], chunk):
-                part = {key: f[key][start:start + chunk] for key in (*self._KEYS, *self._OPTIONAL) if key in f}
+            # a snapshot taken while the run appends may see one array already longer
+            saved = min(f[key].shape[0] for key in (*self._KEYS, *self._OPTIONAL) if key in f)
+            for start in range(0, saved, chunk):
+                stop = min(start + chunk, saved)
+                part = {key: f[key][start:stop] for key in (*self._KEYS, *self._OPTIONAL) if key in f}
                 n = len(part["positions"])
                 writer.write(Trajectory(
                     numbers=numbers, masses=masses, positions=part["positions"],

@@ -228,7 +228,8 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
     sample : Trajectory, optional
         The coarse frames to measure on, instead of the first ``max_frames`` of
         ``coarse``: with a model learned from the input, the frames its training held
-        out, so that no candidate is scored on frames it was fitted to.
+        out, so that no candidate is scored on frames it was fitted to (the learning
+        used them only to choose its learning-rate steps and the weights it kept).
 
     Returns
     -------

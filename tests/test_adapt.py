@@ -114,8 +114,11 @@ def test_upsample_adapt_learns_then_measures_every_candidate_on_frames_its_train
     card = json.loads((out.parent / "fine.adapted.json").read_text())
     held = card["training"]["held_out_frames"]
     assert held["file"] == gfn1_coarse_file.name and held["stop"] == 121
-    # frames after the last training gap were no loss's target; at least MIN_HELD_OUT_GAPS gaps
-    assert card["training"]["gaps"]["held_out"] >= 16 and held["start"] <= 121 - 16
+    # gaps g = c-1 ... 121-c-1 have their context inside (c frames each side); the last h are
+    # held out, so the last training gap ends at frame 121-c-h; forces of the last 16 frames
+    # (at least MIN_HELD_OUT_GAPS, 10 % being 12) were held out too
+    c, h = card["config"]["context"], card["training"]["gaps"]["held_out"]
+    assert h == 16 and held["start"] == max(121 - c - h + 1, 121 - 16)
     with h5py.File(out) as f:
         parameters = json.loads(f["parameters"].attrs["mdsr_plugin"])
     validation = parameters["self_validation"]
@@ -222,3 +225,13 @@ def test_the_force_check_is_reported_when_the_checkpoints_hamiltonian_fits(xtb_f
     captured = capsys.readouterr()
     assert "checkpoint forces against the input's stored forces:" in captured.out
     assert "another Hamiltonian" not in captured.err
+
+
+@pytest.mark.parametrize("case", ["positions only", "periodic"])
+def test_in_memory_input_that_cannot_be_learned_from_is_one_clear_error(case, gfn1_fine, small_traj, tmp_path):
+    from mdsr_plugin.pipeline import upsample
+
+    coarse = gfn1_fine[::10].without("velocities", "forces") if case == "positions only" else small_traj
+    with pytest.raises(ValueError, match="positions only" if case == "positions only" else "periodic box"):
+        upsample(coarse, 10, adapt=str(tmp_path / "m"))
+    assert list(tmp_path.iterdir()) == []

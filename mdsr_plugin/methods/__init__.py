@@ -145,8 +145,10 @@ def resolve_method(method, first: "Trajectory", factor: int | None,
             provenance = _provenance_of(chosen, first, factor, None, prepared=True)
             _warn_of_mismatch(provenance)
             return chosen, replace(provenance, self_validation=selection.as_dict(), estimate=selection.describe())
-        log.info("auto: %d coarse frames are too few to measure methods on; choosing by what the input "
-                 "carries", first.n_frames)
+        too_few = (first if sample is None else sample).n_frames
+        (log.info if sample is None else log.warning)(
+            "auto: %d coarse frames%s are too few to measure methods on (%d needed); choosing by what the "
+            "input carries", too_few, "" if sample is None else " held out from the learning", MIN_FRAMES)
     if isinstance(method, str):
         if method in SELECTORS:
             name, suitability = _choose(first, factor, settings, learned=method == "auto")

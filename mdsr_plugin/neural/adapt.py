@@ -53,7 +53,8 @@ MIN_GAPS = 20
 #: Held-out gaps at the least (``validation_fraction`` of a short input holds out too few
 #: to measure on; ``mdsr-upsample --adapt`` measures every candidate on them).
 MIN_HELD_OUT_GAPS = 16
-#: The card's key (under ``training``) for the coarse frames no training loss saw:
+#: The card's key (under ``training``) for the coarse frames no training loss saw as a
+#: target (as held-out data do, their gaps chose the learning-rate steps and the weights kept):
 #: ``{"file": name, "start": i, "stop": j}``, frames ``i <= k < j`` of the last file.
 HELD_OUT_FRAMES = "held_out_frames"
 #: The card's key (under ``training``) for what the run depended on (files and settings):
@@ -118,16 +119,23 @@ def _load_coarse(paths, reader_options):
         order = match_atoms(traj.numbers, traj.positions[0], first.numbers,
                             _bonds_of(first))
         ordered.append(permute_atoms(traj, order))
-    for path, traj in zip(paths, ordered):
+    for name, traj in zip(_names(paths), ordered):
         if traj.velocities is None:
-            raise AdaptError(f"{Path(path).name}: learning from coarse frames needs their velocities "
+            raise AdaptError(f"{name}: learning from coarse frames needs their velocities "
                              "(gap consistency); this file has positions only")
+        if traj.is_periodic:
+            raise AdaptError(f"{name}: a periodic box; learning from coarse frames handles one molecule "
+                             "in vacuum (use a classical method for boxes)")
         if traj.n_frames < 2:
-            raise AdaptError(f"{Path(path).name}: fewer than two frames")
+            raise AdaptError(f"{name}: fewer than two frames")
         if abs(traj.dt - ordered[0].dt) > 1e-6 * ordered[0].dt:
-            raise AdaptError(f"{Path(path).name}: coarse step {traj.dt:g} fs, the first file's is "
-                             f"{ordered[0].dt:g} fs")
+            raise AdaptError(f"{name}: coarse step {traj.dt:g} fs, the first file's is {ordered[0].dt:g} fs")
     return ordered
+
+
+def _names(paths) -> list[str]:
+    """How errors and the card name each input: a file's name, or ``<trajectory i>``."""
+    return [f"<trajectory {i}>" if isinstance(p, Trajectory) else Path(p).name for i, p in enumerate(paths)]
 
 
 def _bonds_of(traj):
@@ -215,8 +223,9 @@ class _Gaps:
         return len(self.before_x)
 
     def split(self, fraction):
-        """Index arrays (train, held out) of gaps and of force frames: the last part is held out,
-        at least :data:`MIN_HELD_OUT_GAPS` (and at most a quarter)."""
+        """Index arrays (train, held out) of gaps and of force frames: the last
+        ``fraction`` is held out, and at least :data:`MIN_HELD_OUT_GAPS` where that is no
+        more than a quarter of them."""
         def cut(n):
             k = n - max(1, int(round(n * fraction)), min(MIN_HELD_OUT_GAPS, n // 4))
             return np.arange(k), np.arange(k, n)
@@ -262,7 +271,7 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
 
     settings = settings or AdaptSettings()
     paths = [p if isinstance(p, Trajectory) else Path(p) for p in paths]
-    names = [f"<trajectory {i}>" if isinstance(p, Trajectory) else p.name for i, p in enumerate(paths)]
+    names = _names(paths)
     output = Path(output)
     if output.suffix in (".json", ".safetensors"):
         output = output.with_suffix("")
@@ -313,7 +322,10 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     log_path = output.with_name(output.name + ".log.jsonl")
     # What the result depends on: not the time budget or the device.
     determining = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "device")}
-    fingerprint = json.dumps({"files": [_identity(p) for p in paths], "settings": determining,
+    read_with = {k: (_identity(v) if k in ("velocities", "topology") else v)
+                 for k, v in sorted((reader_options or {}).items()) if v is not None}
+    fingerprint = json.dumps({"files": [_identity(p) for p in paths], "read_with": read_with,
+                              "settings": determining,
                               "warm_start": None if entry is None else entry.id}, sort_keys=True)
     state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
              "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state}

@@ -180,7 +180,8 @@ class NeuralUpsampler:
         relative = mae / float(np.abs(forces).mean())
         own, threshold = self._own_force_error()
         potential = self.card.get("training", {}).get("provenance", {}).get("potential")
-        trained_on = f"its training data ({potential})" if potential else "its training data"
+        trained_on = (f"held-out data of its training Hamiltonian ({potential})" if potential
+                      else "held-out data of its training Hamiltonian")
         warning = (f"checkpoint {self.card['id']}: its forces differ from the input's stored forces by "
                    f"{relative:.0%} (MAE {mae:.2g} eV/Å over {len(pick)} frames), against about "
                    f"{own:.0%} on {trained_on}: the input is probably from another "
