@@ -1,5 +1,7 @@
 """The package's outputs on the bundled example equal those recorded before the
-architecture refactoring (``tests/make_golden_outputs.py`` wrote them)."""
+architecture refactoring (``tests/make_golden_outputs.py`` wrote them; re-recorded when
+the example's stored forces were corrected to the potential's: only quintic Hermite,
+the one method using forces, changed)."""
 
 import numpy as np
 import pytest
