@@ -162,16 +162,12 @@ class NeuralUpsampler:
         """
         import torch
 
-        from .geometry import kabsch_rotations
-
         if coarse.forces is None or coarse.is_periodic or self.model.arch == "node":
             return None
         pick = np.unique(np.linspace(0, coarse.n_frames - 1, min(max_frames, coarse.n_frames)).astype(int))
         x = coarse.positions[pick][:, self.order]
         forces = coarse.forces[pick][:, self.order]
-        weights = self.masses / self.masses.sum()
-        centres = np.einsum("gni,n->gi", x, weights)
-        rotations = kabsch_rotations(x - centres[:, None], self.reference, weights)
+        centres, rotations = self._canonical(x)  # the windows' canonical frame, one per frame here
         canonical = np.einsum("gni,gij->gnj", x - centres[:, None], rotations)
         parameter = next(self.model.parameters())
         predicted = self.model.forces(torch.as_tensor(canonical, dtype=parameter.dtype, device=parameter.device))
