@@ -116,6 +116,9 @@ def _load_coarse(paths, reader_options):
     first = trajectories[0]
     ordered = [first]
     for path, traj in zip(paths[1:], trajectories[1:]):
+        if first.is_periodic or traj.is_periodic:
+            ordered.append(traj)  # a box keeps its atom order (adapt_box checks it)
+            continue
         order = match_atoms(traj.numbers, traj.positions[0], first.numbers,
                             _bonds_of(first))
         ordered.append(permute_atoms(traj, order))
@@ -123,9 +126,6 @@ def _load_coarse(paths, reader_options):
         if traj.velocities is None:
             raise AdaptError(f"{name}: learning from coarse frames needs their velocities "
                              "(gap consistency); this file has positions only")
-        if traj.is_periodic:
-            raise AdaptError(f"{name}: a periodic box; learning from coarse frames handles one molecule "
-                             "in vacuum (use a classical method for boxes)")
         if traj.n_frames < 2:
             raise AdaptError(f"{name}: fewer than two frames")
         if abs(traj.dt - ordered[0].dt) > 1e-6 * ordered[0].dt:
@@ -154,6 +154,8 @@ def _warm_start_entry(spec, traj):
     entries = list_models() if spec == "auto" else [get_model_entry(spec)]
     for entry in sorted(entries, key=lambda e: e.card[schema.CONFIG][schema.ARCH] != "lstm"):
         card = entry.card
+        if schema.NUMBERS not in card[schema.CONFIG]:
+            continue  # a periodic box's integrator
         if sorted(card[schema.CONFIG][schema.NUMBERS]) != sorted(int(z) for z in traj.numbers):
             continue
         try:
@@ -276,6 +278,11 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     if output.suffix in (".json", ".safetensors"):
         output = output.with_suffix("")
     trajectories = _load_coarse(paths, reader_options)
+    if any(t.is_periodic for t in trajectories):
+        from .adapt_box import adapt_box
+
+        return adapt_box(trajectories, names, paths, output, settings, progress=progress,
+                         reader_options=reader_options, manifest=manifest)
     coarse_dt = trajectories[0].dt
     factor = int(round(coarse_dt / settings.fine_dt))
     if factor < 2 or abs(factor * settings.fine_dt - coarse_dt) > 1e-6 * coarse_dt:

@@ -15,7 +15,10 @@ key                     type            meaning
 ``config``              dict            the architecture's configuration (built by
                                         :func:`mdsr_plugin.neural.models.default_config`;
                                         ``arch``, ``bidirectional``, ``numbers``,
-                                        ``masses`` (u), ``width``, ``depth``, ...)
+                                        ``masses`` (u), ``width``, ``depth``, ...;
+                                        for a periodic box's ``arch`` ``"local"``,
+                                        :func:`mdsr_plugin.neural.local.default_local_config`:
+                                        ``elements``, ``cutoff`` (Å) instead of atoms)
 ``weights``             str             the weights file's name, next to the card
 ``weights_sha256``      str             its sha256
 ``molecule``            str             a name for people
@@ -176,6 +179,13 @@ _TYPES = {
 }
 _CONFIG_TYPES = {ARCH: _STR, BIDIRECTIONAL: ("true or false", lambda v: isinstance(v, bool)),
                  NUMBERS: _INTS, MASSES: _list_of("numbers", _is_number)}
+# A periodic box's local integrator (``arch`` "local") has no atoms of its own: it knows
+# elements and a cutoff, and takes the atoms and masses of the box it is given.
+LOCAL_ARCH = "local"
+ELEMENTS = "elements"
+CUTOFF = "cutoff"
+_LOCAL_CONFIG_TYPES = {ARCH: _STR, BIDIRECTIONAL: ("true or false", lambda v: isinstance(v, bool)),
+                       ELEMENTS: _INTS, CUTOFF: _NUMBER}
 _ROW_TYPES = {ROW_FACTOR: _INT, ROW_MODE: ("an input mode", _is_mode), ROW_METHOD: _STR, POSITION_MAE: _NUMBER}
 
 
@@ -203,7 +213,9 @@ def validate_card(card, path) -> dict:
     if not 1 <= version <= CARD_VERSION:
         raise CheckpointError(f"{where} has version {version}, which this mdsr_plugin does not read "
                               f"(it reads 1 to {CARD_VERSION})")
-    _check_members(card[CONFIG], _CONFIG_TYPES, _CONFIG_TYPES, f"{where}'s {CONFIG!r}")
+    config_types = _LOCAL_CONFIG_TYPES if isinstance(card[CONFIG], dict) and card[CONFIG].get(ARCH) == LOCAL_ARCH \
+        else _CONFIG_TYPES
+    _check_members(card[CONFIG], config_types, config_types, f"{where}'s {CONFIG!r}")
     held_out = card.get(VALIDATION, {}).get(HELD_OUT, {})
     _check_members(held_out, {ROWS: ("a list", lambda v: isinstance(v, list))}, (),
                    f"{where}'s '{VALIDATION}.{HELD_OUT}'")

@@ -290,7 +290,13 @@ def build_model(config: dict, dtype=torch.float64) -> LearnedIntegrator:
     """A fresh model from a configuration (:func:`default_config` or a model card's).
 
     Inference runs in float64 (coarse frames are reproduced to the last digit);
-    training may use float32, which is twice as fast on a CPU.
+    training may use float32, which is twice as fast on a CPU.  A periodic box's
+    configuration (``arch`` ``"local"``) builds a
+    :class:`~mdsr_plugin.neural.local.LocalIntegrator`.
     """
+    from .local import LOCAL_ARCH, LocalIntegrator
+
+    if config.get("arch") == LOCAL_ARCH:
+        return LocalIntegrator(config).to(dtype)
     return LearnedIntegrator(config).to(dtype)
 

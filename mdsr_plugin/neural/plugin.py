@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..methods.base import MethodError, MethodPlugin, Suitability
+from . import card as schema
+
 
 __all__ = ["NEURAL", "ADAPTED", "CheckpointMatch", "match_checkpoint", "held_out_evidence", "adapted_card"]
 
@@ -67,6 +69,8 @@ def match_checkpoint(coarse, factor: int, model: str | None = None) -> Checkpoin
         why_not = serves(entry.card, fine_dt, factor, has_velocities)
         if why_not:
             raise MethodError(f"checkpoint {entry.id} is not for {why_not}")
+        if entry.card[schema.CONFIG][schema.ARCH] == schema.LOCAL_ARCH:
+            return _match_box(entry, coarse)
         try:
             order = match_atoms(coarse.numbers, coarse.positions[0], entry.card["config"]["numbers"],
                                 entry.card["bonds"])
@@ -82,6 +86,17 @@ def match_checkpoint(coarse, factor: int, model: str | None = None) -> Checkpoin
             f"available: {available}; use --method hermite or spline, or train one with mdsr-train"
         )
     return CheckpointMatch(*matches[0])
+
+
+def _match_box(entry, coarse) -> CheckpointMatch:
+    """A periodic box's integrator serves any box of its elements, atoms in any order."""
+    if not coarse.is_periodic:
+        raise MethodError(f"checkpoint {entry.id} is a periodic box's integrator; this input has no cell")
+    known = set(entry.card[schema.CONFIG][schema.ELEMENTS])
+    unknown = sorted({int(z) for z in coarse.numbers} - known)
+    if unknown:
+        raise MethodError(f"checkpoint {entry.id} knows elements {sorted(known)}, not {unknown}")
+    return CheckpointMatch(entry, np.arange(coarse.n_atoms))
 
 
 def held_out_evidence(card: dict, factor: int, has_velocities: bool) -> dict:
@@ -110,8 +125,12 @@ def _suits(coarse, factor, settings) -> Suitability:
 
 
 def _build(settings):
+    from .box_upsampler import BoxUpsampler, is_box_card
     from .upsampler import NeuralUpsampler  # imports torch only when chosen
 
+    if is_box_card(settings.model):
+        return BoxUpsampler(model=settings.model, device=settings.device, batch_gaps=settings.batch_gaps,
+                            precision=settings.precision, name="neural")
     return NeuralUpsampler(model=settings.model, device=settings.device, batch_gaps=settings.batch_gaps,
                            precision=settings.precision)
 
@@ -139,8 +158,12 @@ def _suits_adapted(coarse, factor, settings) -> Suitability:
 
 
 def _build_adapted(settings):
+    from .box_upsampler import BoxUpsampler, is_box_card
     from .upsampler import NeuralUpsampler
 
+    if is_box_card(adapted_card(settings)):
+        return BoxUpsampler(model=str(adapted_card(settings)), device=settings.device,
+                            batch_gaps=settings.batch_gaps, precision=settings.precision, name="adapted")
     return NeuralUpsampler(model=str(adapted_card(settings)), device=settings.device,
                            batch_gaps=settings.batch_gaps, precision=settings.precision, name="adapted")
 

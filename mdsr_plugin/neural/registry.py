@@ -127,6 +127,9 @@ def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocitie
     matches, reasons = [], []
     for entry in list_models():
         card = entry.card
+        if card[schema.CONFIG][schema.ARCH] == schema.LOCAL_ARCH:
+            reasons.append(f"{entry.id}: a periodic box's integrator (name it with --model)")
+            continue
         if sorted(card[schema.CONFIG][schema.NUMBERS]) != sorted(int(z) for z in numbers):
             reasons.append(f"{entry.id}: another molecule ({card.get(schema.MOLECULE, '?')})")
             continue

@@ -1,0 +1,419 @@
+"""Learning a periodic box's integrator from its own coarse frames.
+
+The periodic counterpart of :mod:`mdsr_plugin.neural.adapt` (whose module docstring
+explains the two losses): :func:`~mdsr_plugin.neural.adapt.adapt` hands a periodic
+input here.  The model is a :class:`~mdsr_plugin.neural.local.LocalIntegrator`,
+always learned from scratch (a box has no registry checkpoint to start from):
+
+1. **Forces**: the atomic-energy networks are fitted to the stored forces of the
+   training frames (AIMD codes store them; a box without forces skips this stage).
+2. **Gaps**: from each training frame the integrator runs one gap forward and from
+   the next frame one gap backward; both must land on the stored positions and
+   velocities, and agree along the way.  A gap costs ``4 × factor × substeps`` force
+   evaluations of the whole box with their second derivatives, so an epoch here is
+   ``gaps_per_epoch`` gaps drawn at random, not all of them (and a forces epoch
+   ``frames_per_epoch`` frames).
+
+Coordinates are unwrapped first (the files are usually wrapped), so a gap's end
+continues its start.  The last gaps are held out as in the molecular case, and the
+card records the held-out coarse frames for ``auto`` to measure every candidate on.
+Each stage stops at its number of epochs or when its learning rate has decayed to
+``min_learning_rate``; ``max_minutes`` bounds each call, and the next call continues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import card as schema
+from .adapt import (
+    FINGERPRINT, HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, AdaptSettings, _finished_card,
+    _identity, _optimizer, _save_state,
+)
+
+__all__ = ["BoxAdaptSettings", "adapt_box"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BoxAdaptSettings(AdaptSettings):
+    """:class:`~mdsr_plugin.neural.adapt.AdaptSettings` and what only a box has.
+
+    Attributes
+    ----------
+    cutoff : float
+        Neighbourhood radius of the local energy, Å.
+    frames_per_epoch, gaps_per_epoch : int
+        Frames drawn per epoch of the forces stage, gaps per epoch of the gap stage (an
+        epoch is then bounded in time however long the archive: a frame is a whole box).
+    force_batch, gap_batch : int
+        Frames per force step, gaps per gap step (a frame is a whole box).
+    """
+
+    force_epochs: int = 60
+    gap_epochs: int = 40
+    force_batch: int = 4
+    gap_batch: int = 2
+    frames_per_epoch: int = 64
+    gaps_per_epoch: int = 8
+    learning_rate: float = 2e-3
+    gap_learning_rate: float = 2e-4
+    patience: int = 3
+    cutoff: float = 4.5
+    width: int = 64
+    depth: int = 2
+    position_scale: float = 0.01
+    velocity_scale: float = 0.002
+
+
+def box_settings(settings: AdaptSettings) -> BoxAdaptSettings:
+    """The box settings of a molecular ``settings`` (same output step, budget, seed, device)."""
+    if isinstance(settings, BoxAdaptSettings):
+        return settings
+    return BoxAdaptSettings(fine_dt=settings.fine_dt, seed=settings.seed, max_minutes=settings.max_minutes,
+                            device=settings.device, warm_start=None)
+
+
+class _BoxData:
+    """The coarse frames of one or more runs of one box, unwrapped, as arrays.
+
+    Attributes
+    ----------
+    x, v : ndarray, shape (M, N, 3)
+        Unwrapped positions (Å) and velocities (Å/fs) of every frame.
+    f : ndarray, shape (M, N, 3) or None
+        Stored forces, eV/Å.
+    cell : ndarray, shape (M, 3, 3), Å
+    gap_start : ndarray, shape (G,), int
+        Frame index (into the arrays) of each gap's first frame; its last is the next.
+    """
+
+    def __init__(self, trajectories):
+        from ..periodic import Unwrapper
+
+        xs, vs, fs, cells, starts, offset = [], [], [], [], [], 0
+        for traj in trajectories:
+            xs.append(Unwrapper(traj.pbc)(traj.positions, traj.cell))
+            vs.append(traj.velocities)
+            fs.append(traj.forces)
+            cells.append(np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)))
+            starts.append(offset + np.arange(traj.n_frames - 1))
+            offset += traj.n_frames
+        self.x, self.v, self.cell = np.concatenate(xs), np.concatenate(vs), np.concatenate(cells)
+        self.f = np.concatenate(fs) if all(f is not None for f in fs) else None
+        self.gap_start = np.concatenate(starts)
+        self.pbc = trajectories[0].pbc
+        self.frames_in_last_file = trajectories[-1].n_frames
+        self.first_frame_of_last_file = offset - trajectories[-1].n_frames
+
+    def split(self, fraction):
+        """(train, held-out) gap indices and force-frame indices; the last gaps are held out,
+        and no training force frame lies in the held-out part."""
+        n = len(self.gap_start)
+        k = n - max(1, int(round(n * fraction)), min(MIN_HELD_OUT_GAPS, n // 4))
+        gaps = np.arange(k), np.arange(k, n)
+        first_held_frame = self.gap_start[k]
+        frames = (np.arange(first_held_frame), np.arange(first_held_frame, len(self.x))) \
+            if self.f is not None else (None, None)
+        return gaps, frames
+
+
+def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings, *, progress: bool,
+              reader_options, manifest: bool) -> Path:
+    """Learn a local periodic integrator (see the module docstring); arguments as for
+    :func:`~mdsr_plugin.neural.adapt.adapt`, with the trajectories already read."""
+    import torch
+
+    from .. import __version__
+    from .checkpoint import save_checkpoint
+    from .local import LocalIntegrator, default_local_config
+    from .registry import write_manifest
+
+    settings = box_settings(settings)
+    first = trajectories[0]
+    for name, traj in zip(names, trajectories):
+        if not traj.is_periodic:
+            raise AdaptError(f"{name}: not periodic, and {names[0]} is: learn a box and a molecule separately")
+        if traj.numbers.tolist() != first.numbers.tolist():
+            raise AdaptError(f"{name}: other atoms than {names[0]} (a box's files must list the same atoms)")
+    coarse_dt = first.dt
+    factor = int(round(coarse_dt / settings.fine_dt))
+    if factor < 2 or abs(factor * settings.fine_dt - coarse_dt) > 1e-6 * coarse_dt:
+        raise AdaptError(f"the coarse step {coarse_dt:g} fs is not a multiple (>= 2) of the output step "
+                         f"{settings.fine_dt:g} fs")
+    data = _BoxData(trajectories)
+    if len(data.gap_start) < MIN_GAPS:
+        raise AdaptError(f"{len(data.gap_start)} gaps; learning from coarse frames needs at least {MIN_GAPS} "
+                         f"({MIN_GAPS + 1} coarse frames)")
+    (gap_train, gap_held), (frame_train, frame_held) = data.split(settings.validation_fraction)
+    has_forces = data.f is not None
+    stages = (["forces"] if has_forces and settings.force_epochs else []) + ["gaps"]
+
+    torch.manual_seed(settings.seed)
+    config = default_local_config(first.numbers, cutoff=settings.cutoff, width=settings.width,
+                                  depth=settings.depth)
+    model = LocalIntegrator(config).to(torch.float32)
+    model.set_atoms(first.numbers, first.masses)
+    device = torch.device(settings.device)
+    dtype = torch.float32
+
+    def tensor(a):
+        return torch.as_tensor(np.ascontiguousarray(a), device=device, dtype=dtype)
+
+    _set_normalisation(model, data, frame_train if has_forces else gap_train, tensor)
+    model.to(device)
+
+    output.parent.mkdir(parents=True, exist_ok=True)  # only now: bad input has written nothing
+    state_path = output.with_name(output.name + ".train.pt")
+    log_path = output.with_name(output.name + ".log.jsonl")
+    determining = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "device")}
+    read_with = {k: (_identity(v) if k in ("velocities", "topology") else v)
+                 for k, v in sorted((reader_options or {}).items()) if v is not None}
+    fingerprint = json.dumps({"files": [_identity(p) for p in paths], "read_with": read_with,
+                              "settings": determining, "model": "local"}, sort_keys=True)
+    finished = _finished_card(output, fingerprint)
+    if finished is not None:
+        log.info("%s: already learned from these data with these settings", finished.name)
+        return finished
+    state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
+             "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state,
+             "seconds": {}}
+    optimizer, scheduler = _optimizer(model, settings, state["stage"])
+    if state_path.exists():
+        saved = torch.load(state_path, weights_only=True, map_location="cpu")
+        if saved["state"].get("fingerprint") == fingerprint:
+            model.load_state_dict(saved["model"])
+            state.update(saved["state"])
+            optimizer, scheduler = _optimizer(model, settings, state["stage"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            log.info("resuming %s at stage %s epoch %d", output.name, state["stage"], state["epoch"])
+        else:
+            log.warning("%s: saved for other data or settings; starting afresh", state_path)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    budget = None if settings.max_minutes is None else settings.max_minutes * 60
+    started = time.perf_counter()
+    complete, epochs_this_call = True, 0
+    from tqdm.auto import tqdm
+
+    while True:
+        stage = state["stage"]
+        limit = settings.force_epochs if stage == "forces" else settings.gap_epochs
+        lr = optimizer.param_groups[0]["lr"]
+        elapsed = time.perf_counter() - started
+        stage_seconds = state["seconds"].get(stage, 0.0)
+        if state["epoch"] >= limit or (lr <= settings.min_learning_rate * 1.0001 and state["epoch"]):
+            if stage == stages[-1]:
+                break
+            if state["best_weights"] is not None:
+                model.load_state_dict(state["best_weights"])
+            state.update(stage=stages[stages.index(stage) + 1], epoch=0, best=float("inf"), best_weights=None)
+            optimizer, scheduler = _optimizer(model, settings, state["stage"])
+            continue
+        if budget is not None and epochs_this_call and elapsed > budget:
+            log.info("time budget reached; state saved, run again to continue")
+            complete = False
+            break
+        epoch_started = time.perf_counter()
+        model.train()
+        if stage == "forces":
+            train_loss = _force_epoch(model, data, frame_train, rng, settings, optimizer, tensor, progress)
+            val_loss, metrics = _force_validation(model, data, frame_held, tensor)
+        else:
+            train_loss = _gap_epoch(model, data, gap_train, rng, settings, optimizer, tensor, factor, progress)
+            val_loss, metrics = _gap_validation(model, data, gap_held, settings, tensor, factor)
+        scheduler.step(val_loss)
+        state["epoch"] += 1
+        epochs_this_call += 1
+        state["seconds"][stage] = stage_seconds + time.perf_counter() - epoch_started
+        record = {"stage": stage, "epoch": state["epoch"], "train_loss": train_loss, "val_loss": val_loss,
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started, **metrics}
+        state["history"].append(record)
+        with open(log_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if progress:
+            tqdm.write(f"{output.name} {stage} epoch {state['epoch']}: train {train_loss:.4g} val {val_loss:.4g}")
+        if val_loss < state["best"]:
+            state["best"] = val_loss
+            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state["rng"] = rng.bit_generator.state
+        _save_state(state_path, {"model": model.state_dict(), "state": state, "optimizer": optimizer.state_dict(),
+                                 "scheduler": scheduler.state_dict()})
+
+    if state["best_weights"] is not None:
+        model.load_state_dict(state["best_weights"])
+    model.eval()
+    _, held_out = _gap_validation(model, data, gap_held, settings, tensor, factor)
+    if has_forces:
+        held_out.update(_force_validation(model, data, frame_held, tensor)[1])
+    held_out.update(_hermite_end_error(data, gap_held, coarse_dt))
+    start = data.gap_start[gap_held[0]] - data.first_frame_of_last_file
+    held_frames = {schema.ROW_FILE: names[-1], "start": int(start), "stop": int(data.frames_in_last_file)} \
+        if start >= 0 else None
+    card = {
+        schema.ID: output.name,
+        schema.MODEL_VERSION: 1,
+        schema.CODE_VERSION: __version__,
+        schema.MOLECULE: "periodic box " + _formula(first.numbers),
+        schema.NUMBERS: [int(z) for z in first.numbers],
+        schema.BONDS: [],
+        schema.FINE_DT_FS: settings.fine_dt,
+        schema.COARSE_DT_FS: coarse_dt,
+        schema.FACTORS: [factor],
+        schema.INPUT_MODES: [schema.MODE_VELOCITIES],
+        schema.TRAINING: {
+            schema.FILES: names,
+            "from_coarse": True,
+            "warm_start": None,
+            schema.SETTINGS: asdict(settings),
+            schema.HISTORY_TAIL: state["history"][-3:],
+            schema.COMPLETE: complete,
+            FINGERPRINT: fingerprint,
+            schema.EPOCHS: {s: sum(1 for r in state["history"] if r["stage"] == s) for s in stages},
+            "gaps": {"train": int(len(gap_train)), "held_out": int(len(gap_held))},
+            HELD_OUT_FRAMES: held_frames,
+        },
+        schema.VALIDATION: {"held_out_gaps": held_out, schema.POSITION_MAE: held_out["gap_end_position_mae"]},
+    }
+    card_file = save_checkpoint(model.cpu(), card, output)
+    if manifest:
+        write_manifest(card_file.parent)
+    return card_file
+
+
+def _formula(numbers) -> str:
+    from collections import Counter
+
+    from ..elements import symbols_of
+
+    counts = Counter(symbols_of(numbers))
+    return "".join(f"{el}{counts[el]}" for el in sorted(counts))
+
+
+def _set_normalisation(model, data, frames, tensor, max_frames: int = 16):
+    """Per-element descriptor statistics and the energy unit from the training frames."""
+    import torch
+
+    pick = np.asarray(frames)[np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).astype(int)]
+    x, cell = tensor(data.x[pick]), tensor(data.cell[pick])
+    with torch.no_grad():
+        features = model.descriptors(x, cell, model.neighbours(x, cell, data.pbc))
+        species = model._species.repeat(len(pick))
+        for k in range(len(model.elements)):
+            mine = features[species == k]
+            if len(mine):
+                model.feature_mean[k] = mine.mean(0)
+                # features constant in the data (an absent neighbour element) are left unscaled
+                std = mine.std(0)
+                model.feature_std[k] = torch.where(std > 1e-6 * std.max().clamp_min(1e-30), std,
+                                                   torch.ones_like(std))
+        if data.f is not None:
+            # forces of order the stored ones from weights of order one
+            model.energy_scale.fill_(float(np.sqrt((data.f[pick] ** 2).mean())))
+
+
+def _force_epoch(model, data, index, rng, settings, optimizer, tensor, progress):
+    from tqdm.auto import tqdm
+
+    order = rng.permutation(index)[:settings.frames_per_epoch]
+    total, count = 0.0, 0
+    for lo in tqdm(range(0, len(order), settings.force_batch), desc="forces", leave=False, disable=not progress):
+        pick = order[lo:lo + settings.force_batch]
+        x, cell, f = tensor(data.x[pick]), tensor(data.cell[pick]), tensor(data.f[pick])
+        loss = ((model.forces(x, cell, pbc=data.pbc, create_graph=True) - f) ** 2).mean() / (f ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total, count = total + float(loss.detach()), count + 1
+    return total / count
+
+
+def _force_validation(model, data, index, tensor):
+    model.eval()
+    squared, absolute, reference = 0.0, 0.0, 0.0
+    for lo in range(0, len(index), 8):
+        pick = index[lo:lo + 8]
+        x, cell, f = tensor(data.x[pick]), tensor(data.cell[pick]), tensor(data.f[pick])
+        predicted = model.forces(x, cell, pbc=data.pbc).detach()
+        squared += float(((predicted - f) ** 2).sum())
+        absolute += float((predicted - f).abs().sum())
+        reference += float(f.abs().sum())
+    n = len(index) * data.x.shape[1] * 3
+    loss = squared / n / float((data.f[index] ** 2).mean())
+    return loss, {"force_mae": absolute / n, "force_relative_mae": absolute / reference}
+
+
+def _gap_terms(model, data, pick, factor, settings, tensor):
+    """Forward from each gap's first frame and backward from its last: end-point misfits
+    (Å, Å/fs) and the forward/backward disagreement along the gap (Å)."""
+    import torch
+
+    i, j = data.gap_start[pick], data.gap_start[pick] + 1
+    x0, v0, x1, v1 = tensor(data.x[i]), tensor(data.v[i]), tensor(data.x[j]), tensor(data.v[j])
+    cells = torch.cat([tensor(data.cell[i]), tensor(data.cell[j])])
+    xs, vs = model.rollout(torch.cat([x0, x1]), torch.cat([v0, -v1]), cells, factor, settings.fine_dt, data.pbc)
+    n = len(pick)
+    forward_x, forward_v = xs[:n], vs[:n]
+    backward_x, backward_v = xs[n:].flip(1), -vs[n:].flip(1)
+    end_x = torch.cat([forward_x[:, -1] - x1, backward_x[:, 0] - x0])
+    end_v = torch.cat([forward_v[:, -1] - v1, backward_v[:, 0] - v0])
+    return end_x, end_v, forward_x[:, 1:-1] - backward_x[:, 1:-1]
+
+
+def _gap_loss(terms, settings):
+    end_x, end_v, disagreement = terms
+    return ((end_x / settings.position_scale) ** 2).mean() + ((end_v / settings.velocity_scale) ** 2).mean() \
+        + settings.disagreement_weight * ((disagreement / settings.position_scale) ** 2).mean()
+
+
+def _gap_epoch(model, data, index, rng, settings, optimizer, tensor, factor, progress):
+    import torch
+    from tqdm.auto import tqdm
+
+    order = rng.permutation(index)[:settings.gaps_per_epoch]
+    total, count = 0.0, 0
+    for lo in tqdm(range(0, len(order), settings.gap_batch), desc="gaps", leave=False, disable=not progress):
+        loss = _gap_loss(_gap_terms(model, data, order[lo:lo + settings.gap_batch], factor, settings, tensor),
+                         settings)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        total, count = total + float(loss.detach()), count + 1
+    return total / count
+
+
+def _gap_validation(model, data, index, settings, tensor, factor):
+    import torch
+
+    model.eval()
+    sums = np.zeros(4)
+    for lo in range(0, len(index), 8):
+        pick = index[lo:lo + 8]
+        with torch.no_grad():
+            terms = _gap_terms(model, data, pick, factor, settings, tensor)
+        sums += len(pick) * np.array([float(_gap_loss(terms, settings)), terms[0].abs().mean().item(),
+                                      terms[1].abs().mean().item(), terms[2].abs().mean().item()])
+    loss, end_x, end_v, disagreement = sums / len(index)
+    return float(loss), {"gap_end_position_mae": float(end_x), "gap_end_velocity_mae": float(end_v),
+                         "gap_disagreement_mae": float(disagreement)}
+
+
+def _hermite_end_error(data, index, coarse_dt):
+    """For scale: cubic Hermite through frames k and k + 2 at frame k + 1, over the held-out
+    gaps (a classical method on the same frames, Å)."""
+    k = data.gap_start[index]
+    k = k[np.isin(k + 1, data.gap_start)]  # frames k, k + 1, k + 2 of one file
+    if not len(k):
+        return {}
+    x0, v0, x2, v2 = data.x[k], data.v[k], data.x[k + 2], data.v[k + 2]
+    midpoint = 0.5 * (x0 + x2) + 2 * coarse_dt / 8 * (v0 - v2)
+    return {"hermite_2h_midpoint_mae": float(np.abs(midpoint - data.x[k + 1]).mean())}

@@ -1,0 +1,175 @@
+"""Upsampling a periodic box with a local learned integrator (:mod:`mdsr_plugin.neural.local`).
+
+The box counterpart of :class:`~mdsr_plugin.neural.upsampler.NeuralUpsampler`, with
+none of its molecular steps: the energy is invariant to rotations, translations and
+permutations of like atoms, so no atom matching and no canonical frame are needed.
+For every gap the integrator runs forward from its first coarse frame (in that
+frame's cell) and backward from its last (in its own), and the two paths are
+blended.  The streaming driver hands over unwrapped coordinates and re-wraps the
+output when the input was wrapped (:mod:`mdsr_plugin.periodic`).
+
+Gaps are integrated ``batch_gaps`` at a time (both directions in one batch); a block
+of ``block_gaps`` gaps is what memory holds, so memory does not grow with the
+trajectory's length.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..methods.base import FineFrames, MethodError, Provenance
+from ..trajectory import Trajectory
+
+__all__ = ["BoxUpsampler", "is_box_card"]
+
+log = logging.getLogger(__name__)
+
+
+def is_box_card(spec) -> bool:
+    """Whether checkpoint ``spec`` (id or path) is a local periodic integrator."""
+    from . import card as schema
+    from .registry import get_model_entry
+
+    if spec is None:
+        return False
+    try:
+        return get_model_entry(str(spec)).card[schema.CONFIG][schema.ARCH] == schema.LOCAL_ARCH
+    except (schema.CheckpointError, OSError, KeyError):
+        return False  # a missing or bad checkpoint is reported by the method that loads it
+
+
+class BoxUpsampler:
+    """Upsample a periodic box with a local learned integrator.
+
+    Parameters
+    ----------
+    model : str
+        Checkpoint id or path (a card whose ``config.arch`` is ``"local"``).
+    device : str
+    batch_gaps : int, optional
+        Gaps integrated together (default 16 on a CPU, 256 on a GPU).
+    precision : {"float32", "float64"}
+    name : str
+        The method name it is recorded under.
+    """
+
+    requires: tuple[str, ...] = ("velocities",)
+
+    def __init__(self, model: str, device: str = "cpu", batch_gaps: int | None = None,
+                 precision: str = "float32", name: str = "adapted"):
+        if precision not in ("float32", "float64"):
+            raise MethodError(f"precision must be float32 or float64, got {precision!r}")
+        self.name = name
+        self.model_spec = model
+        self.device = device
+        if batch_gaps is None:
+            batch_gaps = 256 if str(device).startswith("cuda") else 16
+        self.batch_gaps = batch_gaps
+        self.block_gaps = 16 * batch_gaps  # a block: (block_gaps * factor) frames in memory
+        self.precision = precision
+        self.context = 0
+        self.model = None
+        self.card = None
+        self.force_check = None
+
+    def prepare(self, first: Trajectory, factor: int, found=None) -> Provenance:
+        """Load the checkpoint and check it against the input (once, with the first chunk)."""
+        from .checkpoint import load_checkpoint
+        from .plugin import match_checkpoint
+
+        if found is None:
+            found = match_checkpoint(first, factor, self.model_spec)
+        if not first.is_periodic:
+            raise MethodError(f"checkpoint {found.entry.id} is for periodic boxes; this input has no cell")
+        if self.device == "cpu":
+            from ..threads import apply_requested_limit
+
+            apply_requested_limit()
+        self.model, self.card = load_checkpoint(found.entry.card_path, expected_card_sha256=found.entry.card_sha256,
+                                                device=self.device, dtype=self.precision)
+        self._atoms = None
+        self._use_atoms(first)
+        log.info("adapted box integrator %s on %s", found.entry.id, self.device)
+        self.force_check = self.check_forces(first)
+        return Provenance(method=self.name, model=self.card["id"], model_sha256=self.card["weights_sha256"],
+                          force_check=self.force_check)
+
+    def _use_atoms(self, coarse: Trajectory) -> None:
+        key = (tuple(coarse.numbers.tolist()), tuple(np.round(coarse.masses, 6).tolist()))
+        if key != self._atoms:  # the loaded model is shared (cached): tell it whose atoms it moves
+            try:
+                self.model.set_atoms(coarse.numbers, coarse.masses)
+            except ValueError as err:
+                raise MethodError(f"checkpoint {self.card['id']}: {err}") from None
+            self._atoms = key
+
+    def check_forces(self, coarse: Trajectory, max_frames: int = 16) -> dict | None:
+        """The model's force error on the input's stored forces (keys as
+        :meth:`~mdsr_plugin.neural.upsampler.NeuralUpsampler.check_forces`); None without forces."""
+        import torch
+
+        from .upsampler import FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH
+
+        if coarse.forces is None:
+            return None
+        self._use_atoms(coarse)
+        pick = np.unique(np.linspace(0, coarse.n_frames - 1, min(max_frames, coarse.n_frames)).astype(int))
+        parameter = self.model.feature_mean
+        predicted = []
+        for lo in range(0, len(pick), 4):
+            at = pick[lo:lo + 4]
+            x = torch.as_tensor(coarse.positions[at], dtype=parameter.dtype, device=parameter.device)
+            cell = torch.as_tensor(np.broadcast_to(coarse.cell[at], (len(at), 3, 3)).copy(),
+                                   dtype=parameter.dtype, device=parameter.device)
+            predicted.append(self.model.forces(x, cell, pbc=coarse.pbc).detach().cpu().double().numpy())
+        predicted, forces = np.concatenate(predicted), coarse.forces[pick]
+        mae = float(np.abs(predicted - forces).mean())
+        relative = mae / float(np.abs(forces).mean())
+        own = self.card.get("validation", {}).get("held_out_gaps", {}).get("force_relative_mae")
+        own = FORCE_ERROR_ON_OWN_DATA if own is None else float(own)
+        threshold = max(FORCE_MISMATCH, FORCE_MISMATCH / FORCE_ERROR_ON_OWN_DATA * own)
+        warning = (f"checkpoint {self.card['id']}: its forces differ from the input's stored forces by "
+                   f"{relative:.0%} (MAE {mae:.2g} eV/Å over {len(pick)} frames), against {own:.0%} on the "
+                   "frames it held out: the input is probably another system or Hamiltonian; "
+                   "--adapt learns from the input itself")
+        return {"force_mae": mae, "relative": relative, "frames": int(len(pick)), "own_relative": own,
+                "mismatch": bool(relative > threshold), "warning": warning}
+
+    def interpolate(self, coarse: Trajectory, factor: int) -> FineFrames:
+        """Fine frames of ``coarse`` (unwrapped positions, velocities, cells), shape
+        ``((n_coarse - 1) * factor + 1, N, 3)``, Å and Å/fs, with the forward/backward
+        ``disagreement`` (Å) per fine frame."""
+        import torch
+
+        if self.model is None:
+            self.prepare(coarse, factor)
+        if coarse.velocities is None:
+            raise MethodError(f"checkpoint {self.card['id']}: a box needs the coarse velocities")
+        if not coarse.is_periodic:
+            raise MethodError(f"checkpoint {self.card['id']} is for periodic boxes; this input has no cell")
+        self._use_atoms(coarse)
+        dt_fine = coarse.dt / factor
+        x, v = coarse.positions, coarse.velocities
+        cell = np.broadcast_to(coarse.cell, (coarse.n_frames, 3, 3))
+        n_gaps = coarse.n_frames - 1
+        out_x = np.empty((n_gaps, factor + 1, coarse.n_atoms, 3))
+        out_v = np.empty_like(out_x)
+        out_d = np.empty((n_gaps, factor + 1))
+        device, dtype = torch.device(self.device), getattr(torch, self.precision)
+
+        def tensor(a):
+            return torch.as_tensor(np.ascontiguousarray(a), device=device, dtype=dtype)
+
+        with torch.no_grad():
+            for lo in range(0, n_gaps, self.batch_gaps):
+                hi = min(lo + self.batch_gaps, n_gaps)
+                fx, fv, dis = self.model.interpolate(
+                    (tensor(x[lo:hi]), tensor(v[lo:hi])), (tensor(x[lo + 1:hi + 1]), tensor(v[lo + 1:hi + 1])),
+                    factor, dt_fine, (tensor(cell[lo:hi]), tensor(cell[lo + 1:hi + 1])), pbc=coarse.pbc)
+                out_x[lo:hi], out_v[lo:hi], out_d[lo:hi] = fx.cpu().numpy(), fv.cpu().numpy(), dis.cpu().numpy()
+        positions = np.concatenate([out_x[:, :-1].reshape(-1, *x.shape[1:]), out_x[-1:, -1]])
+        velocities = np.concatenate([out_v[:, :-1].reshape(-1, *x.shape[1:]), out_v[-1:, -1]])
+        disagreement = np.concatenate([out_d[:, :-1].reshape(-1), out_d[-1:, -1]])
+        return FineFrames(positions, velocities, {"disagreement": disagreement})

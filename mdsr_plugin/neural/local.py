@@ -1,0 +1,373 @@
+"""A learned integrator for periodic boxes: a local, permutation-invariant potential.
+
+The molecular integrators (:mod:`mdsr_plugin.neural.models`) read all inverse
+interatomic distances of one molecule in its canonical frame: that neither scales
+to a liquid of hundreds of atoms nor treats identical molecules alike.  Here the
+potential energy is a sum of atomic energies, each a function of the atom's
+neighbourhood within ``cutoff`` under the minimum image (any triclinic cell):
+
+    E = Σ_i ε_{Z_i}(D_i),    F = −∇E,    a = F / m
+
+with ``ε_Z`` one small MLP per element and ``D_i`` invariant features of the
+neighbours ``j`` of atom ``i`` (``r_ij`` the minimum-image vector, ``u = r/|r|``,
+``R_c(r)`` Gaussians times a cosine cutoff, one set per neighbour element):
+
+* radial densities        ``s_c  = Σ_j R_c(r_ij)``
+* vector moments' Gram    ``V_c · V_d`` with ``V_c = Σ_j R_c(r_ij) u_ij``
+* tensor moments' Gram    ``T_c : T_d`` with ``T_c = Σ_j R_c(r_ij) u u``
+
+The moments carry bond-angle information (``V_c · V_d = Σ_jk R_c R_d cos θ_jik``)
+at a cost linear in the neighbours, as in moment-tensor and ACE potentials.  The
+energy is invariant to translations, rotations, permutations of like atoms and
+lattice translations, and smooth (forces continuous) at the cutoff.
+
+Integration and bi-directional blending are those of the molecular models:
+velocity-Verlet sub-steps, a forward path from the gap's first frame and a
+backward one (velocities reversed) from its last, blended with λ(s) = 3s² − 2s³.
+Neighbour lists are Verlet lists: built with ``cutoff + skin`` and rebuilt only
+when an atom has moved more than ``skin / 2`` since, so the list is exact along
+every path (pairs beyond ``cutoff`` contribute exactly zero).
+
+Example
+-------
+>>> import torch
+>>> config = default_local_config([8, 1])
+>>> model = LocalIntegrator(config)
+>>> x = torch.rand(2, 6, 3, dtype=torch.float64) * 4           # (B, N, 3) Å
+>>> cell = torch.eye(3, dtype=torch.float64).expand(2, 3, 3) * 8  # (B, 3, 3) Å, rows
+>>> model.set_atoms([8, 1, 1, 8, 1, 1], [16.0, 1.0, 1.0, 16.0, 1.0, 1.0])
+>>> model.forces(x, cell).shape
+torch.Size([2, 6, 3])
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .. import units
+from .card import LOCAL_ARCH  # the ``arch`` of a local periodic integrator's configuration
+from .models import blend_weights
+
+__all__ = ["LOCAL_ARCH", "LocalIntegrator", "NeighbourList", "neighbour_list", "default_local_config"]
+
+
+def default_local_config(elements, *, cutoff: float = 4.5, n_radial: int = 8, n_angular: int = 4,
+                         width: int = 64, depth: int = 2, substeps: int = 2, skin: float = 1.0) -> dict:
+    """Hyper-parameters of a local integrator, as stored in its model card.
+
+    Parameters
+    ----------
+    elements : sequence of int
+        Atomic numbers it can treat (each gets its own atomic-energy network).
+    cutoff : float
+        Neighbourhood radius, Å.
+    n_radial, n_angular : int
+        Gaussians per neighbour element for the radial densities and for the moments.
+    skin : float
+        Verlet-list skin, Å.
+    """
+    return {
+        "arch": LOCAL_ARCH,
+        "bidirectional": True,
+        "elements": sorted({int(z) for z in elements}),
+        "cutoff": float(cutoff),
+        "n_radial": int(n_radial),
+        "n_angular": int(n_angular),
+        "width": int(width),
+        "depth": int(depth),
+        "substeps": int(substeps),
+        "skin": float(skin),
+        "context": 1,
+    }
+
+
+class NeighbourList(NamedTuple):
+    """Directed neighbour pairs of a batch of frames (both i→j and j→i are listed).
+
+    Attributes
+    ----------
+    first, second : Tensor, shape (P,), int64
+        Flat atom indices ``b * N + i`` into the batch's ``(B * N)`` atoms.
+    images : Tensor, shape (P, 3)
+        Lattice translation (integer multiples of the cell rows, in the positions'
+        dtype) such that ``r = x[second] − x[first] + images @ cell[frame]``.
+    frame : Tensor, shape (P,), int64
+        The frame of each pair.
+    built_at : Tensor, shape (B, N, 3), Å
+        Positions the list was built at (for the skin criterion).
+    """
+
+    first: torch.Tensor
+    second: torch.Tensor
+    images: torch.Tensor
+    frame: torch.Tensor
+    built_at: torch.Tensor
+
+
+def neighbour_list(x: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float, chunk: int = 8) -> NeighbourList:
+    """All pairs closer than ``cutoff`` under periodic boundaries, with their images.
+
+    Exact for any cell, also one smaller than twice the cutoff: after reducing each
+    fractional difference to the nearest image, every further image that can lie
+    within ``cutoff`` is enumerated (``⌊cutoff / width + ½⌋`` along each periodic
+    axis, ``width`` the distance between opposite faces).
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, N, 3), Å
+        Positions, wrapped or not.
+    cell : Tensor, shape (B, 3, 3), Å
+        Cell vectors as rows.
+    pbc : sequence of 3 bool
+    cutoff : float, Å
+    chunk : int
+        Frames processed at once (bounds the dense (chunk, N, N, 3) work array).
+    """
+    pbc = torch.as_tensor(pbc, dtype=torch.bool, device=x.device)
+    b_total, n = x.shape[:2]
+    with torch.no_grad():
+        x = x.detach()
+        inverse = torch.linalg.inv(cell)  # frac = x @ inverse; its columns are the reciprocal vectors
+        widths = 1.0 / inverse.norm(dim=1)  # (B, 3): distance between opposite faces
+        reach = torch.where(pbc, torch.floor(cutoff / widths + 0.5), torch.zeros_like(widths)).amax(0)
+        ranges = [range(-int(k), int(k) + 1) for k in reach.tolist()]
+        shifts = torch.tensor(list(itertools.product(*ranges)), dtype=x.dtype, device=x.device)  # (S, 3)
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        parts = []
+        for start in range(0, b_total, chunk):
+            stop = min(start + chunk, b_total)
+            frac = x[start:stop] @ inverse[start:stop]
+            diff = frac[:, None, :, :] - frac[:, :, None, :]  # (b, N_i, N_j, 3): f_j − f_i
+            nearest = torch.where(pbc, torch.round(diff), torch.zeros_like(diff))
+            reduced = diff - nearest
+            for shift in shifts:
+                cart = (reduced + shift) @ cell[start:stop, None]  # (b, N, N, 3)
+                close = (cart * cart).sum(-1) < cutoff * cutoff
+                if not bool(shift.any()):
+                    close &= ~eye  # an atom is its own neighbour only through another image
+                frame, i, j = close.nonzero(as_tuple=True)
+                images = shift - nearest[frame, i, j]
+                parts.append((frame + start, i, j, images))
+        frame = torch.cat([p[0] for p in parts])
+        i = torch.cat([p[1] for p in parts])
+        j = torch.cat([p[2] for p in parts])
+        images = torch.cat([p[3] for p in parts])
+    return NeighbourList(frame * n + i, frame * n + j, images, frame, x.clone())
+
+
+def _mlp(n_in, width, depth):
+    layers, size = [], n_in
+    for _ in range(depth):
+        layers += [nn.Linear(size, width), nn.SiLU()]  # SiLU: smooth forces and force gradients
+        size = width
+    layers.append(nn.Linear(size, 1))
+    return nn.Sequential(*layers)
+
+
+class LocalIntegrator(nn.Module):
+    """The local periodic integrator (see the module docstring).
+
+    Parameters
+    ----------
+    config : dict
+        From :func:`default_local_config` (stored in the model card).
+
+    Buffers set by training from the data: ``feature_mean``, ``feature_std``
+    (E, n_features), the per-element statistics of the descriptor; ``energy_scale``
+    (scalar, eV), the atomic networks' output unit.
+    """
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = dict(config)
+        self.arch = LOCAL_ARCH
+        self.bidirectional = bool(config["bidirectional"])
+        self.context = 1
+        self.substeps = int(config["substeps"])
+        self.cutoff = float(config["cutoff"])
+        self.skin = float(config["skin"])
+        self.elements = [int(z) for z in config["elements"]]
+        n_el, n_rad, n_ang = len(self.elements), int(config["n_radial"]), int(config["n_angular"])
+        self.n_radial_channels, self.n_angular_channels = n_el * n_rad, n_el * n_ang
+        pairs = self.n_angular_channels * (self.n_angular_channels + 1) // 2
+        self.n_features = self.n_radial_channels + 2 * pairs
+        rows, cols = torch.triu_indices(self.n_angular_channels, self.n_angular_channels)
+        self.register_buffer("gram_rows", rows, persistent=False)
+        self.register_buffer("gram_cols", cols, persistent=False)
+        # Gaussians from 0.5 Å (closer than any bond) to the cutoff, width their spacing.
+        self.register_buffer("radial_centres", torch.linspace(0.5, self.cutoff, n_rad, dtype=torch.float64),
+                             persistent=False)
+        self.register_buffer("angular_centres", torch.linspace(0.5, self.cutoff, n_ang, dtype=torch.float64),
+                             persistent=False)
+        self.radial_width = (self.cutoff - 0.5) / (n_rad - 1)
+        self.angular_width = (self.cutoff - 0.5) / (n_ang - 1)
+        self.register_buffer("feature_mean", torch.zeros(n_el, self.n_features, dtype=torch.float64))
+        self.register_buffer("feature_std", torch.ones(n_el, self.n_features, dtype=torch.float64))
+        self.register_buffer("energy_scale", torch.tensor(1.0, dtype=torch.float64))
+        self.energies = nn.ModuleList(_mlp(self.n_features, int(config["width"]), int(config["depth"]))
+                                      for _ in self.elements)
+        self._species = None  # (N,) element index of each atom of the current system
+        self._accel_per_force = None  # (N, 1) (Å/fs²)/(eV/Å)
+
+    # ------------------------------------------------------------------ the system
+    def set_atoms(self, numbers, masses) -> None:
+        """Tell the model which atoms it integrates (any number, any order).
+
+        Parameters
+        ----------
+        numbers : sequence of int, length N
+        masses : sequence of float, length N, u
+        """
+        lookup = {z: k for k, z in enumerate(self.elements)}
+        unknown = sorted({int(z) for z in numbers} - set(lookup))
+        if unknown:
+            raise ValueError(f"the model knows elements {self.elements}, not {unknown}")
+        device, dtype = self.feature_mean.device, self.feature_mean.dtype
+        self._species = torch.tensor([lookup[int(z)] for z in numbers], device=device)
+        masses = torch.as_tensor(masses, dtype=dtype, device=device)
+        self._accel_per_force = (units.ACCEL_PER_FORCE_OVER_MASS / masses)[:, None]
+
+    def _apply(self, fn, recurse=True):
+        # keep the per-system tensors on the model's device and dtype
+        super()._apply(fn, recurse)
+        if self._species is not None:
+            self._species = self._species.to(self.feature_mean.device)
+            self._accel_per_force = fn(self._accel_per_force)
+        return self
+
+    # ------------------------------------------------------------------ energy
+    def neighbours(self, x, cell, pbc=(True, True, True)) -> NeighbourList:
+        """A Verlet list of positions (B, N, 3) Å in cells (B, 3, 3) Å."""
+        return neighbour_list(x, cell, pbc, self.cutoff + self.skin)
+
+    def descriptors(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList) -> torch.Tensor:
+        """Raw (unstandardised) features of every atom, shape (B * N, n_features)."""
+        flat = x.reshape(-1, 3)
+        shifts = torch.einsum("pi,pij->pj", nl.images.to(x.dtype), cell[nl.frame])
+        with torch.no_grad():  # the Verlet list's pairs in the skin contribute nothing: drop them first
+            separation = flat[nl.second] - flat[nl.first] + shifts
+            inside = ((separation * separation).sum(-1) < self.cutoff ** 2).nonzero(as_tuple=True)[0]
+        first, second = nl.first[inside], nl.second[inside]
+        r = flat[second] - flat[first] + shifts[inside]
+        d = (r * r).sum(-1).sqrt()
+        envelope = 0.5 * (torch.cos(math.pi * d / self.cutoff) + 1.0)  # zero, with zero slope, at the cutoff
+        n_el, n_total = len(self.elements), flat.shape[0]
+        # Scatter each pair straight into (atom, neighbour element) rows: no one-hot products.
+        slot = first * n_el + self._species.repeat(len(x))[second]
+        radial = torch.exp(-(((d[:, None] - self.radial_centres.to(x.dtype)) / self.radial_width) ** 2))
+        angular = torch.exp(-(((d[:, None] - self.angular_centres.to(x.dtype)) / self.angular_width) ** 2))
+        radial, angular = radial * envelope[:, None], angular * envelope[:, None]
+        u = r / d[:, None]
+        # u u as its 6 independent components, off-diagonal ones scaled by √2 so that the dot
+        # product of two is the full contraction T : T' (the trace part −I/3 only adds a
+        # product of densities, which the MLP has already).
+        root2 = math.sqrt(2.0)
+        outer = torch.stack([u[:, 0] * u[:, 0], u[:, 1] * u[:, 1], u[:, 2] * u[:, 2], root2 * u[:, 0] * u[:, 1],
+                             root2 * u[:, 0] * u[:, 2], root2 * u[:, 1] * u[:, 2]], dim=1)
+        density = x.new_zeros(n_total * n_el, radial.shape[1]).index_add_(0, slot, radial)
+        vector = x.new_zeros(n_total * n_el, angular.shape[1], 3).index_add_(0, slot, angular[:, :, None] * u[:, None])
+        tensor = x.new_zeros(n_total * n_el, angular.shape[1], 6).index_add_(
+            0, slot, angular[:, :, None] * outer[:, None])
+        density = density.reshape(n_total, self.n_radial_channels)
+        vector = vector.reshape(n_total, self.n_angular_channels, 3)
+        tensor = tensor.reshape(n_total, self.n_angular_channels, 6)
+        vector_gram = torch.einsum("acx,adx->acd", vector, vector)[:, self.gram_rows, self.gram_cols]
+        tensor_gram = torch.einsum("acx,adx->acd", tensor, tensor)[:, self.gram_rows, self.gram_cols]
+        return torch.cat([density, vector_gram, tensor_gram], dim=1)
+
+    def energy(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList) -> torch.Tensor:
+        """Potential energy of each frame, shape (B,), eV (up to a constant)."""
+        features = self.descriptors(x, cell, nl)
+        species = self._species.repeat(len(x))
+        standard = (features - self.feature_mean[species]) / self.feature_std[species]
+        atomic = x.new_zeros(len(features))
+        for k, network in enumerate(self.energies):
+            mine = (species == k).nonzero(as_tuple=True)[0]
+            if len(mine):
+                atomic = atomic.index_put((mine,), network(standard[mine]).squeeze(-1))
+        return atomic.reshape(len(x), -1).sum(1) * self.energy_scale
+
+    def forces(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList | None = None,
+               pbc=(True, True, True), create_graph: bool = False) -> torch.Tensor:
+        """Forces −∇E, shape (B, N, 3), eV/Å, at positions (B, N, 3) Å in cells (B, 3, 3) Å."""
+        if self._species is None:
+            raise RuntimeError("call set_atoms() first")
+        if nl is None:
+            nl = self.neighbours(x, cell, pbc)
+        create_graph = create_graph or self.training or x.requires_grad
+        with torch.enable_grad():
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self.energy(x, cell, nl).sum(), x, create_graph=create_graph)
+        return -gradient
+
+    # ------------------------------------------------------------------ rollout
+    def rollout(self, x0, v0, cell, n_steps: int, dt: float, pbc=(True, True, True)):
+        """Integrate ``n_steps`` fine steps of ``dt`` fs from (x0, v0) in fixed cells.
+
+        Parameters
+        ----------
+        x0, v0 : Tensor, shape (B, N, 3), Å and Å/fs
+        cell : Tensor, shape (B, 3, 3), Å
+        n_steps : int
+        dt : float
+            Fine step, fs (run backward by reversing the velocities).
+
+        Returns
+        -------
+        x, v : Tensor, shape (B, n_steps + 1, N, 3)
+        """
+        h = dt / self.substeps
+        accel = self._accel_per_force.to(x0.dtype)
+        x, v = x0, v0
+        nl = self.neighbours(x, cell, pbc)
+        a = self.forces(x, cell, nl) * accel
+        xs, vs = [x], [v]
+        for _ in range(n_steps):
+            for _ in range(self.substeps):
+                v_half = v + 0.5 * h * a
+                x = x + h * v_half
+                moved = (x.detach() - nl.built_at).norm(dim=-1).amax()
+                if moved > 0.5 * self.skin:
+                    nl = self.neighbours(x, cell, pbc)
+                a = self.forces(x, cell, nl) * accel
+                v = v_half + 0.5 * h * a
+            xs.append(x)
+            vs.append(v)
+        return torch.stack(xs, 1), torch.stack(vs, 1)
+
+    def interpolate(self, start, end, factor: int, dt: float, cells, pbc=(True, True, True)):
+        """Fine frames across gaps, forward from ``start`` and backward from ``end``, blended.
+
+        Parameters
+        ----------
+        start, end : tuple of Tensor (positions, velocities), each shape (B, N, 3)
+            The gaps' first and last coarse frames (unwrapped: ``end`` continues ``start``).
+        factor : int
+        dt : float
+            Fine step, fs.
+        cells : tuple of Tensor, each shape (B, 3, 3), Å
+            The cells of the first and of the last frame (each path runs in its own).
+
+        Returns
+        -------
+        x, v : Tensor, shape (B, factor + 1, N, 3)
+        disagreement : Tensor, shape (B, factor + 1)
+            RMS distance (Å) between the forward and backward positions.
+        """
+        (sx, sv), (ex, ev) = start, end
+        both_x, both_v = torch.cat([sx, ex]), torch.cat([sv, -ev])
+        xs, vs = self.rollout(both_x, both_v, torch.cat(cells), factor, dt, pbc)
+        n = len(sx)
+        xf, vf = xs[:n], vs[:n]
+        xb, vb = xs[n:].flip(1), -vs[n:].flip(1)
+        lam = blend_weights(factor, dtype=xf.dtype, device=xf.device)[None, :, None, None]
+        x = (1 - lam) * xf + lam * xb
+        v = (1 - lam) * vf + lam * vb
+        disagreement = ((xf - xb) ** 2).sum(-1).mean(-1).sqrt()
+        return x, v, disagreement

@@ -1,0 +1,347 @@
+"""Periodic boxes learned from their own coarse frames: the local integrator, its
+neighbour lists, learning, and its use through the pipeline.
+
+The data are real dynamics: a 32-atom copper box on ASE's EMT potential (periodic,
+with forces; milliseconds per step), NVE at 800 K, written wrapped like AIMD output.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mdsr_plugin.trajectory import Trajectory
+
+FACTOR = 5  # coarse 5 fs -> fine 1 fs: cheap gaps for learning in tests
+
+
+def _emt_box(n_steps: int, seed: int = 3) -> Trajectory:
+    """Copper fcc 2x2x2 (32 atoms, 7.22 Å cube, smaller than two cutoffs), 1 fs frames, wrapped."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.verlet import VelocityVerlet
+    from ase import units
+
+    from mdsr_plugin.units import ASE_TIME_PER_FS
+
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
+    atoms.rattle(0.05, seed=seed)
+    atoms.calc = EMT()
+    MaxwellBoltzmannDistribution(atoms, temperature_K=800, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    dyn.run(50)
+    x, v, f = [], [], []
+    for _ in range(n_steps + 1):
+        x.append(atoms.get_positions(wrap=True))
+        v.append(atoms.get_velocities() * ASE_TIME_PER_FS)
+        f.append(atoms.get_forces())
+        dyn.run(1)
+    return Trajectory(numbers=atoms.numbers, masses=atoms.get_masses(), positions=np.array(x),
+                      velocities=np.array(v), forces=np.array(f), times=np.arange(n_steps + 1) * 1.0,
+                      cell=atoms.cell.array, pbc=np.ones(3, bool))
+
+
+@pytest.fixture(scope="module")
+def copper_fine() -> Trajectory:
+    """330 fs of the copper box at 1 fs."""
+    return _emt_box(330)
+
+
+@pytest.fixture(scope="module")
+def copper_model(copper_fine, tmp_path_factory):
+    """A box integrator learned (briefly) from the copper box's 5 fs coarse frames."""
+    from mdsr_plugin.neural.adapt import adapt
+    from mdsr_plugin.neural.adapt_box import BoxAdaptSettings
+
+    settings = BoxAdaptSettings(fine_dt=1.0, force_epochs=4, gap_epochs=2, gaps_per_epoch=4, seed=1)
+    return adapt([copper_fine[::FACTOR]], tmp_path_factory.mktemp("box") / "cu", settings, progress=False,
+                 manifest=False)
+
+
+def _model(elements=(1, 8), **options):
+    from mdsr_plugin.neural.local import LocalIntegrator, default_local_config
+
+    model = LocalIntegrator(default_local_config(elements, **options)).double().eval()
+    torch.manual_seed(0)
+    for p in model.parameters():  # weights of order one: every feature matters
+        torch.nn.init.normal_(p, std=0.3)
+    return model
+
+
+# ----------------------------------------------------------------------------- neighbour lists
+@pytest.mark.parametrize("cutoff", [2.5, 4.0, 7.5])
+def test_neighbour_list_equals_ase_in_a_triclinic_cell_also_smaller_than_two_cutoffs(cutoff):
+    import ase
+    from ase.neighborlist import neighbor_list
+
+    from mdsr_plugin.neural.local import neighbour_list
+
+    rng = np.random.default_rng(0)
+    cell = np.array([[6.0, 0.0, 0.0], [1.5, 5.5, 0.0], [0.7, -0.9, 5.0]])
+    x = rng.random((20, 3)) @ cell + rng.normal(0, 3, (20, 3))  # unwrapped: atoms outside the cell
+    ours = neighbour_list(torch.tensor(x)[None], torch.tensor(cell)[None], [True] * 3, cutoff)
+    i, j, shifts = neighbor_list("ijS", ase.Atoms("H20", positions=x, cell=cell, pbc=True), cutoff)
+    expected = set(zip(i.tolist(), j.tolist(), map(tuple, shifts.tolist())))
+    found = set(zip(ours.first.tolist(), ours.second.tolist(),
+                    (tuple(int(round(s)) for s in image) for image in ours.images.tolist())))
+    assert found == expected
+    assert len(ours.first) == len(i)  # and no pair twice
+
+
+def test_neighbour_list_of_a_batch_is_each_frames_list():
+    from mdsr_plugin.neural.local import neighbour_list
+
+    rng = np.random.default_rng(1)
+    cells = torch.tensor(np.stack([np.eye(3) * 7.0, np.diag([6.0, 8.0, 7.5])]))
+    x = torch.tensor(rng.random((2, 10, 3)) * 7)
+    batch = neighbour_list(x, cells, [True] * 3, 3.5)
+    for b in range(2):
+        alone = neighbour_list(x[b:b + 1], cells[b:b + 1], [True] * 3, 3.5)
+        mine = batch.frame == b
+        assert sorted(zip((batch.first[mine] - 10 * b).tolist(), (batch.second[mine] - 10 * b).tolist())) == \
+            sorted(zip(alone.first.tolist(), alone.second.tolist()))
+
+
+# ----------------------------------------------------------------------------- the energy
+def _water_like(rng, n=12, box=7.0):
+    x = torch.tensor(rng.random((2, n, 3)) * box)
+    cell = torch.tensor(np.array([[box, 0, 0], [0.8, box, 0], [0.3, -0.5, box]]))[None].repeat(2, 1, 1)
+    return x, cell, [8, 1, 1] * (n // 3), [16.0, 1.0, 1.0] * (n // 3)
+
+
+def test_energy_is_invariant_to_lattice_translations_permutations_and_rotations():
+    rng = np.random.default_rng(2)
+    model = _model()
+    x, cell, numbers, masses = _water_like(rng)
+    model.set_atoms(numbers, masses)
+
+    def energy(x, cell):
+        return model.energy(x, cell, model.neighbours(x, cell))
+
+    reference = energy(x, cell)
+    shifted = x.clone()
+    shifted[:, 4] += cell[:, 1] - 2 * cell[:, 2]  # one atom by a lattice vector
+    perm = torch.tensor([3, 4, 5, 0, 1, 2, 6, 8, 7, 9, 10, 11])  # molecules and like atoms swapped
+    rotation = torch.tensor(np.linalg.qr(rng.normal(size=(3, 3)))[0])
+    assert torch.allclose(energy(shifted, cell), reference, atol=1e-12)
+    assert torch.allclose(energy(x[:, perm], cell), reference, atol=1e-12)
+    assert torch.allclose(energy(x @ rotation, cell @ rotation), reference, atol=1e-12)
+    assert (reference[0] - reference[1]).abs() > 1e-3  # the two frames differ: the test can fail
+
+
+def test_forces_are_minus_the_energy_gradient_and_continuous_at_the_cutoff():
+    rng = np.random.default_rng(3)
+    model = _model()
+    x, cell, numbers, masses = _water_like(rng)
+    model.set_atoms(numbers, masses)
+    nl = model.neighbours(x, cell)
+    forces = model.forces(x, cell, nl)
+    eps = 1e-6
+    for atom, axis in [(0, 0), (5, 2), (10, 1)]:
+        plus, minus = x.clone(), x.clone()
+        plus[0, atom, axis] += eps
+        minus[0, atom, axis] -= eps
+        numeric = -(model.energy(plus, cell, nl) - model.energy(minus, cell, nl))[0].detach() / (2 * eps)
+        assert numeric.item() == pytest.approx(forces[0, atom, axis].item(), rel=1e-6, abs=1e-9)
+    # two atoms alone, moved across the cutoff: the force goes to zero smoothly
+    model.set_atoms([8, 8], [16.0, 16.0])
+    cutoff = model.cutoff
+    big = torch.eye(3, dtype=torch.float64)[None] * 30
+
+    def pair_force(d):
+        pair = torch.tensor([[[0.0, 0, 0], [d, 0, 0]]], dtype=torch.float64)
+        return float(model.forces(pair, big)[0, 1, 0])
+
+    inside = abs(pair_force(cutoff - 0.5))
+    assert inside > 1e-3
+    # the cosine envelope's slope vanishes linearly at the cutoff: so does the force
+    assert abs(pair_force(cutoff - 1e-4)) < 1e-2 * inside
+    assert pair_force(cutoff - 2e-5) == pytest.approx(pair_force(cutoff - 1e-5) * 2, rel=1e-3)
+    assert pair_force(cutoff + 1e-4) == 0.0
+
+
+def test_the_verlet_list_gives_the_forces_of_a_fresh_list_until_it_is_rebuilt():
+    rng = np.random.default_rng(4)
+    model = _model(skin=1.0)
+    x, cell, numbers, masses = _water_like(rng)
+    model.set_atoms(numbers, masses)
+    nl = model.neighbours(x, cell)
+    step = torch.tensor(rng.normal(size=x.shape))
+    moved = x + 0.49 * step / step.norm(dim=-1, keepdim=True)  # every atom by just under skin / 2
+    assert torch.allclose(model.forces(moved, cell, nl), model.forces(moved, cell), atol=1e-12)
+
+
+def test_interpolation_reproduces_both_coarse_frames_and_batched_equals_one_by_one():
+    rng = np.random.default_rng(5)
+    model = _model()
+    x, cell, numbers, masses = _water_like(rng)
+    model.set_atoms(numbers, masses)
+    v0, v1 = (torch.tensor(rng.normal(0, 0.005, x.shape)) for _ in range(2))
+    x1 = x + 5 * v0
+    fx, fv, _ = model.interpolate((x, v0), (x1, v1), 5, 1.0, (cell, cell))
+    assert fx.shape == (2, 6, 12, 3)
+    assert torch.equal(fx[:, 0], x) and torch.allclose(fx[:, -1], x1, atol=1e-14)
+    assert torch.equal(fv[:, 0], v0) and torch.allclose(fv[:, -1], v1, atol=1e-14)
+    one, _, _ = model.interpolate((x[1:], v0[1:]), (x1[1:], v1[1:]), 5, 1.0, (cell[1:], cell[1:]))
+    assert torch.allclose(one[0], fx[1], atol=1e-12)
+
+
+def test_unknown_elements_are_refused_in_one_line():
+    model = _model(elements=(1, 8))
+    with pytest.raises(ValueError, match=r"knows elements \[1, 8\], not \[6\]"):
+        model.set_atoms([8, 1, 6], [16.0, 1.0, 12.0])
+
+
+# ----------------------------------------------------------------------------- learning
+def test_learning_a_box_writes_a_verified_local_checkpoint_with_its_held_out_frames(copper_model, copper_fine):
+    from mdsr_plugin.neural.checkpoint import load_checkpoint
+
+    card = json.loads(copper_model.read_text())
+    assert card["config"]["arch"] == "local" and card["config"]["elements"] == [29]
+    assert card["factors"] == [FACTOR] and card["fine_dt_fs"] == 1.0
+    training = card["training"]
+    assert training["from_coarse"] and training["epochs"] == {"forces": 4, "gaps": 2}
+    n_coarse = copper_fine[::FACTOR].n_frames
+    held = training["held_out_frames"]
+    assert held["stop"] == n_coarse and n_coarse - held["start"] == training["gaps"]["held_out"] + 1
+    assert training["gaps"]["held_out"] >= 16
+    held_out = card["validation"]["held_out_gaps"]
+    # learned: its forces are those of EMT to within a fraction
+    assert held_out["force_relative_mae"] < 0.5
+    model, _ = load_checkpoint(copper_model)
+    assert model.arch == "local"
+    assert not (copper_model.parent / "manifest.json").exists()
+
+
+def test_learning_a_box_resumes_and_a_finished_run_is_reused(copper_fine, tmp_path):
+    from mdsr_plugin.neural.adapt import adapt
+    from mdsr_plugin.neural.adapt_box import BoxAdaptSettings
+
+    settings = BoxAdaptSettings(fine_dt=1.0, force_epochs=3, gap_epochs=1, gaps_per_epoch=2, max_minutes=1e-6)
+    coarse = copper_fine[::FACTOR]
+    stem = tmp_path / "cu"
+    card = adapt([coarse], stem, settings, progress=False, manifest=False)
+    first = json.loads(card.read_text())["training"]
+    assert not first["complete"] and first["epochs"] == {"forces": 1, "gaps": 0}
+    while not json.loads(card.read_text())["training"]["complete"]:
+        card = adapt([coarse], stem, settings, progress=False, manifest=False)
+    done = json.loads(card.read_text())["training"]
+    assert done["epochs"] == {"forces": 3, "gaps": 1}
+    assert len((tmp_path / "cu.log.jsonl").read_text().splitlines()) == 4
+    stamp = card.stat().st_mtime_ns
+    (tmp_path / "cu.train.pt").unlink()
+    assert adapt([coarse], stem, settings, progress=False, manifest=False) == card
+    assert card.stat().st_mtime_ns == stamp  # reused, not learned again
+
+
+@pytest.mark.parametrize("case", ["too few frames", "no velocities", "box and molecule"])
+def test_a_box_that_cannot_be_learned_from_is_one_line_and_writes_nothing(case, copper_fine, gfn1_fine, tmp_path):
+    from mdsr_plugin.neural.adapt import AdaptError, adapt
+    from mdsr_plugin.neural.adapt_box import BoxAdaptSettings
+
+    coarse = copper_fine[::FACTOR]
+    inputs = {"too few frames": [coarse[:15]], "no velocities": [coarse.without("velocities")],
+              "box and molecule": [coarse, gfn1_fine[::5]]}[case]
+    message = {"too few frames": "needs at least 20", "no velocities": "needs their velocities",
+               "box and molecule": "learn a box and a molecule separately"}[case]
+    with pytest.raises(AdaptError, match=message) as err:
+        adapt(inputs, tmp_path / "m", BoxAdaptSettings(fine_dt=1.0), progress=False)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- upsampling
+def test_upsampling_a_wrapped_box_with_its_model_keeps_it_wrapped_and_close_to_the_truth(
+        copper_model, copper_fine):
+    from mdsr_plugin.metrics import position_mae, reconstructed_mask
+    from mdsr_plugin.periodic import Unwrapper, is_wrapped
+    from mdsr_plugin.pipeline import upsample
+
+    held = copper_fine[250:]  # the last part, whose gaps the learning held out
+    coarse = held[::FACTOR]
+    fine = upsample(coarse, FACTOR, "neural", model=str(copper_model), self_validate=False)
+    n = (coarse.n_frames - 1) * FACTOR + 1
+    assert fine.n_frames == n
+    assert is_wrapped(fine.positions, fine.cell, fine.pbc).all()  # as the input was
+    np.testing.assert_array_equal(fine.positions[::FACTOR], coarse.positions)
+    unwrap = Unwrapper(held.pbc)
+    truth = unwrap(held.positions[:n], held.cell[:n])
+    mine = Unwrapper(held.pbc)(fine.positions, fine.cell)
+    mask = reconstructed_mask(n, FACTOR)
+    error = position_mae(mine, truth, mask)
+    linear = upsample(coarse, FACTOR, "linear", self_validate=False)
+    assert error < 0.2 * position_mae(Unwrapper(held.pbc)(linear.positions, linear.cell), truth, mask)
+
+
+def test_streaming_a_box_in_chunks_equals_upsampling_it_whole(copper_model, copper_fine):
+    from mdsr_plugin.pipeline import upsample, upsample_stream
+    from mdsr_plugin.trajectory import concatenate
+
+    coarse = copper_fine[::FACTOR][:40]
+    whole = upsample(coarse, FACTOR, "neural", model=str(copper_model), self_validate=False)
+    chunks = [coarse[k:k + 7] for k in range(0, coarse.n_frames, 7)]
+    streamed = concatenate(list(upsample_stream(chunks, FACTOR, "neural", model=str(copper_model))))
+    np.testing.assert_allclose(streamed.positions, whole.positions, atol=1e-9)
+    np.testing.assert_allclose(streamed.velocities, whole.velocities, atol=1e-9)
+
+
+def test_upsample_adapt_learns_the_box_and_auto_measures_it_on_the_frames_it_held_out(
+        copper_fine, tmp_path, capsys):
+    import h5py
+
+    from mdsr_plugin.cli import main
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.io.h5md import H5MDWriter
+    from mdsr_plugin.periodic import is_wrapped
+
+    coarse_file, out = tmp_path / "cu_5fs.h5md", tmp_path / "out" / "fine.h5md"
+    with H5MDWriter(coarse_file) as writer:
+        writer.write(copper_fine[::FACTOR])
+    out.parent.mkdir()
+    assert main([str(coarse_file), "--factor", str(FACTOR), "-o", str(out), "--adapt", "--adapt-minutes", "0.05"]) == 0
+    printed = capsys.readouterr().out
+    assert "learned from the input in" in printed and "fine.adapted.json" in printed
+    card = json.loads((out.parent / "fine.adapted.json").read_text())
+    assert card["config"]["arch"] == "local"
+    held = card["training"]["held_out_frames"]
+    with h5py.File(out) as f:
+        parameters = json.loads(f["parameters"].attrs["mdsr_plugin"])
+    validation = parameters["self_validation"]
+    assert {s["method"] for s in validation["scores"]} == {"adapted", "quintic"}
+    assert validation["held_back"] == (held["stop"] - held["start"]) // 2
+    assert parameters["method"] == validation["chosen"]
+    fine = read_trajectory(out)
+    assert fine.n_frames == (copper_fine[::FACTOR].n_frames - 1) * FACTOR + 1
+    assert is_wrapped(fine.positions, fine.cell, fine.pbc).all()
+
+
+def test_a_box_checkpoint_refuses_a_molecule_and_the_registry_never_offers_it(
+        copper_model, copper_fine, gfn1_fine, monkeypatch):
+    from mdsr_plugin.methods import MethodError
+    from mdsr_plugin.neural.plugin import match_checkpoint
+    from mdsr_plugin.neural.registry import find_matching
+
+    with pytest.raises(MethodError, match="periodic box's integrator; this input has no cell"):
+        match_checkpoint(gfn1_fine[::FACTOR], FACTOR, str(copper_model))
+    # in a registry folder it is listed, but matched to no input by itself: a box has no graph
+    from mdsr_plugin.neural.registry import write_manifest
+
+    write_manifest(copper_model.parent)
+    monkeypatch.setenv("MDSR_MODELS_PATH", str(copper_model.parent))
+    box = copper_fine[::FACTOR]
+    matches, reasons = find_matching(box.numbers, box.positions[0], 1.0, FACTOR, True)
+    assert matches == [] and "cu: a periodic box's integrator (name it with --model)" in reasons
+
+
+def test_a_local_card_without_its_cutoff_is_refused(copper_model, tmp_path):
+    from mdsr_plugin.neural.card import CheckpointError, validate_card
+
+    card = json.loads(copper_model.read_text())
+    del card["config"]["cutoff"]
+    with pytest.raises(CheckpointError, match="lacks 'cutoff'"):
+        validate_card(card, tmp_path / "x.json")
