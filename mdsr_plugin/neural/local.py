@@ -51,7 +51,7 @@ from torch import nn
 
 from .. import units
 from .card import LOCAL_ARCH  # the ``arch`` of a local periodic integrator's configuration
-from .models import blend_weights
+from .models import _mlp, blend_weights
 
 __all__ = ["LOCAL_ARCH", "LocalIntegrator", "NeighbourList", "neighbour_list", "default_local_config"]
 
@@ -160,15 +160,6 @@ def neighbour_list(x: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float, chun
     return NeighbourList(frame * n + i, frame * n + j, images, frame, x.clone())
 
 
-def _mlp(n_in, width, depth):
-    layers, size = [], n_in
-    for _ in range(depth):
-        layers += [nn.Linear(size, width), nn.SiLU()]  # SiLU: smooth forces and force gradients
-        size = width
-    layers.append(nn.Linear(size, 1))
-    return nn.Sequential(*layers)
-
-
 class LocalIntegrator(nn.Module):
     """The local periodic integrator (see the module docstring).
 
@@ -209,7 +200,7 @@ class LocalIntegrator(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(n_el, self.n_features, dtype=torch.float64))
         self.register_buffer("feature_std", torch.ones(n_el, self.n_features, dtype=torch.float64))
         self.register_buffer("energy_scale", torch.tensor(1.0, dtype=torch.float64))
-        self.energies = nn.ModuleList(_mlp(self.n_features, int(config["width"]), int(config["depth"]))
+        self.energies = nn.ModuleList(_mlp(self.n_features, int(config["width"]), int(config["depth"]), 1)
                                       for _ in self.elements)
         self._species = None  # (N,) element index of each atom of the current system
         self._accel_per_force = None  # (N, 1) (Å/fs²)/(eV/Å)

@@ -83,7 +83,7 @@ def blend_weights(factor: int, dtype=torch.float64, device=None) -> torch.Tensor
 def _mlp(n_in, width, depth, n_out):
     layers, size = [], n_in
     for _ in range(depth):
-        layers += [nn.Linear(size, width), nn.SiLU()]
+        layers += [nn.Linear(size, width), nn.SiLU()]  # SiLU: smooth forces and force gradients
         size = width
     layers.append(nn.Linear(size, n_out))
     return nn.Sequential(*layers)
