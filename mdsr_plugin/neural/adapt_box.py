@@ -50,6 +50,10 @@ class BoxAdaptSettings(AdaptSettings):
     ----------
     cutoff : float
         Neighbourhood radius of the local energy, Å.
+    n_radial, n_angular : int
+        Gaussians per neighbour element of the radial densities and of the moments
+        (on a 24-atom GFN1-xTB water box, 16 and 6 fitted held-out forces to 10.8 %
+        where 8 and 4 gave 12.7 %: the O–H bond needs a fine radial grid).
     frames_per_epoch, gaps_per_epoch : int
         Frames drawn per epoch of the forces stage, gaps per epoch of the gap stage (an
         epoch is then bounded in time however long the archive: a frame is a whole box).
@@ -57,7 +61,7 @@ class BoxAdaptSettings(AdaptSettings):
         Frames per force step, gaps per gap step (a frame is a whole box).
     """
 
-    force_epochs: int = 60
+    force_epochs: int = 150
     gap_epochs: int = 40
     force_batch: int = 4
     gap_batch: int = 2
@@ -67,6 +71,8 @@ class BoxAdaptSettings(AdaptSettings):
     gap_learning_rate: float = 2e-4
     patience: int = 3
     cutoff: float = 4.5
+    n_radial: int = 16
+    n_angular: int = 6
     width: int = 64
     depth: int = 2
     position_scale: float = 0.01
@@ -157,8 +163,8 @@ def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings,
     stages = (["forces"] if has_forces and settings.force_epochs else []) + ["gaps"]
 
     torch.manual_seed(settings.seed)
-    config = default_local_config(first.numbers, cutoff=settings.cutoff, width=settings.width,
-                                  depth=settings.depth)
+    config = default_local_config(first.numbers, cutoff=settings.cutoff, n_radial=settings.n_radial,
+                                  n_angular=settings.n_angular, width=settings.width, depth=settings.depth)
     model = LocalIntegrator(config).to(torch.float32)
     model.set_atoms(first.numbers, first.masses)
     device = torch.device(settings.device)

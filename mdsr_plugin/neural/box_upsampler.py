@@ -160,7 +160,8 @@ class BoxUpsampler:
         device, dtype = torch.device(self.device), getattr(torch, self.precision)
 
         def tensor(a):
-            return torch.as_tensor(np.ascontiguousarray(a), device=device, dtype=dtype)
+            # the cells come from np.broadcast_to (read-only), which torch warns about: copy those
+            return torch.as_tensor(np.require(a, requirements="CW"), device=device, dtype=dtype)
 
         with torch.no_grad():
             for lo in range(0, n_gaps, self.batch_gaps):
