@@ -100,7 +100,8 @@ def generate_reference(
     output : path-like
         H5MD file to write: positions (Å), velocities (Å/fs), forces (eV/Å), time (fs),
         and the potential energy (eV) in ``observables/potential_energy``.  It appears
-        only when the run is complete.
+        only when the run is complete; called again with the same arguments, a
+        complete run returns it without running.
     hamiltonian : str
         ``"gfn2-xtb"``, ``"gfn1-xtb"`` or ``"pyscf:FUNCTIONAL/BASIS"``
         (see :mod:`mdsr_plugin.hamiltonians`).
@@ -151,8 +152,12 @@ def generate_reference(
         tdamp_fs=tdamp if thermostat == "nose-hoover" else None,
         potential=describe_hamiltonian(hamiltonian),
     )
-    run = _Run(molecule, make_calculator(hamiltonian), parameters, seed)
     state_path = output.with_name(output.name + ".resume.h5")
+    if snapshot is None and not state_path.exists() and _finished_with(output) == parameters:
+        # the same command again, after it finished: hours of DFT are not run twice
+        log.info("%s: already complete with these arguments", output)
+        return output
+    run = _Run(molecule, make_calculator(hamiltonian), parameters, seed)
     if snapshot is not None:
         if not state_path.exists():
             raise ValueError(f"{state_path}: no unfinished run with these arguments to take a snapshot of")
@@ -416,6 +421,19 @@ class _ResumeFile:
                     cell=part.get("cell"), pbc=np.full(3, "cell" in part),
                     frame_data={"potential_energy": part["potential_energy"]},  # eV
                 ))
+
+
+def _finished_with(output: Path) -> dict | None:
+    """The arguments (``parameters``) a finished run wrote ``output`` with; None for no such file."""
+    if not output.is_file():
+        return None
+    import h5py
+
+    try:
+        with h5py.File(output, "r") as f:
+            return json.loads(f["parameters"].attrs["mdsr_plugin"])
+    except (OSError, KeyError, ValueError):
+        return None  # not one of ours: the run writes it anew
 
 
 def main(argv=None) -> int:

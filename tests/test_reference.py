@@ -84,6 +84,25 @@ def test_a_resume_file_of_other_parameters_is_not_continued(tmp_path):
     np.testing.assert_allclose(read_trajectory(target).positions, first.positions, atol=1e-10)
 
 
+def test_a_finished_run_called_again_with_its_arguments_is_not_run_twice(tmp_path, monkeypatch):
+    from mdsr_plugin import reference
+
+    target = tmp_path / "run.h5md"
+    options = dict(hamiltonian="gfn1-xtb", steps=3, equilibration=0, checkpoint_every=2)
+    reference.generate_reference("ethanol", target, **options)
+    written = target.stat().st_mtime_ns
+
+    def must_not_run(*args):
+        raise AssertionError("a finished run was started again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reference, "_Run", must_not_run)
+        assert reference.generate_reference("ethanol", target, **options) == target
+        with pytest.raises(AssertionError, match="started again"):  # other arguments: a new run
+            reference.generate_reference("ethanol", target, **{**options, "steps": 4})
+    assert target.stat().st_mtime_ns == written
+
+
 def test_a_periodic_water_box_is_recorded_wrapped_with_its_cell(tmp_path):
     """``water-box:N``: N waters at liquid density in a cubic cell on GFN1-xTB (tblite
     handles the periodic cell), written wrapped as periodic AIMD codes write them."""
