@@ -8,8 +8,8 @@ coarse frames, then the same frames backwards in time with the velocities revers
 (an NVE trajectory played backwards is one too), and so on, so that every gap is a
 true stretch of dynamics and consecutive frames always continue each other.
 
-    python bench/box_memory.py bench/data/water32_300K_nve_gfn1_s7_2800.h5md \\
-        --model bench/training/box/water32_300K_nve_gfn1_s7_2800-f10.json --factor 10 \\
+    python bench/box_memory.py bench/data/water32_gfn1_2800.h5md \\
+        --model bench/training/box/water32_gfn1_2800-f10.json --factor 10 \\
         --frames 65 257 1025 --json bench/results/box_memory.json
 """
 
