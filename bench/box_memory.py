@@ -10,7 +10,7 @@ true stretch of dynamics and consecutive frames always continue each other.
 
     python bench/box_memory.py bench/data/water32_gfn1_2800.h5md \\
         --model bench/training/box/water32_gfn1_2800-f10.json --factor 10 \\
-        --frames 65 257 1025 --json bench/results/box_memory.json
+        --frames 33 129 513 1025 2049 4097 --json bench/results/box_memory.json
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True, help="a box checkpoint's card")
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--step", type=int, default=2, help="reference frames per fine frame (0.5 fs -> 1 fs)")
-    parser.add_argument("--frames", type=int, nargs="+", default=[65, 257, 1025])
+    parser.add_argument("--frames", type=int, nargs="+", default=[33, 129, 513, 1025, 2049, 4097])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     coarse = read_trajectory(args.reference)[::args.step][::args.factor]
