@@ -14,7 +14,7 @@ methods that ``auto`` does not measure are scored too, so that "the best of the
 methods it could have run" includes all of them.
 
     python bench/self_validation.py bench/data/ethanol_400K_nve_gfn1_s99.h5md ... \
-        [--factors 5 10 20] [--positions-only] [--adapt MINUTES] [--json bench/results/self_validation.json]
+        [--factors 5 10 20] [--positions-only] [--adapt MINUTES [--adapt-prior gfn1-xtb]] [--json bench/results/self_validation.json]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ CLASSICAL = ("quintic", "hermite", "spline", "linear")
 
 
 def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minutes=None, adapt_dir=None,
-             step: int = 2, coarse_frames=None):
+             step: int = 2, coarse_frames=None, adapt_prior=None):
     fine = read_trajectory(path)[::step][:frames]  # 1 fs
     if positions_only:
         fine_input = fine.without("velocities", "forces")
@@ -51,8 +51,9 @@ def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minut
         settings = UpsampleSettings(factor=factor)
         sample, adapted = None, None
         if adapt_minutes is not None:
-            stem = Path(adapt_dir) / f"{path.stem}-f{factor}"
-            settings = UpsampleSettings(factor=factor, adapt=str(stem), adapt_minutes=adapt_minutes)
+            stem = Path(adapt_dir) / f"{path.stem}-f{factor}{'-' + adapt_prior if adapt_prior else ''}"
+            settings = UpsampleSettings(factor=factor, adapt=str(stem), adapt_minutes=adapt_minutes,
+                                        adapt_prior=adapt_prior)
             adapted, sample = learn_from_input(coarse, coarse.dt, settings)
         _, selection = select_method(coarse, factor, settings, sample=sample)
         chosen = selection.chosen
@@ -76,7 +77,9 @@ def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minut
                        midpoint_2h=score.position_mae if score else None, ratio=score.ratio if score else None,
                        seconds=score.seconds if score else None, held_back=selection.held_back,
                        adapt_minutes=adapted["minutes"] if adapted and method == "adapted" else None,
-                       adapt_complete=adapted["complete"] if adapted and method == "adapted" else None)
+                       adapt_complete=adapted["complete"] if adapted and method == "adapted" else None,
+                       adapt_prior=adapt_prior if adapted and method == "adapted" else None,
+                       warm_start=adapted["warm_start"] if adapted and method == "adapted" else None)
 
 
 def main(argv=None) -> int:
@@ -89,13 +92,15 @@ def main(argv=None) -> int:
     parser.add_argument("--coarse-frames", type=int, help="coarse frames used at most")
     parser.add_argument("--adapt", type=float, metavar="MINUTES", help="learn from the coarse input first")
     parser.add_argument("--adapt-dir", type=Path, default=Path("bench/training/adapted"))
+    parser.add_argument("--adapt-prior", choices=("gfn1-xtb", "gfn2-xtb"),
+                        help="with --adapt: learn a starting model on this Hamiltonian first")
     parser.add_argument("--json", type=Path, help="append rows to this JSON list")
     args = parser.parse_args(argv)
     rows = []
     print(f"{'file':<36} {'f':>3} {'method':<8} {'true Å':>9} {'estimate':>9} {'est/true':>8} {'chosen':>6}")
     for path in args.references:
         for row in rows_for(path, args.factors, args.positions_only, args.frames, args.adapt, args.adapt_dir,
-                            args.step, args.coarse_frames):
+                            args.step, args.coarse_frames, args.adapt_prior):
             rows.append(row)
             estimate = row["estimate"]
             print(f"{row['file']:<36} {row['factor']:>3} {row['method']:<8} {row['true_position_mae']:9.2e} "

@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         "STEM.safetensors/.json (default: beside the output, OUTPUT.adapted) and reused when run again")
     parser.add_argument("--adapt-minutes", type=positive_float, default=10.0,
                         help="time budget of that learning (default 10; run again to continue)")
+    parser.add_argument("--adapt-prior", choices=("gfn1-xtb", "gfn2-xtb"),
+                        help="with --adapt, for a molecule with no registry checkpoint: first learn a starting "
+                        "model from a run of it on this cheap Hamiltonian (tblite; a few minutes), then from "
+                        "the input; the most useful on a short DFT archive")
     return parser
 
 
@@ -104,14 +108,18 @@ def settings_from_args(args):
 
 
 def _adapt_settings(args) -> dict:
-    """``adapt``/``adapt_minutes`` from ``--adapt [STEM]`` (mdsr-upsample only)."""
+    """``adapt``/``adapt_minutes``/``adapt_prior`` from ``--adapt [STEM]`` (mdsr-upsample only)."""
+    from .settings import SettingsError
+
     stem = getattr(args, "adapt", None)
     if stem is None:
+        if getattr(args, "adapt_prior", None):
+            raise SettingsError("--adapt-prior goes with --adapt")
         return {}
     if stem == "":  # beside the output: fine.xyz -> fine.adapted.{safetensors,json}
         output = Path(args.output)
         stem = str(output.with_name(output.stem + ".adapted"))
-    return {"adapt": stem, "adapt_minutes": args.adapt_minutes}
+    return {"adapt": stem, "adapt_minutes": args.adapt_minutes, "adapt_prior": args.adapt_prior}
 
 
 def check_upsample_options(args) -> str | None:

@@ -6,8 +6,10 @@ call it.
 
 How a stream is cut
 -------------------
-Gaps (coarse frame g to g + 1) are processed in blocks of ``method.block_gaps``
-gaps whose boundaries depend only on the global gap index.  A block is handed
+Gaps (coarse frame g to g + 1) are processed in blocks of :func:`gaps_per_block`
+gaps (``method.block_gaps``, fewer when that many gaps of this many atoms would
+hold more than ``MAX_BLOCK_ATOM_FRAMES`` fine atom-frames), whose boundaries depend
+only on the global gap index.  A block is handed
 to the method together with ``method.context`` coarse frames on each side, so
 the numbers computed for a gap are the same whatever size the input chunks
 have: the chunked path equals the in-memory path bit for bit.  Memory holds one
@@ -34,7 +36,7 @@ from .settings import SettingsError, UpsampleSettings
 from .trajectory import Trajectory, TrajectoryError, check_uniform_times, concatenate
 
 __all__ = ["upsample", "upsample_stream", "upsample_file", "stream_method", "settings_of", "block_bounds",
-           "prepare_coarse", "emit_block", "learn_from_input"]
+           "gaps_per_block", "prepare_coarse", "emit_block", "learn_from_input", "MAX_BLOCK_ATOM_FRAMES"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,18 @@ def settings_of(factor, method="auto", options=None) -> UpsampleSettings:
     """Checked settings from the Python API's arguments (``method`` may be a method object)."""
     name = method if isinstance(method, str) else "auto"
     return UpsampleSettings.from_options(factor, name, **(options or {})).checked()
+
+
+#: Fine frames × atoms one block holds at most: 2**21 makes a (frames, atoms, 3) float64
+#: array 48 MB.  A method's ``block_gaps`` is sized for a molecule; 4096 gaps of a
+#: 96-atom box at factor 10 held ~1 GB, of a 1000-atom box at factor 20 ~10 GB.
+MAX_BLOCK_ATOM_FRAMES = 2**21
+
+
+def gaps_per_block(method, n_atoms: int, factor: int) -> int:
+    """Gaps per block for ``method`` on ``n_atoms`` atoms at ``factor``: its ``block_gaps``,
+    fewer when those would hold more than ``MAX_BLOCK_ATOM_FRAMES`` fine atom-frames (at least 1)."""
+    return max(1, min(int(method.block_gaps), MAX_BLOCK_ATOM_FRAMES // (int(factor) * max(int(n_atoms), 1))))
 
 
 def block_bounds(gap: int, block_gaps: int, n_coarse: int | None = None) -> tuple[int, int]:
@@ -154,7 +168,7 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
 
     started = time.perf_counter()
     adapt_settings = AdaptSettings(fine_dt=coarse_dt / settings.factor, max_minutes=settings.adapt_minutes,
-                                   device=settings.device)
+                                   device=settings.device, prior=settings.adapt_prior)
     try:
         card_path = adapt([source], settings.adapt, adapt_settings, progress=progress,
                           reader_options=reader_options, manifest=False)
@@ -189,6 +203,7 @@ def stream_method(chunks: Iterable[Trajectory], factor: int, method: Method) -> 
     """
     buffer = _CoarseBuffer()
     next_gap = 0
+    block_gaps = None
     dt = None
     last_time = None
     unwrap = None
@@ -199,6 +214,7 @@ def stream_method(chunks: Iterable[Trajectory], factor: int, method: Method) -> 
         if first is None:
             first = chunk
             unwrap = Unwrapper(first.pbc) if first.is_periodic else None
+            block_gaps = gaps_per_block(method, first.n_atoms, factor)
             log.info("upsampling with method %r, factor %d", method.name, factor)
         elif not first.same_system(chunk):
             raise TrajectoryError(f"frame {buffer.end}: the atoms differ from frame 0")
@@ -215,7 +231,7 @@ def stream_method(chunks: Iterable[Trajectory], factor: int, method: Method) -> 
         buffer.append(*_unwrapped(chunk, unwrap))
 
         while True:
-            _, block_end = block_bounds(next_gap, method.block_gaps)
+            _, block_end = block_bounds(next_gap, block_gaps)
             if buffer.end < block_end + 1 + method.context:
                 break
             yield emit_block(buffer, method, factor, next_gap, block_end, n_total=None)
@@ -228,7 +244,7 @@ def stream_method(chunks: Iterable[Trajectory], factor: int, method: Method) -> 
     if n_total < 2:
         raise TrajectoryError("upsampling needs at least two frames")
     while next_gap < n_total - 1:
-        _, block_end = block_bounds(next_gap, method.block_gaps, n_total)
+        _, block_end = block_bounds(next_gap, block_gaps, n_total)
         yield emit_block(buffer, method, factor, next_gap, block_end, n_total=n_total)
         next_gap = block_end
         buffer.drop_before(max(0, next_gap - method.context))

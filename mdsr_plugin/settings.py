@@ -67,6 +67,10 @@ class UpsampleSettings:
         (of the same input and settings) is reused.
     adapt_minutes : float, optional
         Time budget of that learning, minutes (None: until it converges).
+    adapt_prior : str, optional
+        ``"gfn1-xtb"`` or ``"gfn2-xtb"``: for a molecule with no registry checkpoint, first
+        learn a starting model from a trajectory of it on that Hamiltonian
+        (:mod:`mdsr_plugin.neural.prior`; needs tblite).
     """
 
     factor: int
@@ -82,6 +86,7 @@ class UpsampleSettings:
     self_validate: bool = True
     adapt: str | None = None
     adapt_minutes: float | None = 10.0
+    adapt_prior: str | None = None
 
     @classmethod
     def from_options(cls, factor, method="auto", **options) -> "UpsampleSettings":
@@ -126,6 +131,14 @@ class UpsampleSettings:
             raise SettingsError(f"chunk_size must be >= 2 coarse frames, got {self.chunk_size}")
         if self.adapt_minutes is not None and not self.adapt_minutes > 0:
             raise SettingsError(f"adapt_minutes must be > 0, got {self.adapt_minutes}")
+        if self.adapt_prior is not None:
+            from .neural.prior import PRIOR_HAMILTONIANS
+
+            if self.adapt is None:
+                raise SettingsError("adapt_prior goes with adapt (mdsr-upsample --adapt --adapt-prior ...)")
+            if self.adapt_prior not in PRIOR_HAMILTONIANS:
+                raise SettingsError(f"adapt_prior must be one of {', '.join(PRIOR_HAMILTONIANS)}, "
+                                    f"got {self.adapt_prior!r}")
         if self.adapt is not None and self.model is not None:
             raise SettingsError("give a model (checkpoint) or adapt (learn one from the input), not both")
         if self.adapt is not None and self.method not in ("auto", "adapted"):

@@ -82,6 +82,53 @@ def test_too_few_coarse_frames_or_no_velocities_is_one_line_and_writes_nothing(x
 
 
 # ---------------------------------------------------------------- mdsr-upsample --adapt
+@pytest.mark.slow
+def test_a_prior_on_a_cheap_hamiltonian_is_learned_first_and_warm_starts_the_learning(coarse_file, tmp_path):
+    """--prior: the molecule is run on GFN1-xTB at the input's temperature and coarse step, a
+    model learned from that run is the starting point, and a second call reuses both."""
+    pytest.importorskip("tblite")
+    from ase import Atoms
+
+    from mdsr_plugin.hamiltonians import make_calculator
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.neural.prior import kinetic_temperature
+
+    stem = tmp_path / "m" / "eth"
+    settings = AdaptSettings(**TINY, prior="gfn1-xtb", prior_frames=40)
+    card_file = adapt([coarse_file], stem, settings, progress=False)
+    card = json.loads(card_file.read_text())
+    assert card["training"]["warm_start"] == "eth.prior" and card["training"]["settings"]["prior"] == "gfn1-xtb"
+    prior_card = json.loads((tmp_path / "m" / "eth.prior.json").read_text())
+    assert prior_card["training"]["warm_start"] is None and prior_card["training"]["files"] != card["training"]["files"]
+
+    coarse, prior = read_trajectory(coarse_file), read_trajectory(tmp_path / "m" / "eth.prior.h5md")
+    assert prior.n_frames == 40 and prior.dt == pytest.approx(coarse.dt) and list(prior.numbers) == list(coarse.numbers)
+    # the stored forces are GFN1-xTB's at the stored positions (eV/Å; to the SCF's tolerance, the MD
+    # starts each SCF from the last step's), not the input's GFN2-xTB ones
+    atoms = Atoms(numbers=prior.numbers, positions=prior.positions[7])
+    atoms.calc = make_calculator("gfn1-xtb")
+    np.testing.assert_allclose(prior.forces[7], atoms.get_forces(), atol=1e-3)
+    atoms.calc = make_calculator("gfn2-xtb")
+    assert np.abs(prior.forces[7] - atoms.get_forces()).mean() > 0.02
+    # at the input's temperature (a 9-atom molecule's kinetic temperature fluctuates: a loose band);
+    # a velocity unit error would be off by ~100x
+    assert 0.5 < kinetic_temperature(prior) / kinetic_temperature(coarse) < 2.0
+
+    written = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "m").iterdir()}
+    assert adapt([coarse_file], stem, settings, progress=False) == card_file
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "m").iterdir()} == written  # nothing redone
+
+
+def test_a_prior_is_refused_for_an_unknown_hamiltonian_or_a_box_and_nothing_is_written(xtb_fine, small_traj,
+                                                                                       tmp_path):
+    out = tmp_path / "m"
+    with pytest.raises(AdaptError, match="one of gfn1-xtb, gfn2-xtb, not 'pbe'"):
+        adapt([xtb_fine[::20]], out / "x", AdaptSettings(**TINY, prior="pbe"), progress=False)
+    with pytest.raises(AdaptError, match="a prior is for molecules"):
+        adapt([small_traj], out / "x", AdaptSettings(**TINY, prior="gfn1-xtb"), progress=False)
+    assert not out.exists()
+
+
 @pytest.fixture
 def gfn1_coarse_file(gfn1_fine, tmp_path):
     """GFN1-xTB ethanol (not the shipped checkpoint's Hamiltonian), 121 frames at 10 fs."""
@@ -167,6 +214,7 @@ def test_upsample_adapt_refuses_bad_input_in_one_line_and_writes_nothing(case, g
     (["--adapt", "--method", "hermite"], "auto or adapted"),
     (["--method", "adapted"], "needs a checkpoint learned from the input"),
     (["--adapt", "--adapt-minutes", "0"], "must be > 0"),
+    (["--adapt-prior", "gfn1-xtb"], "--adapt-prior goes with --adapt"),
 ])
 def test_adapt_options_that_contradict_each_other_are_usage_errors(argv, message, tmp_path, capsys):
     from mdsr_plugin.cli import main

@@ -73,6 +73,29 @@ def test_stream_emits_blocks_before_the_input_ends():
     assert total == (n - 1) * 4 + 1
 
 
+def test_blocks_of_a_large_system_hold_a_bounded_number_of_atom_frames():
+    """A method's block_gaps is sized for a molecule: for many atoms the block shrinks so that
+    one block holds at most MAX_BLOCK_ATOM_FRAMES fine atom-frames, and the result is unchanged."""
+    from mdsr_plugin.pipeline import MAX_BLOCK_ATOM_FRAMES, gaps_per_block
+    from mdsr_plugin.trajectory import concatenate
+
+    n_atoms, factor, n = 2000, 20, 130
+    gaps = gaps_per_block(type("Hermite", (), {"block_gaps": 4096}), n_atoms, factor)
+    assert gaps == MAX_BLOCK_ATOM_FRAMES // (n_atoms * factor) == 52
+    assert gaps_per_block(type("Small", (), {"block_gaps": 7}), 9, 20) == 7  # a molecule keeps its own
+    assert gaps_per_block(type("Huge", (), {"block_gaps": 4096}), 10**6, 20) == 1
+    rng = np.random.default_rng(1)
+    times = np.arange(n) * 20.0
+    x = np.cumsum(rng.normal(0, 0.01, (n, n_atoms, 3)), axis=0)
+    v = rng.normal(0, 0.01, (n, n_atoms, 3))
+    coarse = Trajectory(numbers=[8] * n_atoms, positions=x, velocities=v, times=times)
+    blocks = list(upsample_stream(chunked(coarse, 40), factor, "hermite"))
+    assert [b.n_frames for b in blocks] == [gaps * factor, gaps * factor, (n - 1 - 2 * gaps) * factor + 1]
+    assert max(b.n_frames for b in blocks) * n_atoms <= MAX_BLOCK_ATOM_FRAMES
+    whole = upsample(coarse, factor, "hermite")
+    assert_identical(concatenate(blocks), whole)
+
+
 def test_non_uniform_step_across_chunks_names_the_frame(xtb_fine):
     coarse = xtb_fine[::10]
     broken = coarse.times.copy()

@@ -134,10 +134,11 @@ class MDSRReader(ReaderBase):
 
     def _block(self, frame):
         """The cached block of fine frames holding ``frame``, and its first frame index."""
-        from ..pipeline import block_bounds, emit_block
+        from ..pipeline import block_bounds, emit_block, gaps_per_block
 
         n_coarse = self._coarse.n_frames
-        start, end = block_bounds(min(frame // self._factor, n_coarse - 2), self._method.block_gaps, n_coarse)
+        block_gaps = gaps_per_block(self._method, self.n_atoms, self._factor)
+        start, end = block_bounds(min(frame // self._factor, n_coarse - 2), block_gaps, n_coarse)
         if self._cache[0] != start:
             self._cache = (start, emit_block(self._buffer, self._method, self._factor, start, end, n_total=n_coarse))
         return self._cache[1], start * self._factor

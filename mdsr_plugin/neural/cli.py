@@ -33,6 +33,10 @@ def train_main(argv=None) -> int:
                         help="with --from-coarse: auto (the registry's checkpoint of the molecule, if any), "
                         "a checkpoint id or path, or none")
     parser.add_argument("--max-minutes", type=float, help="with --from-coarse: stop (resumably) after this long")
+    parser.add_argument("--prior", choices=("gfn1-xtb", "gfn2-xtb"),
+                        help="with --from-coarse and no checkpoint to warm-start from: first learn a starting model "
+                        "from a run of the molecule on this cheap Hamiltonian (tblite), started from the first "
+                        "coarse frame at its temperature")
     parser.add_argument("--factor", type=int, help="fine steps per coarse step the model serves")
     parser.add_argument("--arch", default="bilstm", choices=archs, help="architecture (default bilstm)")
     parser.add_argument("--fine-dt", type=float, default=defaults.fine_dt, help="output step in fs (default 1)")
@@ -78,7 +82,7 @@ def _adapt_main(args, reader_options) -> int:
 
     settings = AdaptSettings(fine_dt=args.fine_dt, seed=args.seed, device=args.device,
                              warm_start=None if args.warm_start == "none" else args.warm_start,
-                             max_minutes=args.max_minutes)
+                             max_minutes=args.max_minutes, prior=args.prior)
     return _run_training(lambda: adapt(args.trajectories, args.output, settings, progress=not args.quiet,
                                        reader_options=reader_options))
 

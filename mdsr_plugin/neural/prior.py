@@ -1,0 +1,160 @@
+"""A prior for learning from few coarse frames: the same molecule on a cheap Hamiltonian.
+
+A short DFT archive of a molecule with no checkpoint holds too few frames to learn a
+potential from: glycine on PBE/6-31G, 1.25 ps at 20 fs (45 training frames), learned
+from scratch, has forces 37 % off on held-out frames, and reconstructs its gaps only
+2.7x better than cubic Hermite.  A tight-binding Hamiltonian (GFN1-xTB, tblite)
+costs milliseconds per step: a trajectory of the same molecule on it, started from
+the user's first coarse frame at the user's temperature and recorded at the user's
+coarse step, gives hundreds of frames to learn a first model from.  The learning
+from the user's own frames then starts from that model, as it would from a registry
+checkpoint of the molecule, and fits it to the user's Hamiltonian (measured in
+``docs/benchmarks.md``).
+
+The prior trajectory is written beside the checkpoint (``STEM.prior.h5md``, with the
+arguments that made it) and reused when they match; the model learned from it is an
+ordinary checkpoint (``STEM.prior.json``), which the final card names as its warm start.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..trajectory import Trajectory
+
+__all__ = ["prior_trajectory", "kinetic_temperature", "PRIOR_HAMILTONIANS"]
+
+log = logging.getLogger(__name__)
+
+#: Hamiltonians a prior can be run on (cheap enough to run while the user waits).
+PRIOR_HAMILTONIANS = ("gfn1-xtb", "gfn2-xtb")
+#: Boltzmann's constant, eV/K, and the kinetic energy of 1 u at 1 Å/fs, eV.
+_KB_EV = 8.617333262e-5
+_EV_PER_U_A2_FS2 = 103.642696
+
+
+def kinetic_temperature(traj: Trajectory) -> float:
+    """The mean kinetic temperature of ``traj``'s frames, K (a molecule: 3N − 6 degrees of freedom).
+
+    Parameters
+    ----------
+    traj : Trajectory
+        With velocities, shape (F, N, 3), Å/fs.
+    """
+    if traj.velocities is None:
+        raise ValueError("the temperature of frames without velocities is unknown")
+    kinetic = 0.5 * np.einsum("n,fni,fni->f", traj.masses, traj.velocities, traj.velocities) * _EV_PER_U_A2_FS2
+    dof = max(3 * traj.n_atoms - 6, 1)
+    return float(np.mean(2.0 * kinetic / (dof * _KB_EV)))
+
+
+def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb", n_frames: int = 500,
+                     equilibration_fs: float = 500.0, seed: int = 0, progress: bool = False) -> Trajectory:
+    """The molecule of ``coarse`` on ``hamiltonian``, recorded at ``coarse``'s step.
+
+    Starts from the first coarse frame, is thermalised for ``equilibration_fs`` by a
+    Langevin bath (0.01/fs) at the coarse frames' kinetic temperature, then runs NVE
+    (velocity Verlet at the largest step ≤ 0.5 fs that divides the coarse step).
+
+    Parameters
+    ----------
+    coarse : Trajectory
+        The user's coarse frames of one molecule: positions (F, N, 3) Å, velocities Å/fs.
+    output : path-like
+        H5MD file the trajectory is written to (atomically); an existing one made with
+        the same arguments is read instead of run again.
+    hamiltonian : {"gfn1-xtb", "gfn2-xtb"}
+    n_frames : int
+        Frames recorded, ``coarse.dt`` apart.
+    equilibration_fs : float
+    seed : int
+        Seeds the Langevin noise.
+    progress : bool
+        A progress bar over the steps (stderr).
+
+    Returns
+    -------
+    Trajectory
+        ``n_frames`` frames: positions (Å), velocities (Å/fs), forces (eV/Å).
+    """
+    from ase import Atoms
+    from ase import units as ase_units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.verlet import VelocityVerlet
+
+    from .. import units
+    from ..hamiltonians import describe_hamiltonian, make_calculator
+    from ..io import read_trajectory, write_trajectory
+    from ..reference import _finished_with
+
+    if hamiltonian not in PRIOR_HAMILTONIANS:
+        raise ValueError(f"a prior runs on one of {', '.join(PRIOR_HAMILTONIANS)}, not {hamiltonian!r}")
+    if coarse.is_periodic:
+        raise ValueError("a prior is for molecules; a periodic box learns from its own frames")
+    if coarse.velocities is None:
+        raise ValueError("a prior starts from the coarse velocities, which the input does not have")
+    if n_frames < 2:
+        raise ValueError(f"a prior needs at least 2 frames, got {n_frames}")
+    output = Path(output)
+    substeps = int(np.ceil(coarse.dt / 0.5 - 1e-9))
+    timestep = coarse.dt / substeps
+    temperature = kinetic_temperature(coarse)
+    parameters = {
+        "generator": "mdsr_plugin.neural.prior.prior_trajectory",
+        "potential": describe_hamiltonian(hamiltonian),
+        "start": [np.round(coarse.positions[0], 6).tolist(), np.round(coarse.velocities[0], 8).tolist()],
+        "numbers": [int(z) for z in coarse.numbers],
+        "temperature_K": round(temperature, 3),
+        "coarse_dt_fs": float(coarse.dt),
+        "timestep_fs": timestep,
+        "frames": int(n_frames),
+        "equilibration_fs": float(equilibration_fs),
+        "seed": int(seed),
+    }
+    if _finished_with(output) == parameters:
+        log.info("%s: the prior trajectory made with these arguments exists", output.name)
+        return read_trajectory(output)
+
+    try:
+        calculator = make_calculator(hamiltonian)
+    except ImportError:
+        raise ValueError(f"a {hamiltonian} prior needs tblite: pip install 'mdsr_plugin[reference]'") from None
+    atoms = Atoms(numbers=coarse.numbers, positions=coarse.positions[0], masses=coarse.masses)
+    atoms.set_velocities(coarse.velocities[0] / units.ASE_TIME_PER_FS)
+    atoms.calc = calculator
+    rng = np.random.default_rng(seed)
+    equilibration = int(round(equilibration_fs / timestep))
+    total = equilibration + (n_frames - 1) * substeps
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="step", desc=f"prior on {hamiltonian}", disable=not progress or None,
+              leave=False) as bar:
+        if equilibration:
+            atoms.set_constraint(FixCom())  # Langevin's own fixcm biases small molecules
+            bath = Langevin(atoms, timestep * ase_units.fs, temperature_K=temperature,
+                            friction=0.01 / ase_units.fs, fixcm=False, rng=rng)
+            for _ in range(equilibration):
+                bath.run(1)
+                bar.update()
+            atoms.set_constraint()
+        dynamics = VelocityVerlet(atoms, timestep * ase_units.fs)
+        x, v, f = [], [], []
+        for frame in range(n_frames):
+            if frame:
+                for _ in range(substeps):
+                    dynamics.run(1)
+                    bar.update()
+            x.append(atoms.get_positions())
+            v.append(atoms.get_velocities() * units.ASE_TIME_PER_FS)
+            f.append(atoms.get_forces())
+    prior = Trajectory(numbers=coarse.numbers, masses=coarse.masses, positions=np.array(x),
+                       velocities=np.array(v), forces=np.array(f), times=np.arange(n_frames) * coarse.dt,
+                       names=coarse.names)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_trajectory(output, prior, parameters=parameters)
+    log.info("prior: %d frames on %s at %.0f K written to %s", n_frames, hamiltonian, temperature, output.name)
+    return read_trajectory(output)  # as a later call reads it: the same data, the same fingerprint
