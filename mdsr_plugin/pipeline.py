@@ -47,10 +47,11 @@ def settings_of(factor, method="auto", options=None) -> UpsampleSettings:
     return UpsampleSettings.from_options(factor, name, **(options or {})).checked()
 
 
-#: Fine frames × atoms one block holds at most: 2**21 makes a (frames, atoms, 3) float64
-#: array 48 MB.  A method's ``block_gaps`` is sized for a molecule; 4096 gaps of a
-#: 96-atom box at factor 10 held ~1 GB, of a 1000-atom box at factor 20 ~10 GB.
-MAX_BLOCK_ATOM_FRAMES = 2**21
+#: Fine frames × atoms one block holds at most: 2**20 makes a (frames, atoms, 3) float64
+#: array 24 MB.  A method's ``block_gaps`` is sized for a molecule; 4096 gaps of a
+#: 96-atom box at factor 10 peaked at ~1.1 GB (cubic Hermite), of a 1000-atom box at
+#: factor 20 would need ~10 GB.
+MAX_BLOCK_ATOM_FRAMES = 2**20
 
 
 def gaps_per_block(method, n_atoms: int, factor: int) -> int:
@@ -444,6 +445,7 @@ def upsample_file(
             for fine in stream_method(_count_into(stream, counted), settings.factor, method):
                 disagreement.add(fine)
                 writer.write(fine)
+                del fine  # else the written block stays alive while the next one is computed
     return {
         **provenance.as_dict(),
         "disagreement": disagreement.summary(),

@@ -79,9 +79,9 @@ def test_blocks_of_a_large_system_hold_a_bounded_number_of_atom_frames():
     from mdsr_plugin.pipeline import MAX_BLOCK_ATOM_FRAMES, gaps_per_block
     from mdsr_plugin.trajectory import concatenate
 
-    n_atoms, factor, n = 2000, 20, 130
+    n_atoms, factor, n = 2000, 20, 60
     gaps = gaps_per_block(type("Hermite", (), {"block_gaps": 4096}), n_atoms, factor)
-    assert gaps == MAX_BLOCK_ATOM_FRAMES // (n_atoms * factor) == 52
+    assert gaps == MAX_BLOCK_ATOM_FRAMES // (n_atoms * factor) == 26
     assert gaps_per_block(type("Small", (), {"block_gaps": 7}), 9, 20) == 7  # a molecule keeps its own
     assert gaps_per_block(type("Huge", (), {"block_gaps": 4096}), 10**6, 20) == 1
     rng = np.random.default_rng(1)
