@@ -54,7 +54,8 @@ def palindrome(coarse, n_frames: int):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reference", type=Path, help="fine reference run (0.5 fs steps)")
-    parser.add_argument("--model", required=True, help="a box checkpoint's card")
+    parser.add_argument("--model", help="a box checkpoint's card (with --method neural)")
+    parser.add_argument("--method", default="neural", help="neural (default) or a classical method")
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--step", type=int, default=2, help="reference frames per fine frame (0.5 fs -> 1 fs)")
     parser.add_argument("--frames", type=int, nargs="+", default=[33, 129, 513, 1025, 2049, 4097])
@@ -67,10 +68,12 @@ def main(argv=None) -> int:
             source, target = Path(folder) / f"box{n}.h5md", Path(folder) / f"box{n}_fine.h5md"
             with open_writer(source) as writer:
                 writer.write(palindrome(coarse, n))
-            seconds, rss = peak_rss_mb([str(source), "--factor", str(args.factor), "--method", "neural",
-                                        "--model", args.model, "-o", str(target), "-q"], folder)
+            model = ["--model", args.model] if args.method == "neural" else []
+            seconds, rss = peak_rss_mb([str(source), "--factor", str(args.factor), "--method", args.method, *model,
+                                        "-o", str(target), "-q"], folder)
             fine_frames = (n - 1) * args.factor + 1
-            row = {"file": args.reference.name, "atoms": coarse.n_atoms, "factor": args.factor, "coarse_frames": n,
+            row = {"file": args.reference.name, "method": args.method, "atoms": coarse.n_atoms, "factor": args.factor,
+                   "coarse_frames": n,
                    "fine_frames": fine_frames, "seconds": seconds, "fine_fps": fine_frames / seconds,
                    "peak_rss_mb": rss, "output_mb": target.stat().st_size / 2**20}
             rows.append(row)

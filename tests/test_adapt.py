@@ -119,6 +119,25 @@ def test_a_prior_on_a_cheap_hamiltonian_is_learned_first_and_warm_starts_the_lea
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "m").iterdir()} == written  # nothing redone
 
 
+@pytest.mark.slow
+def test_an_unfinished_prior_leaves_the_learning_unfinished_and_is_learned_from_again_once_done(coarse_file,
+                                                                                                tmp_path):
+    pytest.importorskip("tblite")
+    stem = tmp_path / "m" / "eth"
+    hurried = AdaptSettings(**TINY, prior="gfn1-xtb", prior_frames=40, max_minutes=0.0)
+    card = json.loads(adapt([coarse_file], stem, hurried, progress=False).read_text())
+    prior = json.loads((tmp_path / "m" / "eth.prior.json").read_text())
+    assert not prior["training"]["complete"] and not card["training"]["complete"]
+    assert len(open(f"{stem}.log.jsonl").readlines()) == 1  # one epoch per call, then the budget
+    card = json.loads(adapt([coarse_file], stem, AdaptSettings(**TINY, prior="gfn1-xtb", prior_frames=40),
+                            progress=False).read_text())
+    prior = json.loads((tmp_path / "m" / "eth.prior.json").read_text())
+    assert prior["training"]["complete"] and card["training"]["complete"]
+    records = [json.loads(line) for line in open(f"{stem}.log.jsonl")]
+    # the prior changed, so the learning started again from it rather than continuing
+    assert [(r["stage"], r["epoch"]) for r in records[1:]] == [("forces", 1), ("forces", 2), ("gaps", 1), ("gaps", 2)]
+
+
 def test_a_prior_is_refused_for_an_unknown_hamiltonian_or_a_box_and_nothing_is_written(xtb_fine, small_traj,
                                                                                        tmp_path):
     out = tmp_path / "m"

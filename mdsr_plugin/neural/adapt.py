@@ -117,7 +117,7 @@ class AdaptSettings:
     hidden: int = 64
     prior: str | None = None
     prior_frames: int = 500
-    prior_share: float = 0.6
+    prior_share: float = 0.8  # the fine-tuning that follows it ends on its own in about a minute
 
 
 def _load_coarse(paths, reader_options):
@@ -312,8 +312,10 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
 
     started = time.perf_counter()
     entry, order = _warm_start_entry(settings.warm_start, trajectories[0])
+    prior_complete = True
     if entry is None and settings.prior is not None:
         entry, order = _learn_prior(trajectories[0], output, settings, progress)
+        prior_complete = bool(entry.card[schema.TRAINING][schema.COMPLETE])
     max_minutes = settings.max_minutes
     if max_minutes is not None:  # what the prior left of the budget
         max_minutes = max(max_minutes - (time.perf_counter() - started) / 60, 0.0)
@@ -360,7 +362,11 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
                  for k, v in sorted((reader_options or {}).items()) if v is not None}
     fingerprint = json.dumps({"files": [_identity(p) for p in paths], "read_with": read_with,
                               "settings": determining,
-                              "warm_start": None if entry is None else entry.id}, sort_keys=True)
+                              # its weights too: a starting model that learned more since (an
+                              # unfinished prior, continued) is a reason to learn again from it
+                              "warm_start": None if entry is None else [entry.id,
+                                                                        entry.card[schema.WEIGHTS_SHA256]]},
+                             sort_keys=True)
     state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
              "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state}
     finished = _finished_card(output, fingerprint)
@@ -436,6 +442,7 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     if state["best_weights"] is not None:
         model.load_state_dict(state["best_weights"])
     model.eval()
+    complete = complete and prior_complete  # run again: the prior goes on, then this learns from it anew
     _, held_out = _gap_validation(model, gaps, gap_held, settings, tensor, factor)
     if has_forces:
         held_out.update(_force_validation(model, gaps, frame_held, tensor)[1])
