@@ -138,6 +138,24 @@ def test_an_unfinished_prior_leaves_the_learning_unfinished_and_is_learned_from_
     assert [(r["stage"], r["epoch"]) for r in records[1:]] == [("forces", 1), ("forces", 2), ("gaps", 1), ("gaps", 2)]
 
 
+def test_adapt_prior_settings_are_checked_and_the_kinetic_temperature_has_its_units():
+    from mdsr_plugin.neural.prior import kinetic_temperature
+    from mdsr_plugin.settings import SettingsError, UpsampleSettings
+    from mdsr_plugin.trajectory import Trajectory
+
+    with pytest.raises(SettingsError, match="one of gfn1-xtb, gfn2-xtb"):
+        UpsampleSettings(factor=10, adapt="mine/x", adapt_prior="pbe").checked()
+    with pytest.raises(SettingsError, match="goes with adapt"):
+        UpsampleSettings(factor=10, adapt_prior="gfn1-xtb").checked()
+    # 3 atoms of 1 u at 0.01 Å/fs: E_kin = 3 * 0.5 * 1e-4 u Å²/fs² = 0.015546 eV over 3N - 6 = 3
+    # degrees of freedom: T = 2 E_kin / (3 k_B) = 120.3 K
+    v = np.zeros((2, 3, 3))
+    v[..., 0] = 0.01
+    frames = Trajectory(numbers=[1, 1, 1], masses=[1.0, 1.0, 1.0], positions=np.zeros((2, 3, 3)), velocities=v,
+                        times=[0.0, 10.0])
+    assert kinetic_temperature(frames) == pytest.approx(120.27, rel=1e-3)
+
+
 def test_a_prior_is_refused_for_an_unknown_hamiltonian_or_a_box_and_nothing_is_written(xtb_fine, small_traj,
                                                                                        tmp_path):
     out = tmp_path / "m"
