@@ -191,13 +191,13 @@ def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings,
     state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
              "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state,
              "seconds": {}}
-    optimizer, scheduler = _optimizer(model, settings, state["stage"])
+    optimizer, scheduler = _optimizer(model, settings, state["stage"], warm=False)
     if state_path.exists():
         saved = torch.load(state_path, weights_only=True, map_location="cpu")
         if saved["state"].get("fingerprint") == fingerprint:
             model.load_state_dict(saved["model"])
             state.update(saved["state"])
-            optimizer, scheduler = _optimizer(model, settings, state["stage"])
+            optimizer, scheduler = _optimizer(model, settings, state["stage"], warm=False)
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             log.info("resuming %s at stage %s epoch %d", output.name, state["stage"], state["epoch"])
@@ -222,7 +222,7 @@ def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings,
             if state["best_weights"] is not None:
                 model.load_state_dict(state["best_weights"])
             state.update(stage=stages[stages.index(stage) + 1], epoch=0, best=float("inf"), best_weights=None)
-            optimizer, scheduler = _optimizer(model, settings, state["stage"])
+            optimizer, scheduler = _optimizer(model, settings, state["stage"], warm=False)
             continue
         if budget is not None and epochs_this_call and elapsed > budget:
             log.info("time budget reached; state saved, run again to continue")
