@@ -33,7 +33,11 @@ KJMOL_PER_EV = 96.48533212331
 """eV → kJ/mol (MDAnalysis forces are kJ/(mol·Å))."""
 
 ACCEL_PER_FORCE_OVER_MASS = 9.648533212331e-3
-"""(eV/Å)/u → Å/fs²: the factor turning force/mass into an acceleration."""
+"""(eV/Å)/u → Å/fs²: the factor turning force/mass into an acceleration (so a kinetic
+energy ½ m v² in u·Å²/fs² is ``½ m v² / ACCEL_PER_FORCE_OVER_MASS`` eV)."""
+
+BOLTZMANN_EV_PER_K = 8.617333262e-5
+"""Boltzmann's constant, eV/K (``ase.units.kB``)."""
 
 NAMD_VELOCITY_TO_ANGSTROM_PER_FS = 20.45482706 / FS_PER_PS
 """NAMD velocity DCD stores Å per AKMA time; ``v[Å/fs] = stored * this``."""

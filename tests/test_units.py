@@ -25,3 +25,7 @@ def test_force_units():
 def test_namd_velocity_factor():
     # NAMD's PDBVELFACTOR: Å/ps per stored (Å/AKMA) unit, the inverse of the AKMA time in ps.
     assert units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS * units.FS_PER_AKMA == pytest.approx(1.0, rel=1e-6)
+
+
+def test_boltzmann_constant():
+    assert units.BOLTZMANN_EV_PER_K == pytest.approx(ase.units.kB, rel=1e-6)

@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 
 #: Hamiltonians a prior can be run on (cheap enough to run while the user waits).
 PRIOR_HAMILTONIANS = ("gfn1-xtb", "gfn2-xtb")
-#: Boltzmann's constant, eV/K, and the kinetic energy of 1 u at 1 Å/fs, eV.
-_KB_EV = 8.617333262e-5
-_EV_PER_U_A2_FS2 = 103.642696
 
 
 def kinetic_temperature(traj: Trajectory) -> float:
@@ -44,11 +41,14 @@ def kinetic_temperature(traj: Trajectory) -> float:
     traj : Trajectory
         With velocities, shape (F, N, 3), Å/fs.
     """
+    from .. import units
+
     if traj.velocities is None:
         raise ValueError("the temperature of frames without velocities is unknown")
-    kinetic = 0.5 * np.einsum("n,fni,fni->f", traj.masses, traj.velocities, traj.velocities) * _EV_PER_U_A2_FS2
+    kinetic = 0.5 * np.einsum("n,fni,fni->f", traj.masses, traj.velocities, traj.velocities)  # u Å²/fs²
+    kinetic = kinetic / units.ACCEL_PER_FORCE_OVER_MASS  # eV
     dof = max(3 * traj.n_atoms - 6, 1)
-    return float(np.mean(2.0 * kinetic / (dof * _KB_EV)))
+    return float(np.mean(2.0 * kinetic / (dof * units.BOLTZMANN_EV_PER_K)))
 
 
 def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb", n_frames: int = 500,
