@@ -163,6 +163,9 @@ def test_a_prior_is_refused_for_an_unknown_hamiltonian_or_a_box_and_nothing_is_w
         adapt([xtb_fine[::20]], out / "x", AdaptSettings(**TINY, prior="pbe"), progress=False)
     with pytest.raises(AdaptError, match="a prior is for molecules"):
         adapt([small_traj], out / "x", AdaptSettings(**TINY, prior="gfn1-xtb"), progress=False)
+    # too short: refused before any work on the prior
+    with pytest.raises(AdaptError, match="needs at least"):
+        adapt([xtb_fine[::20][:12]], out / "x", AdaptSettings(**TINY, prior="gfn1-xtb"), progress=False)
     assert not out.exists()
 
 
