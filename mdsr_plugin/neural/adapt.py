@@ -495,8 +495,6 @@ def _learn_prior(coarse: Trajectory, output: Path, settings: AdaptSettings, prog
 
     from .prior import prior_trajectory
 
-    if coarse.velocities is None:
-        raise AdaptError("learning from coarse frames needs their velocities")
     stem = output.with_name(output.name + ".prior")
     started = time.perf_counter()
     try:
