@@ -30,6 +30,16 @@ estimates of the chosen methods were 0.8-3.6x the true error, with 1.5 they are
 positions-only input is extrapolated by the plain power law
 (:data:`STEEPENING_FITTED`): its error is the fit's.
 
+How far the estimate can be trusted depends on how many frames were held back: a
+short input (a 1.25 ps DFT archive holds back 8 frames of its last 16 gaps when a
+model is learned from it) gives a noisy mean.  So each estimate comes with its
+*sampling range*: the held-back frames are resampled in blocks of four coarse gaps
+(one level-4 gap and the two level-2 gaps in it, so that a block keeps its own ratio
+r), the estimate is made from each resample, and the range is the central
+:data:`RANGE_QUANTILES` of those estimates.  It says how much the estimate would move
+on other frames of the same kind; the extrapolation's own error (the 0.5-1.9x above)
+comes on top.
+
 The candidates are every learned method that suits the input and one classical
 method: the one using the most of what the input stores (quintic Hermite with
 forces, cubic Hermite with velocities, else the spline).  Classical methods are not
@@ -72,6 +82,10 @@ STEEPENING = 1.5
 STEEPENING_FITTED = 1.0
 #: Estimates within this factor of the lowest count as a tie, won by priority.
 MARGIN = 1.5
+#: Resamples of the held-back blocks behind an estimate's sampling range.
+RESAMPLES = 400
+#: The sampling range: these quantiles of the resampled estimates.
+RANGE_QUANTILES = (0.1, 0.9)
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,11 @@ class CandidateScore:
         Observed midpoint error at 2h over that at 4h (positions), clamped.
     seconds : float
         Time the measurement took.
+    position_range : tuple of float
+        The position estimate's sampling range (low, high), Å (see the module
+        docstring); NaN with fewer than two level-4 gaps to resample.
+    estimator : {"extrapolation", "disagreement"}
+        How the position estimate was made (see the module docstring).
     """
 
     method: str
@@ -98,6 +117,8 @@ class CandidateScore:
     velocity_estimate: float
     ratio: float
     seconds: float
+    position_range: tuple = (np.nan, np.nan)
+    estimator: str = "extrapolation"
 
 
 @dataclass
@@ -130,8 +151,10 @@ class Selection:
     def describe(self) -> str:
         """One line for the user, e.g. ``estimated position error 2.1e-03 Å (...)``."""
         best = self.best
+        low, high = best.position_range
+        spread = f" (sampling range {low:.1e}-{high:.1e} Å)" if np.isfinite(low) else ""
         others = ", ".join(f"{s.method} {s.position_estimate:.1e}" for s in self.scores[1:])
-        return (f"estimated position error {best.position_estimate:.1e} Å, velocity error "
+        return (f"estimated position error {best.position_estimate:.1e} Å{spread}, velocity error "
                 f"{best.velocity_estimate:.1e} Å/fs (measured on {self.held_back} held-back coarse frames "
                 f"at a {self.gap_fs:g} fs gap{'; others: ' + others if others else ''})")
 
@@ -151,65 +174,184 @@ def _continuous(sample: Trajectory) -> Trajectory:
     return replace(sample, positions=Unwrapper(sample.pbc)(sample.positions, sample.cell))
 
 
+@dataclass(frozen=True)
+class _HeldBack:
+    """One method's errors at the held-back frames of a sample, frame by frame.
+
+    Level-4 gap b holds level-2 gaps 2b and 2b + 1 and the input's own gaps 4b … 4b + 3.
+
+    Attributes
+    ----------
+    position2, velocity2 : ndarray, shape (1, G2)
+        At the middle of the 2h gaps, Å and Å/fs (velocity NaN without stored velocities).
+    disagreement2 : ndarray, shape (1, G2)
+        The method's forward/backward disagreement at those frames, Å (NaN without one).
+    position4, velocity4 : ndarray, shape (3, G4)
+        At a quarter, half and three quarters of the 4h gaps.
+    disagreement1 : ndarray, shape (G1,), or None
+        The disagreement at the middle of the input's own gaps (h), Å; None for a
+        method without one.
+    """
+
+    position2: np.ndarray
+    velocity2: np.ndarray
+    disagreement2: np.ndarray
+    position4: np.ndarray
+    velocity4: np.ndarray
+    disagreement1: np.ndarray | None
+
+    def blocks(self, picked) -> _HeldBack:
+        """The same quantities for the level-4 gaps ``picked`` (int array, repeats allowed)."""
+        two = (2 * picked[:, None] + np.arange(2)).ravel()
+        one = (4 * picked[:, None] + np.arange(4)).ravel()
+        return _HeldBack(self.position2[:, two], self.velocity2[:, two], self.disagreement2[:, two],
+                         self.position4[:, picked], self.velocity4[:, picked],
+                         None if self.disagreement1 is None else self.disagreement1[one])
+
+    @property
+    def has_disagreement(self) -> bool:
+        return (self.disagreement1 is not None and bool(np.all(np.isfinite(self.disagreement2)))
+                and self.disagreement2.sum() > 0 and self.position4[1].mean() > 0)
+
+
+def _upsampled(method: Method, kept: Trajectory, factor: int) -> Trajectory:
+    """``kept`` upsampled by ``factor``, unwrapped for a box (errors are plain differences)."""
+    from .pipeline import stream_method
+
+    fine = concatenate(list(stream_method([kept], factor, method)))
+    if fine.is_periodic:
+        from .periodic import Unwrapper
+
+        fine = replace(fine, positions=Unwrapper(fine.pbc)(fine.positions, fine.cell))
+    return fine
+
+
 def _held_back(method: Method, sample: Trajectory, factor: int, level: int):
     """Errors at the frames held back when only every ``level``-th coarse frame is kept.
 
     Returns
     -------
-    position, velocity : ndarray, shape (level - 1,)
-        MAE (Å, Å/fs) at each held-back position ``j / level`` of the gap, j = 1 … level - 1.
-    n_held : int
-        Frames held back.
+    position, velocity, disagreement : ndarray, shape (level - 1, G)
+        Mean absolute error (Å, Å/fs) of each held-back frame, at position ``j / level``
+        (row j - 1, j = 1 … level - 1) of each of the G gaps, and the method's
+        disagreement there (Å); NaN where the sample has no velocities or the method no
+        disagreement.
     """
-    from .metrics import position_mae
-    from .pipeline import stream_method
-
     kept = sample[::level]
     n_gaps = kept.n_frames - 1
-    fine = concatenate(list(stream_method([kept], level * factor, method)))
-    if fine.is_periodic:
-        from .periodic import Unwrapper
-
-        fine = replace(fine, positions=Unwrapper(fine.pbc)(fine.positions, fine.cell))
-    position, velocity = [], []
+    fine = _upsampled(method, kept, level * factor)
+    disagreement = fine.frame_data.get("disagreement")
+    position, velocity, spread = (np.full((level - 1, n_gaps), np.nan) for _ in range(3))
     for j in range(1, level):
         truth = sample[j::level][:n_gaps]
         at = slice(j * factor, None, level * factor)
-        position.append(position_mae(fine.positions[at][:n_gaps], truth.positions))
-        velocity.append(position_mae(fine.velocities[at][:n_gaps], truth.velocities)
-                        if truth.velocities is not None else np.nan)
-    return np.array(position), np.array(velocity), n_gaps * (level - 1)
+        position[j - 1] = _frame_mae(fine.positions[at][:n_gaps], truth.positions)
+        if truth.velocities is not None:
+            velocity[j - 1] = _frame_mae(fine.velocities[at][:n_gaps], truth.velocities)
+        if disagreement is not None:
+            spread[j - 1] = np.asarray(disagreement)[at][:n_gaps]
+    return position, velocity, spread
 
 
-def measure_method(method: Method, sample: Trajectory, factor: int,
-                   steepening: float = STEEPENING) -> CandidateScore:
+def _own_gap_disagreement(method: Method, sample: Trajectory, factor: int) -> np.ndarray | None:
+    """The method's disagreement (Å) at the middle of each of the sample's own gaps,
+    shape (n_frames - 1,); None for a method without one.  With an odd ``factor`` the
+    two fine frames around the middle are averaged."""
+    fine = _upsampled(method, sample, factor)
+    disagreement = fine.frame_data.get("disagreement")
+    if disagreement is None:
+        return None
+    gap_starts = np.arange(sample.n_frames - 1) * factor
+    middle = np.asarray(disagreement)[gap_starts + factor // 2]
+    if factor % 2:
+        middle = 0.5 * (middle + np.asarray(disagreement)[gap_starts + factor // 2 + 1])
+    return middle
+
+
+def _frame_mae(predicted, reference):
+    """Mean absolute error per Cartesian component of each frame: (F, N, 3) -> (F,)."""
+    return np.abs(np.asarray(predicted) - np.asarray(reference)).mean(axis=(1, 2))
+
+
+def _extrapolate(mid2, mid4, profile4, steepening):
+    """The error at gap h from the midpoint errors at 2h and 4h and the mean error along
+    4h gaps (see the module docstring); arrays give one estimate per element.
+
+    Returns
+    -------
+    estimate, ratio : ndarray
+    """
+    mid2, mid4, profile4 = np.asarray(mid2, float), np.asarray(mid4, float), np.asarray(profile4, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(mid4 > 0, np.clip(mid2 / mid4, FASTEST_RATIO, 1.0), 1.0)
+    return profile4 * ratio ** (1 + steepening), ratio
+
+
+def _position_estimate(held: _HeldBack, steepening: float, from_disagreement: bool) -> float:
+    """The position error at the input's own gap, Å (see the module docstring)."""
+    if from_disagreement and held.has_disagreement:
+        error_per_disagreement = held.position2.sum() / held.disagreement2.sum()
+        # trapezoid through the gap's ends (exact) and its quarter points, over the middle
+        shape = 0.75 * held.position4.mean() / held.position4[1].mean()
+        return float(error_per_disagreement * held.disagreement1.mean() * shape)
+    estimate, _ = _extrapolate(held.position2.mean(), held.position4[1].mean(), held.position4.mean(), steepening)
+    return float(estimate)
+
+
+def _sampling_range(held: _HeldBack, steepening: float, from_disagreement: bool, seed: int = 0):
+    """The position estimate's sampling range (see the module docstring).
+
+    Returns
+    -------
+    low, high : float
+        Å; NaN when fewer than two level-4 gaps can be resampled.
+    """
+    n_blocks = held.position4.shape[1]
+    if n_blocks < 2:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    estimates = [_position_estimate(held.blocks(rng.integers(0, n_blocks, n_blocks)), steepening,
+                                    from_disagreement) for _ in range(RESAMPLES)]
+    low, high = np.quantile(estimates, RANGE_QUANTILES)
+    return float(low), float(high)
+
+
+def measure_method(method: Method, sample: Trajectory, factor: int, steepening: float = STEEPENING,
+                   from_disagreement: bool = True) -> CandidateScore:
     """Measure a prepared ``method`` on held-back frames of ``sample`` (see the module docstring).
 
     Parameters
     ----------
     method : Method
         Ready to run (prepared for ``factor``); it is run at ``2 * factor`` and ``4 * factor``
-        so that its fine step is the one it will be used with.
+        so that its fine step is the one it will be used with, and, when it reports a
+        forward/backward disagreement, at ``factor`` on the whole sample.
     sample : Trajectory
         At least :data:`MIN_FRAMES` consecutive coarse frames.
     factor : int
     steepening : float
         :data:`STEEPENING`, or :data:`STEEPENING_FITTED` for a learned method fitting
         the velocities of positions-only input.
+    from_disagreement : bool
+        Estimate a bi-directional method's position error from its disagreement at the
+        input's own gap (measured with stored velocities; a fit of the velocities keeps
+        the extrapolation).
     """
     started = time.perf_counter()
     sample = _continuous(sample)
-    p2, v2, _ = _held_back(method, sample, factor, 2)
+    p2, v2, d2 = _held_back(method, sample, factor, 2)
     p4, v4, _ = _held_back(method, sample, factor, 4)
-
-    def extrapolate(mid2, mid4, profile4):
-        ratio = float(np.clip(mid2 / mid4, FASTEST_RATIO, 1.0)) if mid4 > 0 else 1.0
-        return float(np.mean(profile4)) * ratio ** (1 + steepening), ratio
-
-    position_estimate, ratio = extrapolate(p2[0], p4[1], p4)
-    velocity_estimate, _ = extrapolate(v2[0], v4[1], v4) if np.isfinite(v2[0]) else (np.nan, None)
-    return CandidateScore(method.name, float(p2[0]), float(v2[0]), position_estimate, velocity_estimate, ratio,
-                          time.perf_counter() - started)
+    d1 = None
+    if from_disagreement and np.all(np.isfinite(d2)) and d2.sum() > 0:
+        d1 = _own_gap_disagreement(method, sample, factor)
+    held = _HeldBack(p2, v2, d2, p4, v4, d1)
+    _, ratio = _extrapolate(p2.mean(), p4[1].mean(), p4.mean(), steepening)
+    velocity_estimate, _ = _extrapolate(v2.mean(), v4[1].mean(), v4.mean(), steepening)
+    return CandidateScore(method.name, float(p2.mean()), float(v2.mean()),
+                          _position_estimate(held, steepening, from_disagreement), float(velocity_estimate),
+                          float(ratio), time.perf_counter() - started,
+                          _sampling_range(held, steepening, from_disagreement),
+                          "disagreement" if from_disagreement and held.has_disagreement else "extrapolation")
 
 
 #: Atoms × coarse frames a periodic box is measured on at most: 81 frames (40 held back)
@@ -280,7 +422,7 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
         n = max_frames_fitted if fitted else max_frames
         try:
             scores.append(measure_method(method, measured_on[:n], factor,
-                                         STEEPENING_FITTED if fitted else STEEPENING))
+                                         STEEPENING_FITTED if fitted else STEEPENING, from_disagreement=not fitted))
         except (MethodError, TrajectoryError, FloatingPointError) as err:
             skipped[name] = str(err)
             continue

@@ -59,7 +59,7 @@ def test_the_estimate_is_printed_and_recorded_in_h5md_xyz_and_the_manifest(tmp_p
     assert main([str(source), "--factor", "5", "-o", str(tmp_path / "fine.h5md")]) == 0
     out = capsys.readouterr().out
     assert "chosen by measuring on the input: estimated position error" in out
-    assert "measured on 20 held-back coarse frames at a 10 fs gap" in out
+    assert "measured on 20 held-back coarse frames at a 10 fs gap" in out and "sampling range" in out
     with h5py.File(tmp_path / "fine.h5md") as f:
         recorded = json.loads(f["parameters"].attrs["mdsr_plugin"])
     assert recorded["self_validation"]["chosen"] == recorded["method"]
@@ -117,3 +117,56 @@ def test_the_extrapolation_steepens_by_the_given_power(xtb_fine):
     assert STEEPENING_FITTED == 1.0 and steep.ratio == plain.ratio < 1
     assert steep.position_estimate / plain.position_estimate == pytest.approx(
         steep.ratio ** (STEEPENING - STEEPENING_FITTED))
+
+
+def test_the_estimate_comes_with_its_sampling_range(xtb_fine):
+    """The range comes from resampling the held-back blocks: it contains the estimate,
+    collapses to it when every block errs alike, and is reported where the estimate is."""
+    from mdsr_plugin.methods import get_method
+    from mdsr_plugin.selection import STEEPENING, Selection, _HeldBack, _position_estimate, _sampling_range, \
+        measure_method
+
+    score = measure_method(get_method("hermite"), xtb_fine[::2][::10][:33], 10, STEEPENING)
+    low, high = score.position_range
+    assert score.estimator == "extrapolation"  # no forward/backward paths to disagree
+    assert 0 < low < score.position_estimate < high < 10 * low
+
+    alike = _HeldBack(np.full((1, 8), 2e-3), np.full((1, 8), np.nan), np.full((1, 8), np.nan),
+                      np.tile([[1e-3], [4e-3], [1e-3]], (1, 4)), np.full((3, 4), np.nan), None)
+    estimate = _position_estimate(alike, STEEPENING, True)
+    assert _sampling_range(alike, STEEPENING, True) == pytest.approx((estimate, estimate))
+    one_block = _HeldBack(*(a[:, :n] for a, n in zip(
+        (alike.position2, alike.velocity2, alike.disagreement2, alike.position4, alike.velocity4), (2, 2, 2, 1, 1))),
+        None)
+    assert np.isnan(_sampling_range(one_block, STEEPENING, True)).all()  # one block: no range
+
+    line = Selection("hermite", [score], held_back=16, gap_fs=20.0).describe()
+    assert f"(sampling range {low:.1e}-{high:.1e} Å)" in line
+    assert "sampling range" not in Selection("hermite", [
+        score.__class__(**{**score.__dict__, "position_range": (np.nan, np.nan)})], 16, 20.0).describe()
+
+
+def test_a_bidirectional_method_is_estimated_from_its_disagreement_at_the_input_gap(xtb_fine):
+    """error(h) = [error / disagreement at the middle of 2h gaps] x disagreement at the
+    middle of the input's own gaps x 0.75 x (mean / middle of the error along 4h gaps)."""
+    from mdsr_plugin.methods import method_plugins
+    from mdsr_plugin.selection import STEEPENING, _HeldBack, _position_estimate, measure_method
+
+    rng = np.random.default_rng(1)
+    p2, d2, p4, d1 = rng.uniform(1, 2, (1, 8)), rng.uniform(3, 5, (1, 8)), rng.uniform(1, 3, (3, 4)), \
+        rng.uniform(0.5, 1, 16)
+    held = _HeldBack(p2, np.full_like(p2, np.nan), d2, p4, np.full_like(p4, np.nan), d1)
+    expected = p2.sum() / d2.sum() * d1.mean() * 0.75 * p4.mean() / p4[1].mean()
+    assert _position_estimate(held, STEEPENING, True) == pytest.approx(expected)
+    assert _position_estimate(held, STEEPENING, False) != pytest.approx(expected)  # the extrapolation
+
+    coarse = xtb_fine[::2][::5][:33]  # odd factor: the middle of a gap lies between two fine frames
+    plugin, settings = method_plugins()["neural"], UpsampleSettings(factor=5)
+    found = plugin.suits(coarse, 5, settings).found
+    method = plugin.factory(settings)
+    method.prepare(coarse, 5, found)
+    score = measure_method(method, coarse, 5, STEEPENING)
+    fitted = measure_method(method, coarse, 5, STEEPENING, from_disagreement=False)
+    assert score.estimator == "disagreement" and fitted.estimator == "extrapolation"
+    assert np.isfinite(score.position_estimate) and score.position_estimate != fitted.position_estimate
+    assert score.position_range[0] < score.position_estimate < score.position_range[1]
