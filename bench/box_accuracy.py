@@ -73,7 +73,9 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
                     true_velocity_mae=position_mae(result.velocities, held.velocities, mask),
                     fine_frames_per_second=result.n_frames / seconds,
                     chosen=(method == selection.chosen and precision in (None, "float32")),
-                    estimate=score.position_estimate if score else None, held_back=selection.held_back)
+                    estimate=score.position_estimate if score else None, held_back=selection.held_back,
+                    estimator=score.estimator if score else None,
+                    estimate_range=list(score.position_range) if score else None)
 
 
 def main(argv=None) -> int:

@@ -74,6 +74,8 @@ def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minut
                        measured=score is not None, true_position_mae=true_p, true_velocity_mae=true_v,
                        estimate=score.position_estimate if score else None,
                        velocity_estimate=score.velocity_estimate if score else None,
+                       estimator=score.estimator if score else None,
+                       estimate_range=list(score.position_range) if score else None,
                        midpoint_2h=score.position_mae if score else None, ratio=score.ratio if score else None,
                        seconds=score.seconds if score else None, held_back=selection.held_back,
                        adapt_minutes=adapted["minutes"] if adapted and method == "adapted" else None,

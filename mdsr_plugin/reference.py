@@ -32,7 +32,8 @@ import numpy as np
 
 from .trajectory import Trajectory
 
-__all__ = ["MD17_SMILES", "build_molecule", "build_system", "water_box", "generate_reference", "main"]
+__all__ = ["MD17_SMILES", "build_molecule", "build_system", "water_box", "generate_reference", "MDRun",
+           "finished_parameters", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +154,11 @@ def generate_reference(
         potential=describe_hamiltonian(hamiltonian),
     )
     state_path = output.with_name(output.name + ".resume.h5")
-    if snapshot is None and not state_path.exists() and _finished_with(output) == parameters:
+    if snapshot is None and not state_path.exists() and finished_parameters(output) == parameters:
         # the same command again, after it finished: hours of DFT are not run twice
         log.info("%s: already complete with these arguments", output)
         return output
-    run = _Run(molecule, make_calculator(hamiltonian), parameters, seed)
+    run = MDRun(molecule, make_calculator(hamiltonian), parameters, seed)
     if snapshot is not None:
         if not state_path.exists():
             raise ValueError(f"{state_path}: no unfinished run with these arguments to take a snapshot of")
@@ -245,10 +246,25 @@ def build_system(name: str, seed: int = 0):
     return build_molecule(name, seed=seed)
 
 
-class _Run:
-    """One system on one calculator with its thermostat: the dynamics and what a frame records."""
+class MDRun:
+    """One system on one calculator with its thermostat: the dynamics and what a frame records.
 
-    def __init__(self, molecule, calculator, parameters, seed):
+    Parameters
+    ----------
+    system : str or ase.Atoms
+        A name for :func:`build_system` (velocities drawn at the temperature), or atoms
+        whose positions and velocities the run starts from as they are.
+    calculator : ase calculator
+    parameters : dict
+        ``temperature_K``, ``timestep_fs``, ``thermostat`` (``"langevin"``,
+        ``"nose-hoover"`` or ``"nve"``: a Langevin bath at 0.01/fs for
+        :meth:`equilibrate`, then velocity Verlet), and ``friction_per_fs`` or
+        ``tdamp_fs`` for the first two.
+    seed : int
+        Seeds the drawn velocities and the Langevin noise.
+    """
+
+    def __init__(self, system, calculator, parameters, seed):
         from ase import units as ase_units
         from ase.constraints import FixCom
         from ase.md.langevin import Langevin
@@ -258,14 +274,17 @@ class _Run:
 
         self.parameters = parameters
         self.rng = np.random.default_rng(seed)
-        atoms = build_system(molecule, seed=seed)
+        temperature = parameters["temperature_K"]
+        if isinstance(system, str):
+            atoms = build_system(system, seed=seed)
+            thermalize_momenta(atoms, temperature_K=temperature, rng=self.rng)
+            Stationary(atoms)
+            if not atoms.pbc.any():  # a box has no rotation to remove
+                ZeroRotation(atoms)
+        else:
+            atoms = system
         self.periodic = bool(atoms.pbc.any())
         atoms.calc = calculator
-        temperature = parameters["temperature_K"]
-        thermalize_momenta(atoms, temperature_K=temperature, rng=self.rng)
-        Stationary(atoms)
-        if not self.periodic:  # a box has no rotation to remove
-            ZeroRotation(atoms)
         self.atoms = atoms
         self.numbers, self.masses = atoms.numbers.copy(), atoms.get_masses()
         dt = parameters["timestep_fs"] * ase_units.fs
@@ -288,9 +307,15 @@ class _Run:
             self._equilibrator = langevin(0.01)
             self.dyn = VelocityVerlet(atoms, dt)
 
-    def equilibrate(self, steps):
-        if steps:
+    def equilibrate(self, steps, on_step=None):
+        """``steps`` steps of the thermostat (NVE: of its Langevin bath), calling
+        ``on_step()`` after each when given (a progress bar)."""
+        if steps and on_step is None:
             self._equilibrator.run(steps)
+        elif steps:
+            for _ in range(steps):
+                self._equilibrator.run(1)
+                on_step()
         if self._equilibrator is not self.dyn:
             self.atoms.set_constraint()
         self._sync_dynamics()
@@ -423,7 +448,7 @@ class _ResumeFile:
                 ))
 
 
-def _finished_with(output: Path) -> dict | None:
+def finished_parameters(output: Path) -> dict | None:
     """The arguments (``parameters``) a finished run wrote ``output`` with; None for no such file."""
     if not output.is_file():
         return None

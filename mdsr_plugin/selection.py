@@ -30,15 +30,33 @@ estimates of the chosen methods were 0.8-3.6x the true error, with 1.5 they are
 positions-only input is extrapolated by the plain power law
 (:data:`STEEPENING_FITTED`): its error is the fit's.
 
+A bi-directional learned method needs no extrapolation over the gap: it reports how
+far its forward and backward paths disagree, and that disagreement can be read at the
+input's own gap h on every gap of the sample, not only at held-back frames.  What the
+held-back frames supply is how large the error is for a given disagreement::
+
+    c = sum of errors / sum of disagreements, at the middle of the 2h gaps
+    estimate(h) = c * mean disagreement at the middle of the h gaps
+                    * 0.75 * mean_profile(4h) / midpoint(4h)
+
+The last factor turns the error at the middle of a gap into its mean along the gap
+(the trapezoid rule through the gap's exact ends and its quarter points).  The ratio
+c holds from gap to gap where the power law does not: on ethanol and glycine (GFN1-xTB
+and PBE, a registry checkpoint on another Hamiltonian and models learned from the
+input, factors 5, 10 and 20) c at h is 0.70-1.65x c at 2h, and over whole runs
+the estimate is 0.66-1.14x the true error, where the extrapolation gave 0.46-2.03x
+(``bench/estimate_range.py``, ``docs/benchmarks.md``).  A fit of the velocities
+(positions-only input) keeps the extrapolation.
+
 How far the estimate can be trusted depends on how many frames were held back: a
 short input (a 1.25 ps DFT archive holds back 8 frames of its last 16 gaps when a
 model is learned from it) gives a noisy mean.  So each estimate comes with its
 *sampling range*: the held-back frames are resampled in blocks of four coarse gaps
-(one level-4 gap and the two level-2 gaps in it, so that a block keeps its own ratio
-r), the estimate is made from each resample, and the range is the central
+(one level-4 gap with the two level-2 gaps and the four h gaps in it, so that a
+block keeps its own ratios), the estimate is made from each resample, and the range is the central
 :data:`RANGE_QUANTILES` of those estimates.  It says how much the estimate would move
-on other frames of the same kind; the extrapolation's own error (the 0.5-1.9x above)
-comes on top.
+on other frames of the same kind; the estimator's own bias (the figures above) comes
+on top.
 
 The candidates are every learned method that suits the input and one classical
 method: the one using the most of what the input stores (quintic Hermite with

@@ -34,7 +34,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, ther
     whole = read_trajectory(reference.generate_reference("ethanol", tmp_path / "whole.h5md", **options))
 
     calls = {"n": 0}
-    original = reference._Run.record
+    original = reference.MDRun.record
 
     def dies_at_step_13(self):
         calls["n"] += 1
@@ -42,12 +42,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, ther
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(reference._Run, "record", dies_at_step_13)
+    monkeypatch.setattr(reference.MDRun, "record", dies_at_step_13)
     target = tmp_path / "resumed.h5md"
     with pytest.raises(KeyboardInterrupt):
         reference.generate_reference("ethanol", target, **options)
     assert not target.exists() and (tmp_path / "resumed.h5md.resume.h5").exists()
-    monkeypatch.setattr(reference._Run, "record", original)
+    monkeypatch.setattr(reference.MDRun, "record", original)
     # what the unfinished run saved so far can be read while it is not running
     partial = read_trajectory(reference.generate_reference("ethanol", target, **options,
                                                            snapshot=tmp_path / "so_far.h5md"))
@@ -96,7 +96,7 @@ def test_a_finished_run_called_again_with_its_arguments_is_not_run_twice(tmp_pat
         raise AssertionError("a finished run was started again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(reference, "_Run", must_not_run)
+        patch.setattr(reference, "MDRun", must_not_run)
         assert reference.generate_reference("ethanol", target, **options) == target
         with pytest.raises(AssertionError, match="started again"):  # other arguments: a new run
             reference.generate_reference("ethanol", target, **{**options, "steps": 4})

@@ -81,15 +81,11 @@ def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb
         ``n_frames`` frames: positions (Å), velocities (Å/fs), forces (eV/Å).
     """
     from ase import Atoms
-    from ase import units as ase_units
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md.verlet import VelocityVerlet
 
     from .. import units
     from ..hamiltonians import describe_hamiltonian, make_calculator
     from ..io import read_trajectory, write_trajectory
-    from ..reference import _finished_with
+    from ..reference import MDRun, finished_parameters
 
     if hamiltonian not in PRIOR_HAMILTONIANS:
         raise ValueError(f"a prior runs on one of {', '.join(PRIOR_HAMILTONIANS)}, not {hamiltonian!r}")
@@ -115,7 +111,7 @@ def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb
         "equilibration_fs": float(equilibration_fs),
         "seed": int(seed),
     }
-    if _finished_with(output) == parameters:
+    if finished_parameters(output) == parameters:
         log.info("%s: the prior trajectory made with these arguments exists", output.name)
         return read_trajectory(output)
 
@@ -125,34 +121,25 @@ def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb
         raise ValueError(f"a {hamiltonian} prior needs tblite: pip install 'mdsr_plugin[reference]'") from None
     atoms = Atoms(numbers=coarse.numbers, positions=coarse.positions[0], masses=coarse.masses)
     atoms.set_velocities(coarse.velocities[0] / units.ASE_TIME_PER_FS)
-    atoms.calc = calculator
-    rng = np.random.default_rng(seed)
+    run = MDRun(atoms, calculator, {"temperature_K": temperature, "timestep_fs": timestep, "thermostat": "nve"},
+                seed)
     equilibration = int(round(equilibration_fs / timestep))
     total = equilibration + (n_frames - 1) * substeps
     from tqdm.auto import tqdm
 
     with tqdm(total=total, unit="step", desc=f"prior on {hamiltonian}", disable=not progress or None,
               leave=False) as bar:
-        if equilibration:
-            atoms.set_constraint(FixCom())  # Langevin's own fixcm biases small molecules
-            bath = Langevin(atoms, timestep * ase_units.fs, temperature_K=temperature,
-                            friction=0.01 / ase_units.fs, fixcm=False, rng=rng)
-            for _ in range(equilibration):
-                bath.run(1)
-                bar.update()
-            atoms.set_constraint()
-        dynamics = VelocityVerlet(atoms, timestep * ase_units.fs)
-        x, v, f = [], [], []
+        run.equilibrate(equilibration, on_step=bar.update)
+        frames = []
         for frame in range(n_frames):
             if frame:
                 for _ in range(substeps):
-                    dynamics.run(1)
+                    run.dyn.run(1)
                     bar.update()
-            x.append(atoms.get_positions())
-            v.append(atoms.get_velocities() * units.ASE_TIME_PER_FS)
-            f.append(atoms.get_forces())
-    prior = Trajectory(numbers=coarse.numbers, masses=coarse.masses, positions=np.array(x),
-                       velocities=np.array(v), forces=np.array(f), times=np.arange(n_frames) * coarse.dt,
+            frames.append(run.record())
+    x, v, f = (np.array([frame[key] for frame in frames]) for key in ("positions", "velocities", "forces"))
+    prior = Trajectory(numbers=coarse.numbers, masses=coarse.masses, positions=x, velocities=v, forces=f,
+                       times=np.arange(n_frames) * coarse.dt,
                        names=coarse.names)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_trajectory(output, prior, parameters=parameters)
