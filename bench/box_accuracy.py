@@ -40,7 +40,8 @@ def unwrapped(traj) -> np.ndarray:
     return Unwrapper(traj.pbc)(traj.positions, traj.cell)
 
 
-def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: int, model_dir: Path, seed: int):
+def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: int, model_dir: Path, seed: int,
+             reuse: bool = False):
     fine = read_trajectory(path)[::step]
     for factor in factors:
         split = int(fine.n_frames * learn_fraction) // factor * factor
@@ -49,10 +50,15 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
         held = held[:(n_coarse - 1) * factor + 1]
         coarse_learn, coarse = learn[::factor], held[::factor]
         started = time.perf_counter()
-        card = adapt([coarse_learn], model_dir / f"{path.stem}-f{factor}",
-                     BoxAdaptSettings(fine_dt=fine.dt, max_minutes=minutes, seed=seed), progress=False,
-                     manifest=False)
-        learn_minutes = (time.perf_counter() - started) / 60
+        if reuse:  # the checkpoint learned before, as it is (its card says what it learned from)
+            card, learn_minutes = model_dir / f"{path.stem}-f{factor}.json", None
+            if not card.exists():
+                raise SystemExit(f"--reuse: no checkpoint {card}")
+        else:
+            card = adapt([coarse_learn], model_dir / f"{path.stem}-f{factor}",
+                         BoxAdaptSettings(fine_dt=fine.dt, max_minutes=minutes, seed=seed), progress=False,
+                         manifest=False)
+            learn_minutes = (time.perf_counter() - started) / 60
         truth_x = unwrapped(held)
         mask = reconstructed_mask(held.n_frames, factor)
         settings = UpsampleSettings(factor=factor, model=str(card))
@@ -87,12 +93,14 @@ def main(argv=None) -> int:
     parser.add_argument("--step", type=int, default=2, help="reference frames per fine frame (0.5 fs -> 1 fs)")
     parser.add_argument("--model-dir", type=Path, default=Path("bench/training/box"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the checkpoints in --model-dir as they are, without learning")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rows = []
     print(f"{'file':<34} {'f':>3} {'method':<8} {'prec':<8} {'true Å':>9} {'est Å':>9} {'frames/s':>9} chosen")
     for row in rows_for(args.reference, args.factors, args.minutes, args.learn_fraction, args.step,
-                        args.model_dir, args.seed):
+                        args.model_dir, args.seed, args.reuse):
         rows.append(row)
         print(f"{row['file']:<34} {row['factor']:>3} {row['method']:<8} {row['precision'] or '':<8} "
               f"{row['true_position_mae']:9.2e} {row['estimate'] or float('nan'):9.2e} "

@@ -16,6 +16,7 @@ true stretch of dynamics and consecutive frames always continue each other.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from dataclasses import replace
@@ -75,7 +76,8 @@ def main(argv=None) -> int:
             row = {"file": args.reference.name, "method": args.method, "atoms": coarse.n_atoms, "factor": args.factor,
                    "coarse_frames": n,
                    "fine_frames": fine_frames, "seconds": seconds, "fine_fps": fine_frames / seconds,
-                   "peak_rss_mb": rss, "output_mb": target.stat().st_size / 2**20}
+                   "peak_rss_mb": rss, "output_mb": target.stat().st_size / 2**20,
+                   "threads": os.environ.get("OMP_NUM_THREADS")}
             rows.append(row)
             print(row, flush=True)
             target.unlink()

@@ -53,8 +53,9 @@ short input (a 1.25 ps DFT archive holds back 8 frames of its last 16 gaps when 
 model is learned from it) gives a noisy mean.  So each estimate comes with its
 *sampling range*: the held-back frames are resampled in blocks of four coarse gaps
 (one level-4 gap with the two level-2 gaps and the four h gaps in it, so that a
-block keeps its own ratios), the estimate is made from each resample, and the range is the central
-:data:`RANGE_QUANTILES` of those estimates.  It says how much the estimate would move
+block keeps its own ratios), the estimate is made from each resample, and the range is
+the central :data:`RANGE_QUANTILES` of those estimates, centred on the estimate by
+ratio (quantile / median).  It says how much the estimate would move
 on other frames of the same kind; the estimator's own bias (the figures above) comes
 on top.
 
@@ -330,8 +331,11 @@ def _sampling_range(held: _HeldBack, steepening: float, from_disagreement: bool,
     rng = np.random.default_rng(seed)
     estimates = [_position_estimate(held.blocks(rng.integers(0, n_blocks, n_blocks)), steepening,
                                     from_disagreement) for _ in range(RESAMPLES)]
-    low, high = np.quantile(estimates, RANGE_QUANTILES)
-    return float(low), float(high)
+    low, median, high = np.quantile(estimates, [RANGE_QUANTILES[0], 0.5, RANGE_QUANTILES[1]])
+    # centred on the estimate, by ratio: with a few blocks the estimate (a product of
+    # ratios of sums) and the resamples' median can differ, and the range must contain it
+    estimate = _position_estimate(held, steepening, from_disagreement)
+    return float(estimate * low / median), float(estimate * high / median)
 
 
 def measure_method(method: Method, sample: Trajectory, factor: int, steepening: float = STEEPENING,
