@@ -43,10 +43,11 @@ The last factor turns the error at the middle of a gap into its mean along the g
 (the trapezoid rule through the gap's exact ends and its quarter points).  The ratio
 c holds from gap to gap where the power law does not: on ethanol and glycine (GFN1-xTB
 and PBE, a registry checkpoint on another Hamiltonian and models learned from the
-input, factors 5, 10 and 20) c at h is 0.70-1.65x c at 2h, and over whole runs
-the estimate is 0.66-1.14x the true error, where the extrapolation gave 0.46-2.03x
-(``bench/estimate_range.py``, ``docs/benchmarks.md``).  A fit of the velocities
-(positions-only input) keeps the extrapolation.
+input, factors 5, 10 and 20) c at h is 0.70-1.65x c at 2h over whole runs
+(``bench/disagreement_ratio.py``), and in every self-validation table of
+``docs/benchmarks.md`` the chosen methods' estimates are 0.65-1.76x the true error,
+where the extrapolation gave 0.46-2.03x.  A fit of the velocities (positions-only
+input) keeps the extrapolation.
 
 How far the estimate can be trusted depends on how many frames were held back: a
 short input (a 1.25 ps DFT archive holds back 8 frames of its last 16 gaps when a
