@@ -12,6 +12,13 @@ float64.
 
     python bench/box_accuracy.py bench/data/water32_300K_nve_gfn1_s7.h5md --factors 10 20 \\
         --minutes 10 --json bench/results/box_accuracy.json
+
+With ``--reuse`` the checkpoints already in ``--model-dir`` are measured as they are;
+with ``--learn-fraction 0 --model-stem`` those learned from another run (another seed
+of the same box) are scored on the whole of this one:
+
+    python bench/box_accuracy.py bench/data/water32_gfn1_s8_snapshot.h5md --reuse --learn-fraction 0 \\
+        --model-stem water32_gfn1_2800 --factors 10 20
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ def unwrapped(traj) -> np.ndarray:
 
 
 def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: int, model_dir: Path, seed: int,
-             reuse: bool = False):
+             reuse: bool = False, model_stem: str | None = None):
     fine = read_trajectory(path)[::step]
     for factor in factors:
         split = int(fine.n_frames * learn_fraction) // factor * factor
@@ -51,7 +58,7 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
         coarse_learn, coarse = learn[::factor], held[::factor]
         started = time.perf_counter()
         if reuse:  # the checkpoint learned before, as it is (its card says what it learned from)
-            card, learn_minutes = model_dir / f"{path.stem}-f{factor}.json", None
+            card, learn_minutes = model_dir / f"{model_stem or path.stem}-f{factor}.json", None
             if not card.exists():
                 raise SystemExit(f"--reuse: no checkpoint {card}")
         else:
@@ -73,7 +80,8 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
                 score = measured.get(method)
                 yield dict(
                     file=path.name, factor=factor, method=method, precision=precision, n_atoms=fine.n_atoms,
-                    learn_coarse_frames=coarse_learn.n_frames, held_out_coarse_frames=coarse.n_frames,
+                    learn_coarse_frames=None if reuse else coarse_learn.n_frames,
+                    held_out_coarse_frames=coarse.n_frames, model=str(card),
                     learn_minutes=learn_minutes if method == "neural" else None,
                     true_position_mae=position_mae(unwrapped(result), truth_x, mask),
                     true_velocity_mae=position_mae(result.velocities, held.velocities, mask),
@@ -95,12 +103,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true",
                         help="measure the checkpoints in --model-dir as they are, without learning")
+    parser.add_argument("--model-stem", help="with --reuse: the checkpoints' stem (default: the reference's), "
+                        "e.g. a model learned from another run of the same box")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rows = []
     print(f"{'file':<34} {'f':>3} {'method':<8} {'prec':<8} {'true Å':>9} {'est Å':>9} {'frames/s':>9} chosen")
     for row in rows_for(args.reference, args.factors, args.minutes, args.learn_fraction, args.step,
-                        args.model_dir, args.seed, args.reuse):
+                        args.model_dir, args.seed, args.reuse, args.model_stem):
         rows.append(row)
         print(f"{row['file']:<34} {row['factor']:>3} {row['method']:<8} {row['precision'] or '':<8} "
               f"{row['true_position_mae']:9.2e} {row['estimate'] or float('nan'):9.2e} "
