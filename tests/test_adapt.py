@@ -210,6 +210,9 @@ def test_upsample_adapt_learns_then_measures_every_candidate_on_frames_its_train
         parameters = json.loads(f["parameters"].attrs["mdsr_plugin"])
     validation = parameters["self_validation"]
     assert {s["method"] for s in validation["scores"]} == {"adapted", "neural", "quintic"}
+    # the learned models from their forward/backward disagreement, the classical one extrapolated
+    assert {s["method"]: s["estimator"] for s in validation["scores"]} == {
+        "adapted": "disagreement", "neural": "disagreement", "quintic": "extrapolation"}
     # measured on the held-out frames only: held back at level 2 are half of them
     assert validation["held_back"] == (held["stop"] - held["start"]) // 2
     assert parameters["method"] == validation["chosen"]

@@ -313,6 +313,8 @@ def test_upsample_adapt_learns_the_box_and_auto_measures_it_on_the_frames_it_hel
         parameters = json.loads(f["parameters"].attrs["mdsr_plugin"])
     validation = parameters["self_validation"]
     assert {s["method"] for s in validation["scores"]} == {"adapted", "quintic"}
+    assert {s["method"]: s["estimator"] for s in validation["scores"]} == {
+        "adapted": "disagreement", "quintic": "extrapolation"}  # the box integrator runs both ways too
     assert validation["held_back"] == (held["stop"] - held["start"]) // 2
     assert parameters["method"] == validation["chosen"]
     fine = read_trajectory(out)
