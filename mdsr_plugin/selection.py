@@ -318,8 +318,10 @@ def _position_estimate(held: _HeldBack, steepening: float, from_disagreement: bo
     return float(estimate)
 
 
-def _sampling_range(held: _HeldBack, steepening: float, from_disagreement: bool, seed: int = 0):
-    """The position estimate's sampling range (see the module docstring).
+def _sampling_range(held: _HeldBack, steepening: float, from_disagreement: bool, seed: int = 0,
+                    estimate: float | None = None):
+    """The position estimate's sampling range (see the module docstring); ``estimate``, the
+    estimate from all of ``held`` (Å), is computed when not given.
 
     Returns
     -------
@@ -335,7 +337,8 @@ def _sampling_range(held: _HeldBack, steepening: float, from_disagreement: bool,
     low, median, high = np.quantile(estimates, [RANGE_QUANTILES[0], 0.5, RANGE_QUANTILES[1]])
     # centred on the estimate, by ratio: with a few blocks the estimate (a product of
     # ratios of sums) and the resamples' median can differ, and the range must contain it
-    estimate = _position_estimate(held, steepening, from_disagreement)
+    if estimate is None:
+        estimate = _position_estimate(held, steepening, from_disagreement)
     return float(estimate * low / median), float(estimate * high / median)
 
 
@@ -370,10 +373,10 @@ def measure_method(method: Method, sample: Trajectory, factor: int, steepening: 
     held = _HeldBack(p2, v2, d2, p4, v4, d1)
     _, ratio = _extrapolate(p2.mean(), p4[1].mean(), p4.mean(), steepening)
     velocity_estimate, _ = _extrapolate(v2.mean(), v4[1].mean(), v4.mean(), steepening)
-    return CandidateScore(method.name, float(p2.mean()), float(v2.mean()),
-                          _position_estimate(held, steepening, from_disagreement), float(velocity_estimate),
-                          float(ratio), time.perf_counter() - started,
-                          _sampling_range(held, steepening, from_disagreement),
+    position_estimate = _position_estimate(held, steepening, from_disagreement)
+    return CandidateScore(method.name, float(p2.mean()), float(v2.mean()), position_estimate,
+                          float(velocity_estimate), float(ratio), time.perf_counter() - started,
+                          _sampling_range(held, steepening, from_disagreement, estimate=position_estimate),
                           "disagreement" if from_disagreement and held.has_disagreement else "extrapolation")
 
 
