@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import logging
 import sys
 import warnings
@@ -37,13 +38,13 @@ positive_int = _integer_at_least(1)
 
 def positive_float(text):
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mdsr-upsample",
         description="Reconstruct the missing frames (positions and velocities) of a coarse MD trajectory.",
         epilog="Example: mdsr-upsample coarse.xyz --factor 20 -o fine.xyz",
@@ -183,10 +184,20 @@ def start_command(parser: argparse.ArgumentParser, argv):
 
 
 def usage_error(parser: argparse.ArgumentParser, message: str) -> int:
-    """Print the usage line and ``message`` on stderr; return the usage exit code."""
-    parser.print_usage(sys.stderr)
-    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    """Print ``message`` as one line on stderr; return the usage exit code.
+
+    The usage block is left to ``--help``: a refusal is one line a script can grep.
+    """
+    print(f"{parser.prog}: error: {message} (see {parser.prog} --help)", file=sys.stderr)
     return EXIT_USAGE
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (no usage block), exit code 2."""
+
+    def error(self, message):
+        usage_error(self, message)
+        raise SystemExit(EXIT_USAGE)
 
 
 def main(argv=None) -> int:
@@ -195,17 +206,20 @@ def main(argv=None) -> int:
     if isinstance(args, int):
         return args
 
-    from .io import FormatError, get_format
+    from .io import FormatError, get_format, output_paths, refuse_overwrite
+    from .io.atomic import Interrupted, remove_open_temporaries, stop_on_signals
     from .methods import MethodError
 
     usage = functools.partial(usage_error, parser)
     try:
         get_format(args.input, args.input_format)
-        get_format(args.output, args.output_format)
+        get_format(args.output, args.output_format, writing=True)
+        # One rule for every file the run writes (the output, its companions, a learned
+        # checkpoint) against every file it reads.
+        writes = [*output_paths(args.output, args.output_format), *adapt_paths(args.settings)]
+        refuse_overwrite([args.input, args.top, args.velocities], writes)
     except FormatError as err:
         return usage(str(err))
-    if Path(args.output).resolve() == Path(args.input).resolve():
-        return usage("the output must not overwrite the input")
 
     from .neural.checkpoint import CheckpointError
     from .pipeline import upsample_file
@@ -213,16 +227,18 @@ def main(argv=None) -> int:
     from .trajectory import TrajectoryError
 
     try:
-        with limit_requested():  # fewer PyTorch threads if other processes hold cores (threads.py)
+        with stop_on_signals(), limit_requested():  # fewer PyTorch threads if other processes hold cores
             summary = upsample_file(args.input, args.output, settings=args.settings, topology=args.top,
                                     velocities=args.velocities, progress=not args.quiet)
     except (FormatError, TrajectoryError, MethodError, CheckpointError, OSError) as err:
-        print(f"mdsr-upsample: error: {err}", file=sys.stderr)
+        print(f"mdsr-upsample: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM from timeout/SLURM (Interrupted)
+        remove_open_temporaries()
         kept = "; the learning's state is saved, run again to continue" if args.settings.adapt else ""
-        print(f"mdsr-upsample: interrupted; no output written{kept}", file=sys.stderr)
-        return 130
+        what = f"stopped by {err.args[0]}" if isinstance(err, Interrupted) else "interrupted"
+        print(f"mdsr-upsample: {what}; no output written{kept}", file=sys.stderr)
+        return err.exit_code if isinstance(err, Interrupted) else 128 + 2
     if not args.quiet:
         outputs = ", ".join(summary["outputs"])
         model = f" {summary['model']}" if summary["model"] else ""
@@ -250,6 +266,20 @@ def main(argv=None) -> int:
             print("the input has no velocities: they were fitted by shooting through the model "
                   "(input with velocities is a few hundred times faster and more accurate)")
     return EXIT_OK
+
+
+def adapt_paths(settings) -> list[Path]:
+    """The files ``--adapt STEM`` writes (the checkpoint and its card), for the overwrite rule."""
+    if settings is None or settings.adapt is None:
+        return []
+    stem = Path(settings.adapt)
+    written = (".safetensors", ".json", ".train.pt", ".log.jsonl")  # neural/adapt.py: adapt()
+    return [stem.with_name(stem.name + ext) for ext in written]
+
+
+def _one_line(err: BaseException) -> str:
+    """``err`` as one line (a library's message may span several)."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 
 from .methods import resolve_method
 from .methods.base import Method, MethodError, Provenance
+from .checks import BoxJumpCheck, check_step_against_velocities
 from .periodic import Unwrapper, is_wrapped, wrap_positions
 from .settings import SettingsError, UpsampleSettings
 from .trajectory import Trajectory, TrajectoryError, check_uniform_times, concatenate
@@ -209,11 +210,15 @@ def stream_method(chunks: Iterable[Trajectory], factor: int, method: Method) -> 
     last_time = None
     unwrap = None
     first = None
+    jumps = BoxJumpCheck()
     for chunk in chunks:
         if chunk.n_frames == 0:
             continue
+        chunk.validate(first_frame=buffer.end)  # readers did; arrays handed in from Python not
         if first is None:
             first = chunk
+            if chunk.n_frames > 1:
+                check_step_against_velocities(chunk[: min(chunk.n_frames, 64)])
             unwrap = Unwrapper(first.pbc) if first.is_periodic else None
             block_gaps = gaps_per_block(method, first.n_atoms, factor)
             log.info("upsampling with method %r, factor %d", method.name, factor)
@@ -228,12 +233,16 @@ def stream_method(chunks: Iterable[Trajectory], factor: int, method: Method) -> 
             dt = float(times[1] - times[0])
         check_uniform_times(times, first_frame=max(buffer.end - (last_time is not None), 0), reference=dt)
         last_time = chunk.times[-1]
+        jumps(chunk)
 
         buffer.append(*_unwrapped(chunk, unwrap))
 
         while True:
             _, block_end = block_bounds(next_gap, block_gaps)
-            if buffer.end < block_end + 1 + method.context:
+            # Emit a block only once a frame beyond its window has arrived: until then it
+            # may be the trajectory's last block, which must also carry the final frame
+            # (emit_block knows that only with n_total, after the input has ended).
+            if buffer.end <= block_end + 1 + method.context:
                 break
             yield emit_block(buffer, method, factor, next_gap, block_end, n_total=None)
             next_gap = block_end
@@ -326,7 +335,7 @@ def emit_block(buffer: _CoarseBuffer, method, factor, gap_start, gap_end, n_tota
             steps = coarse.steps[gap_of_frame] + np.rint(s_all * stride).astype(np.int64)
 
     frame_data = {k: np.asarray(v)[take] for k, v in fine.frame_data.items()}
-    return Trajectory(
+    block = Trajectory(
         numbers=coarse.numbers,
         masses=coarse.masses,
         names=coarse.names,
@@ -338,6 +347,11 @@ def emit_block(buffer: _CoarseBuffer, method, factor, gap_start, gap_end, n_tota
         steps=steps,
         frame_data=frame_data,
     )
+    try:
+        block.validate(first_frame=gap_start * factor)
+    except TrajectoryError as err:  # overflow or a diverging model: never hand it to a writer
+        raise TrajectoryError(f"method {method.name!r} produced no usable output: fine {err}") from None
+    return block
 
 
 def upsample(coarse: Trajectory, factor: int, method="auto", **options) -> Trajectory:
@@ -360,6 +374,9 @@ def upsample(coarse: Trajectory, factor: int, method="auto", **options) -> Traje
     Trajectory
         ``(coarse.n_frames - 1) * factor + 1`` frames.
     """
+    if not isinstance(coarse, Trajectory):
+        raise TypeError(f"upsample() takes a Trajectory (see mdsr_plugin.read_trajectory), not "
+                        f"{type(coarse).__name__}; for files use upsample_file()")
     settings = settings_of(factor, method, options)
     if settings.adapt is None:
         return concatenate(list(upsample_stream([coarse], factor, method, **options)))
@@ -429,6 +446,8 @@ def upsample_file(
         first = next(chunks, None)
         if first is None:
             raise TrajectoryError(f"{Path(input_path).name}: no frames")
+        if settings.dt is not None:
+            _check_dt_override(input_path, settings, first, topology=topology, velocities=velocities)
         adapted, sample = None, None
         if settings.adapt is not None:
             options = {"format": settings.input_format, "dt": settings.dt, "topology": topology,
@@ -455,6 +474,32 @@ def upsample_file(
         "outputs": [str(p) for p in writer.paths],
         "seconds": time.perf_counter() - started,
     }
+
+
+def _check_dt_override(input_path, settings: UpsampleSettings, first: Trajectory, **reader_options) -> None:
+    """``--dt`` against the step the file itself records (its first frames, read again without
+    the override): refused when the stored velocities bear out the file's step and not the
+    user's; otherwise the user's step wins, with a warning when it differs."""
+    from .checks import RATIO_TOO_LARGE, RATIO_TOO_SMALL, step_velocity_ratio
+    from .io import FormatError, open_reader
+
+    try:
+        with open_reader(input_path, format=settings.input_format, **reader_options) as own:
+            head = next(own.chunks(16), None)
+    except FormatError:  # the file records no time: --dt is the only step there is
+        return
+    if head is None or head.n_frames < 2:
+        return
+    file_dt = head.dt
+    if abs(file_dt - settings.dt) <= 1e-3 * file_dt:
+        return
+    ratio = step_velocity_ratio(first[:16])
+    file_ratio = step_velocity_ratio(head)
+    plausible = (lambda r: r is not None and RATIO_TOO_SMALL <= r <= RATIO_TOO_LARGE)
+    if not plausible(ratio) and plausible(file_ratio):
+        raise SettingsError(f"--dt {settings.dt:g} fs contradicts the file's own step of {file_dt:g} fs, which its "
+                            "stored velocities bear out; leave --dt out")
+    log.warning("--dt %g fs overrides the file's own step of %g fs", settings.dt, file_dt)
 
 
 def provenance_parameters(provenance: Provenance, factor: int, source) -> dict:

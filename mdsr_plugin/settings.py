@@ -125,8 +125,8 @@ class UpsampleSettings:
             raise SettingsError(f"precision must be float32 or float64, got {self.precision!r}")
         if self.batch_gaps is not None and self.batch_gaps < 1:
             raise SettingsError(f"batch_gaps must be >= 1, got {self.batch_gaps}")
-        if self.dt is not None and not self.dt > 0:
-            raise SettingsError(f"dt must be > 0 fs, got {self.dt}")
+        if self.dt is not None and not (isinstance(self.dt, (int, float)) and 0 < self.dt < float("inf")):
+            raise SettingsError(f"dt must be > 0 fs and finite, got {self.dt!r}")
         if self.chunk_size < 2:
             raise SettingsError(f"chunk_size must be >= 2 coarse frames, got {self.chunk_size}")
         if self.adapt_minutes is not None and not self.adapt_minutes > 0:

@@ -25,6 +25,14 @@ from .elements import standard_masses
 __all__ = ["Trajectory", "TrajectoryError", "concatenate", "check_uniform_times"]
 
 
+#: The heaviest element known (oganesson).
+MAX_ATOMIC_NUMBER = 118
+
+#: Coordinates beyond this (Å) are no coordinates of an MD run but garbage or overflow;
+#: refused on reading, since interpolating them overflows to inf.
+MAX_ABS_POSITION = 1e8
+
+
 class TrajectoryError(ValueError):
     """Raised for trajectories that cannot be upsampled (bad frames, bad times)."""
 
@@ -96,6 +104,11 @@ class Trajectory:
             raise TrajectoryError(
                 f"numbers has shape {self.numbers.shape}, expected ({n_atoms},)"
             )
+        bad = (self.numbers < 0) | (self.numbers > MAX_ATOMIC_NUMBER)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise TrajectoryError(f"atom {i}: atomic number {self.numbers[i]} is no element "
+                                  f"(1-{MAX_ATOMIC_NUMBER}, or 0 for unknown)")
         self.masses = (
             standard_masses(self.numbers)
             if self.masses is None
@@ -103,6 +116,11 @@ class Trajectory:
         )
         if self.masses.shape != (n_atoms,):
             raise TrajectoryError(f"masses has shape {self.masses.shape}, expected ({n_atoms},)")
+        bad = ~(np.isfinite(self.masses) & (self.masses > 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise TrajectoryError(f"atom {i}: mass {self.masses[i]:g} u; every atom needs a finite mass > 0 "
+                                  "(a massless virtual site cannot be integrated)")
         self.times = np.asarray(self.times, dtype=np.float64).reshape(-1)
         if self.times.shape != (n_frames,):
             raise TrajectoryError(f"times has {self.times.size} values for {n_frames} frames")
@@ -183,6 +201,19 @@ class Trajectory:
             if bad.any():
                 frame = first_frame + int(np.argmax(bad))
                 raise TrajectoryError(f"frame {frame}: {name} contain NaN or infinite values")
+        too_far = (np.abs(self.positions) > MAX_ABS_POSITION).reshape(self.n_frames, -1).any(axis=1)
+        if too_far.any():
+            frame = first_frame + int(np.argmax(too_far))
+            largest = float(np.abs(self.positions[int(np.argmax(too_far))]).max())
+            raise TrajectoryError(f"frame {frame}: a position of {largest:.3g} Å is no coordinate "
+                                  f"(beyond {MAX_ABS_POSITION:g} Å)")
+        if self.cell is not None and self.is_periodic:
+            volume = np.abs(np.linalg.det(self.cell))
+            flat = ~(volume > 1e-6)
+            if flat.any():
+                frame = first_frame + int(np.argmax(flat))
+                raise TrajectoryError(f"frame {frame}: the periodic cell has volume {volume[int(np.argmax(flat))]:.3g} Å³ "
+                                      "(singular); give a real cell or drop periodicity")
         if not np.isfinite(self.times).all():
             frame = first_frame + int(np.argmax(~np.isfinite(self.times)))
             raise TrajectoryError(f"frame {frame}: time is NaN or infinite")

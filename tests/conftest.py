@@ -47,10 +47,15 @@ def small_traj() -> Trajectory:
     rng = np.random.default_rng(42)
     cell = np.array([[10.0, 0.0, 0.0], [1.0, 11.0, 0.0], [0.5, 0.3, 12.0]])
     n_frames = 6
+    velocities = rng.normal(0, 0.01, (n_frames, 4, 3))  # Å/fs
+    # Positions that the velocities carry over each 2 fs step (the input checks compare
+    # the two), plus a little noise: the frames need not be a solution of anything.
+    steps = 0.5 * (velocities[1:] + velocities[:-1]) * 2.0 + rng.normal(0, 0.002, (n_frames - 1, 4, 3))
+    positions = rng.uniform(0.5, 9.0, (1, 4, 3)) + np.concatenate([np.zeros((1, 4, 3)), np.cumsum(steps, axis=0)])
     return Trajectory(
         numbers=[8, 1, 1, 6],
-        positions=rng.uniform(0.5, 9.0, (n_frames, 4, 3)),
-        velocities=rng.normal(0, 0.01, (n_frames, 4, 3)),
+        positions=positions,
+        velocities=velocities,
         forces=rng.normal(0, 1.0, (n_frames, 4, 3)),
         times=10.0 + 2.0 * np.arange(n_frames),
         cell=cell,

@@ -63,7 +63,9 @@ def test_console_script_runs_as_a_subprocess(tmp_path):
         (["--factor", "x", "-o", "out.xyz"], "invalid"),
         (["--factor", "5", "-o", "out.xyz", "--method", "magic"], "unknown --method 'magic'"),
         (["--factor", "5", "-o", "out.abc"], "cannot tell the format"),
-        (["--factor", "5", "-o", "out.xyz", "--dt", "-1"], "must be > 0"),
+        (["--factor", "5", "-o", "out.xyz", "--dt", "-1"], "must be > 0 and finite"),
+            (["--factor", "5", "-o", "out.xyz", "--dt", "inf"], "must be > 0 and finite"),
+            (["--factor", "5", "-o", "out.pdb"], "it writes .dcd"),
         (["--factor", "5", "-o", "out.xyz", "--device", "tpu"], "--device must be cpu or cuda"),
     ],
 )

@@ -53,7 +53,10 @@ def test_lammps_dump_needs_dt_and_keeps_velocities():
     traj = read_trajectory(data.LAMMPSDUMP_image_vf, dt=2.0)
     assert traj.has_velocities and traj.is_periodic
     np.testing.assert_allclose(traj.times, 2.0 * np.arange(traj.n_frames))
-    fine = upsample(traj, 4)
+    # The dump's frames are 1000 MD steps apart: a 2 fs step contradicts its velocities.
+    with pytest.raises(TrajectoryError, match="stored velocities disagree"):
+        upsample(traj, 4)
+    fine = upsample(traj.without("velocities", "forces"), 4)
     assert fine.n_frames == (traj.n_frames - 1) * 4 + 1
 
 

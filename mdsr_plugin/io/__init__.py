@@ -20,6 +20,7 @@ from typing import Callable
 
 from ..trajectory import Trajectory
 from .base import FormatError, TrajectoryReader, TrajectoryWriter
+from .paths import output_paths, refuse_overwrite
 
 __all__ = [
     "Format",
@@ -34,6 +35,8 @@ __all__ = [
     "open_writer",
     "read_trajectory",
     "write_trajectory",
+    "output_paths",
+    "refuse_overwrite",
 ]
 
 
@@ -57,6 +60,9 @@ class Format:
     keeps_provenance : bool
         Whether its writer takes ``parameters=`` (a dict of JSON values: the method,
         model, measured error estimate) and stores them in the file.
+    companion_outputs : callable
+        ``(path) -> list of Path``: the files its writer adds beside ``path`` (a DCD's
+        velocity DCD), so that no companion can overwrite an input (:mod:`.paths`).
     """
 
     name: str
@@ -67,6 +73,7 @@ class Format:
     velocities: str = "no"
     needs_topology: bool = False
     keeps_provenance: bool = False
+    companion_outputs: Callable[[Path], list[Path]] = lambda path: []
 
 
 _FORMATS: dict[str, Format] = {}
@@ -97,14 +104,30 @@ def formats() -> dict[str, Format]:
     return dict(_FORMATS)
 
 
-def get_format(path, format: str | None = None) -> Format:
-    """The format named ``format``, or the one owning ``path``'s extension."""
+def get_format(path, format: str | None = None, *, writing: bool = False) -> Format:
+    """The format named ``format``, or the one owning ``path``'s extension.
+
+    With ``writing``, a format mdsr_plugin can only read is refused too, and the
+    message lists the extensions it can write.
+    """
     if format is not None:
         try:
-            return _FORMATS[format.lower()]
+            fmt = _FORMATS[format.lower()]
         except KeyError:
             raise FormatError(f"unknown format {format!r}; known: {', '.join(sorted(_FORMATS))}") from None
-    path = Path(path)
+    else:
+        fmt = _format_of_name(Path(path), writing)
+    if writing and fmt.open_writer is None:
+        raise FormatError(f"{Path(path).name}: mdsr_plugin cannot write {fmt.name} files; "
+                          f"it writes {', '.join(_extensions(writing=True))}")
+    return fmt
+
+
+def _extensions(writing: bool) -> list[str]:
+    return sorted(ext for ext, name in _BY_EXTENSION.items() if not writing or _FORMATS[name].open_writer)
+
+
+def _format_of_name(path: Path, writing: bool) -> Format:
     name = path.name.lower()
     suffixes = [s.lower() for s in path.suffixes]
     for ext in (("".join(suffixes[-2:]),) if len(suffixes) > 1 else ()) + (path.suffix.lower(), name):
@@ -112,15 +135,16 @@ def get_format(path, format: str | None = None) -> Format:
             return _FORMATS[_BY_EXTENSION[ext]]
     if name.startswith("xdatcar"):
         return _FORMATS["xdatcar"]
-    raise FormatError(
-        f"{path.name}: cannot tell the format from the extension; known extensions: "
-        f"{', '.join(sorted(_BY_EXTENSION))} (or pass --format)"
-    )
+    known = "it writes" if writing else "known extensions:"
+    raise FormatError(f"{path.name}: cannot tell the format from the extension; {known} "
+                      f"{', '.join(_extensions(writing))} (or pass --{'output-' if writing else ''}format)")
 
 
 def open_reader(path, *, format: str | None = None, **options) -> TrajectoryReader:
     """Open ``path`` for streaming; see the module docstring for ``options``."""
     path = Path(path)
+    if path.is_dir():
+        raise FormatError(f"{path}: is a folder, not a trajectory file (mdsr-batch reads folders)")
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
     fmt = get_format(path, format)
@@ -130,15 +154,14 @@ def open_reader(path, *, format: str | None = None, **options) -> TrajectoryRead
         raise FormatError("--velocities (a NAMD velocity DCD) goes with a DCD coordinate file")
     for key in ("topology", "velocities"):
         if options.get(key) is not None and not Path(options[key]).is_file():
-            raise FormatError(f"{options[key]}: no such file")
+            what = "is a folder, not a file" if Path(options[key]).is_dir() else "no such file"
+            raise FormatError(f"{options[key]}: {what}")
     return fmt.open_reader(path, **{k: v for k, v in options.items() if v is not None})
 
 
 def open_writer(path, *, format: str | None = None, **options) -> TrajectoryWriter:
     """A writer for ``path``, its format from the extension unless ``format`` is given."""
-    fmt = get_format(path, format)
-    if fmt.open_writer is None:
-        raise FormatError(f"{Path(path).name}: mdsr_plugin cannot write {fmt.name} files")
+    fmt = get_format(path, format, writing=True)
     if not Path(path).resolve().parent.is_dir():
         raise FormatError(f"{Path(path).parent}: output folder does not exist")
     return fmt.open_writer(path, **options)
@@ -219,6 +242,11 @@ def _traj_writer(path, **options):
     return AseTrajWriter(path)
 
 
+def _dcd_velocity_path(path) -> list[Path]:
+    path = Path(path)
+    return [path.with_name(path.stem + ".vel.dcd")]
+
+
 def _dcd_writer(path, **options):
     from .mdanalysis import DCDWriter
 
@@ -235,7 +263,8 @@ for _fmt in (
     Format("h5md", (".h5md", ".h5"), "H5MD (HDF5)", _h5md_reader, _h5md_writer, "velocity group",
            keeps_provenance=True),
     Format("dcd", (".dcd",), "CHARMM/NAMD DCD (needs --top); velocities in a NAMD velocity DCD",
-           _mda_reader("DCD"), _dcd_writer, "separate .vel.dcd (Å/AKMA)", needs_topology=True),
+           _mda_reader("DCD"), _dcd_writer, "separate .vel.dcd (Å/AKMA)", needs_topology=True,
+           companion_outputs=_dcd_velocity_path),
     Format("trr", (".trr",), "GROMACS TRR (needs --top)", _mda_reader("TRR"),
            _mda_writer("TRR"), "yes (nm/ps)", needs_topology=True),
     Format("xtc", (".xtc",), "GROMACS XTC (needs --top)", _mda_reader("XTC"), _mda_writer("XTC"),

@@ -28,6 +28,10 @@ _VELOCITY_COLUMNS = ("velocities", "vel", "velo")
 def _atoms_velocities(atoms) -> np.ndarray | None:
     """Velocities in Å/fs, or None when the frame stores none."""
     if "momenta" in atoms.arrays:
+        masses = atoms.get_masses()
+        if not (masses > 0).all():  # momenta / mass: name the mass, not a velocity overflow
+            i = int(np.argmax(~(masses > 0)))
+            raise TrajectoryError(f"atom {i}: mass {masses[i]:g} u; every atom needs a finite mass > 0")
         return atoms.get_velocities() * units.ASE_TIME_PER_FS
     for key in _VELOCITY_COLUMNS:
         if key in atoms.arrays:
@@ -67,6 +71,12 @@ class AseReader(TrajectoryReader):
             yield from iread(self.path, index=":", format=self.ase_format)
         except TrajectoryError:
             raise
+        except KeyError as err:
+            key = err.args[0] if err.args else ""
+            if isinstance(key, str) and key.isalpha() and len(key) <= 3:  # ASE's symbol table
+                raise FormatError(f"{self.path.name}: unknown element symbol {key!r} "
+                                  "(not in the periodic table)") from None
+            raise FormatError(f"{self.path.name}: cannot be read as {self.ase_format} (missing {key!r})") from None
         except Exception as err:  # ASE raises many types for malformed files
             raise FormatError(f"{self.path.name}: cannot be read as {self.ase_format} ({err})") from None
 

@@ -92,6 +92,26 @@ def topology_identities(topology, n_atoms: int):
     return universe_identities(universe)
 
 
+def _drop_half_built_reader(err: BaseException) -> None:
+    """Free the reader a failed ``mda.Universe(...)`` left in ``err``'s traceback, quietly.
+
+    MDAnalysis' ``ReaderBase.__del__`` closes a file its ``__init__`` never opened when
+    the header was garbage, and Python prints that AttributeError as "Exception ignored
+    in ... __del__" after our one-line error.  Collect it here with that report muted.
+    """
+    import gc
+    import sys
+
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda report: None
+    try:
+        err.__traceback__ = None
+        del err
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+
+
 class MDAnalysisReader(TrajectoryReader):
     """Stream a trajectory through an MDAnalysis ``Universe``.
 
@@ -129,7 +149,9 @@ class MDAnalysisReader(TrajectoryReader):
         except FormatError:
             raise
         except Exception as err:  # MDAnalysis raises IOError, ValueError, EOFError, struct errors...
-            raise FormatError(f"{self.path.name}: cannot be read as {mda_format} ({err})") from None
+            message = f"{self.path.name}: cannot be read as {mda_format} ({' '.join(str(err).split())})"
+            _drop_half_built_reader(err)
+            raise FormatError(message) from None
         self._attach(self.universe)
         if velocities is not None:
             from MDAnalysis.coordinates.DCD import DCDReader
@@ -137,7 +159,9 @@ class MDAnalysisReader(TrajectoryReader):
             try:
                 self._velocity_reader = DCDReader(str(velocities))
             except Exception as err:
-                raise FormatError(f"{Path(velocities).name}: not a readable velocity DCD ({err})") from None
+                message = f"{Path(velocities).name}: not a readable velocity DCD ({' '.join(str(err).split())})"
+                _drop_half_built_reader(err)
+                raise FormatError(message) from None
             if self._velocity_reader.n_frames != self.n_frames:
                 raise FormatError(
                     f"{Path(velocities).name} has {self._velocity_reader.n_frames} frames, "
@@ -340,8 +364,10 @@ class DCDWriter(TrajectoryWriter):
 
     @staticmethod
     def velocity_path(path) -> Path:
-        path = Path(path)
-        return path.with_name(path.stem + ".vel.dcd")
+        from . import get_format
+
+        (velocity,) = get_format(path, "dcd").companion_outputs(path)
+        return velocity
 
     def _paths(self):
         return [self.path, self.velocity_path(self.path)]

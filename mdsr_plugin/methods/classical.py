@@ -159,9 +159,10 @@ def _plugin(cls, priority: int) -> MethodPlugin:
     def suits(coarse: Trajectory, factor, settings) -> Suitability:
         missing = [q for q in cls.requires if getattr(coarse, q) is None]
         if missing:
+            # Name the method that needs only what the input has.
+            instead = "hermite (positions + velocities)" if coarse.velocities is not None else "spline (positions only)"
             return Suitability(False, f"method {cls.name!r} needs {' and '.join(missing)}, which the input "
-                               "does not have; use --method spline (positions only), or give velocities "
-                               "with --velocities FILE")
+                               f"does not have; use --method {instead} or auto")
         return Suitability(True)
 
     return MethodPlugin(name=cls.name, description=cls.description, factory=cls, suits=suits,

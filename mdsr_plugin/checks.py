@@ -1,0 +1,133 @@
+"""Physical checks on coarse input that a file's syntax cannot catch.
+
+A trajectory can be well-formed and still wrong: a time step off by a factor of a
+thousand (``--dt`` in ps, velocities read in the wrong units), or frames so far apart
+that an atom crosses more than half the box between them, which the minimum-image
+unwrapping (:mod:`mdsr_plugin.periodic`) then runs backwards across the box.  Stored
+velocities tell both: over one coarse step ``dt`` an atom moves about
+``(v0 + v1) / 2 · dt`` while the gap is short compared with its vibrations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .periodic import to_fractional
+from .trajectory import Trajectory, TrajectoryError
+
+__all__ = ["step_velocity_ratio", "check_step_against_velocities", "BoxJumpCheck",
+           "RATIO_TOO_SMALL", "RATIO_TOO_LARGE"]
+
+#: Median |Δx| / |v̄·dt| beyond these bounds is no MD step: on real runs it is ≈ 1 at short
+#: gaps and falls towards ~0.02 at picosecond gaps of a solid or liquid (atoms oscillate);
+#: ≥ 5 would mean atoms moving five times faster than their velocities say.
+RATIO_TOO_SMALL = 3e-3
+RATIO_TOO_LARGE = 5.0
+
+#: Below this median relative misprediction the gap is short enough for the velocities
+#: to predict each atom's displacement (the ballistic regime), so a disagreement with
+#: the minimum image is trusted.
+_BALLISTIC = 0.5
+
+
+def _mean_velocity_step(frames: Trajectory, dt: float) -> np.ndarray:
+    """(F-1, N, 3) Å: what the stored velocities predict each atom moves over each gap."""
+    v = frames.velocities
+    return 0.5 * (v[1:] + v[:-1]) * dt
+
+
+def step_velocity_ratio(frames: Trajectory, dt: float | None = None) -> float | None:
+    """Median over atoms and gaps of |Δx| / |v̄·dt| (Δx the minimum-image displacement, Å).
+
+    Parameters
+    ----------
+    frames : Trajectory
+        At least two frames, with velocities (Å/fs).
+    dt : float, optional
+        The step to test, fs (default: the frames' own).
+
+    Returns
+    -------
+    float or None
+        ≈ 1 for a short, consistent step; None without velocities, or when the atoms are still.
+    """
+    if frames.velocities is None or frames.n_frames < 2:
+        return None
+    dt = frames.dt if dt is None else dt
+    moved = np.linalg.norm(_displacements(frames), axis=-1)
+    predicted = np.linalg.norm(_mean_velocity_step(frames, dt), axis=-1)
+    usable = predicted > 1e-12
+    if not usable.any():
+        return None
+    return float(np.median(moved[usable] / predicted[usable]))
+
+
+def check_step_against_velocities(frames: Trajectory, dt: float | None = None, what: str = "the time step") -> None:
+    """Raise :class:`TrajectoryError` if ``dt`` (fs) and the stored velocities contradict each other."""
+    ratio = step_velocity_ratio(frames, dt)
+    if ratio is None:
+        return
+    dt = frames.dt if dt is None else dt
+    if ratio > RATIO_TOO_LARGE:
+        raise TrajectoryError(
+            f"{what} ({dt:g} fs) and the stored velocities disagree: atoms move {ratio:.3g}× farther between "
+            "frames than their velocities carry them in that time; the step is too short or the velocities "
+            "are in the wrong units (give --dt in fs)")
+    if ratio < RATIO_TOO_SMALL:
+        raise TrajectoryError(
+            f"{what} ({dt:g} fs) and the stored velocities disagree: the velocities would carry the atoms "
+            f"{1 / ratio:.3g}× farther than they move between frames; the step is too long or the velocities "
+            "are in the wrong units (give --dt in fs)")
+
+
+def _displacements(frames: Trajectory) -> np.ndarray:
+    """(F-1, N, 3) Å, the minimum image along periodic axes."""
+    step = np.diff(frames.positions, axis=0)
+    if not frames.is_periodic:
+        return step
+    frac = to_fractional(step, frames.cell[1:])
+    frac[..., frames.pbc] -= np.round(frac[..., frames.pbc])
+    return np.einsum("fni,fij->fnj", frac, frames.cell[1:])
+
+
+class BoxJumpCheck:
+    """Refuse periodic input in which an atom's stored velocity carries it across a
+    different periodic image than the minimum image (it moved more than half a box
+    between frames), checked over consecutive chunks.
+    """
+
+    def __init__(self):
+        self._last: Trajectory | None = None
+        self._frame = 0
+
+    def __call__(self, chunk: Trajectory) -> None:
+        """Check the gaps inside ``chunk`` and the one joining it to the previous chunk."""
+        if not chunk.is_periodic or chunk.velocities is None:
+            return
+        frames = chunk if self._last is None else _joined(self._last, chunk)
+        first = self._frame - (self._last is not None)
+        self._last, self._frame = chunk[-1], self._frame + chunk.n_frames
+        if frames.n_frames < 2:
+            return
+        dt = float(frames.times[1] - frames.times[0])
+        predicted = _mean_velocity_step(frames, dt)
+        moved = _displacements(frames)
+        miss = np.linalg.norm(moved - predicted, axis=-1) / np.maximum(np.linalg.norm(predicted, axis=-1), 1e-12)
+        if np.median(miss) > _BALLISTIC:  # velocities do not predict this gap: nothing to compare
+            return
+        # The image the velocity points to, against the minimum image, in cell units.
+        shift = np.round(to_fractional(predicted - moved, frames.cell[1:]))[..., frames.pbc]
+        jumped = np.abs(shift).reshape(len(shift), -1).max(axis=1) > 0
+        if jumped.any():
+            gap = int(np.argmax(jumped))
+            atom = int(np.argmax(np.abs(shift[gap]).max(axis=-1)))
+            distance = float(np.linalg.norm(predicted[gap, atom]))
+            raise TrajectoryError(
+                f"frame {first + gap + 1}: atom {atom} moves {distance:.3g} Å by its stored velocity, more than "
+                "half the box in one coarse step, so its periodic image is ambiguous; store frames more often")
+
+
+def _joined(last: Trajectory, chunk: Trajectory) -> Trajectory:
+    from .trajectory import concatenate
+
+    return concatenate([last.without("forces"), chunk.without("forces")])
