@@ -112,8 +112,10 @@ class BoxJumpCheck:
         dt = float(frames.times[1] - frames.times[0])
         predicted = _mean_velocity_step(frames, dt)
         moved = _displacements(frames)
-        miss = np.linalg.norm(moved - predicted, axis=-1) / np.maximum(np.linalg.norm(predicted, axis=-1), 1e-12)
-        if np.median(miss) > _BALLISTIC:  # velocities do not predict this gap: nothing to compare
+        length = np.linalg.norm(predicted, axis=-1)
+        moving = length > 1e-12
+        miss = np.linalg.norm(moved - predicted, axis=-1)[moving] / length[moving]
+        if not moving.any() or np.median(miss) > _BALLISTIC:  # velocities do not predict these gaps
             return
         # The image the velocity points to, against the minimum image, in cell units.
         shift = np.round(to_fractional(predicted - moved, frames.cell[1:]))[..., frames.pbc]

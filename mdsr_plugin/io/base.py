@@ -114,6 +114,10 @@ class TrajectoryWriter(ABC):
         """Append the frames of ``traj`` (internal units)."""
         if traj.n_frames == 0:
             return
+        try:  # the writer boundary: NaN, inf or overflowed positions never reach a file
+            traj.validate(first_frame=self.frames_written)
+        except TrajectoryError as err:
+            raise TrajectoryError(f"{self.path.name}: not written: output {err}") from None
         if not self._opened:
             self._open(traj)
             self._opened = True

@@ -1,0 +1,406 @@
+"""The fault suite: bad input and interrupted runs never lose data, overwrite an input,
+write a non-finite number or end in a traceback.
+
+Every case is one that a sweep of bad inputs found (issue #26).  A refusal is one line
+on stderr, a non-zero exit, no output and no leftover temporary file; an input's
+checksum never changes.  The property test at the end checks the streaming driver's
+frame bookkeeping for every classical method over random sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mdsr_plugin import upsample
+from mdsr_plugin.cli import main
+from mdsr_plugin.io import read_trajectory, write_trajectory
+from mdsr_plugin.methods import resolve_method
+from mdsr_plugin.pipeline import stream_method
+from mdsr_plugin.settings import UpsampleSettings
+from mdsr_plugin.trajectory import Trajectory, TrajectoryError, concatenate
+
+EXAMPLE = Path(__file__).parents[1] / "mdsr_plugin" / "data" / "examples" / "ethanol_coarse.xyz"
+CLASSICAL = ("linear", "spline", "hermite", "quintic")
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_refusal(code, err, expected, *, exit_code=None):
+    assert code != 0 if exit_code is None else code == exit_code, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert expected in lines[0], err
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name)
+
+
+def oscillators(n_frames: int, n_atoms: int, dt: float = 10.0, seed: int = 0, forces: bool = True) -> Trajectory:
+    """Independent harmonic oscillators sampled every ``dt`` fs, periods 120–400 fs:
+    positions (Å), velocities (Å/fs) and forces (eV/Å) of one consistent motion."""
+    rng = np.random.default_rng(seed)
+    numbers = rng.choice([1, 6, 8], n_atoms)
+    masses = np.array([1.008, 12.011, 15.999])[np.searchsorted([1, 6, 8], numbers)]
+    omega = 2 * np.pi / rng.uniform(120.0, 400.0, (n_atoms, 3))  # rad/fs
+    amplitude, phase = rng.uniform(0.05, 0.2, (n_atoms, 3)), rng.uniform(0, 2 * np.pi, (n_atoms, 3))
+    centre = rng.uniform(-3.0, 3.0, (n_atoms, 3))
+    t = dt * np.arange(n_frames)[:, None, None]
+    positions = centre + amplitude * np.sin(omega * t + phase)
+    velocities = amplitude * omega * np.cos(omega * t + phase)
+    # F = m a; a in Å/fs² -> eV/Å through the internal unit factor.
+    from mdsr_plugin.units import ACCEL_PER_FORCE_OVER_MASS
+
+    acceleration = -(omega**2) * (positions - centre)
+    return Trajectory(numbers=numbers, masses=masses, positions=positions, velocities=velocities,
+                      forces=masses[:, None] * acceleration / ACCEL_PER_FORCE_OVER_MASS if forces else None,
+                      times=t[:, 0, 0])
+
+
+# ----------------------------------------------------------------------------- frames lost
+@pytest.mark.parametrize("method", ["linear", "hermite", "quintic", "spline"])
+def test_last_frame_kept_when_the_gaps_fill_whole_blocks(method):
+    """4 097 frames at factor 2: 4 096 gaps, exactly one block of 4 096 (the dropped-frame case)."""
+    coarse = oscillators(4097, 3)
+    fine = upsample(coarse, 2, method, self_validate=False)
+    assert fine.n_frames == 8193
+    np.testing.assert_array_equal(fine.positions[-1], coarse.positions[-1])
+
+
+# ------------------------------------------------------------------------ inputs overwritten
+def test_output_velocity_companion_never_overwrites_the_input_velocity_file(tmp_path, capsys):
+    """``--velocities out.vel.dcd -o out.dcd``: the DCD writer's companion is out.vel.dcd."""
+    topology = tmp_path / "in.pdb"
+    coarse = oscillators(5, 3)
+    import ase.io
+
+    ase.io.write(topology, ase.Atoms(numbers=coarse.numbers, positions=coarse.positions[0]))
+    write_trajectory(tmp_path / "in.dcd", coarse)
+    (tmp_path / "in.vel.dcd").rename(tmp_path / "out.vel.dcd")
+    before = sha256(tmp_path / "out.vel.dcd")
+    code, _, err = run([tmp_path / "in.dcd", "--top", topology, "--velocities", tmp_path / "out.vel.dcd",
+                        "--factor", "10", "-o", tmp_path / "out.dcd"], capsys)
+    assert_one_line_refusal(code, err, "would overwrite the input", exit_code=2)
+    assert sha256(tmp_path / "out.vel.dcd") == before
+    assert not (tmp_path / "out.dcd").exists() and not leftovers(tmp_path)
+
+
+def test_output_is_the_input_by_another_name_or_a_hard_link(tmp_path, capsys):
+    source = tmp_path / "coarse.xyz"
+    source.write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "link.xyz").hardlink_to(source)
+    before = sha256(source)
+    for output in (tmp_path / "." / "coarse.xyz", tmp_path / "link.xyz"):
+        code, _, err = run([source, "--factor", "2", "-o", output], capsys)
+        assert_one_line_refusal(code, err, "would overwrite the input", exit_code=2)
+    assert sha256(source) == before
+
+
+def test_adapt_checkpoint_never_overwrites_an_input(tmp_path, capsys):
+    source = tmp_path / "run.json"  # an input named like the checkpoint's card
+    source.write_bytes(EXAMPLE.read_bytes())
+    code, _, err = run([source, "--format", "xyz", "--factor", "2", "-o", tmp_path / "fine.xyz",
+                        "--adapt", tmp_path / "run"], capsys)
+    assert_one_line_refusal(code, err, "would overwrite the input", exit_code=2)
+
+
+def test_output_naming_a_folder_is_refused_and_leaves_nothing(tmp_path, capsys):
+    (tmp_path / "out.xyz").mkdir()
+    code, _, err = run([EXAMPLE, "--factor", "2", "-o", tmp_path / "out.xyz"], capsys)
+    assert_one_line_refusal(code, err, "names a folder", exit_code=2)
+    assert not leftovers(tmp_path) and not any((tmp_path / "out.xyz").iterdir())
+
+
+# ---------------------------------------------------------------------- non-finite or absurd
+def test_a_position_of_1e308_is_refused_on_reading(tmp_path, capsys):
+    lines = EXAMPLE.read_text().splitlines()
+    fields = lines[2 + 11 * 3].split()
+    fields[1] = "1e308"
+    lines[2 + 11 * 3] = "  ".join(fields)
+    source = tmp_path / "huge.xyz"
+    source.write_text("\n".join(lines) + "\n")
+    code, _, err = run([source, "--factor", "2", "-o", tmp_path / "fine.xyz"], capsys)
+    assert_one_line_refusal(code, err, "frame 3: a position of 1e+308 Å is no coordinate", exit_code=1)
+    assert not (tmp_path / "fine.xyz").exists() and not leftovers(tmp_path)
+
+
+def test_nan_never_passes_upsample_or_the_writer(tmp_path):
+    coarse = oscillators(6, 2)
+    positions = coarse.positions.copy()
+    positions[2, 1, 0] = np.nan
+    with pytest.raises(TrajectoryError, match="frame 2: positions contain NaN"):
+        upsample(replace(coarse, positions=positions), 4, "hermite")
+    with pytest.raises(TrajectoryError, match="not written: output frame 2: positions contain NaN"):
+        write_trajectory(tmp_path / "bad.h5md", replace(coarse, positions=positions))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_diverging_method_is_stopped_before_the_writer():
+    class Diverging:
+        name, requires, context, block_gaps = "diverging", (), 0, 4096
+
+        def interpolate(self, coarse, factor):
+            from mdsr_plugin.methods.base import FineFrames
+
+            n = (coarse.n_frames - 1) * factor + 1
+            return FineFrames(np.full((n, coarse.n_atoms, 3), np.inf), np.zeros((n, coarse.n_atoms, 3)))
+
+    with pytest.raises(TrajectoryError, match="method 'diverging' produced no usable output"):
+        concatenate(list(stream_method([oscillators(4, 2)], 3, Diverging())))
+
+
+@pytest.mark.parametrize("masses, message", [([1.0, 0.0], "atom 1: mass 0 u"), ([1.0, -12.0], "atom 1: mass -12 u")])
+def test_masses_must_be_positive(masses, message):
+    with pytest.raises(TrajectoryError, match=message):
+        Trajectory(numbers=[1, 6], masses=masses, positions=np.zeros((2, 2, 3)), times=[0.0, 1.0])
+
+
+def test_zero_mass_in_a_file_is_blamed_on_the_mass_not_the_velocities(tmp_path, capsys):
+    lines = EXAMPLE.read_text().splitlines()
+    for k in range(2, len(lines), 11):
+        fields = lines[k].split()
+        fields[4] = "0.0"
+        lines[k] = "  ".join(fields)
+    source = tmp_path / "massless.xyz"
+    source.write_text("\n".join(lines) + "\n")
+    code, _, err = run([source, "--factor", "2", "-o", tmp_path / "fine.xyz"], capsys)
+    assert_one_line_refusal(code, err, "atom 0: mass 0 u", exit_code=1)
+    assert "Warning" not in err
+
+
+@pytest.mark.parametrize("number", [-6, 119])
+def test_atomic_numbers_outside_the_periodic_table_are_refused(number):
+    with pytest.raises(TrajectoryError, match=f"atomic number {number} is no element"):
+        Trajectory(numbers=[number], positions=np.zeros((2, 1, 3)), times=[0.0, 1.0])
+
+
+def test_unknown_element_symbol_is_named(tmp_path, capsys):
+    lines = EXAMPLE.read_text().splitlines()
+    lines[2] = "Xx" + lines[2][1:]
+    source = tmp_path / "xx.xyz"
+    source.write_text("\n".join(lines) + "\n")
+    code, _, err = run([source, "--factor", "2", "-o", tmp_path / "fine.xyz"], capsys)
+    assert_one_line_refusal(code, err, "unknown element symbol 'Xx'", exit_code=1)
+
+
+@pytest.mark.parametrize("dt", ["1e30", "1e-30"])
+def test_dt_contradicting_the_file_and_its_velocities_is_refused(tmp_path, capsys, dt):
+    code, _, err = run([EXAMPLE, "--factor", "2", "-o", tmp_path / "fine.xyz", "--dt", dt], capsys)
+    assert_one_line_refusal(code, err, "contradicts the file's own step of 20 fs", exit_code=1)
+    assert not (tmp_path / "fine.xyz").exists()
+
+
+def test_dt_the_velocities_allow_overrides_the_file_with_a_warning(tmp_path, capsys, caplog):
+    code, _, err = run([EXAMPLE, "--factor", "2", "-o", tmp_path / "fine.xyz", "--dt", "25", "-q",
+                        "--method", "hermite"], capsys)
+    assert code == 0
+    assert "--dt 25 fs overrides the file's own step of 20 fs" in caplog.text
+    assert read_trajectory(tmp_path / "fine.xyz").dt == pytest.approx(12.5)
+
+
+def test_velocities_in_the_wrong_units_are_caught_by_the_step_check():
+    coarse = oscillators(8, 3)
+    with pytest.raises(TrajectoryError, match="stored velocities disagree"):
+        upsample(replace(coarse, velocities=coarse.velocities / 1000.0), 4, "hermite")
+    with pytest.raises(TrajectoryError, match="stored velocities disagree"):
+        upsample(replace(coarse, velocities=coarse.velocities * 1000.0), 4, "hermite")
+
+
+def test_an_atom_crossing_more_than_half_the_box_against_its_velocity_is_refused():
+    """The minimum image would run the atom backwards across the box."""
+    dt, n = 10.0, 6
+    t = dt * np.arange(n)[:, None, None]
+    # Atom 0 flies at 0.6 Å/fs (6 Å per frame in a 10 Å box), the others drift slowly.
+    velocities = np.broadcast_to([[0.6, 0, 0], [0.01, 0, 0], [0, 0.02, 0], [0, 0, -0.01]], (n, 4, 3)).copy()
+    start = np.array([[1.0, 5, 5], [3, 3, 3], [6, 6, 6], [8, 2, 4]])
+
+    def box(v):
+        return replace(oscillators(n, 4), positions=(start + v * t) % 10.0, velocities=v, forces=None,
+                       times=t[:, 0, 0], cell=np.eye(3) * 10.0, pbc=True)
+
+    with pytest.raises(TrajectoryError, match="frame 1: atom 0 moves 6 Å by its stored velocity, more than half"):
+        upsample(box(velocities), 4, "hermite")
+    # The same motion at a quarter of the speed is unambiguous, and upsampled.
+    assert upsample(box(velocities / 4), 4, "hermite").n_frames == 21
+
+
+def test_a_singular_periodic_cell_is_one_line(tmp_path):
+    coarse = replace(oscillators(4, 2), cell=np.zeros((3, 3)), pbc=True)
+    with pytest.raises(TrajectoryError, match="frame 0: the periodic cell has volume 0"):
+        upsample(coarse, 2, "hermite")
+
+
+# ----------------------------------------------------------------------------- messages
+def test_quintic_without_forces_names_the_method_that_fits(tmp_path):
+    coarse = oscillators(6, 2, forces=False)
+    from mdsr_plugin.methods import MethodError
+
+    with pytest.raises(MethodError, match=r"needs forces.*use --method hermite \(positions \+ velocities\)"):
+        upsample(coarse, 2, "quintic")
+
+
+def test_a_folder_as_input_is_called_a_folder(tmp_path, capsys):
+    (tmp_path / "archive").mkdir()
+    code, _, err = run([tmp_path / "archive", "--format", "xyz", "--factor", "2", "-o", tmp_path / "f.xyz"], capsys)
+    assert_one_line_refusal(code, err, "is a folder, not a trajectory file")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dt", "inf"], "must be > 0 and finite"),
+    (["--dt", "nan"], "must be > 0 and finite"),
+    (["-o", "fine.pdb"], "it writes .dcd"),
+    (["-o", "fine.lammpstrj"], "cannot write lammpsdump files"),
+])
+def test_usage_errors_are_exit_2_and_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    arguments = [EXAMPLE, "--factor", "2", *argv]
+    if "-o" not in argv:
+        arguments += ["-o", "fine.xyz"]
+    code, _, err = run(arguments, capsys)
+    assert_one_line_refusal(code, err, message, exit_code=2)
+
+
+def test_python_api_wrong_types_are_type_errors():
+    with pytest.raises(TypeError, match="upsample\\(\\) takes a Trajectory"):
+        upsample(str(EXAMPLE), 2)
+    with pytest.raises(Exception, match="dt must be > 0 fs and finite"):
+        UpsampleSettings(factor=2, dt=float("inf")).checked()
+
+
+# ------------------------------------------------------------------------ garbage files
+@pytest.mark.parametrize("extension", [".dcd", ".trr", ".xtc", ".nc"])
+def test_garbage_binary_files_give_one_line_without_a_library_traceback(tmp_path, extension):
+    from MDAnalysisTests.datafiles import PSF
+
+    garbage = tmp_path / f"garbage{extension}"
+    garbage.write_bytes(np.random.default_rng(0).bytes(3000))
+    result = subprocess.run([sys.executable, "-m", "mdsr_plugin.cli", str(garbage), "--top", PSF,
+                             "--factor", "2", "-o", str(tmp_path / "fine.h5md")], capture_output=True, text=True)
+    assert_one_line_refusal(result.returncode, result.stderr, "cannot be read as", exit_code=1)
+    assert not (tmp_path / "fine.h5md").exists()
+
+
+# ---------------------------------------------------------------------------- signals
+@pytest.fixture(scope="module")
+def long_input(tmp_path_factory) -> Path:
+    """A coarse file that takes a few seconds to upsample at factor 20 into XYZ."""
+    path = tmp_path_factory.mktemp("long") / "long.xyz"
+    write_trajectory(path, oscillators(1500, 20))
+    return path
+
+
+def _start(long_input, output, factor=20):
+    return subprocess.Popen([sys.executable, "-m", "mdsr_plugin.cli", str(long_input), "--factor", str(factor),
+                             "-o", str(output), "--method", "hermite", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_temporary(folder: Path, process, timeout=60.0):
+    start = time.monotonic()
+    while not leftovers(folder):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() - start < timeout
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("extension", [".xyz", ".h5md"])
+def test_sigterm_and_sigint_remove_the_temporary_output_and_exit_128_plus_signal(tmp_path, long_input,
+                                                                                signum, extension):
+    output = tmp_path / f"fine{extension}"
+    process = _start(long_input, output)
+    _wait_for_temporary(tmp_path, process)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    if process.returncode == 0:  # the run had finished writing: then the output is whole
+        assert read_trajectory(output).n_frames == 1499 * 20 + 1
+    else:
+        assert process.returncode == 128 + signum, err
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+        assert f"stopped by {signal.Signals(signum).name}; no output written" in err
+        assert not output.exists()
+    assert not leftovers(tmp_path)
+
+
+def test_a_killed_runs_leftover_is_removed_by_the_next_run_of_the_same_output(tmp_path, long_input):
+    output = tmp_path / "fine.xyz"
+    process = _start(long_input, output)
+    _wait_for_temporary(tmp_path, process)
+    process.kill()
+    process.wait()
+    assert leftovers(tmp_path)  # SIGKILL cannot be cleaned up after
+    finished = subprocess.run([sys.executable, "-m", "mdsr_plugin.cli", str(long_input), "--factor", "2",
+                               "-o", str(output), "--method", "hermite", "-q"], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert not leftovers(tmp_path)
+    assert read_trajectory(output).n_frames == 1499 * 2 + 1
+
+
+def test_a_live_runs_temporary_is_left_alone(tmp_path):
+    from mdsr_plugin.io.atomic import AtomicFiles, remove_stale_temporaries
+
+    target = tmp_path / "fine.xyz"
+    with AtomicFiles(target) as (temporary,):
+        temporary.write_text("being written")
+        assert remove_stale_temporaries(target) == []  # this process is alive and still holds it
+        assert temporary.exists()
+    assert target.read_text() == "being written"
+
+
+# ----------------------------------------------------------------------- property test
+@st.composite
+def stream_cases(draw):
+    n_frames = draw(st.integers(2, 40))
+    return {
+        "n_frames": n_frames,
+        "n_atoms": draw(st.integers(1, 4)),
+        "factor": draw(st.integers(2, 7)),
+        "chunk": draw(st.integers(1, n_frames)),
+        "block_gaps": draw(st.integers(1, 12)),
+        "method": draw(st.sampled_from(CLASSICAL)),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream_cases())
+def test_every_method_streams_exactly_n_minus_1_times_factor_plus_1_frames(case):
+    """Whatever the frame count, factor, atom count, chunking and block size: the frame
+    count is exact, coarse frames come out bit for bit, every value is finite, and the
+    streamed output equals the one computed in a single chunk."""
+    coarse = oscillators(case["n_frames"], case["n_atoms"], seed=case["seed"])
+    factor = case["factor"]
+    settings_ = UpsampleSettings(factor=factor, method=case["method"], self_validate=False).checked()
+    method, _ = resolve_method(case["method"], coarse, factor, settings_)
+    method.block_gaps = case["block_gaps"]
+    chunks = [coarse[i:i + case["chunk"]] for i in range(0, coarse.n_frames, case["chunk"])]
+    streamed = concatenate(list(stream_method(chunks, factor, method)))
+    whole = concatenate(list(stream_method([coarse], factor, method)))
+
+    assert streamed.n_frames == (coarse.n_frames - 1) * factor + 1
+    np.testing.assert_array_equal(streamed.positions[::factor], coarse.positions)
+    np.testing.assert_array_equal(streamed.velocities[::factor], coarse.velocities)
+    np.testing.assert_allclose(streamed.times, coarse.times[0] + np.arange(streamed.n_frames) * coarse.dt / factor)
+    assert np.isfinite(streamed.positions).all() and np.isfinite(streamed.velocities).all()
+    np.testing.assert_array_equal(streamed.positions, whole.positions)
+    np.testing.assert_array_equal(streamed.velocities, whole.velocities)
