@@ -42,7 +42,86 @@ BOLTZMANN_EV_PER_K = 8.617333262e-5
 NAMD_VELOCITY_TO_ANGSTROM_PER_FS = 20.45482706 / FS_PER_PS
 """NAMD velocity DCD stores Å per AKMA time; ``v[Å/fs] = stored * this``."""
 
+# ------------------------------------------------------------------ native units of MD codes
+# One table: what each code writes, as factors into the internal units, computed from
+# ASE's CODATA constants (``ase.units``) rather than typed in.
+from dataclasses import dataclass as _dataclass
+
+from ase import units as _ase
+
+BOHR = _ase.Bohr
+"""bohr → Å."""
+
+HARTREE = _ase.Hartree
+"""hartree → eV."""
+
+AU_TIME_FS = _ase._aut * 1e15
+"""Hartree atomic unit of time → fs (≈ 0.0241888)."""
+
+_KCALMOL = _ase.kcal / _ase.mol  # eV
+_KJMOL = _ase.kJ / _ase.mol  # eV
+
+
+@_dataclass(frozen=True)
+class NativeUnits:
+    """The units a file stores, as factors into the internal ones.
+
+    Attributes
+    ----------
+    name : str
+        How a summary names them ("bohr, bohr/a.u. time, Ha/bohr").
+    length : float
+        File length unit in Å.
+    time : float
+        File time unit in fs.
+    velocity : float
+        File velocity unit in Å/fs.
+    force : float
+        File force unit in eV/Å.
+    """
+
+    name: str
+    length: float
+    time: float
+    velocity: float
+    force: float
+
+
+#: What each code's files store (see docs/formats.md); keys are the names the readers use.
+NATIVE_UNITS = {
+    "internal": NativeUnits("Å, fs, Å/fs, eV/Å", 1.0, 1.0, 1.0, 1.0),
+    # CP2K: positions Å (pos-1.xyz), velocities bohr/a.u. time, forces Ha/bohr, times fs.
+    "cp2k": NativeUnits("Å; bohr/a.u. time; Ha/bohr", 1.0, 1.0, BOHR / AU_TIME_FS, HARTREE / BOHR),
+    # i-PI atomic units (bohr, a.u. time, Ha/bohr): the default of every output tag.
+    "atomic": NativeUnits("bohr; bohr/a.u. time; Ha/bohr", BOHR, AU_TIME_FS, BOHR / AU_TIME_FS, HARTREE / BOHR),
+    # LAMMPS unit styles (https://docs.lammps.org/units.html).
+    "lammps-real": NativeUnits("LAMMPS real: Å, fs, Å/fs, kcal/(mol·Å)", 1.0, 1.0, 1.0, _KCALMOL),
+    "lammps-metal": NativeUnits("LAMMPS metal: Å, ps, Å/ps, eV/Å", 1.0, FS_PER_PS, 1.0 / FS_PER_PS, 1.0),
+    "lammps-si": NativeUnits("LAMMPS si: m, s, m/s, N", 1e10, 1e15, 1e-5, 1.0 / (_ase._e * 1e10)),
+    "lammps-cgs": NativeUnits("LAMMPS cgs: cm, s, cm/s, dyne", 1e8, 1e15, 1e-7, 1e-5 / (_ase._e * 1e10)),
+    # VASP: Å, fs (POTIM), eV/Å.
+    "vasp": NativeUnits("Å, fs, eV/Å", 1.0, 1.0, 1.0, 1.0),
+}
+
+#: The LAMMPS ``units`` styles mdsr_plugin converts (``lj`` is reduced: no physical units).
+LAMMPS_UNIT_STYLES = tuple(k.split("-", 1)[1] for k in NATIVE_UNITS if k.startswith("lammps-"))
+
+#: i-PI's ``{unit}`` tags → factors into Å, Å/fs, eV/Å (its ``units.py`` names).
+IPI_LENGTH = {"atomic_unit": BOHR, "angstrom": 1.0, "bohr": BOHR, "nanometer": 10.0}
+IPI_VELOCITY = {"atomic_unit": BOHR / AU_TIME_FS, "m/s": 1e-5, "angstrom/femtosecond": 1.0}
+IPI_FORCE = {"atomic_unit": HARTREE / BOHR, "ev/ang": 1.0}
+
+
 __all__ = [
+    "BOHR",
+    "HARTREE",
+    "AU_TIME_FS",
+    "NativeUnits",
+    "NATIVE_UNITS",
+    "LAMMPS_UNIT_STYLES",
+    "IPI_LENGTH",
+    "IPI_VELOCITY",
+    "IPI_FORCE",
     "FS_PER_PS",
     "FS_PER_AKMA",
     "ASE_TIME_PER_FS",
