@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("input", help="coarse trajectory (format from the extension)")
     parser.add_argument("-o", "--output", required=True, help="fine trajectory to write (format from the extension)")
     add_upsample_options(parser)
-    parser.add_argument("--velocities", help="NAMD velocity DCD matching a coordinate DCD")
+    parser.add_argument("--velocities", help="a file of the input's velocities: CP2K PROJECT-vel-1.xyz, i-PI "
+                        "PREFIX.vel_0.xyz, or a NAMD velocity DCD beside a DCD (CP2K's and i-PI's are found "
+                        "beside the positions file without this)")
+    parser.add_argument("--forces", help="a file of the input's forces: CP2K PROJECT-frc-1.xyz, i-PI PREFIX.for_0.xyz")
+    parser.add_argument("--cell", help="a file of the input's cell per frame: CP2K PROJECT-1.cell (NPT runs)")
     parser.add_argument(
         "--adapt", nargs="?", const="", metavar="STEM",
         help="first learn a model from the input's own coarse frames (stored forces and gap consistency; "
@@ -217,7 +221,7 @@ def main(argv=None) -> int:
         # One rule for every file the run writes (the output, its companions, a learned
         # checkpoint) against every file it reads.
         writes = [*output_paths(args.output, args.output_format), *adapt_paths(args.settings)]
-        refuse_overwrite([args.input, args.top, args.velocities], writes)
+        refuse_overwrite([args.input, args.top, args.velocities, args.forces, args.cell], writes)
     except FormatError as err:
         return usage(str(err))
 
@@ -229,7 +233,8 @@ def main(argv=None) -> int:
     try:
         with stop_on_signals(), limit_requested():  # fewer PyTorch threads if other processes hold cores
             summary = upsample_file(args.input, args.output, settings=args.settings, topology=args.top,
-                                    velocities=args.velocities, progress=not args.quiet)
+                                    velocities=args.velocities, forces=args.forces, cell=args.cell,
+                                    progress=not args.quiet)
     except (FormatError, TrajectoryError, MethodError, CheckpointError, OSError) as err:
         print(f"mdsr-upsample: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_FAILURE
@@ -240,6 +245,7 @@ def main(argv=None) -> int:
         print(f"mdsr-upsample: {what}; no output written{kept}", file=sys.stderr)
         return err.exit_code if isinstance(err, Interrupted) else 128 + 2
     if not args.quiet:
+        print(f"read {summary['frames_in']} frames: {'; '.join(summary['read'])}")
         outputs = ", ".join(summary["outputs"])
         model = f" {summary['model']}" if summary["model"] else ""
         print(

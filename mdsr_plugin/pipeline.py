@@ -395,6 +395,8 @@ def upsample_file(
     method: str = "auto",
     topology=None,
     velocities=None,
+    forces=None,
+    cell=None,
     progress: bool = False,
     **options,
 ) -> dict:
@@ -409,8 +411,12 @@ def upsample_file(
     factor : int, optional
         With ``method`` and ``**options``, the settings; or give ``settings``.
     settings : UpsampleSettings, optional
-    topology, velocities : path-like, optional
-        Topology file; NAMD velocity DCD.
+    topology : path-like, optional
+        Topology file (elements and masses for DCD, TRR, NetCDF...).
+    velocities, forces, cell : path-like, optional
+        Files holding those quantities for the input's frames (CP2K ``-vel-1.xyz``,
+        ``-frc-1.xyz``, ``-1.cell``; i-PI ``.vel_0.xyz``, ``.for_0.xyz``; a NAMD velocity
+        DCD).  CP2K's and i-PI's are found beside the positions without being named.
     progress : bool
         Show a progress bar over coarse frames (stderr).
     **options
@@ -426,7 +432,8 @@ def upsample_file(
         ``velocities_fitted``: True when a learned method fitted the coarse velocities
         of positions-only input), ``disagreement`` (mean and max in Å, or None),
         ``adapted`` (with ``settings.adapt``: what :func:`learn_from_input` learned, else None),
-        ``outputs`` (list of paths), ``seconds``.
+        ``outputs`` (list of paths), ``seconds``, ``read`` (what was read from which file,
+        in which units: one phrase each).
     """
     from .io import open_reader, open_writer
 
@@ -437,9 +444,10 @@ def upsample_file(
         raise TypeError("give either settings or factor/method/options, not both")
     else:
         settings = settings.checked()
-    with open_reader(
-        input_path, format=settings.input_format, dt=settings.dt, topology=topology, velocities=velocities
-    ) as reader:
+    reader_options = {k: v for k, v in {"format": settings.input_format, "topology": topology,
+                                         "velocities": velocities, "forces": forces, "cell": cell}.items()
+                      if v is not None}
+    with open_reader(input_path, dt=settings.dt, **reader_options) as reader:
         chunks = reader.chunks(settings.chunk_size)
         counted = {"n": 0}
         disagreement = _DisagreementSummary()
@@ -447,18 +455,19 @@ def upsample_file(
         if first is None:
             raise TrajectoryError(f"{Path(input_path).name}: no frames")
         if settings.dt is not None:
-            _check_dt_override(input_path, settings, first, topology=topology, velocities=velocities)
+            _check_dt_override(input_path, settings, first, reader_options)
+        read = _what_was_read(reader, first, input_path, settings)
+        log.info("read: %s", "; ".join(read))
         adapted, sample = None, None
         if settings.adapt is not None:
-            options = {"format": settings.input_format, "dt": settings.dt, "topology": topology,
-                       "velocities": velocities}
+            options = {**reader_options, **({"dt": settings.dt} if settings.dt is not None else {})}
             adapted, sample = learn_from_input(input_path, first.dt, settings, progress=progress,
-                                               reader_options={k: v for k, v in options.items() if v is not None})
+                                               reader_options=options)
         method, provenance = resolve_method(settings.method, first, settings.factor, settings, sample=sample)
         stream = _chain(first, chunks)
         if progress:
             stream = _progress(stream, reader.n_frames, Path(input_path).name)
-        parameters = provenance_parameters(provenance, settings.factor, input_path)
+        parameters = {**provenance_parameters(provenance, settings.factor, input_path), "read": read}
         writer_options = {"parameters": parameters} if _keeps_provenance(output_path, settings.output_format) else {}
         with open_writer(output_path, format=settings.output_format, **writer_options) as writer:
             for fine in stream_method(_count_into(stream, counted), settings.factor, method):
@@ -473,10 +482,23 @@ def upsample_file(
         "frames_out": writer.frames_written,
         "outputs": [str(p) for p in writer.paths],
         "seconds": time.perf_counter() - started,
+        "read": read,
     }
 
 
-def _check_dt_override(input_path, settings: UpsampleSettings, first: Trajectory, **reader_options) -> None:
+def _what_was_read(reader, first: Trajectory, input_path, settings: UpsampleSettings) -> list[str]:
+    """One phrase per thing read: which file gave positions, velocities, forces, cell, and the step."""
+    notes = list(getattr(reader, "notes", []))
+    if not notes:
+        stored = [q for q in ("velocities", "forces", "cell") if getattr(first, q) is not None]
+        notes = [f"positions{''.join(', ' + q for q in stored)} from {Path(input_path).name}"]
+    if first.n_frames > 1:
+        origin = "--dt" if settings.dt is not None else "the file's times"
+        notes.append(f"coarse step {first.dt:g} fs from {origin}")
+    return notes
+
+
+def _check_dt_override(input_path, settings: UpsampleSettings, first: Trajectory, reader_options: dict) -> None:
     """``--dt`` against the step the file itself records (its first frames, read again without
     the override): refused when the stored velocities bear out the file's step and not the
     user's; otherwise the user's step wins, with a warning when it differs."""
@@ -484,7 +506,7 @@ def _check_dt_override(input_path, settings: UpsampleSettings, first: Trajectory
     from .io import FormatError, open_reader
 
     try:
-        with open_reader(input_path, format=settings.input_format, **reader_options) as own:
+        with open_reader(input_path, **reader_options) as own:
             head = next(own.chunks(16), None)
     except FormatError:  # the file records no time: --dt is the only step there is
         return

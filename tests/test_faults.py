@@ -262,7 +262,7 @@ def test_quintic_without_forces_names_the_method_that_fits(tmp_path):
 def test_a_folder_as_input_is_called_a_folder(tmp_path, capsys):
     (tmp_path / "archive").mkdir()
     code, _, err = run([tmp_path / "archive", "--format", "xyz", "--factor", "2", "-o", tmp_path / "f.xyz"], capsys)
-    assert_one_line_refusal(code, err, "is a folder, not a trajectory file")
+    assert_one_line_refusal(code, err, "is a folder, not a file")
 
 
 @pytest.mark.parametrize("argv, message", [

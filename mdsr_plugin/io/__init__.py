@@ -9,7 +9,10 @@ To add a format, write a reader and/or writer following the contracts in
 already taken is refused rather than silently replaced.
 
 Reader options understood by every reader: ``dt`` (coarse step, fs),
-``topology`` (a topology file), ``velocities`` (a NAMD velocity DCD; DCD only).
+``topology`` (a topology file), and the companion files ``velocities``, ``forces``
+and ``cell`` (:mod:`.companions`: CP2K's and i-PI's separate files, a NAMD velocity
+DCD).  XYZ files are recognised by their comment lines: CP2K's and i-PI's readers
+(:mod:`.cp2k`, :mod:`.ipi`) take over from ASE's for them.
 """
 
 from __future__ import annotations
@@ -133,30 +136,91 @@ def _format_of_name(path: Path, writing: bool) -> Format:
     for ext in (("".join(suffixes[-2:]),) if len(suffixes) > 1 else ()) + (path.suffix.lower(), name):
         if ext in _BY_EXTENSION:
             return _FORMATS[_BY_EXTENSION[ext]]
+    # VASP's files are known by their fixed names (OUTCAR.h2o.md, vasprun.run2.xml...).
     if name.startswith("xdatcar"):
         return _FORMATS["xdatcar"]
+    if name.startswith("outcar"):
+        return _FORMATS["outcar"]
+    if name.startswith("vasprun") and name.endswith(".xml"):
+        return _FORMATS["vasprun"]
     known = "it writes" if writing else "known extensions:"
     raise FormatError(f"{path.name}: cannot tell the format from the extension; {known} "
                       f"{', '.join(_extensions(writing))} (or pass --{'output-' if writing else ''}format)")
 
 
-def open_reader(path, *, format: str | None = None, **options) -> TrajectoryReader:
-    """Open ``path`` for streaming; see the module docstring for ``options``."""
+def open_reader(path, *, format: str | None = None, velocities=None, forces=None, cell=None,
+                **options) -> TrajectoryReader:
+    """Open ``path`` for streaming; see the module docstring for ``options``.
+
+    Parameters
+    ----------
+    velocities, forces, cell : path-like, optional
+        Files holding that quantity for the same frames (CP2K ``-vel-1.xyz``/``-frc-1.xyz``/
+        ``-1.cell``, i-PI ``.vel_0.xyz``/``.for_0.xyz``, a NAMD velocity DCD beside a DCD).
+        CP2K's and i-PI's are also found beside their positions file without being named.
+    """
     path = Path(path)
-    if path.is_dir():
-        raise FormatError(f"{path}: is a folder, not a trajectory file (mdsr-batch reads folders)")
-    if not path.is_file():
-        raise FormatError(f"{path}: no such file")
+    _check_is_file(path)
     fmt = get_format(path, format)
     if fmt.open_reader is None:
         raise FormatError(f"{path.name}: mdsr_plugin cannot read {fmt.name} files")
-    if options.get("velocities") is not None and fmt.name != "dcd":
-        raise FormatError("--velocities (a NAMD velocity DCD) goes with a DCD coordinate file")
-    for key in ("topology", "velocities"):
-        if options.get(key) is not None and not Path(options[key]).is_file():
-            what = "is a folder, not a file" if Path(options[key]).is_dir() else "no such file"
-            raise FormatError(f"{options[key]}: {what}")
-    return fmt.open_reader(path, **{k: v for k, v in options.items() if v is not None})
+    named = {"velocities": velocities, "forces": forces, "cell": cell}
+    for key in ("topology",):
+        if options.get(key) is not None:
+            _check_is_file(Path(options[key]))
+    for value in named.values():
+        if value is not None:
+            _check_is_file(Path(value))
+    options = {k: v for k, v in options.items() if v is not None}
+    if fmt.name == "dcd" and velocities is not None and Path(velocities).suffix.lower() in (".dcd", ".veldcd"):
+        # A NAMD velocity DCD is read frame by frame beside its coordinates (io/mdanalysis.py).
+        options["velocities"] = velocities
+        named["velocities"] = None
+    reader = fmt.open_reader(path, **options)
+    from .companions import WithCompanions
+
+    found = {**_companions_found(reader), **{k: Path(v) for k, v in named.items() if v is not None}}
+    if not found:
+        return reader
+    sources = [_quantity_source(Path(p), quantity) for quantity, p in found.items()]
+    return WithCompanions(reader, sources)
+
+
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        raise FormatError(f"{path}: is a folder, not a file (mdsr-batch reads folders)")
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file")
+
+
+def _companions_found(reader) -> dict[str, Path]:
+    """The companion files a code wrote beside the positions (CP2K and i-PI sets)."""
+    from .cp2k import CP2KPositionsReader, cp2k_companions
+    from .ipi import IPIPositionsReader, ipi_companions
+
+    if isinstance(reader, CP2KPositionsReader):
+        return cp2k_companions(reader.path)
+    if isinstance(reader, IPIPositionsReader):
+        return ipi_companions(reader.path)
+    return {}
+
+
+def _quantity_source(path: Path, quantity: str):
+    """A reader of ``quantity`` from ``path``, recognised by its content and name."""
+    from .cp2k import CP2KCellFile, CP2KQuantityFile, cp2k_role, is_cp2k_comment
+    from .ipi import IPIQuantityFile, ipi_quantity
+    from .plain_xyz import first_comment
+
+    if quantity == "cell" and path.suffix.lower() == ".cell":
+        return CP2KCellFile(path)
+    comment = first_comment(path)
+    if ipi_quantity(path) is not None:
+        return IPIQuantityFile(path, quantity)
+    if is_cp2k_comment(comment) or cp2k_role(path) is not None:
+        return CP2KQuantityFile(path, quantity)
+    raise FormatError(f"{path.name}: cannot tell how it stores {quantity}; mdsr_plugin reads {quantity} files of "
+                      "CP2K (…-vel-1.xyz, …-frc-1.xyz, …-1.cell), i-PI (…vel_0.xyz, …for_0.xyz, with unit tags) "
+                      "and NAMD velocity DCDs beside a DCD")
 
 
 def open_writer(path, *, format: str | None = None, **options) -> TrajectoryWriter:
@@ -185,10 +249,35 @@ def _ase_reader(ase_format):
     def open_(path, **options):
         from .ase_backend import AseReader
 
-        options.pop("velocities", None)
         return AseReader(path, ase_format=ase_format, **options)
 
     return open_
+
+
+def _vasp_reader(ase_format):
+    def open_(path, **options):
+        from .vasp import VaspRunReader, XdatcarReader
+
+        if ase_format is None:
+            return XdatcarReader(path, **options)
+        return VaspRunReader(path, ase_format=ase_format, **options)
+
+    return open_
+
+
+def _xyz_reader(path, **options):
+    """XYZ by its content: CP2K's and i-PI's comment lines name their units and companions;
+    everything else is extended XYZ through ASE."""
+    from .cp2k import CP2KPositionsReader, cp2k_role, is_cp2k_comment
+    from .ipi import IPIPositionsReader, is_ipi_comment
+    from .plain_xyz import first_comment
+
+    comment = first_comment(path)
+    if is_ipi_comment(comment):
+        return IPIPositionsReader(path, **options)
+    if is_cp2k_comment(comment) or cp2k_role(path) in ("velocities", "forces"):
+        return CP2KPositionsReader(path, **options)
+    return _ase_reader("extxyz")(path, **options)
 
 
 def _mda_reader(mda_format, has_time=True, needs_topology=True):
@@ -220,7 +309,6 @@ def _netcdf_writer(path, **options):
 def _h5md_reader(path, **options):
     from .h5md import H5MDReader
 
-    options.pop("velocities", None)
     return H5MDReader(path, **options)
 
 
@@ -255,11 +343,16 @@ def _dcd_writer(path, **options):
 
 for _fmt in (
     Format("xyz", (".xyz", ".extxyz"), "extended or plain XYZ (CP2K's time= comments too)",
-           _ase_reader("extxyz"), _extxyz_writer, "momenta (ASE units), or vel columns (Å/fs)",
+           _xyz_reader, _extxyz_writer, "momenta (ASE units), or vel columns (Å/fs)",
            keeps_provenance=True),
     Format("traj", (".traj",), "ASE trajectory", _ase_reader("traj"), _traj_writer,
            "momenta (ASE units)"),
-    Format("xdatcar", (".xdatcar",), "VASP XDATCAR (needs --dt)", _ase_reader("vasp-xdatcar"), None),
+    Format("xdatcar", (".xdatcar",), "VASP XDATCAR 5/6 (POTIM from an OUTCAR/INCAR/vasprun beside it, or --dt)",
+           _vasp_reader(None), None),
+    Format("vasprun", (".vasprun",), "VASP vasprun.xml: positions, forces, cell, POTIM",
+           _vasp_reader("vasp-xml"), None, "none (VASP stores none)"),
+    Format("outcar", (".outcar",), "VASP OUTCAR: positions, forces, cell, POTIM",
+           _vasp_reader("vasp-out"), None, "none (VASP stores none)"),
     Format("h5md", (".h5md", ".h5"), "H5MD (HDF5)", _h5md_reader, _h5md_writer, "velocity group",
            keeps_provenance=True),
     Format("dcd", (".dcd",), "CHARMM/NAMD DCD (needs --top); velocities in a NAMD velocity DCD",
