@@ -135,8 +135,8 @@ def generate_reference(
 
     if thermostat not in THERMOSTATS:
         raise ValueError(f"thermostat must be one of {THERMOSTATS}, got {thermostat!r}")
-    if steps < 1 or checkpoint_every < 1:
-        raise ValueError("steps and checkpoint_every must be positive")
+    _check_numbers(temperature=temperature, timestep=timestep, friction=friction, tdamp=tdamp,
+                   steps=steps, checkpoint_every=checkpoint_every, equilibration=equilibration, seed=seed)
     if molecule.lower().startswith("water-box:") and hamiltonian.startswith("pyscf:"):
         raise ValueError("PySCF's molecular Kohn-Sham cannot run a periodic box; use gfn1-xtb or gfn2-xtb")
     output = Path(output)
@@ -167,6 +167,30 @@ def generate_reference(
             raise ValueError(f"{state_path}: saved for other arguments")
         saved.publish(Path(snapshot), run.numbers, run.masses, timestep)
         return Path(snapshot)
+    try:
+        _run_saving(run, state_path, parameters, output, steps, equilibration, checkpoint_every, timestep)
+    except BaseException:
+        _ResumeFile.remove_if_empty(state_path)  # nothing to resume from: leave nothing behind
+        raise
+    state_path.unlink()
+    return output
+
+
+def _check_numbers(**values) -> None:
+    """Refuse, in one line, a number :func:`generate_reference` cannot run with (before any
+    file is touched): counts are integers (``steps``, ``checkpoint_every`` >= 1;
+    ``equilibration``, ``seed`` >= 0), physical quantities finite and > 0."""
+    counts = {"steps": 1, "checkpoint_every": 1, "equilibration": 0, "seed": 0}
+    for name, value in values.items():
+        if name in counts:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < counts[name]:
+                raise ValueError(f"{name} must be an integer >= {counts[name]}, got {value!r}")
+        elif not (isinstance(value, (int, float, np.number)) and np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _run_saving(run, state_path, parameters, output, steps, equilibration, checkpoint_every, timestep):
+    """Run (or continue) the production steps, saving to ``state_path``; publish ``output``."""
     with _ResumeFile(state_path, parameters) as state:
         if state.n_frames:
             run.restore(state)
@@ -187,8 +211,6 @@ def generate_reference(
                 log.info("%s: %d/%d steps, %.1f ms/step", output, step, steps,
                          1e3 * (time.perf_counter() - start) / (step - done_before))
         state.publish(output, run.numbers, run.masses, timestep)
-    state_path.unlink()
-    return output
 
 
 #: Liquid water at 300 K, g/cm³ (the box of ``water-box:N`` is sized for it).
@@ -387,6 +409,20 @@ class _ResumeFile:
 
         return h5py.File(self.path, mode)
 
+    @staticmethod
+    def remove_if_empty(path: Path) -> None:
+        """Delete ``path`` if it holds no recorded frame (a run that failed or was
+        interrupted before its first save has nothing to resume from)."""
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                empty = "positions" not in f or f["positions"].shape[0] == 0
+        except (OSError, ValueError):
+            return  # absent, or not ours to judge
+        if empty:
+            path.unlink(missing_ok=True)
+
     def same_parameters(self) -> bool:
         with self._open("r") as f:
             return f.attrs.get("parameters") == self.parameters
@@ -461,9 +497,44 @@ def finished_parameters(output: Path) -> dict | None:
         return None  # not one of ours: the run writes it anew
 
 
+def _at_least(kind, minimum, *, above: bool = False):
+    """An argparse type: a finite ``kind`` (int or float) >= ``minimum`` (> with ``above``).
+
+    (Local to this module, like :class:`_OneLineParser`: ``mdsr_plugin.cli`` has the same
+    helpers, but the reference generator sits below the command-line layer, which
+    imports it through the adapted method's prior.)
+    """
+    what = f"{'an integer' if kind is int else 'a finite number'} {'>' if above else '>='} {minimum}"
+
+    def parse(text):
+        value = kind(text)  # a ValueError: argparse says "invalid <name> value"
+        if not (np.isfinite(value) and (value > minimum if above else value >= minimum)):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = what.removeprefix("a ").removeprefix("an ")  # named in argparse's "invalid ... value"
+    return parse
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Errors as one line on stderr (no usage block), exit code 2."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv=None) -> int:
-    """``mdsr-generate``: write a fine-resolution reference trajectory."""
-    parser = argparse.ArgumentParser(
+    """``mdsr-generate``: write a fine-resolution reference trajectory.
+
+    Every number is checked as the arguments are parsed (exit 2, one line, nothing
+    written); a failure of the run itself is one line with exit 1.
+    """
+    from ase.calculators.calculator import CalculationFailed
+
+    positive_float = _at_least(float, 0, above=True)
+    positive_int, non_negative_int = _at_least(int, 1), _at_least(int, 0)
+    parser = _OneLineParser(
         prog="mdsr-generate",
         description="Generate a fine-resolution reference trajectory (GFN2-/GFN1-xTB through tblite, "
         "or Kohn-Sham DFT through PySCF); an interrupted run resumes when called again.",
@@ -473,19 +544,24 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--output", required=True, help="output H5MD file")
     parser.add_argument("--hamiltonian", default="gfn2-xtb",
                         help="gfn2-xtb (default), gfn1-xtb, or pyscf:FUNCTIONAL/BASIS such as pyscf:pbe/6-31g")
-    parser.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
+    parser.add_argument("--temperature", type=positive_float, default=300.0, help="K (default 300)")
     parser.add_argument("--thermostat", choices=THERMOSTATS, default="langevin")
-    parser.add_argument("--steps", type=int, default=20000, help="production steps")
-    parser.add_argument("--timestep", type=float, default=0.5, help="fs (default 0.5)")
-    parser.add_argument("--equilibration", type=int, default=2000, help="steps discarded first")
-    parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs (default 0.01)")
-    parser.add_argument("--tdamp", type=float, default=50.0, help="Nosé–Hoover time constant in fs (default 50)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint-every", type=int, default=1000,
+    parser.add_argument("--steps", type=positive_int, default=20000, help="production steps")
+    parser.add_argument("--timestep", type=positive_float, default=0.5, help="fs (default 0.5)")
+    parser.add_argument("--equilibration", type=non_negative_int, default=2000, help="steps discarded first")
+    parser.add_argument("--friction", type=positive_float, default=0.01,
+                        help="Langevin friction in 1/fs (default 0.01)")
+    parser.add_argument("--tdamp", type=positive_float, default=50.0,
+                        help="Nosé–Hoover time constant in fs (default 50)")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--checkpoint-every", type=positive_int, default=1000,
                         help="steps between saves of the run's state to OUTPUT.resume.h5 (default 1000)")
     parser.add_argument("--snapshot", metavar="H5MD",
                         help="run nothing: write the frames an unfinished run with these arguments has saved so far")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         generate_reference(
@@ -494,9 +570,12 @@ def main(argv=None) -> int:
             friction=args.friction, tdamp=args.tdamp, checkpoint_every=args.checkpoint_every,
             snapshot=args.snapshot,
         )
-    except (ValueError, ImportError, OSError) as err:
-        print(f"mdsr-generate: error: {err}", file=sys.stderr)
+    except (ValueError, ImportError, OSError, CalculationFailed) as err:
+        print(f"mdsr-generate: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("mdsr-generate: interrupted; run the same command to resume", file=sys.stderr)
+        return 130
     return 0
 
 

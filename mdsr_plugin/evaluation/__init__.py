@@ -89,8 +89,11 @@ def evaluate(
     methods : sequence of str
         Method names ("ml" is the neural method); ignored with ``candidate``.
     candidate : path-like, optional
-        An existing upsampled trajectory to score instead (its frames must coincide
-        in time with the reference's).
+        An existing upsampled trajectory to score instead: its frames must be the
+        reference's compared frames, one for one (as many, at the same times, same
+        atoms).  A candidate with fewer or more frames is refused, never scored on
+        the frames it happens to share (its first frame is a coarse one, reproduced
+        exactly: a one-frame candidate would score a perfect zero).
     positions_only : bool
         Drop velocities and forces from the coarse input (as from an XYZ archive).
     strict : bool
@@ -107,6 +110,12 @@ def evaluate(
     Returns
     -------
     Evaluation
+
+    Raises
+    ------
+    TrajectoryError
+        Too few reference frames, or a candidate (or a method's output) whose frames
+        are not the reference's compared frames one for one.
     """
     reader_options = reader_options or {}
     settings = (settings or UpsampleSettings(factor=factor, device=device)).checked()
@@ -131,27 +140,42 @@ def evaluate(
         )
         sources = _sources(result, coarse_input, factor, methods, candidate, candidate_options, strict, settings,
                            chunk_size)
-        position = 0
-        for chunk in _chain(first, chunks):
-            chunk = chunk[: max(0, n_frames - position)]
-            if chunk.n_frames == 0:
-                break
-            result.reference_observables.add(chunk.positions, chunk.velocities)
-            for name, source in list(sources.items()):
-                fine = source.take(chunk.n_frames)
-                if fine is None:  # a candidate shorter than the reference: compare what exists
-                    del sources[name]
-                    continue
-                _check_times(fine, chunk, name)
-                chunk_ref = chunk[: fine.n_frames]
-                result.errors[name].add(fine, chunk_ref, position)
-                result.observables[name].add(fine.positions, fine.velocities)
-            position += chunk.n_frames
+        try:
+            position = 0
+            for chunk in _chain(first, chunks):
+                chunk = chunk[: max(0, n_frames - position)]
+                if chunk.n_frames == 0:
+                    break
+                result.reference_observables.add(chunk.positions, chunk.velocities)
+                for name, source in sources.items():
+                    fine = source.take(chunk.n_frames)
+                    if fine is not None:
+                        _check_times(fine, chunk, name)
+                    if fine is None or fine.n_frames < chunk.n_frames:
+                        had = position + (0 if fine is None else fine.n_frames)
+                        raise TrajectoryError(_count_mismatch(name, str(had), n_frames, coarse.n_frames, factor))
+                    result.errors[name].add(fine, chunk, position)
+                    result.observables[name].add(fine.positions, fine.velocities)
+                position += chunk.n_frames
+            for name, source in sources.items():
+                if source.take(1) is not None:
+                    raise TrajectoryError(_count_mismatch(name, f"more than {n_frames}", n_frames, coarse.n_frames,
+                                                         factor))
+        finally:
+            for source in sources.values():
+                source.close()
     for name, errors in result.errors.items():
         summary = errors.summary(result.n_atoms)
         summary["spectral_overlap"] = spectral_overlap_of(result.observables[name], result.reference_observables)
         result.metrics[name] = summary
     return result
+
+
+def _count_mismatch(name: str, has: str, n_frames: int, n_coarse: int, factor: int) -> str:
+    """One line: ``name``'s frames are not the reference's compared frames, one for one."""
+    return (f"{name} has {has} frame{'' if has == '1' else 's'}; the reference's {n_coarse} coarse frames "
+            f"at factor {factor} make {n_frames}: refusing to score a part of it (was it upsampled from "
+            "this reference, whole, with this --factor?)")
 
 
 def _coarse_frames(path, factor, options, chunk_size) -> Trajectory:
@@ -224,12 +248,15 @@ class _FrameSource:
     def _pull(self) -> bool:
         chunk = next(self.chunks, None)
         if chunk is None:
-            if self.closing is not None:
-                self.closing.close()
-                self.closing = None
+            self.close()
             return False
         self.buffer = chunk if self.buffer is None else concatenate([self.buffer, chunk])
         return True
+
+    def close(self) -> None:
+        if self.closing is not None:
+            self.closing.close()
+            self.closing = None
 
     def take(self, n: int) -> Trajectory | None:
         while self.buffer is None or self.buffer.n_frames < n:

@@ -13,13 +13,14 @@ import functools
 import sys
 import warnings
 
-from ..cli import EXIT_FAILURE, EXIT_OK, at_least_two, check_device, positive_float, positive_int, usage_error
+from ..cli import (EXIT_FAILURE, EXIT_OK, OneLineParser, at_least_two, check_device, positive_float, positive_int,
+                   usage_error)
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mdsr-eval",
         description="Make the coarse trajectory from a fine reference, reconstruct it with each method and "
         "compare (or score an existing upsampled file with --candidate). Writes metrics.json, PNG plots "

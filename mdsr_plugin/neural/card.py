@@ -43,8 +43,10 @@ key                     type            meaning
 ======================  ==============  ==============================================
 
 ``id``, ``card_version``, ``config``, ``weights``, ``weights_sha256``, ``fine_dt_fs``
-and ``factors`` are required; every key present must have its type.  A card written
-by a newer schema than this code reads is refused.
+and ``factors`` are required; every key present must have its type.  ``weights`` is
+a bare file name ending in ``.safetensors`` (the card names a file beside itself,
+never a path elsewhere).  A card written by a newer schema than this code reads is
+refused.
 
 Held-out validation
     ``validation.held_out.rows`` is a list of rows, one per held-out reference file,
@@ -67,7 +69,7 @@ from __future__ import annotations
 from numbers import Real
 
 __all__ = [
-    "CARD_VERSION", "CheckpointError", "validate_card",
+    "CARD_VERSION", "CheckpointError", "validate_card", "is_weights_name",
     "input_mode", "held_out_row", "held_out_rows", "record_held_out", "held_out_means", "held_out_position_mae",
     "classical_is_better", "baseline_method",
 ]
@@ -209,6 +211,9 @@ def validate_card(card, path) -> dict:
     if not isinstance(card, dict):
         raise CheckpointError(f"{where} is a JSON {type(card).__name__}, not an object")
     _check_members(card, _TYPES, REQUIRED, where)
+    if not is_weights_name(card[WEIGHTS]):
+        raise CheckpointError(f"{where}: {WEIGHTS!r} is {card[WEIGHTS]!r}, not the name of a .safetensors file "
+                              "beside the card; refusing it")
     version = card[CARD_VERSION_KEY]
     if not 1 <= version <= CARD_VERSION:
         raise CheckpointError(f"{where} has version {version}, which this mdsr_plugin does not read "
@@ -222,6 +227,13 @@ def validate_card(card, path) -> dict:
     for k, row in enumerate(held_out.get(ROWS, [])):
         _check_members(row, _ROW_TYPES, _ROW_TYPES, f"{where}'s held-out row {k}")
     return card
+
+
+def is_weights_name(name: str) -> bool:
+    """Whether ``name`` is a bare ``*.safetensors`` file name: no folder, no ``..``, nothing
+    that would make a card point at a file outside its own folder."""
+    return (isinstance(name, str) and name.endswith(".safetensors") and len(name) > len(".safetensors")
+            and not any(c in name for c in ("/", "\\", "\0")))
 
 
 def _check_members(record, types: dict, required, where: str) -> None:

@@ -16,7 +16,10 @@ A checkpoint ``ID`` is two files side by side:
 
 Loading checks the card against that schema and the weights' sha256 against the
 card (and the card's against the registry manifest, see
-:mod:`mdsr_plugin.neural.registry`), and refuses a mismatch.
+:mod:`mdsr_plugin.neural.registry`), and refuses a mismatch.  The weights must
+also *be* a safetensors file (:func:`verify_checkpoint` reads its header before
+anything parses the tensors): a pickle or anything else under that name is refused
+in one line, never unpickled, even when whoever put it there updated the hashes.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from pathlib import Path
 from . import card as schema
 from .card import CARD_VERSION, CheckpointError, validate_card
 
-__all__ = ["CheckpointError", "CARD_VERSION", "save_checkpoint", "load_checkpoint", "read_card", "write_card",
-           "sha256_of", "card_path"]
+__all__ = ["CheckpointError", "CARD_VERSION", "save_checkpoint", "load_checkpoint", "verify_checkpoint",
+           "read_card", "write_card", "sha256_of", "card_path"]
 
 
 def sha256_of(path) -> str:
@@ -59,10 +62,12 @@ def read_card(path) -> dict:
     """
     path = card_path(path)
     try:
-        card = json.loads(path.read_text())
+        card = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such model card") from None
-    except json.JSONDecodeError as err:
+    except OSError as err:
+        raise CheckpointError(f"{path}: model card cannot be read ({err.strerror or err})") from None
+    except ValueError as err:  # not JSON, or not UTF-8
         raise CheckpointError(f"{path}: not a valid model card ({err})") from None
     return validate_card(card, path)
 
@@ -163,19 +168,85 @@ def _signature(stat) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64"):
-    from safetensors.torch import load_file
+def verify_checkpoint(path, *, expected_card_sha256: str | None = None) -> dict:
+    """Check a checkpoint without loading it (no torch); returns its card.
 
-    from .models import build_model
+    Checks, in order: the card's sha256 against ``expected_card_sha256`` (the registry
+    manifest's), the card against the schema (its ``weights`` a bare file name beside
+    it), the weights' sha256 against the card, and that the weights are a safetensors
+    file: an 8-byte header length, a JSON header, tensors inside the file.
 
-    if expected_card_sha256 is not None and sha256_of(card_file) != expected_card_sha256:
+    Raises
+    ------
+    CheckpointError
+        One line naming the file and what is wrong with it.
+    """
+    card_file = card_path(path)
+    if expected_card_sha256 is not None and _sha256_or_refuse(card_file) != expected_card_sha256:
         raise CheckpointError(f"{card_file.name}: sha256 does not match the registry manifest; refusing it")
     card = read_card(card_file)
     weights = card_file.with_name(card[schema.WEIGHTS])
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file missing")
-    if sha256_of(weights) != card[schema.WEIGHTS_SHA256]:
+    if _sha256_or_refuse(weights) != card[schema.WEIGHTS_SHA256]:
         raise CheckpointError(f"{weights.name}: sha256 does not match its model card; refusing it")
+    _check_safetensors(weights)
+    return card
+
+
+def _sha256_or_refuse(path: Path) -> str:
+    try:
+        return sha256_of(path)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+#: The largest safetensors header read (bytes); real ones are a few kB.
+_MAX_HEADER = 100 * 2**20
+
+
+def _check_safetensors(path: Path) -> None:
+    """Refuse ``path`` unless it is laid out as a safetensors file (header length, JSON
+    header, every tensor's byte range inside the file).  Nothing is unpickled or executed."""
+
+    def refuse(why):
+        return CheckpointError(f"{path}: not a safetensors weights file ({why}); refusing it")
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little")
+            text = handle.read(length) if len(head) == 8 and 2 <= length <= min(size - 8, _MAX_HEADER) else None
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if text is None:
+        raise refuse(f"its first 8 bytes give a header of {length} bytes in a file of {size}" if len(head) == 8
+                     else f"{size} bytes")
+    try:
+        header = json.loads(text)
+    except ValueError:  # not JSON, not UTF-8
+        raise refuse("its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise refuse("its header is not a JSON object")
+    data = size - 8 - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data):
+            raise refuse(f"tensor {name!r} does not lie inside the file")
+
+
+def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64"):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .models import build_model
+
+    card = verify_checkpoint(card_file, expected_card_sha256=expected_card_sha256)
+    weights = card_file.with_name(card[schema.WEIGHTS])
     from .. import __version__
 
     if card.get(schema.CODE_VERSION) not in (None, __version__):
@@ -185,9 +256,20 @@ def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64
             f"checkpoint {card[schema.ID]} was made by mdsr_plugin {card[schema.CODE_VERSION]}, this is {__version__}",
             stacklevel=2,
         )
-    model = build_model(card[schema.CONFIG])
-    state = load_file(str(weights), device="cpu")  # onto the CPU first, then move
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        model = build_model(card[schema.CONFIG])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a config this code cannot build
+        raise CheckpointError(f"{card_file.name}: its 'config' does not build a model "
+                              f"({type(err).__name__}: {' '.join(str(err).split())})") from None
+    try:
+        state = load_file(str(weights), device="cpu")  # onto the CPU first, then move
+    except SafetensorError as err:
+        raise CheckpointError(f"{weights}: not a readable safetensors weights file ({err}); refusing it") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a tensor of another shape
+        raise CheckpointError(f"{weights.name}: weights do not fit the architecture "
+                              f"({' '.join(str(err).split())})") from None
     if missing or unexpected:
         raise CheckpointError(
             f"{weights.name}: weights do not fit the architecture (missing {missing}, unexpected {unexpected})"

@@ -7,7 +7,20 @@ import json
 import logging
 import sys
 
+from ..cli import EXIT_FAILURE, EXIT_OK, OneLineParser, at_least_two, check_device, positive_float, usage_error
+
 __all__ = ["train_main", "models_main"]
+
+
+def non_negative_int(text):
+    """An argparse type: an integer >= 0 (a seed, a number of epochs)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+non_negative_int.__name__ = "integer >= 0"  # what argparse names in "invalid ... value"
 
 
 def train_main(argv=None) -> int:
@@ -16,7 +29,7 @@ def train_main(argv=None) -> int:
 
     defaults = TrainingSettings()
     archs = [f"bi{a}" for a in ARCHITECTURES] + [f"uni{a}" for a in ARCHITECTURES]
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mdsr-train",
         description="Train a bi-directional learned integrator on fine-resolution trajectories of one molecule, "
         "or (--from-coarse) on the coarse trajectory itself: its stored forces and gap consistency.",
@@ -32,49 +45,72 @@ def train_main(argv=None) -> int:
     parser.add_argument("--warm-start", default="auto",
                         help="with --from-coarse: auto (the registry's checkpoint of the molecule, if any), "
                         "a checkpoint id or path, or none")
-    parser.add_argument("--max-minutes", type=float, help="with --from-coarse: stop (resumably) after this long")
+    parser.add_argument("--max-minutes", type=positive_float,
+                        help="with --from-coarse: stop (resumably) after this long")
     parser.add_argument("--prior", choices=("gfn1-xtb", "gfn2-xtb"),
                         help="with --from-coarse and no checkpoint to warm-start from: first learn a starting model "
                         "from a run of the molecule on this cheap Hamiltonian (tblite), started from the first "
                         "coarse frame at its temperature")
-    parser.add_argument("--factor", type=int, help="fine steps per coarse step the model serves")
+    parser.add_argument("--factor", type=at_least_two, help="fine steps per coarse step the model serves")
     parser.add_argument("--arch", default="bilstm", choices=archs, help="architecture (default bilstm)")
-    parser.add_argument("--fine-dt", type=float, default=defaults.fine_dt, help="output step in fs (default 1)")
-    parser.add_argument("--dt", type=float, help="time step of the input files in fs, if they record none")
+    parser.add_argument("--fine-dt", type=positive_float, default=defaults.fine_dt,
+                        help="output step in fs (default 1)")
+    parser.add_argument("--dt", type=positive_float, help="time step of the input files in fs, if they record none")
     parser.add_argument("--top", help="topology for formats without atoms")
-    parser.add_argument("--force-epochs", type=int, default=defaults.force_epochs)
-    parser.add_argument("--rollout-epochs", type=int, default=defaults.rollout_epochs)
-    parser.add_argument("--max-hours", type=float, help="stop (resumably) after this long")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--force-epochs", type=non_negative_int, default=defaults.force_epochs)
+    parser.add_argument("--rollout-epochs", type=non_negative_int, default=defaults.rollout_epochs)
+    parser.add_argument("--max-hours", type=positive_float, help="stop (resumably) after this long")
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--molecule", default="", help="name recorded in the model card")
-    parser.add_argument("--factors", type=int, nargs="*", help="factors recorded as served (default: --factor)")
+    parser.add_argument("--factors", type=at_least_two, nargs="*",
+                        help="factors recorded as served (default: --factor)")
     parser.add_argument("--provenance", help="JSON file describing how the data were made")
     parser.add_argument("-q", "--quiet", action="store_true")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    device_error = check_device(args.device)
+    if device_error:
+        return usage_error(parser, device_error)
+    if not args.from_coarse and args.factor is None:
+        return usage_error(parser, "--factor is required (or --from-coarse)")
+    provenance = {}
+    try:
+        from .train import check_output_stem
+
+        check_output_stem(args.output)  # before any data are read or an epoch is run
+        if args.provenance:
+            with open(args.provenance, encoding="utf-8") as handle:
+                provenance = json.load(handle)
+    except OSError as err:
+        print(f"mdsr-train: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ValueError as err:
+        print(f"mdsr-train: error: {args.provenance}: not valid JSON ({err})", file=sys.stderr)
+        return EXIT_FAILURE
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="mdsr-train: %(message)s")
     reader_options = {k: v for k, v in {"dt": args.dt, "topology": args.top}.items() if v}
     if args.from_coarse:
         return _adapt_main(args, reader_options)
-    if args.factor is None or args.factor < 2:
-        parser.print_usage(sys.stderr)
-        print("mdsr-train: error: --factor must be >= 2", file=sys.stderr)
-        return 2
     settings = TrainingSettings(
         factor=args.factor, arch=args.arch.removeprefix("bi").removeprefix("uni"),
         bidirectional=args.arch.startswith("bi"), fine_dt=args.fine_dt, seed=args.seed,
         force_epochs=args.force_epochs, rollout_epochs=args.rollout_epochs, max_hours=args.max_hours,
         device=args.device,
         extra={"molecule": args.molecule, "factors": args.factors or [args.factor],
-               "provenance": json.loads(open(args.provenance).read()) if args.provenance else {}},
+               "provenance": provenance},
     )
     from .train import train
 
     return _run_training(lambda: train(args.trajectories, args.output, settings, progress=not args.quiet,
                                        reader_options=reader_options))
+
+
+def _one_line(err: OSError) -> str:
+    """``FILE: reason`` for an error from the system, the message itself for ours."""
+    return f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
 
 
 def _adapt_main(args, reader_options) -> int:
@@ -91,9 +127,12 @@ def _run_training(run) -> int:
     """Run a training call; one-line errors, exit codes 0, 1, 130."""
     try:
         card = run()
-    except (ValueError, OSError) as err:
+    except ValueError as err:
         print(f"mdsr-train: error: {err}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
+    except OSError as err:
+        print(f"mdsr-train: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("mdsr-train: interrupted; run the same command to resume", file=sys.stderr)
         return 130
@@ -125,11 +164,12 @@ def describe_card(card: dict, path) -> str:
     size = ", ".join(f"{key} {config[key]}" for key in ("width", "depth", "hidden") if config.get(key))
     described = {schema.MODE_VELOCITIES: "positions with velocities", schema.MODE_POSITIONS: "positions only"}
     inputs = " or ".join(described[m] for m in card.get(schema.INPUT_MODES, schema.DEFAULT_INPUT_MODES))
-    numbers, factors = card[schema.NUMBERS], card[schema.FACTORS]
+    numbers, factors = card.get(schema.NUMBERS, config.get(schema.NUMBERS, [])), card[schema.FACTORS]
     lines = [
         f"{card[schema.ID]}  ({path})",
         f"molecule      {card.get(schema.MOLECULE) or '?'}: {Atoms(numbers=numbers).get_chemical_formula()}, "
-        f"{len(numbers)} atoms, {len(card[schema.BONDS])} bonds (atoms are matched by this graph, in any order)",
+        f"{len(numbers)} atoms, {len(card.get(schema.BONDS, []))} bonds "
+        "(atoms are matched by this graph, in any order)",
         f"architecture  {arch} ({size})",
         f"serves        factors {', '.join(map(str, factors))} at a {card[schema.FINE_DT_FS]:g} fs output step; "
         f"input: {inputs}",
@@ -167,7 +207,7 @@ def describe_card(card: dict, path) -> str:
 
 
 def models_main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="mdsr-models", description="List and describe pretrained checkpoints.")
+    parser = OneLineParser(prog="mdsr-models", description="List and describe pretrained checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="one line per registered checkpoint")
     show = sub.add_parser("show", help="a checkpoint's model card: what it serves, its data, its held-out accuracy")
@@ -177,8 +217,10 @@ def models_main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    # a registry folder or entry that cannot be used is one warning line, then skipped
+    logging.basicConfig(level=logging.WARNING, format="mdsr-models: %(message)s")
     from . import card as schema
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, verify_checkpoint
     from .registry import get_model_entry, list_models, registry_dirs
 
     try:
@@ -197,11 +239,13 @@ def models_main(argv=None) -> int:
                       f"inputs {'+'.join(card.get(schema.INPUT_MODES, []))}  {mae_text}")
         else:
             entry = get_model_entry(args.id)
+            # what would be refused when used is refused here: hashes, weights file, its format
+            verify_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256)
             if args.json:
                 print(json.dumps({"path": str(entry.card_path), **entry.card}, indent=1))
             else:
                 print(describe_card(entry.card, entry.card_path))
     except CheckpointError as err:
         print(f"mdsr-models: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILURE
+    return EXIT_OK

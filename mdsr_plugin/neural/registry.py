@@ -15,11 +15,19 @@ The directories searched, in order:
 A card whose hash differs from its manifest's, or weights whose hash differ from
 their card's, are refused.  :func:`write_manifest` (called by ``mdsr-train``)
 records the hashes of a directory's cards.
+
+One broken folder does not break the others: a manifest that cannot be read, an
+entry without ``id``, ``card`` or ``sha256``, a ``card`` that is not a file name in
+the manifest's folder, or a card that fails the schema is reported once per process
+(a ``logging`` warning naming the manifest and the entry) and skipped by
+:func:`list_models` and :func:`find_matching`; :func:`get_model_entry` of such an
+entry's id refuses it (:class:`CheckpointError`) with the same line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +35,14 @@ import numpy as np
 
 from . import card as schema
 from .card import baseline_method, classical_is_better, held_out_position_mae  # noqa: F401  (re-exported)
-from .checkpoint import CheckpointError, default_user_dirs, read_card, sha256_of
+from .checkpoint import CheckpointError, default_user_dirs, read_card, sha256_of, verify_checkpoint
 
 __all__ = ["ModelEntry", "registry_dirs", "list_models", "get_model_entry", "find_matching", "serves",
            "write_manifest", "classical_is_better", "held_out_position_mae", "baseline_method"]
 
 MANIFEST = "manifest.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,46 +67,127 @@ def registry_dirs() -> list[Path]:
     return [shipped, *default_user_dirs()]
 
 
-def _read_manifest(directory: Path) -> list[ModelEntry]:
+def _read_manifest(directory: Path) -> tuple[list[ModelEntry], list[tuple[str | None, str]]]:
+    """The usable entries of ``directory``'s manifest, and ``(id or None, one line)`` for
+    each problem: the whole manifest (id None) or one entry."""
     manifest = directory / MANIFEST
-    if not manifest.is_file():
-        return []
     try:
-        records = json.loads(manifest.read_text())["models"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise CheckpointError(f"{manifest}: not a valid manifest ({err})") from None
-    entries = []
-    for record in records:
-        card_file = directory / record["card"]
-        entries.append(ModelEntry(record["id"], card_file, record["sha256"], read_card(card_file)))
-    return entries
+        if not directory.exists():
+            return [], [(None, f"{directory}: no such models folder")]
+        if not directory.is_dir():
+            return [], [(None, f"{directory}: a file, not a models folder")]
+        if not manifest.exists():
+            return [], []  # a folder with no registered checkpoints (yet)
+        records = json.loads(manifest.read_text(encoding="utf-8"))["models"]
+    except OSError as err:
+        return [], [(None, f"{manifest}: cannot be read ({err.strerror or err})")]
+    except (ValueError, KeyError, TypeError) as err:  # not JSON, not UTF-8, no "models"
+        return [], [(None, f"{manifest}: not a valid manifest ({type(err).__name__}: {err})")]
+    if not isinstance(records, list):
+        return [], [(None, f"{manifest}: not a valid manifest ('models' is not a list)")]
+    entries, problems = [], []
+    for k, record in enumerate(records):
+        entry = _entry_of(directory, manifest, k, record)
+        if isinstance(entry, ModelEntry):
+            entries.append(entry)
+        else:
+            problems.append(entry)
+    return entries, problems
 
 
-def list_models() -> list[ModelEntry]:
-    """Every registered checkpoint; an id found twice is taken from the first directory."""
-    seen, entries = set(), []
+def _entry_of(directory: Path, manifest: Path, k: int, record) -> ModelEntry | tuple[str | None, str]:
+    """Entry ``k`` of a manifest as a :class:`ModelEntry`, or ``(id or None, why not)``."""
+    if not isinstance(record, dict):
+        return None, f"{manifest}: entry {k} is not an object"
+    model_id = record.get("id")
+    if not isinstance(model_id, str) or not model_id:
+        return None, f"{manifest}: entry {k} has no 'id'"
+    where = f"{manifest}: entry {model_id!r}"
+    for key in ("card", "sha256"):
+        if not isinstance(record.get(key), str):
+            return model_id, f"{where} has no {key!r}" if key not in record else f"{where}: {key!r} is not a string"
+    name = record["card"]
+    if not name.endswith(".json") or any(c in name for c in ("/", "\\", "\0")) or name == MANIFEST:
+        return model_id, f"{where}: card {name!r} is not the name of a model card in this folder"
+    try:
+        card = read_card(directory / name)
+    except CheckpointError as err:
+        return model_id, f"{where}: {err}"
+    missing = [key for key in (schema.NUMBERS, schema.BONDS) if key not in card]
+    if missing:
+        return model_id, f"{where}: its model card lacks {missing[0]!r}, which matching atoms needs"
+    return ModelEntry(model_id, directory / name, record["sha256"], card)
+
+
+_REPORTED: set[str] = set()
+
+
+def _report(message: str) -> None:
+    """A skipped folder, entry or card, as a warning once per process (every run lists the
+    registry several times)."""
+    if message not in _REPORTED:
+        _REPORTED.add(message)
+        log.warning("%s", message)
+
+
+def _scan(requested: str | None = None) -> tuple[list[ModelEntry], dict[str, str]]:
+    """Usable entries (an id found twice is taken from the first directory) and, by id,
+    why each unusable entry was skipped.  Every problem is reported (:func:`_report`)
+    except that of an unusable entry of the ``requested`` id, which its caller refuses."""
+    seen, entries, broken, problems = set(), [], {}, []
     for directory in registry_dirs():
-        for entry in _read_manifest(directory):
+        found, found_problems = _read_manifest(directory)
+        problems += found_problems
+        for model_id, problem in found_problems:
+            if model_id is not None:
+                broken.setdefault(model_id, problem)
+        for entry in found:
             if entry.id not in seen:
                 seen.add(entry.id)
                 entries.append(entry)
-    return entries
+    broken = {k: v for k, v in broken.items() if k not in seen}
+    for model_id, problem in problems:
+        if model_id is None or model_id != requested or broken.get(model_id) != problem:
+            _report(f"{problem}; skipping it")
+    return entries, broken
+
+
+def list_models() -> list[ModelEntry]:
+    """Every usable registered checkpoint; an id found twice is taken from the first directory.
+
+    A manifest or entry that cannot be used is reported as a warning (once) and skipped.
+    """
+    return _scan()[0]
 
 
 def get_model_entry(id_or_path) -> ModelEntry:
-    """A registered checkpoint by id, or a checkpoint file given by path (card or weights)."""
-    for entry in list_models():
+    """A registered checkpoint by id, or a checkpoint file given by path (card or weights).
+
+    Raises
+    ------
+    CheckpointError
+        No such checkpoint, a registered entry of that id that cannot be used (the
+        manifest and entry named), or a card file that fails the schema.
+    """
+    entries, broken = _scan(requested=str(id_or_path))
+    for entry in entries:
         if entry.id == str(id_or_path):
             return entry
+    if str(id_or_path) in broken:
+        raise CheckpointError(broken[str(id_or_path)])
     path = Path(id_or_path)
     from .checkpoint import card_path
 
     card_file = card_path(path)
     if card_file.is_file():
         card = read_card(card_file)
-        return ModelEntry(card[schema.ID], card_file, sha256_of(card_file), card)
-    known = ", ".join(e.id for e in list_models()) or "none"
-    raise CheckpointError(f"no checkpoint {id_or_path!r}; registered: {known}")
+        try:
+            digest = sha256_of(card_file)
+        except OSError as err:
+            raise CheckpointError(f"{card_file}: cannot be read ({err.strerror or err})") from None
+        return ModelEntry(card[schema.ID], card_file, digest, card)
+    known = ", ".join(e.id for e in entries) or "none"
+    raise CheckpointError(f"no checkpoint {str(id_or_path)!r}; registered: {known}")
 
 
 def serves(card: dict, fine_dt: float, factor: int, has_velocities: bool) -> str | None:
@@ -114,6 +205,10 @@ def serves(card: dict, fine_dt: float, factor: int, has_velocities: bool) -> str
 
 def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocities: bool):
     """Checkpoints that fit a trajectory, best first, and the reasons others do not.
+
+    A checkpoint that fits but that loading would refuse (:func:`verify_checkpoint`:
+    a card or weights altered after their hashes were recorded, weights that are not
+    safetensors) is reported as a warning and left out.
 
     Returns
     -------
@@ -142,6 +237,13 @@ def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocitie
         if why_not:
             reasons.append(f"{entry.id}: not for {why_not}")
             continue
+        try:  # a checkpoint that loading would refuse is not offered (hashes, weights format)
+            verify_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256)
+        except CheckpointError as err:
+            why = str(err).removesuffix("; refusing it")
+            _report(f"checkpoint {entry.id}: {why}; skipping it")
+            reasons.append(f"{entry.id}: refused ({why})")
+            continue
         matches.append((entry, order))
     # Prefer the default architecture, then the best validation error.
     def rank(item):
@@ -162,7 +264,11 @@ def write_manifest(directory) -> Path:
     for card_file in sorted(directory.glob("*.json")):
         if card_file.name == MANIFEST or not card_file.with_suffix(".safetensors").is_file():
             continue  # only cards that sit next to their weights
-        card = read_card(card_file)
+        try:
+            card = read_card(card_file)
+        except CheckpointError as err:  # someone else's broken card does not stop this folder's manifest
+            _report(f"{err}; not registering it")
+            continue
         records.append({"id": card[schema.ID], "card": card_file.name, "sha256": sha256_of(card_file)})
     path = directory / MANIFEST
     temporary = path.with_name(f".{MANIFEST}.partial")

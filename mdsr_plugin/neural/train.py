@@ -48,7 +48,7 @@ import numpy as np
 
 from . import card as schema
 
-__all__ = ["TrainingSettings", "train"]
+__all__ = ["TrainingSettings", "train", "check_output_stem"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,31 @@ def _atomic_torch_save(obj, path: Path):
     temporary.replace(path)
 
 
+def check_output_stem(output) -> Path:
+    """The folder a checkpoint stem ``output`` will be written to, checked before any work.
+
+    Raises
+    ------
+    OSError
+        One line: the folder does not exist, is not a folder, or cannot be written to
+        (a file is created there and removed at once, which also answers for root and
+        for read-only mounts).
+    """
+    import tempfile
+
+    folder = Path(output).parent
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: output folder does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: is a file, not an output folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{folder}: output folder is not writable ({err.strerror or err})") from None
+    return folder
+
+
 def train(paths, output, settings: TrainingSettings, *, progress: bool = True, reader_options=None) -> Path:
     """Train (or resume training) a learned integrator; returns the model card's path.
 
@@ -119,6 +144,7 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     output = Path(output)
     if output.suffix in (".json", ".safetensors"):
         output = output.with_suffix("")
+    check_output_stem(output)  # before the data are read or an epoch is run
     state_path = output.with_name(output.name + ".train.pt")
     log_path = output.with_name(output.name + ".log.jsonl")
     device = torch.device(settings.device)
