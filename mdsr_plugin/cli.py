@@ -43,6 +43,9 @@ def positive_float(text):
     return value
 
 
+positive_float.__name__ = "number > 0"  # argparse's "invalid <name> value: 'x'"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="mdsr-upsample",

@@ -28,3 +28,47 @@ def test_python_examples_run(page, tmp_path, monkeypatch):
         assert (tmp_path / "fine/run1/copy.h5md").exists() and len(namespace["result"].done) == 2
     else:
         assert len(namespace["fine"].trajectory) == 4001 and len(namespace["images"]) == 4001
+
+
+REAL = Path(__file__).resolve().parent / "data" / "real"
+#: The files each recipe of the user guide's "From the files MD codes write" names, from
+#: the real outputs in tests/data/real (copied under the recipe's names).
+RECIPE_FILES = {
+    "From CP2K": {**{f.name: f for f in (REAL / "cp2k" / "h2o_nvt").glob("H2O_restart*")},
+                  "run.xyz": REAL / "cp2k/h2o_nvt/H2O_restart-pos-1.xyz",
+                  "v.xyz": REAL / "cp2k/h2o_nvt/H2O_restart-vel-1.xyz",
+                  "f.xyz": REAL / "cp2k/h2o_nvt/H2O_restart-frc-1.xyz",
+                  "box.cell": REAL / "cp2k/h2o_nvt/H2O_restart-1.cell"},
+    "From i-PI": {f.name: f for f in (REAL / "ipi" / "driven_zundel").iterdir()},
+    "From VASP": {"vasprun.xml": REAL / "vasp/ti_aimd_vasp6/vasprun.xml",
+                  "XDATCAR": REAL / "vasp/xdatcar_vasp5_nblock50/XDATCAR"},
+}
+
+
+def recipe_commands(heading):
+    text = (DOCS / "user-guide.md").read_text()
+    section = text.split(f"### {heading}\n", 1)[1].split("\n#", 1)[0]
+    blocks = re.findall(r"```console\n(.*?)```", section, flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.startswith("mdsr-upsample ")]
+
+
+@pytest.mark.parametrize("heading", sorted(RECIPE_FILES))
+def test_recipes_for_real_md_codes_run_on_their_files(heading, tmp_path, monkeypatch):
+    import shlex
+    import shutil
+
+    from mdsr_plugin.cli import main
+    from mdsr_plugin.io import read_trajectory
+
+    monkeypatch.chdir(tmp_path)
+    for name, source in RECIPE_FILES[heading].items():
+        shutil.copy(source, tmp_path / name)
+    if heading == "From VASP":  # the XDATCAR's own run: POTIM in its INCAR
+        (tmp_path / "INCAR").write_text("IBRION = 0\nPOTIM = 0.5\n")
+    commands = recipe_commands(heading)
+    assert commands, heading
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        assert main(argv) == 0, command
+        output = argv[argv.index("-o") + 1]
+        assert read_trajectory(output).n_frames > 1
