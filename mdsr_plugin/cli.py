@@ -248,7 +248,7 @@ def main(argv=None) -> int:
         print(f"mdsr-upsample: {what}; no output written{kept}", file=sys.stderr)
         return err.exit_code if isinstance(err, Interrupted) else 128 + 2
     if not args.quiet:
-        print(f"read {summary['frames_in']} frames: {'; '.join(summary['read'])}")
+        print(f"read {summary['frames_in']} frames: {'; '.join(summary['read'])}", file=sys.stderr)
         outputs = ", ".join(summary["outputs"])
         model = f" {summary['model']}" if summary["model"] else ""
         print(

@@ -117,7 +117,7 @@ def test_explicit_companion_flags_work_for_a_renamed_set_and_name_what_was_read(
     code = main([str(tmp_path / "run.xyz"), "--velocities", str(tmp_path / "v.xyz"), "--forces",
                  str(tmp_path / "f.xyz"), "--cell", str(tmp_path / "box.cell"), "--factor", "4",
                  "-o", str(tmp_path / "fine.h5md"), "--method", "hermite"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # what was read goes to stderr, the result to stdout
     assert code == 0
     assert "velocities from v.xyz (CP2K, bohr/a.u. time → Å/fs)" in out
     assert "forces from f.xyz (CP2K, Ha/bohr → eV/Å)" in out and "cell from box.cell" in out
