@@ -11,6 +11,11 @@ output when the input was wrapped (:mod:`mdsr_plugin.periodic`).
 Gaps are integrated ``batch_gaps`` at a time (both directions in one batch); a block
 of ``block_gaps`` gaps is what memory holds, so memory does not grow with the
 trajectory's length.
+
+Loading the checkpoint, the provenance (``prepare`` / ``provenance``, the method
+protocol of :mod:`mdsr_plugin.methods.base`) and the judgement of its forces are
+the molecular method's, inherited from
+:class:`~mdsr_plugin.neural.upsampler.CheckpointMethod`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 
 from ..methods.base import FineFrames, MethodError, Provenance
 from ..trajectory import Trajectory
+from .upsampler import CheckpointMethod
 
 __all__ = ["BoxUpsampler", "is_box_card"]
 
@@ -40,7 +46,7 @@ def is_box_card(spec) -> bool:
         return False  # a missing or bad checkpoint is reported by the method that loads it
 
 
-class BoxUpsampler:
+class BoxUpsampler(CheckpointMethod):
     """Upsample a periodic box with a local learned integrator.
 
     Parameters
@@ -56,6 +62,7 @@ class BoxUpsampler:
     """
 
     requires: tuple[str, ...] = ("velocities",)
+    fits_velocities = False  # a box needs its coarse velocities: it never fits them
 
     def __init__(self, model: str, device: str = "cpu", batch_gaps: int | None = None,
                  precision: str = "float32", name: str = "adapted"):
@@ -75,26 +82,23 @@ class BoxUpsampler:
         self.force_check = None
 
     def prepare(self, first: Trajectory, factor: int, found=None) -> Provenance:
-        """Load the checkpoint and check it against the input (once, with the first chunk)."""
-        from .checkpoint import load_checkpoint
+        """Load the checkpoint and check it against the input (once, with the first chunk).
+
+        Returns the :meth:`provenance`, which ``auto`` asks for again once it has chosen
+        this method among the prepared candidates.
+        """
         from .plugin import match_checkpoint
 
         if found is None:
             found = match_checkpoint(first, factor, self.model_spec)
         if not first.is_periodic:
             raise MethodError(f"checkpoint {found.entry.id} is for periodic boxes; this input has no cell")
-        if self.device == "cpu":
-            from ..threads import apply_requested_limit
-
-            apply_requested_limit()
-        self.model, self.card = load_checkpoint(found.entry.card_path, expected_card_sha256=found.entry.card_sha256,
-                                                device=self.device, dtype=self.precision)
+        self._load(found.entry)
         self._atoms = None
         self._use_atoms(first)
         log.info("adapted box integrator %s on %s", found.entry.id, self.device)
         self.force_check = self.check_forces(first)
-        return Provenance(method=self.name, model=self.card["id"], model_sha256=self.card["weights_sha256"],
-                          force_check=self.force_check)
+        return self.provenance(fitted_velocities=not first.has_velocities)
 
     def _use_atoms(self, coarse: Trajectory) -> None:
         key = (tuple(coarse.numbers.tolist()), tuple(np.round(coarse.masses, 6).tolist()))
@@ -110,8 +114,6 @@ class BoxUpsampler:
         :meth:`~mdsr_plugin.neural.upsampler.NeuralUpsampler.check_forces`); None without forces."""
         import torch
 
-        from .upsampler import FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH
-
         if coarse.forces is None:
             return None
         self._use_atoms(coarse)
@@ -124,18 +126,10 @@ class BoxUpsampler:
             cell = torch.as_tensor(np.broadcast_to(coarse.cell[at], (len(at), 3, 3)).copy(),
                                    dtype=parameter.dtype, device=parameter.device)
             predicted.append(self.model.forces(x, cell, pbc=coarse.pbc).detach().cpu().double().numpy())
-        predicted, forces = np.concatenate(predicted), coarse.forces[pick]
-        mae = float(np.abs(predicted - forces).mean())
-        relative = mae / float(np.abs(forces).mean())
-        own = self.card.get("validation", {}).get("held_out_gaps", {}).get("force_relative_mae")
-        own = FORCE_ERROR_ON_OWN_DATA if own is None else float(own)
-        threshold = max(FORCE_MISMATCH, FORCE_MISMATCH / FORCE_ERROR_ON_OWN_DATA * own)
-        warning = (f"checkpoint {self.card['id']}: its forces differ from the input's stored forces by "
-                   f"{relative:.0%} (MAE {mae:.2g} eV/Å over {len(pick)} frames), against {own:.0%} on the "
-                   "frames it held out: the input is probably another system or Hamiltonian; "
-                   "--adapt learns from the input itself")
-        return {"force_mae": mae, "relative": relative, "frames": int(len(pick)), "own_relative": own,
-                "mismatch": bool(relative > threshold), "warning": warning}
+        own, _ = self._own_force_error()
+        return self._force_report(np.concatenate(predicted), coarse.forces[pick],
+                                  against=f"{own:.0%} on the frames it held out",
+                                  cause="the input is probably another system or Hamiltonian")
 
     def interpolate(self, coarse: Trajectory, factor: int) -> FineFrames:
         """Fine frames of ``coarse`` (unwrapped positions, velocities, cells), shape

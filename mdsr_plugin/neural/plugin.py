@@ -6,8 +6,10 @@ the input's own coarse frames (``UpsampleSettings.adapt``), a separate candidate
 that ``auto`` measures it against the registry's.
 Answering whether the method suits an input reads only the registry's cards
 (JSON) and matches the molecular graph; the network is built and its weights
-loaded by :class:`~mdsr_plugin.neural.upsampler.NeuralUpsampler` once chosen,
-from the match found here.
+loaded once chosen, from the match found here, by
+:class:`~mdsr_plugin.neural.upsampler.NeuralUpsampler` or, for a periodic box's
+checkpoint, :class:`~mdsr_plugin.neural.box_upsampler.BoxUpsampler` (one protocol,
+:class:`~mdsr_plugin.neural.upsampler.CheckpointMethod`, for both).
 """
 
 from __future__ import annotations
@@ -124,15 +126,19 @@ def _suits(coarse, factor, settings) -> Suitability:
                        found=match)
 
 
-def _build(settings):
+def _upsampler(model, settings, name: str):
+    """The method running checkpoint ``model`` (id or path; None: the registry's best fit),
+    recorded as ``name``: a periodic box's integrator or a molecule's."""
     from .box_upsampler import BoxUpsampler, is_box_card
-    from .upsampler import NeuralUpsampler  # imports torch only when chosen
+    from .upsampler import NeuralUpsampler  # torch is imported only when the method runs
 
-    if is_box_card(settings.model):
-        return BoxUpsampler(model=settings.model, device=settings.device, batch_gaps=settings.batch_gaps,
-                            precision=settings.precision, name="neural")
-    return NeuralUpsampler(model=settings.model, device=settings.device, batch_gaps=settings.batch_gaps,
-                           precision=settings.precision)
+    kind = BoxUpsampler if is_box_card(model) else NeuralUpsampler
+    return kind(model=model, device=settings.device, batch_gaps=settings.batch_gaps,
+                precision=settings.precision, name=name)
+
+
+def _build(settings):
+    return _upsampler(settings.model, settings, "neural")
 
 
 def adapted_card(settings):
@@ -158,14 +164,7 @@ def _suits_adapted(coarse, factor, settings) -> Suitability:
 
 
 def _build_adapted(settings):
-    from .box_upsampler import BoxUpsampler, is_box_card
-    from .upsampler import NeuralUpsampler
-
-    if is_box_card(adapted_card(settings)):
-        return BoxUpsampler(model=str(adapted_card(settings)), device=settings.device,
-                            batch_gaps=settings.batch_gaps, precision=settings.precision, name="adapted")
-    return NeuralUpsampler(model=str(adapted_card(settings)), device=settings.device,
-                           batch_gaps=settings.batch_gaps, precision=settings.precision, name="adapted")
+    return _upsampler(str(adapted_card(settings)), settings, "adapted")
 
 
 NEURAL = MethodPlugin(

@@ -32,7 +32,7 @@ from ..methods.base import FineFrames, MethodError, Provenance
 from ..trajectory import Trajectory
 from .shooting import estimate_velocities
 
-__all__ = ["NeuralUpsampler", "estimate_velocities", "FORCE_MISMATCH"]
+__all__ = ["CheckpointMethod", "NeuralUpsampler", "estimate_velocities", "FORCE_MISMATCH"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,88 @@ FORCE_ERROR_ON_OWN_DATA = 0.04
 FORCE_MISMATCH = 0.07
 
 
-class NeuralUpsampler:
+class CheckpointMethod:
+    """What every method running a learned checkpoint shares: loading it, its provenance,
+    and how its forces are judged against the input's.
+
+    :class:`NeuralUpsampler` (molecules) and
+    :class:`~mdsr_plugin.neural.box_upsampler.BoxUpsampler` (periodic boxes) both derive
+    from it, so that the method protocol's ``prepare``/``provenance`` pair
+    (:mod:`mdsr_plugin.methods.base`; ``auto`` asks a method it has already prepared for
+    its ``provenance``) is one code path for both.  A subclass sets ``name``,
+    ``device``, ``precision``, ``card`` (None until prepared) and ``force_check``.
+
+    Attributes
+    ----------
+    fits_velocities : bool
+        Whether the method fits the coarse velocities of positions-only input (shooting);
+        a method that cannot never records ``velocities_fitted``.
+    """
+
+    fits_velocities = True
+    card: dict | None = None
+    force_check: dict | None = None
+
+    def _load(self, entry) -> None:
+        """Load ``entry``'s checkpoint (a registry record: ``card_path``, ``card_sha256``),
+        verified, onto ``self.device`` in ``self.precision``; sets ``model`` and ``card``."""
+        from .checkpoint import load_checkpoint
+
+        if self.device == "cpu":
+            from ..threads import apply_requested_limit
+
+            apply_requested_limit()
+        self.model, self.card = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256,
+                                                device=self.device, dtype=self.precision)
+
+    def provenance(self, fitted_velocities: bool) -> Provenance:
+        """What produced the output: the method name, the checkpoint's id and weights sha256,
+        whether the coarse velocities were fitted, and the force check of the first chunk.
+
+        Parameters
+        ----------
+        fitted_velocities : bool
+            The input has no velocities (recorded only for a method that fits them).
+        """
+        if self.card is None:
+            raise RuntimeError(f"{type(self).__name__} {self.name!r}: provenance asked before prepare()")
+        return Provenance(method=self.name, model=self.card["id"], model_sha256=self.card["weights_sha256"],
+                          velocities_fitted=bool(fitted_velocities and self.fits_velocities),
+                          force_check=self.force_check)
+
+    def _own_force_error(self) -> tuple[float, float]:
+        """The checkpoint's relative force error on data of its own Hamiltonian, and the
+        threshold above which an input is taken to be of another.
+
+        A checkpoint learned from coarse frames (``mdsr-train --from-coarse``, ``--adapt``)
+        records its own on the frames it held out; a small model learned from scratch on a
+        few hundred frames fits its forces less closely (glycine on GFN1-xTB: 11 %) than a
+        shipped one (1.6-4.2 %), so its threshold scales with it.
+        """
+        held_out = self.card.get("validation", {}).get("held_out_gaps", {})
+        own = held_out.get("force_relative_mae")
+        if own is None:
+            return FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH
+        return float(own), max(FORCE_MISMATCH, FORCE_MISMATCH / FORCE_ERROR_ON_OWN_DATA * float(own))
+
+    def _force_report(self, predicted: np.ndarray, forces: np.ndarray, against: str, cause: str) -> dict:
+        """The force check's record (see :meth:`NeuralUpsampler.check_forces`) of the model's
+        ``predicted`` forces against the input's stored ``forces`` (F, N, 3), eV/Å.
+
+        ``against`` names the data the checkpoint's own error was measured on, ``cause``
+        what a mismatch probably means; both go into the warning line.
+        """
+        mae = float(np.abs(predicted - forces).mean())
+        relative = mae / float(np.abs(forces).mean())
+        own, threshold = self._own_force_error()
+        warning = (f"checkpoint {self.card['id']}: its forces differ from the input's stored forces by "
+                   f"{relative:.0%} (MAE {mae:.2g} eV/Å over {len(forces)} frames), against {against}: "
+                   f"{cause}; --adapt learns from the input itself")
+        return {"force_mae": mae, "relative": relative, "frames": int(len(forces)), "own_relative": own,
+                "mismatch": bool(relative > threshold), "warning": warning}
+
+
+class NeuralUpsampler(CheckpointMethod):
     """Upsample with a pretrained bi-directional learned integrator.
 
     Parameters
@@ -109,19 +190,13 @@ class NeuralUpsampler:
             The match the plugin found when asked whether it suits this input; searched
             for here when not given.
         """
-        from .checkpoint import load_checkpoint
         from .geometry import automorphisms, best_order
         from .plugin import match_checkpoint
 
         if found is None:
             found = match_checkpoint(first, factor, self.model_spec)
         entry, order = found.entry, found.order
-        if self.device == "cpu":
-            from ..threads import apply_requested_limit
-
-            apply_requested_limit()
-        self.model, self.card = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256,
-                                                device=self.device, dtype=self.precision)
+        self._load(entry)
         self._fitting_model = None
         self.masses = np.asarray(self.card["config"]["masses"])
         symmetries = automorphisms(self.card["config"]["numbers"], self.card["bonds"])
@@ -132,10 +207,6 @@ class NeuralUpsampler:
         log.info("neural method: checkpoint %s on %s", entry.id, self.device)
         self.force_check = self.check_forces(first)  # the driver warns if this method is the one used
         return self.provenance(fitted_velocities=not first.has_velocities)
-
-    def provenance(self, fitted_velocities: bool) -> Provenance:
-        return Provenance(method=self.name, model=self.card["id"], model_sha256=self.card["weights_sha256"],
-                          velocities_fitted=fitted_velocities, force_check=self.force_check)
 
     def check_forces(self, coarse: Trajectory, max_frames: int = 64) -> dict | None:
         """The checkpoint's force error on the input's stored forces: is this its Hamiltonian?
@@ -172,33 +243,13 @@ class NeuralUpsampler:
         parameter = next(self.model.parameters())
         predicted = self.model.forces(torch.as_tensor(canonical, dtype=parameter.dtype, device=parameter.device))
         predicted = np.einsum("gnj,gij->gni", predicted.detach().cpu().double().numpy(), rotations)
-        mae = float(np.abs(predicted - forces).mean())
-        relative = mae / float(np.abs(forces).mean())
-        own, threshold = self._own_force_error()
+        own, _ = self._own_force_error()
         potential = self.card.get("training", {}).get("provenance", {}).get("potential")
         trained_on = (f"held-out data of its training Hamiltonian ({potential})" if potential
                       else "held-out data of its training Hamiltonian")
-        warning = (f"checkpoint {self.card['id']}: its forces differ from the input's stored forces by "
-                   f"{relative:.0%} (MAE {mae:.2g} eV/Å over {len(pick)} frames), against about "
-                   f"{own:.0%} on {trained_on}: the input is probably from another "
-                   "Hamiltonian, where the learned advantage shrinks; --adapt learns from the input itself")
-        return {"force_mae": mae, "relative": relative, "frames": int(len(pick)), "own_relative": own,
-                "mismatch": bool(relative > threshold), "warning": warning}
-
-    def _own_force_error(self) -> tuple[float, float]:
-        """The checkpoint's relative force error on data of its own Hamiltonian, and the
-        threshold above which an input is taken to be of another.
-
-        A checkpoint learned from coarse frames (``mdsr-train --from-coarse``) records its
-        own on the frames it held out; a small model learned from scratch on a few
-        hundred frames fits its forces less closely (glycine on GFN1-xTB: 11 %) than a
-        shipped one (1.6-4.2 %), so its threshold scales with it.
-        """
-        held_out = self.card.get("validation", {}).get("held_out_gaps", {})
-        own = held_out.get("force_relative_mae")
-        if own is None:
-            return FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH
-        return float(own), max(FORCE_MISMATCH, FORCE_MISMATCH / FORCE_ERROR_ON_OWN_DATA * float(own))
+        return self._force_report(predicted, forces, against=f"about {own:.0%} on {trained_on}",
+                                  cause="the input is probably from another Hamiltonian, where the learned "
+                                        "advantage shrinks")
 
     def _float64_model(self):
         """The integrator in float64, for the shooting fit (see ``precision``), copied once.
