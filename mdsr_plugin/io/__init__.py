@@ -17,6 +17,7 @@ DCD).  XYZ files are recognised by their comment lines: CP2K's and i-PI's reader
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +25,8 @@ from typing import Callable
 from ..trajectory import Trajectory
 from .base import FormatError, TrajectoryReader, TrajectoryWriter
 from .paths import output_paths, refuse_overwrite
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Format",
@@ -66,6 +69,12 @@ class Format:
     companion_outputs : callable
         ``(path) -> list of Path``: the files its writer adds beside ``path`` (a DCD's
         velocity DCD), so that no companion can overwrite an input (:mod:`.paths`).
+    sniff : callable or None
+        ``(name, head) -> bool``: whether a file of that (lower-case) name whose first
+        bytes are ``head`` is of this format.  Tried before extensions when a file is
+        read, so that codes sharing an extension (``.out``, ``.arc``) or writing fixed
+        names (``HISTORY``, ``TRAJECTORY``) are told apart by content, as ASE's
+        ``filetype`` does.
     """
 
     name: str
@@ -77,7 +86,11 @@ class Format:
     needs_topology: bool = False
     keeps_provenance: bool = False
     companion_outputs: Callable[[Path], list[Path]] = lambda path: []
+    sniff: Callable[[str, bytes], bool] | None = None
 
+
+#: Bytes of a file's start that sniffers see (headers of every code fit in it).
+SNIFF_BYTES = 8192
 
 _FORMATS: dict[str, Format] = {}
 _BY_EXTENSION: dict[str, str] = {}
@@ -119,11 +132,30 @@ def get_format(path, format: str | None = None, *, writing: bool = False) -> For
         except KeyError:
             raise FormatError(f"unknown format {format!r}; known: {', '.join(sorted(_FORMATS))}") from None
     else:
-        fmt = _format_of_name(Path(path), writing)
+        fmt = None if writing else _format_of_content(Path(path))
+        if fmt is None:
+            fmt = _format_of_name(Path(path), writing)
     if writing and fmt.open_writer is None:
         raise FormatError(f"{Path(path).name}: mdsr_plugin cannot write {fmt.name} files; "
                           f"it writes {', '.join(_extensions(writing=True))}")
     return fmt
+
+
+def _format_of_content(path: Path) -> Format | None:
+    """The one format whose sniffer recognises ``path``'s first bytes, or None."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    name = path.name.lower()
+    matches = [fmt for fmt in _FORMATS.values() if fmt.sniff is not None and fmt.sniff(name, head)]
+    if len(matches) == 1:
+        log.info("%s: format %s, recognised by its content", path.name, matches[0].name)
+        return matches[0]
+    return None
 
 
 def _extensions(writing: bool) -> list[str]:
@@ -369,3 +401,11 @@ for _fmt in (
            None, "vx vy vz columns"),
 ):
     register_format(_fmt)
+
+
+#: Modules that register the formats of further MD codes (each calls register_format
+#: at import, with a ``sniff`` where the extension cannot decide).
+_CODE_FORMAT_MODULES: tuple[str, ...] = ()
+
+for _module in _CODE_FORMAT_MODULES:
+    __import__(f"{__name__}.{_module}")
