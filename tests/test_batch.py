@@ -308,3 +308,183 @@ def test_a_worker_loads_each_checkpoint_once():
     first, card = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256)
     second, card_again = load_checkpoint(entry.card_path, expected_card_sha256=entry.card_sha256)
     assert first is second and card == card_again and card is not card_again
+
+
+# ------------------------------------------------------------------ what a plan may write (issue #26)
+def _oscillators(n_frames=12, seed=0):
+    """Five atoms on sine motions with exact velocities (Å, Å/fs), 20 fs apart."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_frames) * 20.0
+    omega, amplitude = rng.uniform(0.02, 0.2, (5, 3)), rng.uniform(0.02, 0.1, (5, 3))
+    base = rng.normal(0, 1.5, (5, 3))
+    return Trajectory(numbers=[6, 6, 8, 1, 1], times=t,
+                      positions=base + amplitude * np.sin(omega * t[:, None, None]),
+                      velocities=amplitude * omega * np.cos(omega * t[:, None, None]))
+
+
+def _write_runs(root: Path, *names):
+    for seed, name in enumerate(names):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        write_trajectory(root / name, _oscillators(seed=seed))
+
+
+def _checksums(root: Path) -> dict:
+    """sha256 of every file under ``root`` (hidden ones too), by relative path; folders as None."""
+    import hashlib
+
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+            for p in sorted(root.rglob("*"))}
+
+
+def _refused(capsys, argv) -> str:
+    """Run mdsr-batch; assert a usage refusal: exit 2 and one line on stderr, no traceback."""
+    code = batch_main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("mdsr-batch: error: ") and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+FAST = ["--factor", "2", "--method", "hermite", "-q"]
+
+
+def test_an_output_folder_inside_the_archive_that_holds_its_files_is_refused(tmp_path, capsys):
+    archive = tmp_path / "arch"
+    _write_runs(archive, "run1.xyz", "a/run1.xyz", "a/other.xyz")
+    before = _checksums(archive)
+    # run1.xyz would be written over a/run1.xyz, and a/other.xyz silently skipped.
+    err = _refused(capsys, [str(archive), "-o", str(archive / "a"), *FAST])
+    assert "inside the archive" in err and "a/other.xyz" in err
+    assert _checksums(archive) == before  # nothing written, not even a lock file
+
+
+def test_a_new_output_folder_inside_the_archive_is_never_scanned(tmp_path, capsys):
+    archive = tmp_path / "arch"
+    _write_runs(archive, "run1.xyz", "b/run2.xyz")
+    out = archive / "fine"
+    (archive / "link.xyz").symlink_to(out / "run1.xyz")  # resolves into the output folder
+    before = {k: v for k, v in _checksums(archive).items() if k != "link.xyz"}
+    assert batch_main([str(archive), "-o", str(out), *FAST]) == 0, capsys.readouterr().err
+    assert sorted(_latest(out)) == ["b/run2.xyz", "run1.xyz"]
+    assert (out / "b/run2.xyz").is_file() and not (out / "fine").exists()
+    # Run again: the outputs (and the link to one) are not taken for inputs, nothing is redone.
+    settings = BatchSettings(UpsampleSettings(factor=2, method="hermite"))
+    assert sorted(job.relative for job in plan_jobs(archive, out, settings)) == ["b/run2.xyz", "run1.xyz"]
+    again = process_archive(archive, out, settings)
+    assert sorted(again.skipped) == ["b/run2.xyz", "run1.xyz"] and not again.records
+    after = _checksums(archive)
+    assert {k: v for k, v in after.items() if k in before} == before
+
+
+def test_an_archive_inside_the_output_folder_never_receives_an_output(tmp_path, capsys):
+    from mdsr_plugin.io.atomic import temporary_name
+
+    x = tmp_path / "x"
+    _write_runs(x, "A/f.xyz", "A/A/f.xyz")
+    before = _checksums(x)
+    # A/A/f.xyz mirrors onto x/A/f.xyz, an input.
+    err = _refused(capsys, [str(x / "A"), "-o", str(x), *FAST])
+    assert "A/f.xyz: the output of A/f.xyz would overwrite the input" in err
+    (x / "A/f.xyz").unlink()
+    before.pop("A/f.xyz")
+    # Without the input there, the output would still land in the archive: an input of the next run.
+    err = _refused(capsys, [str(x / "A"), "-o", str(x), *FAST])
+    assert "inside the archive" in err
+    assert _checksums(x) == before
+
+    # An archive inside the output folder that does not mirror onto itself works, and
+    # the batch's clean-ups (empty folders, temporary files) leave the archive alone.
+    y = tmp_path / "y"
+    _write_runs(y, "A/B/g.xyz")
+    (y / "A/empty").mkdir()
+    temporary_name(y / "A/B/g.xyz").write_text("someone else's file")
+    before = _checksums(y)
+    assert batch_main([str(y / "A"), "-o", str(y), *FAST]) == 0, capsys.readouterr().err
+    assert (y / "B/g.xyz").is_file()
+    assert {k: v for k, v in _checksums(y).items() if k.startswith("A")} == before
+
+
+def test_outputs_and_companions_that_would_meet_are_refused_before_writing(tmp_path, capsys):
+    archive = tmp_path / "c"
+    _write_runs(archive, "a.xyz", "a.vel.xyz")
+    before = _checksums(archive)
+    out = tmp_path / "out"
+    # a.xyz -> a.dcd plus its velocity DCD a.vel.dcd; a.vel.xyz -> a.vel.dcd.
+    err = _refused(capsys, [str(archive), "-o", str(out), *FAST, "--output-format", "dcd"])
+    assert "would both be written to a.vel.dcd" in err and "a.xyz" in err and "a.vel.xyz" in err
+    assert not out.exists() and _checksums(archive) == before
+    # Each job lists what it reads and writes, companions included.
+    settings = BatchSettings(UpsampleSettings(factor=2, method="hermite", output_format="dcd"))
+    [job] = plan_jobs(archive, out, settings, include=["a.xyz"])
+    assert job.reads == (str(archive / "a.xyz"),)
+    assert job.writes == (str(out.resolve() / "a.dcd"), str(out.resolve() / "a.vel.dcd"))
+    # The default output names are unchanged (resumed archives still match their manifests).
+    [job] = plan_jobs(archive, out, BatchSettings(UpsampleSettings(factor=2)), include=["a.xyz"])
+    assert job.writes == (str(out.resolve() / "a.xyz"),)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink", "manifest folder"])
+def test_an_output_that_is_an_input_by_another_name_is_refused(tmp_path, capsys, link):
+    archive = tmp_path / "arch"
+    _write_runs(archive, "run1.xyz")
+    out = tmp_path / "out"
+    out.mkdir()
+    if link == "symlink":
+        (out / "run1.xyz").symlink_to(archive / "run1.xyz")
+    elif link == "hardlink":
+        os.link(archive / "run1.xyz", out / "run1.xyz")
+    else:
+        (out / MANIFEST_NAME).mkdir()
+    before = _checksums(archive)
+    err = _refused(capsys, [str(archive), "-o", str(out), *FAST])
+    assert ("names a folder" if link == "manifest folder" else "would overwrite the input") in err
+    assert _checksums(archive) == before
+
+
+def _without_root_override():
+    """In the child: drop CAP_DAC_OVERRIDE from the bounding set, so that root, too, is
+    refused by a folder's permission bits (as every other user is)."""
+    import ctypes
+
+    if os.geteuid() == 0 and ctypes.CDLL(None, use_errno=True).prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+        os._exit(99)
+
+
+@pytest.mark.parametrize("where", ["read-only folder", "folder under a read-only parent"])
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, where):
+    archive = tmp_path / "arch"
+    _write_runs(archive, "run1.xyz", "b/run2.xyz")
+    before = _checksums(archive)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    out = locked if where == "read-only folder" else locked / "new"
+    locked.chmod(0o555)
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "mdsr_plugin.batch.cli", str(archive), "-o", str(out), *FAST],
+            capture_output=True, text=True, timeout=120, preexec_fn=_without_root_override)
+    finally:
+        locked.chmod(0o755)
+    if process.returncode == 99:
+        pytest.skip("cannot drop root's permission override here")
+    assert process.returncode == 2, process.stderr
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mdsr-batch: error: "), process.stderr
+    assert "cannot write to the output folder (Permission denied)" in lines[0]
+    assert "Traceback" not in process.stderr
+    assert list(locked.iterdir()) == [] and _checksums(archive) == before
+
+
+def test_a_manifest_that_cannot_be_written_mid_run_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    archive = tmp_path / "arch"
+    _write_runs(archive, "run1.xyz")
+
+    def disk_full(self, record):
+        raise OSError(28, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(Manifest, "append", disk_full)
+    assert batch_main([str(archive), "-o", str(tmp_path / "out"), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mdsr-batch: error: ") and len(err.strip().splitlines()) == 1, err
+    assert "No space left on device" in err and "Traceback" not in err

@@ -11,23 +11,28 @@ Safe to kill at any moment: each output appears only when complete (temporary
 name, then rename), the manifest is appended and synced one line per file, and
 the next run removes leftover temporary files and redoes what is not recorded
 as done.
+
+Nothing is written before the plan is known to be safe: no job writes over a file
+any job reads, no two jobs write one file, nothing lands inside the archive
+(:func:`~mdsr_plugin.batch.archive.plan_jobs`), and the output folder can be
+written to (a probe file, created and deleted).  Each refusal is a
+:class:`PlanError`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..io.atomic import is_temporary_name
 from .archive import BatchSettings, Job, PlanError, plan_jobs
-from .manifest import MANIFEST_NAME, Manifest
+from .manifest import LOCK_NAME, MANIFEST_NAME, Manifest
 
-__all__ = ["BatchSettings", "BatchResult", "Job", "PlanError", "process_archive", "MANIFEST_NAME"]
-
-LOCK_NAME = ".mdsr-batch.lock"
+__all__ = ["BatchSettings", "BatchResult", "Job", "PlanError", "process_archive", "MANIFEST_NAME", "LOCK_NAME"]
 
 
 @dataclass
@@ -91,7 +96,12 @@ def process_archive(
     Raises
     ------
     PlanError
-        Bad settings or folders, colliding outputs, or another batch writing to ``out_dir``.
+        Bad settings or folders, an output that would overwrite an input or land in the
+        archive, colliding outputs, an output folder that cannot be written or whose
+        manifest cannot be read, or another batch writing to ``out_dir``.  Nothing
+        has been written then, except an ``out_dir`` created before the refusal.
+    OSError
+        Writing the manifest failed during the run (the disk filled up...).
     """
     from ..settings import SettingsError
     from .runner import run_dask, run_local
@@ -102,11 +112,11 @@ def process_archive(
         raise PlanError(str(err)) from None
     out_dir = Path(out_dir)
     jobs = plan_jobs(archive, out_dir, settings, include=include, exclude=exclude)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable(out_dir)
     result = BatchResult(planned=len(jobs))
     with _exclusive(out_dir):
-        _remove_partial_outputs(out_dir)
-        manifest = Manifest(out_dir)
+        _remove_partial_outputs(out_dir, archive=Path(archive).resolve())
+        manifest = _read_manifest(out_dir)
         todo = []
         for job in jobs:
             if not force and manifest.is_complete(job):
@@ -132,17 +142,42 @@ def process_archive(
                 run_local(todo, out_dir.resolve(), n_workers, threads, record)
         except KeyboardInterrupt:
             result.interrupted = True
-            _remove_partial_outputs(out_dir)
-        # Workers make each output's folder before writing; a file that failed leaves it
-        # empty.  Removed here, once no worker runs, so that none loses a folder mid-write.
-        _remove_empty_folders(out_dir)
+        # Once no worker runs: the temporary file of a worker that died (killed, or
+        # crashed in a library) and the folders of files that failed, which workers make
+        # before writing, are removed, so that none loses a file or folder mid-write.
+        _remove_partial_outputs(out_dir, archive=Path(archive).resolve())
+        _remove_empty_folders(out_dir, {Path(job.output).parent for job in todo})
     return result
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` and a probe file in it, so that a folder that cannot be written
+    is one line before any work (not a traceback, nor every file failing)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # Hidden, so that no scan takes it for a trajectory if a kill leaves it behind.
+        handle, probe = tempfile.mkstemp(prefix=".mdsr-batch-probe-", dir=out_dir)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise PlanError(f"{out_dir}: cannot write to the output folder ({err.strerror or err})") from None
+
+
+def _read_manifest(out_dir: Path) -> Manifest:
+    try:
+        return Manifest(out_dir)
+    except (OSError, UnicodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise PlanError(f"{out_dir / MANIFEST_NAME}: cannot read the manifest ({reason})") from None
 
 
 @contextmanager
 def _exclusive(out_dir: Path):
     """Hold a lock on ``out_dir`` so that two batches never write to it at once."""
-    handle = open(out_dir / LOCK_NAME, "w")
+    try:
+        handle = open(out_dir / LOCK_NAME, "a")
+    except OSError as err:
+        raise PlanError(f"{out_dir / LOCK_NAME}: cannot open the lock file ({err.strerror or err})") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -153,19 +188,33 @@ def _exclusive(out_dir: Path):
         handle.close()
 
 
-def _remove_empty_folders(out_dir: Path) -> None:
-    """Delete the empty folders under ``out_dir`` (not ``out_dir`` itself), deepest first."""
-    for folder, _, _ in os.walk(out_dir, topdown=False):
-        if Path(folder) != out_dir:
-            try:
-                os.rmdir(folder)
-            except OSError:  # not empty
-                pass
+def _remove_empty_folders(out_dir: Path, folders) -> None:
+    """Delete ``folders`` and their parents below ``out_dir`` where empty, deepest first.
+
+    Only the folders this run's outputs go to: the output folder may hold other
+    folders of the user's, or the archive itself.
+    """
+    out_dir = out_dir.resolve()
+    candidates = set()
+    for folder in folders:
+        folder = Path(folder)
+        while folder != out_dir and folder.is_relative_to(out_dir):
+            candidates.add(folder)
+            folder = folder.parent
+    for folder in sorted(candidates, key=lambda f: len(f.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or already gone
+            pass
 
 
-def _remove_partial_outputs(out_dir: Path) -> None:
-    """Delete temporary files left by a killed run (complete outputs have their final names)."""
-    for folder, _, names in os.walk(out_dir):
+def _remove_partial_outputs(out_dir: Path, archive: Path) -> None:
+    """Delete temporary files left by a killed run (complete outputs have their final names).
+
+    An archive inside ``out_dir`` is not searched: its files are the user's.
+    """
+    for folder, dirs, names in os.walk(out_dir):
+        dirs[:] = [d for d in dirs if Path(folder, d).resolve() != archive]
         for name in names:
             if is_temporary_name(name):
                 try:

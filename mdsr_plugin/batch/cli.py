@@ -79,6 +79,10 @@ def main(argv=None) -> int:
         )
     except PlanError as err:
         return usage(str(err))
+    except OSError as err:  # the manifest could not be appended mid-run (disk full...)
+        print(f"mdsr-batch: error: {' '.join(str(err).split())}; run the same command again "
+              "once fixed: finished files are kept", file=sys.stderr)
+        return EXIT_FAILURE
     finally:
         display.close()
     if not args.quiet or result.failed:

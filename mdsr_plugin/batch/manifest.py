@@ -13,6 +13,10 @@ record of a file is its state.  A record (all sizes in bytes, times in seconds):
 ``frames_in``, ``frames_out``, ``method``, ``model``, ``model_sha256``
 ``fallback``    why the fallback method was used, if it was
 ``seconds``     wall time of the file; ``worker`` host:pid; ``finished`` ISO time
+
+Beside it, ``OUT_DIR/.mdsr-batch.lock`` (:data:`LOCK_NAME`) is held by the running
+batch.  Either file marks a folder as a batch output folder (see
+:mod:`mdsr_plugin.batch.archive` for what that allows).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["Manifest", "MANIFEST_NAME"]
+__all__ = ["Manifest", "MANIFEST_NAME", "LOCK_NAME"]
 
 MANIFEST_NAME = "mdsr-manifest.jsonl"
+LOCK_NAME = ".mdsr-batch.lock"
 
 
 class Manifest:

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
+#: How long idle workers get to exit at the end before they are terminated.
+_GRACE_SECONDS = 5.0
+
 
 def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
     """Upsample one file; return its manifest record.  Bad input never raises.
@@ -196,9 +199,12 @@ def _run_pool(jobs, out_dir, workers, threads, on_record) -> list[Job]:
                     executor.shutdown(wait=False, cancel_futures=True)
                     return list(reversed(queue))
     except BaseException:
-        _stop(executor)
+        _stop(executor, grace=0)
         raise
-    executor.shutdown()
+    # Not executor.shutdown(wait=True): a worker killed while idle (the out-of-memory
+    # killer) can die holding the lock of the queue the others read their next task
+    # from; they then never see the signal to exit, and shutdown would wait forever.
+    _stop(executor, grace=_GRACE_SECONDS)
     return []
 
 
@@ -208,13 +214,26 @@ def _died(job: Job) -> dict:
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def _stop(executor: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and terminate the workers (they clean up on SIGTERM)."""
+def _stop(executor: ProcessPoolExecutor, grace: float) -> None:
+    """Cancel what has not started, give the workers ``grace`` seconds to exit, then
+    terminate those left (they delete their temporary files on SIGTERM).
+
+    Only this pool's workers: the calling program may have processes of its own.
+    """
+    # The pool forgets its processes on shutdown: take them first (a private attribute,
+    # the only handle on them that concurrent.futures has).
+    processes = list((getattr(executor, "_processes", None) or {}).values())
     executor.shutdown(wait=False, cancel_futures=True)
-    for child in multiprocessing.active_children():
-        child.terminate()
-    for child in multiprocessing.active_children():
-        child.join(timeout=10)
+    if any(process.exitcode not in (None, 0) for process in processes):
+        grace = 0  # one was killed: the others may wait on a lock it held
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 # ------------------------------------------------------------------ Dask
