@@ -223,3 +223,29 @@ def test_cp2k_set_upsampled_end_to_end_reads_back_in_mdanalysis_and_ase(tmp_path
                                atol=1e-8)
     universe = mda.Universe(str(tmp_path / "fine.xyz"))
     assert len(universe.trajectory) == 11
+
+
+def test_batch_treats_a_cp2k_or_ipi_set_as_one_trajectory(tmp_path):
+    """The velocity/force files are read with their positions, never planned as jobs of their own."""
+    from mdsr_plugin.batch import process_archive
+    from mdsr_plugin.batch.archive import BatchSettings, plan_jobs
+    from mdsr_plugin.settings import UpsampleSettings
+
+    archive = tmp_path / "archive"
+    shutil.copytree(CP2K_NVT, archive / "cp2k")
+    shutil.copytree(IPI_ZUNDEL, archive / "ipi")
+    shutil.copytree(VASP5, archive / "vasp")
+    settings = BatchSettings(UpsampleSettings(factor=2, method="hermite", output_format="h5md"),
+                             fallback="classical")
+    exclude = ["init.xyz"]  # i-PI's starting geometry: one frame
+    jobs = plan_jobs(archive, tmp_path / "out", settings, exclude=exclude)
+    assert sorted(job.relative for job in jobs) == [
+        "cp2k/H2O_restart-pos-1.xyz", "ipi/ref_simulation.pos_0.xyz", "ipi/ref_simulation.pos_1.xyz",
+        "vasp/OUTCAR.h2o.md", "vasp/vasprun.h2o.md.xml"]
+    cp2k = next(job for job in jobs if job.relative.startswith("cp2k"))
+    assert {Path(p).name for p in cp2k.reads} == {"H2O_restart-pos-1.xyz", "H2O_restart-vel-1.xyz",
+                                                   "H2O_restart-frc-1.xyz", "H2O_restart-1.cell"}
+    result = process_archive(archive, tmp_path / "out", settings, exclude=exclude)
+    assert len(result.done) == 3 and len(result.failed) == 2  # VASP has no velocities for hermite
+    fine = read_trajectory(tmp_path / "out" / "cp2k" / "H2O_restart-pos-1.h5md")
+    assert fine.n_frames == 5 and fine.has_velocities

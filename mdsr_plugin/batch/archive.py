@@ -50,7 +50,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io import FormatError, formats, get_format, output_paths, refuse_overwrite
+from ..io import FormatError, companion_inputs, formats, get_format, is_companion_file, output_paths, refuse_overwrite
 from ..settings import UpsampleSettings
 from .manifest import LOCK_NAME, MANIFEST_NAME
 
@@ -117,9 +117,9 @@ class Job:
 
 
 def default_patterns() -> list[str]:
-    """Glob patterns for every readable trajectory extension (and VASP's XDATCAR files)."""
+    """Glob patterns for every readable trajectory extension (and VASP's fixed names)."""
     patterns = {f"*{ext}" for fmt in formats().values() if fmt.open_reader for ext in fmt.extensions}
-    return sorted(patterns | {"XDATCAR*"})
+    return sorted(patterns | {"XDATCAR*", "OUTCAR*", "vasprun*.xml"})
 
 
 def plan_jobs(
@@ -165,6 +165,8 @@ def plan_jobs(
     jobs = []
     for path in files:
         if path in velocity_files or (path in topology_files and not _readable(path, settings)):
+            continue
+        if is_companion_file(path):  # CP2K's -vel-1.xyz, i-PI's .for_0.xyz: read with their positions
             continue
         jobs.append(_plan_one(path, archive, out_dir, settings))
     _refuse_overwriting_inputs(jobs, out_dir)
@@ -307,7 +309,10 @@ def _plan_one(path: Path, archive: Path, out_dir: Path, settings: BatchSettings)
     if fmt is not None and fmt.name == "dcd":
         velocities = _find_velocities(path)
     output = _output_path(path, fmt, archive, out_dir, settings)
-    companions = tuple(str(p) for p in (topology, velocities) if p is not None)
+    # The files the reader finds beside the input (a CP2K or i-PI set) are read too: they
+    # enter the overwrite rule and the fingerprint that decides whether a job is redone.
+    beside = companion_inputs(path, settings.upsample.input_format).values() if fmt is not None else ()
+    companions = tuple(str(p) for p in (topology, velocities, *beside) if p is not None)
     # A job with a problem fails before opening a writer: it writes nothing.
     writes = () if problem else tuple(str(p) for p in output_paths(output, settings.upsample.output_format))
     return Job(

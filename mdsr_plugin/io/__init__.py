@@ -43,6 +43,8 @@ __all__ = [
     "write_trajectory",
     "output_paths",
     "refuse_overwrite",
+    "companion_inputs",
+    "is_companion_file",
 ]
 
 
@@ -223,6 +225,39 @@ def _check_is_file(path: Path) -> None:
         raise FormatError(f"{path}: is a folder, not a file (mdsr-batch reads folders)")
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
+
+
+def companion_inputs(path, format: str | None = None) -> dict[str, Path]:
+    """The files a reader of ``path`` also opens, by quantity, without reading it:
+    CP2K's ``-vel-1.xyz``/``-frc-1.xyz``/``-1.cell`` and i-PI's ``.vel_0.xyz``/``.for_0.xyz``
+    beside their positions file (the counterpart of :func:`output_paths`, for the batch
+    and the overwrite rule)."""
+    from .cp2k import cp2k_companions, is_cp2k_comment
+    from .ipi import ipi_companions, ipi_quantity
+    from .plain_xyz import first_comment
+
+    path = Path(path)
+    try:
+        fmt = get_format(path, format)
+    except FormatError:
+        return {}
+    if fmt.name != "xyz":
+        return {}
+    if ipi_quantity(path) == "positions":
+        return ipi_companions(path)
+    if is_cp2k_comment(first_comment(path)):
+        return cp2k_companions(path)
+    return {}
+
+
+def is_companion_file(path) -> bool:
+    """Whether ``path`` holds a quantity other than positions for another file's frames
+    (a CP2K velocity/force file, an i-PI velocity/force file): never an input of its own."""
+    from .cp2k import cp2k_role
+    from .ipi import ipi_quantity
+
+    path = Path(path)
+    return cp2k_role(path) in ("velocities", "forces") or ipi_quantity(path) in ("velocities", "forces")
 
 
 def _companions_found(reader) -> dict[str, Path]:

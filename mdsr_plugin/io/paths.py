@@ -64,4 +64,4 @@ def refuse_overwrite(inputs: Iterable, outputs: Iterable, *, what: str = "output
         for source in inputs:
             if same_file(out, source):
                 named = "" if out.name == Path(source).name and out.resolve() == source.resolve() else f" ({source})"
-                raise FormatError(f"{out}: the {what} would overwrite the input{named}; choose another name")
+                raise FormatError(f"{out}: the {what} would overwrite the input{named}")
