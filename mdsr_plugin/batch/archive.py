@@ -146,6 +146,9 @@ def plan_jobs(
         it and holds files a batch did not write; a job would write over a file some
         job reads, or into the archive; two jobs would write the same file.
     """
+    if settings.upsample.adapt is not None:  # one checkpoint stem would be written by every job
+        raise PlanError("adapt learns a checkpoint from one input; run mdsr-upsample --adapt on each file "
+                        "(or learn one with mdsr-train and give it with --model)")
     archive, out_dir = Path(archive).resolve(), Path(out_dir).resolve()
     if not archive.is_dir():
         raise PlanError(f"{archive}: no such folder")
