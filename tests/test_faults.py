@@ -283,6 +283,12 @@ def test_usage_errors_are_exit_2_and_one_line(tmp_path, capsys, monkeypatch, arg
 def test_python_api_wrong_types_are_type_errors():
     with pytest.raises(TypeError, match="upsample\\(\\) takes a Trajectory"):
         upsample(str(EXAMPLE), 2)
+    with pytest.raises(TypeError, match="a writer takes a Trajectory, not ndarray"):
+        write_trajectory("never.xyz", np.zeros((2, 3, 3)))
+    from mdsr_plugin.pipeline import upsample_stream
+
+    with pytest.raises(TypeError, match="takes Trajectory chunks, not ndarray"):
+        list(upsample_stream([np.zeros((2, 3, 3))], 2))
     with pytest.raises(Exception, match="dt must be > 0 fs and finite"):
         UpsampleSettings(factor=2, dt=float("inf")).checked()
 

@@ -112,6 +112,8 @@ class TrajectoryWriter(ABC):
 
     def write(self, traj: Trajectory) -> None:
         """Append the frames of ``traj`` (internal units)."""
+        if not isinstance(traj, Trajectory):
+            raise TypeError(f"a writer takes a Trajectory, not {type(traj).__name__}")
         if traj.n_frames == 0:
             return
         try:  # the writer boundary: NaN, inf or overflowed positions never reach a file
