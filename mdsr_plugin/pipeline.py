@@ -193,6 +193,8 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
 
 def _first_frames(chunks) -> Trajectory:
     for chunk in chunks:
+        if not isinstance(chunk, Trajectory):
+            raise TypeError(f"upsample_stream() takes Trajectory chunks, not {type(chunk).__name__}")
         if chunk.n_frames:
             return chunk
     raise TrajectoryError("the input has no frames")
