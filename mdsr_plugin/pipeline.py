@@ -306,6 +306,9 @@ def emit_block(buffer: _CoarseBuffer, method, factor, gap_start, gap_end, n_tota
     # Local coarse frames of this block: gap_start .. gap_end (inclusive).
     k0 = gap_start - window_start
     coarse = window[k0 : k0 + n_gaps + 1]
+    from .checks import check_fine_envelope  # no atom far outside its gap's coarse positions (unwrapped)
+
+    check_fine_envelope(positions, coarse.positions, factor, method=method, first_gap=gap_start)
     s = np.arange(factor) / factor
     s_all = np.concatenate([np.tile(s, n_gaps), [1.0] if is_last else []])
     gap_of_frame = np.concatenate([np.repeat(np.arange(n_gaps), factor), [n_gaps - 1] if is_last else []])

@@ -71,6 +71,23 @@ the bundled 20 fs example the spline measures best at 40 and 80 fs, while at 20 
 the quintic is twice as accurate).  The choice is the candidate of highest priority
 whose estimate is within :data:`MARGIN` of the lowest.  ``docs/benchmarks.md`` ("Self-validated method choice") measures
 how close the estimate is to the true error and how often the choice is the best.
+
+**Frames far apart.**  Beyond :data:`~mdsr_plugin.methods.LONG_GAP_FS` (25 fs) between
+frames, or when the best estimate so far is above :data:`FAR_APART_ERROR` (0.1 Å),
+every classical method is measured, linear and spline included: there the higher
+orders have lost their advantage (the bundled ethanol at 40-80 fs, GFN1-xTB glycine at
+40 fs: linear or spline is the most accurate, quintic Hermite 1.6-4.3x worse).  A tie
+among them goes to the lowest estimate, not to priority; one with a learned method still
+goes to the learned one.  A best estimate above :data:`FAR_APART_ERROR` gives
+:attr:`Selection.warning`, one line saying what is written instead.
+
+**The envelope.**  A candidate is also run at the input's own gap on the sample, through
+the driver, which refuses fine positions far outside the box of their gap's two coarse
+positions (:func:`mdsr_plugin.checks.check_fine_envelope`): a method that does so is not
+a candidate (cubic and quintic Hermite on 1 ps AMBER frames: 10 and 391 Å out).  At 2h
+and 4h it is measured without that check: beyond the envelope there it only measures a
+larger error, and it can still be the most accurate at h (quintic Hermite on glycine at
+20 fs: 4.7 Å out at 80 fs gaps).  ``docs/benchmarks.md`` ("auto on frames far apart").
 """
 
 from __future__ import annotations
@@ -81,11 +98,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .methods import MethodError, method_plugins
+from .methods import LONG_GAP_FS, MethodError, method_plugins
 from .methods.base import Method
 from .trajectory import Trajectory, TrajectoryError, concatenate
 
-__all__ = ["CandidateScore", "Selection", "measure_method", "select_method", "MIN_FRAMES"]
+__all__ = ["CandidateScore", "Selection", "measure_method", "select_method", "MIN_FRAMES", "FAR_APART_ERROR"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +119,10 @@ STEEPENING = 1.5
 STEEPENING_FITTED = 1.0
 #: Estimates within this factor of the lowest count as a tie, won by priority.
 MARGIN = 1.5
+#: Å: a best estimate above this means the frames are too far apart to reconstruct
+#: vibrations: a tenth of an X–H bond (~1 Å, the shortest bond), taken as a constant
+#: since elements read from a topology can be wrong.
+FAR_APART_ERROR = 0.1
 #: Resamples of the held-back blocks behind an estimate's sampling range.
 RESAMPLES = 400
 #: The sampling range: these quantiles of the resampled estimates.
@@ -155,7 +176,11 @@ class Selection:
     gap_fs : float
         The level-2 gap, fs (twice the input's step).
     skipped : dict of str to str
-        Methods that suited the input but failed to run, and why.
+        Methods that suited the input but failed to run, and why (e.g. they left the
+        envelope of the coarse frames, :func:`mdsr_plugin.checks.check_fine_envelope`).
+    warning : str or None
+        One line when even the best estimate is above :data:`FAR_APART_ERROR`: the
+        frames are too far apart to reconstruct vibrations, and what is written instead.
     """
 
     chosen: str
@@ -163,6 +188,7 @@ class Selection:
     held_back: int
     gap_fs: float
     skipped: dict = field(default_factory=dict)
+    warning: str | None = None
 
     @property
     def best(self) -> CandidateScore:
@@ -180,7 +206,7 @@ class Selection:
 
     def as_dict(self) -> dict:
         return {"chosen": self.chosen, "held_back": self.held_back, "gap_fs": self.gap_fs,
-                "scores": [asdict(s) for s in self.scores], "skipped": dict(self.skipped)}
+                "scores": [asdict(s) for s in self.scores], "skipped": dict(self.skipped), "warning": self.warning}
 
 
 def _continuous(sample: Trajectory) -> Trajectory:
@@ -232,6 +258,22 @@ class _HeldBack:
     def has_disagreement(self) -> bool:
         return (self.disagreement1 is not None and bool(np.all(np.isfinite(self.disagreement2)))
                 and self.disagreement2.sum() > 0 and self.position4[1].mean() > 0)
+
+
+class _Unchecked:
+    """``method`` as the measurement runs it at gaps of 2h and 4h: the driver's envelope check
+    (:func:`mdsr_plugin.checks.check_fine_envelope`) off.  Beyond the envelope at those gaps
+    a method only measures a larger error; what must stay inside is what is written, at h
+    (quintic Hermite on GFN1-xTB glycine at 20 fs: 4.7 Å out at 80 fs gaps, and the most
+    accurate at 20 fs)."""
+
+    envelope_margin = np.inf
+
+    def __init__(self, method: Method):
+        self._method = method
+
+    def __getattr__(self, name):
+        return getattr(self._method, name)
 
 
 def _upsampled(method: Method, kept: Trajectory, factor: int) -> Trajectory:
@@ -361,15 +403,27 @@ def measure_method(method: Method, sample: Trajectory, factor: int, steepening: 
     from_disagreement : bool
         Estimate a bi-directional method's position error from its disagreement at the
         input's own gap (measured with stored velocities; a fit of the velocities keeps
-        the extrapolation).
+        the extrapolation).  With it, the method is also run at the input's own gap on
+        ``sample``, where the driver checks that no atom leaves the envelope of the
+        coarse frames (:func:`mdsr_plugin.checks.check_fine_envelope`); at the 2h and 4h
+        gaps the errors are measured without that check, since what is written is at h.
+
+    Raises
+    ------
+    TrajectoryError
+        The method leaves the envelope at the input's own gap (or the sample is unusable).
     """
     started = time.perf_counter()
     sample = _continuous(sample)
-    p2, v2, d2 = _held_back(method, sample, factor, 2)
-    p4, v4, _ = _held_back(method, sample, factor, 4)
+    unchecked = _Unchecked(method)
+    p2, v2, d2 = _held_back(unchecked, sample, factor, 2)
+    p4, v4, _ = _held_back(unchecked, sample, factor, 4)
     d1 = None
+    # at the input's own gap, as it would be written: refused if it leaves the envelope
     if from_disagreement and np.all(np.isfinite(d2)) and d2.sum() > 0:
         d1 = _own_gap_disagreement(method, sample, factor)
+    elif from_disagreement:
+        _upsampled(method, sample, factor)
     held = _HeldBack(p2, v2, d2, p4, v4, d1)
     _, ratio = _extrapolate(p2.mean(), p4[1].mean(), p4.mean(), steepening)
     velocity_estimate, _ = _extrapolate(v2.mean(), v4[1].mean(), v4.mean(), steepening)
@@ -430,36 +484,77 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
                               f"{measured_on.n_frames}")
     scores, skipped, prepared = [], {}, {}
     plugins = method_plugins()  # highest priority first
-    classical_measured = False
-    for name, plugin in plugins.items():
-        if plugin.learned and not learned:
-            continue
-        if not plugin.learned and classical_measured:
-            continue  # only the classical method using the most of the input (see the module docstring)
-        suitability = plugin.suits(coarse, factor, settings)
-        if not suitability.usable:
-            continue
-        classical_measured = classical_measured or not plugin.learned
+
+    def measure(name, plugin, suitability) -> bool:
         method = plugin.factory(settings.with_method(name))
         if hasattr(method, "prepare"):
             method.prepare(coarse, factor, suitability.found)
-        prepared[name] = method
         fitted = plugin.learned and not coarse.has_velocities
         n = max_frames_fitted if fitted else max_frames
         try:
-            scores.append(measure_method(method, measured_on[:n], factor,
-                                         STEEPENING_FITTED if fitted else STEEPENING, from_disagreement=not fitted))
+            score = measure_method(method, measured_on[:n], factor, STEEPENING_FITTED if fitted else STEEPENING,
+                                   from_disagreement=not fitted)
         except (MethodError, TrajectoryError, FloatingPointError) as err:
             skipped[name] = str(err)
+            log.info("self-validation: not %s: %s", name, err)
+            return False
+        prepared[name] = method
+        scores.append(score)
+        log.info("self-validation: %s %.2e Å (%.1f s)", name, score.position_estimate, score.seconds)
+        return True
+
+    classical = []
+    for name, plugin in plugins.items():
+        if plugin.learned and not learned:
             continue
-        log.info("self-validation: %s %.2e Å (%.1f s)", name, scores[-1].position_estimate, scores[-1].seconds)
+        suitability = plugin.suits(coarse, factor, settings)
+        if not suitability.usable:
+            continue
+        if plugin.learned:
+            measure(name, plugin, suitability)
+        else:
+            classical.append((name, plugin, suitability))
+    # the classical method using the most of the input (see the module docstring), or
+    # the next when it cannot run (it left the envelope of the coarse frames)
+    tried = 0
+    for entry in classical:
+        tried += 1
+        if measure(*entry):
+            break
+    if coarse.dt > LONG_GAP_FS or not _within_reach(scores):
+        # frames far apart: every classical method is measured, the simplest often best
+        for entry in classical[tried:]:
+            measure(*entry)
     if not scores:
         raise MethodError("no method could be measured on this input: " + "; ".join(
             f"{k}: {v}" for k, v in skipped.items()))
     scores.sort(key=lambda s: s.position_estimate if np.isfinite(s.position_estimate) else np.inf)
     lowest = scores[0].position_estimate
-    ties = [s for s in scores if s.position_estimate <= MARGIN * lowest]  # in priority order below
-    chosen = next(name for name in plugins if any(s.method == name for s in ties))
+    ties = [s.method for s in scores if s.position_estimate <= MARGIN * lowest]  # by estimate
+    # a tie goes to the learned method of highest priority; among classical methods (several
+    # are measured only on frames far apart, where the higher order has lost its advantage)
+    # to the lowest estimate
+    chosen = next((name for name, plugin in plugins.items() if plugin.learned and name in ties), ties[0])
     scores.sort(key=lambda s: (s.method != chosen, s.position_estimate))
+    warning = None if _within_reach(scores) else _far_apart_warning(coarse.dt, scores, skipped)
     n = min(measured_on.n_frames, max_frames)
-    return prepared[chosen], Selection(chosen, scores, held_back=n // 2, gap_fs=2 * coarse.dt, skipped=skipped)
+    return prepared[chosen], Selection(chosen, scores, held_back=n // 2, gap_fs=2 * coarse.dt, skipped=skipped,
+                                       warning=warning)
+
+
+def _within_reach(scores) -> bool:
+    """Whether the best estimate so far is within :data:`FAR_APART_ERROR`."""
+    best = min((s.position_estimate for s in scores), default=np.inf)
+    return bool(np.isfinite(best) and best <= FAR_APART_ERROR)
+
+
+def _far_apart_warning(dt: float, scores, skipped) -> str:
+    """One line: the frames are too far apart, and what is written instead (``scores[0]``)."""
+    chosen = scores[0]
+    others = [f"{s.method} {s.position_estimate:.1e} Å" for s in scores[1:]]
+    if skipped:
+        envelope = all("outside the box spanned" in reason for reason in skipped.values())
+        others.append(f"{', '.join(skipped)} {'put atoms far outside the coarse frames' if envelope else 'failed'}")
+    return (f"frames {dt:g} fs apart: too far apart to reconstruct vibrations (no method estimated within "
+            f"{FAR_APART_ERROR:g} Å); writing {chosen.method}, estimated error {chosen.position_estimate:.1e} Å"
+            + (f" ({'; '.join(others)})" if others else ""))

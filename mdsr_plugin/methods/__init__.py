@@ -14,7 +14,9 @@ asked.  :func:`register_method` adds one at run time (duplicates are refused;
 the input's own coarse frames (:mod:`mdsr_plugin.selection`) and takes the best.
 With too few frames to measure on (or ``self_validate=False``) the usable plugin
 of highest priority is taken, unless what it knows (``Suitability.evidence``,
-e.g. a checkpoint's held-out validation) shows the next usable one more accurate.
+e.g. a checkpoint's held-out validation) shows the next usable one more accurate;
+a classical choice becomes ``linear``, with a warning, when the frames are more than
+:data:`LONG_GAP_FS` apart.
 """
 
 from __future__ import annotations
@@ -34,13 +36,20 @@ if TYPE_CHECKING:
 __all__ = [
     "FineFrames", "Method", "MethodError", "MethodPlugin", "Provenance", "Suitability",
     "register_method", "unregister_method", "method_plugins", "available_methods", "get_method",
-    "resolve_method", "choose_auto", "ENTRY_POINT_GROUP", "SELECTORS",
+    "resolve_method", "choose_auto", "ENTRY_POINT_GROUP", "SELECTORS", "LONG_GAP_FS",
 ]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "mdsr_plugin.methods"
 SELECTORS = ("auto", "classical")  # names that choose a method rather than name one
+#: fs: beyond this coarse step, without measuring on the input (too few frames, or
+#: ``self_validate=False``), ``auto`` writes ``linear`` instead of a classical method of
+#: higher order: the fastest vibrations (X–H stretches, ~10 fs; heavy-atom bonds 20-35 fs)
+#: are then unresolved, and an interpolant through stored velocities and forces
+#: extrapolates them across the whole gap (quintic Hermite put atoms 1.2e6 Å away on
+#: 50 ps frames).  Elements are not consulted: a topology can give them wrong.
+LONG_GAP_FS = 25.0
 
 _PLUGINS: dict[str, MethodPlugin] = {}
 _entry_points_loaded = False
@@ -142,6 +151,8 @@ def resolve_method(method, first: "Trajectory", factor: int | None,
 
         if (first if sample is None else sample).n_frames >= MIN_FRAMES:
             chosen, selection = select_method(first, factor, settings, learned=method == "auto", sample=sample)
+            if selection.warning:
+                log.warning(selection.warning)
             provenance = _provenance_of(chosen, first, factor, None, prepared=True)
             _warn_of_mismatch(provenance)
             return chosen, replace(provenance, self_validation=selection.as_dict(), estimate=selection.describe())
@@ -151,7 +162,9 @@ def resolve_method(method, first: "Trajectory", factor: int | None,
             "input carries", too_few, "" if sample is None else " held out from the learning", MIN_FRAMES)
     if isinstance(method, str):
         if method in SELECTORS:
-            name, suitability = _choose(first, factor, settings, learned=method == "auto")
+            name, suitability, warning = _choose(first, factor, settings, learned=method == "auto")
+            if warning:
+                log.warning(warning)
         else:
             name, suitability = method, _plugin(method).suits(first, factor, settings)
             if not suitability.usable:
@@ -182,7 +195,10 @@ def _provenance_of(method, first, factor, found, prepared=False) -> Provenance:
     return method.prepare(first, factor, found)
 
 
-def _choose(coarse, factor, settings, learned: bool) -> tuple[str, Suitability]:
+def _choose(coarse, factor, settings, learned: bool) -> tuple[str, Suitability, str | None]:
+    """Without measuring: the usable plugin of highest priority (see the module docstring),
+    and a one-line warning when a classical choice is replaced by ``linear`` because the
+    frames are more than :data:`LONG_GAP_FS` apart."""
     usable = []
     for name, plugin in method_plugins().items():
         if plugin.learned and not learned:
@@ -200,8 +216,21 @@ def _choose(coarse, factor, settings, learned: bool) -> tuple[str, Suitability]:
         known = answer.evidence
         if best in known and runner_up in known and known[runner_up] < known[best]:
             log.info("auto: %s, more accurate than %s (%s) on its held-out data", runner_up, best, answer.reason)
-            return rest[0]
-    return best, answer
+            best, answer = rest[0]
+    gap = coarse.dt if coarse.n_frames > 1 else 0.0
+    linear = next((entry for entry in usable if entry[0] == "linear"), None)
+    if gap > LONG_GAP_FS and not method_plugins()[best].learned and linear is not None:
+        unmeasured = (f"{coarse.n_frames} frames are too few to measure methods on ({_min_frames()} needed)"
+                      if settings.self_validate else "self-validation is off")
+        return (*linear, f"frames {gap:g} fs apart: too far apart to reconstruct vibrations, and {unmeasured}; "
+                f"writing linear interpolation, which cannot overshoot, instead of {best}")
+    return best, answer, None
+
+
+def _min_frames() -> int:
+    from ..selection import MIN_FRAMES
+
+    return MIN_FRAMES
 
 
 def choose_auto(coarse: "Trajectory", factor: int | None = None) -> str:

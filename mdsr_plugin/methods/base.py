@@ -135,7 +135,10 @@ class Method(Protocol):
 
     Optionally also ``prepare(first: Trajectory, factor: int, found=None) -> Provenance``,
     called once with the first chunk before any ``interpolate``; without it the
-    provenance is the method's name alone.
+    provenance is the method's name alone.  And optionally ``envelope_margin`` (Å): how
+    far outside the box of its gap's two coarse positions the driver lets a fine
+    position lie (default :data:`mdsr_plugin.checks.ENVELOPE_MARGIN`, 5 Å; beyond it
+    the run is refused, :func:`mdsr_plugin.checks.check_fine_envelope`).
 
     Attributes
     ----------
