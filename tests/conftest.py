@@ -87,3 +87,21 @@ def drifting_atoms(times, cell, wrap=True):
 @pytest.fixture
 def triclinic_cell():
     return np.array([[10.0, 0.0, 0.0], [2.0, 9.0, 0.0], [1.0, 1.5, 11.0]])
+
+
+#: The bundled coarse example: 201 frames of 9 atoms, 11 lines per frame.
+EXAMPLE_XYZ = __import__("pathlib").Path(__file__).parents[1] / "mdsr_plugin" / "data" / "examples" / "ethanol_coarse.xyz"
+
+
+def edited_example(path, frames, column: int, value: str):
+    """The bundled example with the first atom's ``column`` (0 symbol, 1-3 position,
+    4 mass...) replaced by ``value`` in ``frames`` (indices, or None for all), written to
+    ``path``: a broken input as another program would have written it."""
+    lines = EXAMPLE_XYZ.read_text().splitlines()
+    n_frames = len(lines) // 11
+    for frame in range(n_frames) if frames is None else frames:
+        fields = lines[2 + 11 * frame].split()
+        fields[column] = value
+        lines[2 + 11 * frame] = "  ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    return path

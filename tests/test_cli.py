@@ -9,6 +9,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
+from conftest import edited_example
 from MDAnalysisTests import datafiles as data
 
 from mdsr_plugin.cli import main
@@ -117,12 +118,7 @@ def test_bad_input_exits_1_with_one_line_and_no_output(tmp_path, capsys, case):
 def test_error_late_in_a_long_file_leaves_no_partial_output(tmp_path, capsys):
     """The failure comes after many frames were already written to the temporary file."""
     # Edited in the text: the writer itself refuses to write an inf.
-    lines = EXAMPLE.read_text().splitlines()
-    fields = lines[2 + 11 * 150].split()
-    fields[1] = "inf"
-    lines[2 + 11 * 150] = "  ".join(fields)
-    source = tmp_path / "late.xyz"
-    source.write_text("\n".join(lines) + "\n")
+    source = edited_example(tmp_path / "late.xyz", [150], 1, "inf")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     code, _, err = run([source, "--factor", 20, "-o", out_dir / "fine.h5md", "--chunk-size", 16], capsys)

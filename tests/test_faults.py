@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import edited_example
 from mdsr_plugin import upsample
 from mdsr_plugin.cli import main
 from mdsr_plugin.io import read_trajectory, write_trajectory
@@ -133,12 +134,7 @@ def test_output_naming_a_folder_is_refused_and_leaves_nothing(tmp_path, capsys):
 
 # ---------------------------------------------------------------------- non-finite or absurd
 def test_a_position_of_1e308_is_refused_on_reading(tmp_path, capsys):
-    lines = EXAMPLE.read_text().splitlines()
-    fields = lines[2 + 11 * 3].split()
-    fields[1] = "1e308"
-    lines[2 + 11 * 3] = "  ".join(fields)
-    source = tmp_path / "huge.xyz"
-    source.write_text("\n".join(lines) + "\n")
+    source = edited_example(tmp_path / "huge.xyz", [3], 1, "1e308")
     code, _, err = run([source, "--factor", "2", "-o", tmp_path / "fine.xyz"], capsys)
     assert_one_line_refusal(code, err, "frame 3: a position of 1e+308 Å is no coordinate", exit_code=1)
     assert not (tmp_path / "fine.xyz").exists() and not leftovers(tmp_path)
@@ -176,13 +172,7 @@ def test_masses_must_be_positive(masses, message):
 
 
 def test_zero_mass_in_a_file_is_blamed_on_the_mass_not_the_velocities(tmp_path, capsys):
-    lines = EXAMPLE.read_text().splitlines()
-    for k in range(2, len(lines), 11):
-        fields = lines[k].split()
-        fields[4] = "0.0"
-        lines[k] = "  ".join(fields)
-    source = tmp_path / "massless.xyz"
-    source.write_text("\n".join(lines) + "\n")
+    source = edited_example(tmp_path / "massless.xyz", None, 4, "0.0")
     code, _, err = run([source, "--factor", "2", "-o", tmp_path / "fine.xyz"], capsys)
     assert_one_line_refusal(code, err, "atom 0: mass 0 u", exit_code=1)
     assert "Warning" not in err
@@ -195,10 +185,7 @@ def test_atomic_numbers_outside_the_periodic_table_are_refused(number):
 
 
 def test_unknown_element_symbol_is_named(tmp_path, capsys):
-    lines = EXAMPLE.read_text().splitlines()
-    lines[2] = "Xx" + lines[2][1:]
-    source = tmp_path / "xx.xyz"
-    source.write_text("\n".join(lines) + "\n")
+    source = edited_example(tmp_path / "xx.xyz", [0], 0, "Xx")
     code, _, err = run([source, "--factor", "2", "-o", tmp_path / "fine.xyz"], capsys)
     assert_one_line_refusal(code, err, "unknown element symbol 'Xx'", exit_code=1)
 
