@@ -92,6 +92,11 @@ def add_upsample_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dt", type=positive_float, help="coarse time step in fs (overrides the file's)")
     parser.add_argument("--top", help="topology file for formats without atoms (DCD, TRR, NetCDF...)")
     parser.add_argument("--format", dest="input_format", help="input format name, if the extension is ambiguous")
+    parser.add_argument("--lammps-units", choices=("real", "metal", "si", "cgs"),
+                        help="the LAMMPS run's `units` style, for a LAMMPS dump or LAMMPS H5MD (neither records it; "
+                        "else read from a log.lammps or input beside the dump)")
+    parser.add_argument("--type-map", metavar="TYPE:ELEMENT,...",
+                        help="LAMMPS atom types to elements, e.g. 1:O,2:H (or give the run's data file as --top)")
     parser.add_argument("--output-format", help="output format name, if the extension is ambiguous")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (used by neural methods)")
     parser.add_argument("--precision", choices=("float32", "float64"), default="float32",
@@ -111,7 +116,8 @@ def settings_from_args(args):
         factor=args.factor, method=args.method, model=args.model, device=args.device, precision=args.precision,
         dt=args.dt, input_format=args.input_format,
         output_format=args.output_format and args.output_format.lower(), chunk_size=args.chunk_size,
-        self_validate=args.self_validate, **_adapt_settings(args),
+        self_validate=args.self_validate, lammps_units=args.lammps_units, type_map=args.type_map,
+        **_adapt_settings(args),
     )
 
 

@@ -449,9 +449,9 @@ def upsample_file(
         raise TypeError("give either settings or factor/method/options, not both")
     else:
         settings = settings.checked()
-    reader_options = {k: v for k, v in {"format": settings.input_format, "topology": topology,
-                                         "velocities": velocities, "forces": forces, "cell": cell}.items()
-                      if v is not None}
+    files = {"topology": topology, "velocities": velocities, "forces": forces, "cell": cell}
+    reader_options = {**{k: v for k, v in files.items() if v is not None}, **settings.reader_options()}
+    reader_options.pop("dt", None)  # given to the main reader only: the dt check re-reads without it
     with open_reader(input_path, dt=settings.dt, **reader_options) as reader:
         chunks = reader.chunks(settings.chunk_size)
         counted = {"n": 0}

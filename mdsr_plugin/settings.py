@@ -71,6 +71,11 @@ class UpsampleSettings:
         ``"gfn1-xtb"`` or ``"gfn2-xtb"``: for a molecule with no registry checkpoint, first
         learn a starting model from a trajectory of it on that Hamiltonian
         (:mod:`mdsr_plugin.neural.prior`; needs tblite).
+    lammps_units : str, optional
+        The LAMMPS ``units`` style of a LAMMPS dump or LAMMPS H5MD input (``real``,
+        ``metal``, ``si``, ``cgs``), which the files do not record.
+    type_map : str, optional
+        LAMMPS atom types to elements, ``"1:O,2:H"``, for a dump without element names.
     """
 
     factor: int
@@ -87,6 +92,8 @@ class UpsampleSettings:
     adapt: str | None = None
     adapt_minutes: float | None = 10.0
     adapt_prior: str | None = None
+    lammps_units: str | None = None
+    type_map: str | None = None
 
     @classmethod
     def from_options(cls, factor, method="auto", **options) -> "UpsampleSettings":
@@ -146,9 +153,22 @@ class UpsampleSettings:
         if self.method == "adapted" and self.adapt is None:
             raise SettingsError("the adapted method needs a checkpoint learned from the input: give adapt "
                                 "(mdsr-upsample --adapt)")
+        if self.lammps_units is not None:
+            from .units import LAMMPS_UNIT_STYLES
+
+            if self.lammps_units not in LAMMPS_UNIT_STYLES:
+                raise SettingsError(f"lammps_units must be one of {', '.join(LAMMPS_UNIT_STYLES)} (the run's "
+                                    f"`units` style; lj is reduced, without physical units), got {self.lammps_units!r}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise SettingsError(f"device must be cpu or cuda[:N], got {self.device!r}")
         return settings
+
+    def reader_options(self) -> dict:
+        """The options of :func:`mdsr_plugin.io.open_reader` these settings give (format, dt,
+        LAMMPS units and type map), without those left unset."""
+        options = {"format": self.input_format, "dt": self.dt, "lammps_units": self.lammps_units,
+                   "type_map": self.type_map}
+        return {k: v for k, v in options.items() if v is not None}
 
     def with_method(self, method: str, **changes) -> "UpsampleSettings":
         """A copy for another method (a batch's fallback, each method of an evaluation)."""

@@ -420,3 +420,18 @@ def test_lammps_copy_with_fixed_increment_time(tmp_path, moly_xyz):
     traj = read_trajectory(path, topology=moly_xyz, units="real")
     np.testing.assert_allclose(traj.times, 0.5 * np.arange(1, 12))
     np.testing.assert_array_equal(traj.steps, np.arange(1, 12))
+
+
+def test_lammps_units_flag_reaches_the_h5md_reader_from_the_command_line(tmp_path, capsys):
+    """--lammps-units names the unit system LAMMPS' dump h5md does not record."""
+    from mdsr_plugin.cli import main
+
+    lammps_h5 = Path(__file__).parent / "data" / "real" / "lammps" / "h5md_moly" / "lammps_moly_h5md.h5"
+    ase.io.write(tmp_path / "mo.xyz", ase.Atoms("Mo1024", positions=np.zeros((1024, 3))))
+    code = main([str(lammps_h5), "--lammps-units", "metal", "--top", str(tmp_path / "mo.xyz"), "--factor", "2",
+                 "-o", str(tmp_path / "fine.h5md"), "--method", "hermite"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "LAMMPS metal" in err and "coarse step 500 fs" in err  # time = step × 0.5 ps
+    code = main([str(lammps_h5), "--type-map", "1:Mo", "--factor", "2", "-o", str(tmp_path / "x.h5md")])
+    assert code == 1 and "--type-map goes with a LAMMPS dump" in capsys.readouterr().err

@@ -206,6 +206,7 @@ def open_reader(path, *, format: str | None = None, velocities=None, forces=None
         if value is not None:
             _check_is_file(Path(value))
     options = {k: v for k, v in options.items() if v is not None}
+    _route_lammps_options(fmt, options)
     if fmt.name == "dcd" and velocities is not None and Path(velocities).suffix.lower() in (".dcd", ".veldcd"):
         # A NAMD velocity DCD is read frame by frame beside its coordinates (io/mdanalysis.py).
         options["velocities"] = velocities
@@ -218,6 +219,22 @@ def open_reader(path, *, format: str | None = None, velocities=None, forces=None
         return reader
     sources = [_quantity_source(Path(p), quantity) for quantity, p in found.items()]
     return WithCompanions(reader, sources)
+
+
+def _route_lammps_options(fmt: Format, options: dict) -> None:
+    """``lammps_units``/``type_map`` (``--lammps-units``, ``--type-map``) go to the readers of
+    files LAMMPS writes; the H5MD reader calls the unit system ``units``."""
+    given = [k for k in ("lammps_units", "type_map") if k in options]
+    if not given:
+        return
+    if fmt.name == "h5md":
+        if "type_map" in options:
+            raise FormatError("--type-map goes with a LAMMPS dump; for LAMMPS H5MD give the elements with --top")
+        options["units"] = options.pop("lammps_units")
+    elif fmt.name != "lammpsdump":
+        flags = " and ".join("--" + k.replace("_", "-") for k in given)
+        raise FormatError(f"{flags} go{'es' if len(given) == 1 else ''} with a LAMMPS dump or LAMMPS H5MD, "
+                          f"not a {fmt.name} file")
 
 
 def _check_is_file(path: Path) -> None:
