@@ -231,7 +231,16 @@ def _route_lammps_options(fmt: Format, options: dict) -> None:
         if "type_map" in options:
             raise FormatError("--type-map goes with a LAMMPS dump; for LAMMPS H5MD give the elements with --top")
         options["units"] = options.pop("lammps_units")
-    elif fmt.name != "lammpsdump":
+    elif fmt.name == "lammpsdump":
+        import inspect
+
+        from .mdanalysis import MDAnalysisReader
+
+        accepted = inspect.signature(MDAnalysisReader.__init__).parameters
+        if any(k not in accepted for k in given):  # the text dump reader does not convert units yet
+            raise FormatError("--lammps-units and --type-map apply to LAMMPS H5MD files for now; a text LAMMPS "
+                              "dump's velocities are read as Å/ps (metal), its forces as kJ/(mol·Å)")
+    else:
         flags = " and ".join("--" + k.replace("_", "-") for k in given)
         raise FormatError(f"{flags} go{'es' if len(given) == 1 else ''} with a LAMMPS dump or LAMMPS H5MD, "
                           f"not a {fmt.name} file")
