@@ -91,15 +91,13 @@ def test_real_analyses_run_on_the_fine_universe(coarse_files):
     "files, kwargs, factor, method, periodic",
     [
         ((data.PSF, data.DCD), {}, 2, "spline", False),
-        ((data.TPR_xvf, data.TRR_xvf), {}, 2, "hermite", True),
-        ((data.TPR_xvf, data.H5MD_xvf), {}, 2, "hermite", True),
         ((data.LAMMPSDUMP,), {"format": "LAMMPSDUMP", "topology_format": "LAMMPSDUMP"}, 3, "spline", True),
     ],
-    ids=["charmm-dcd", "gromacs-trr", "h5md", "lammps-dump"],
+    ids=["charmm-dcd", "lammps-dump"],
 )
 def test_upsample_universe_on_files_from_other_codes(files, kwargs, factor, method, periodic):
     u = universe(*files, **kwargs)
-    fine = mdsr_plugin.upsample_universe(u, factor, method=method, dt=10.0 if "LAMMPSDUMP" in str(files[0]) else None)
+    fine = mdsr_plugin.upsample_universe(u, factor, method=method, dt=10.0 if "lammpstrj" in str(files[0]) else None)
     assert len(fine.trajectory) == (len(u.trajectory) - 1) * factor + 1
     coarse_positions = u.trajectory.timeseries(order="fac")
     np.testing.assert_allclose(fine.trajectory.timeseries(order="fac")[::factor], coarse_positions, atol=2e-3)

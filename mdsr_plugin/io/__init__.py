@@ -231,7 +231,7 @@ def _route_lammps_options(fmt: Format, options: dict) -> None:
         if "type_map" in options:
             raise FormatError("--type-map goes with a LAMMPS dump; for LAMMPS H5MD give the elements with --top")
         options["units"] = options.pop("lammps_units")
-    elif fmt.name == "lammpsdump":
+    elif fmt.name in ("lammpsdump", "dcd"):  # LAMMPS writes DCDs too
         import inspect
 
         from .mdanalysis import MDAnalysisReader

@@ -8,14 +8,16 @@ to Å, fs, Å/fs and eV/Å here.  A NAMD velocity DCD stores velocities as
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from .. import units
-from ..elements import numbers_from_symbols, symbols_of
+from ..elements import symbols_of
 from ..trajectory import Trajectory
 from .base import FormatError, TrajectoryReader, TrajectoryWriter
 
@@ -25,6 +27,14 @@ __all__ = [
     "DCDWriter",
     "topology_identities",
     "universe_identities",
+    "numbers_from_element_symbols",
+    "numbers_from_masses",
+    "numbers_from_names",
+    "numbers_from_type_map",
+    "parse_type_map",
+    "refuse_virtual_sites",
+    "fill_unknown",
+    "open_topology",
     "cell_to_dimensions",
     "dimensions_to_cell",
 ]
@@ -58,38 +68,258 @@ def cell_to_dimensions(cell) -> np.ndarray:
     return np.column_stack([lengths, *angles]).reshape(*cell.shape[:-2], 6)
 
 
-def universe_identities(universe):
-    """Atomic numbers, masses (u or None) and names of a Universe's atoms."""
+#: Standard atomic masses are matched within this fraction of the mass (at least
+#: ``_MASS_FLOOR`` u): force fields round them (AMBER's 12.01, CHARMM's 65.37 for Zn),
+#: while a reduced mass of 1 (Lennard-Jones), 1.0 for H or a united atom (CH2 =
+#: 14.027, not N) stays unmatched.
+_MASS_TOLERANCE = 1e-3
+_MASS_FLOOR = 0.003
+
+#: Atom names of massless sites in files without masses (GRO, PDB): TIP4P's M/MW,
+#: TIP5P's and OPC's lone pairs and extra points.
+_VIRTUAL_SITE_NAME = re.compile(r"^(M|MW\d*|EPW?\d*|LP\d*)$", re.IGNORECASE)
+
+
+def numbers_from_element_symbols(symbols) -> np.ndarray:
+    """Atomic numbers of element symbols as topologies store them (``"C"``, ``"CL"``, ``"Na"``);
+    0 for blanks and anything that is not an element symbol.  Names (``"CA"``) are not
+    guessed here: see :func:`numbers_from_names`."""
+    from ase.data import atomic_numbers
+
+    return np.array([atomic_numbers.get(str(s).strip().capitalize(), 0) for s in symbols], dtype=np.int64)
+
+
+def numbers_from_masses(masses) -> np.ndarray:
+    """The element whose standard mass is closest to each mass (u), 0 where none is within
+    0.1 % (0.003 u at least) or two are.
+
+    Parameters
+    ----------
+    masses : ndarray, shape (n_atoms,), u
+    """
+    from ase.data import atomic_masses
+
+    masses = np.asarray(masses, dtype=np.float64)
+    standard = atomic_masses[1:119]
+    tolerance = np.maximum(_MASS_FLOOR, _MASS_TOLERANCE * standard)
+    numbers = np.zeros(len(masses), dtype=np.int64)
+    for value in np.unique(masses):  # a topology has few distinct masses
+        close = np.flatnonzero(np.abs(standard - value) <= tolerance)
+        if len(close) == 1:
+            numbers[masses == value] = close[0] + 1
+    return numbers
+
+
+def numbers_from_names(names) -> tuple[np.ndarray, np.ndarray]:
+    """Atomic numbers guessed from atom names (``"OW"``, ``"CA"`` → C, ``"SOD"`` → Na) by
+    MDAnalysis' guesser, and which names are virtual sites (``"MW"``: MDAnalysis' ``DUMMY``).
+
+    Returns
+    -------
+    numbers : ndarray, shape (n_atoms,), int
+        0 where the guess is no element (numeric LAMMPS types).
+    virtual : ndarray, shape (n_atoms,), bool
+    """
+    from MDAnalysis.guesser.default_guesser import DefaultGuesser
+
+    guesser = DefaultGuesser(None)
+    guessed = {}
+    for name in set(names):
+        text = str(name).strip()
+        guess = guesser.guess_atom_element(text) if text else ""
+        virtual = guess == "DUMMY" or bool(_VIRTUAL_SITE_NAME.match(text))
+        guessed[name] = (0 if virtual else int(numbers_from_element_symbols([guess])[0]), virtual)
+    numbers = np.array([guessed[name][0] for name in names], dtype=np.int64)
+    virtual = np.array([guessed[name][1] for name in names], dtype=bool)
+    return numbers, virtual
+
+
+def parse_type_map(value, source: str = "type_map") -> dict[str, int] | None:
+    """Atom type → atomic number, from a dict (``{1: "O", "2": "H"}``) or a string
+    (``"1:O,2:H"``; ``=`` works as well as ``:``); None stays None.
+
+    Raises
+    ------
+    FormatError
+        For a malformed string, an unknown element symbol or a type given twice.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        pairs = []
+        for item in value.replace(";", ",").split(","):
+            if not item.strip():
+                continue
+            key, sep, symbol = item.partition(":") if ":" in item else item.partition("=")
+            if not sep or not key.strip() or not symbol.strip():
+                raise FormatError(f"{source}: {value!r} is not a type map; write TYPE:ELEMENT pairs, e.g. 1:O,2:H")
+            pairs.append((key.strip(), symbol.strip()))
+    elif isinstance(value, Mapping):
+        pairs = [(str(k).strip(), str(v).strip()) for k, v in value.items()]
+    else:
+        raise FormatError(f"{source}: a type map is a dict or a string such as 1:O,2:H, not {type(value).__name__}")
+    from ase.data import atomic_numbers
+
+    mapping: dict[str, int] = {}
+    for key, symbol in pairs:
+        number = atomic_numbers.get(symbol.capitalize(), 0)
+        if number == 0:
+            raise FormatError(f"{source}: {symbol!r} (type {key}) is no element symbol")
+        if mapping.get(key, number) != number:
+            raise FormatError(f"{source}: type {key} is given two elements")
+        mapping[key] = number
+    if not mapping:
+        raise FormatError(f"{source}: the type map is empty")
+    return mapping
+
+
+def numbers_from_type_map(types, type_map: dict, source: str) -> np.ndarray:
+    """Atomic numbers of atom ``types`` (strings) through ``type_map`` (type → atomic number).
+
+    Raises
+    ------
+    FormatError
+        Naming the types the map leaves out.
+    """
+    missing = sorted({str(t) for t in types} - set(type_map), key=_natural_key)
+    if missing:
+        given = ",".join(f"{k}:{symbols_of([z])[0]}" for k, z in type_map.items())
+        raise FormatError(f"{source}: atom type{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                          f"not in the type map ({given}); give every type an element")
+    return np.array([type_map[str(t)] for t in types], dtype=np.int64)
+
+
+def _natural_key(text: str):
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def fill_unknown(numbers: np.ndarray, guesses: np.ndarray) -> np.ndarray:
+    """``numbers`` with its zeros (unknown elements) taken from ``guesses``."""
+    return np.where(numbers == 0, guesses, numbers)
+
+
+def _from_file(universe, attribute: str):
+    """The topology attribute ``attribute`` of every atom as the file gave it, or None
+    where the topology lacks it or MDAnalysis guessed it (masses from types in a GRO/PDB)."""
+    topology_attribute = getattr(universe._topology, attribute, None)
+    if topology_attribute is None or getattr(topology_attribute, "is_guessed", False):
+        return None
+    return getattr(universe.atoms, attribute)
+
+
+def refuse_virtual_sites(virtual: np.ndarray, names, source: str) -> None:
+    """One-line :class:`FormatError` for massless virtual sites (TIP4P's M, lone pairs).
+
+    ``Trajectory`` needs a mass > 0 for every atom, and a virtual site has no dynamics of
+    its own to interpolate (its position follows from its constructing atoms); turning it
+    into an oxygen or dropping it silently would both give a wrong output.
+    """
+    if not virtual.any():
+        return
+    first = int(np.argmax(virtual))
+    label = f" ({names[first]})" if names is not None else ""
+    count = int(virtual.sum())
+    raise FormatError(
+        f"{source}: atom {first}{label} is a massless virtual site (TIP4P M or a lone pair; {count} in all); "
+        "mdsr_plugin interpolates atoms with mass only: remove the virtual sites from trajectory and topology first "
+        "(e.g. gmx trjconv -n and gmx convert-tpr -n with a group without them)"
+    )
+
+
+def universe_identities(universe, *, type_map: dict | None = None, mass_scale: float = 1.0,
+                        source: str | None = None):
+    """Atomic numbers, masses and names of a Universe's atoms.
+
+    Elements, per atom, from the first that knows them: ``type_map`` (type → atomic
+    number, :func:`parse_type_map`); the topology's elements; its
+    masses (the element of the closest standard mass, :func:`numbers_from_masses`); its
+    names (MDAnalysis' guesser; types when it has no names).  Force-field types
+    (``opls_113``) are never read as elements.  Masses are the topology's own; masses
+    MDAnalysis guessed are not returned (``None``: the standard masses of the elements).
+
+    Parameters
+    ----------
+    universe : MDAnalysis.Universe
+    type_map : dict of str to int, optional
+    mass_scale : float
+        The topology's mass unit in u (LAMMPS ``si``: kg, ``cgs``: g).
+    source : str, optional
+        The file named in errors; the Universe's topology file by default.
+
+    Returns
+    -------
+    numbers : ndarray, shape (n_atoms,), int
+        0 where the element is unknown.
+    masses : ndarray, shape (n_atoms,), u, or None
+    names : list of str or None
+
+    Raises
+    ------
+    FormatError
+        For massless virtual sites (TIP4P's M), in one line (:func:`refuse_virtual_sites`).
+    """
     atoms = universe.atoms
-    # Elements when the topology has them, else guessed from names (CHARMM and
-    # GROMACS types are often force-field numbers), else from types.
+    source = source or (Path(universe.filename).name if universe.filename else "topology")
+    names = [str(n) for n in atoms.names] if hasattr(atoms, "names") else None
+    types = [str(t) for t in atoms.types] if hasattr(atoms, "types") else None
+    labels = names if names is not None else types
+    masses = _from_file(universe, "masses")
+    if labels is not None:
+        guessed, virtual_name = numbers_from_names(labels)
+    else:
+        guessed, virtual_name = np.zeros(len(atoms), dtype=np.int64), np.zeros(len(atoms), dtype=bool)
+    if masses is not None:
+        masses = np.asarray(masses, dtype=np.float64) * mass_scale
+        refuse_virtual_sites(~(masses > 0), names, source)
+    else:
+        refuse_virtual_sites(virtual_name, names, source)
+    if type_map is not None:
+        if types is None:
+            raise FormatError(f"{source}: the topology has no atom types for the type map")
+        return numbers_from_type_map(types, type_map, source), masses, names
+    elements = _from_file(universe, "elements")
     numbers = np.zeros(len(atoms), dtype=np.int64)
-    for attribute in ("elements", "names", "types"):
-        if hasattr(atoms, attribute):
-            guess = numbers_from_symbols([v if v else "X" for v in getattr(atoms, attribute)])
-            if np.count_nonzero(guess) > np.count_nonzero(numbers):
-                numbers = guess
-            if numbers.all():
-                break
-    masses = np.asarray(atoms.masses, dtype=np.float64) if hasattr(atoms, "masses") else None
-    if masses is not None and not np.all(masses > 0):
-        masses = None
-    names = list(atoms.names) if hasattr(atoms, "names") else None
+    if elements is not None:
+        numbers = numbers_from_element_symbols(elements)
+    if masses is not None:
+        numbers = fill_unknown(numbers, numbers_from_masses(masses))
+    numbers = fill_unknown(numbers, guessed)
     return numbers, masses, names
 
 
-def topology_identities(topology, n_atoms: int):
-    """Atomic numbers, masses and names read from a topology file with MDAnalysis."""
+def topology_format(topology) -> str | None:
+    """The MDAnalysis topology format of a LAMMPS data file named as LAMMPS users name them
+    (``*.lmp``, ``*.lammps``, ``data.*``), which MDAnalysis does not know by name; None otherwise."""
+    path = Path(topology)
+    if path.suffix.lower() in (".lmp", ".lammps") or path.name.lower().startswith("data."):
+        return "DATA"
+    return None
+
+
+def open_topology(topology):
+    """A Universe of a topology file alone (LAMMPS data files by their usual names too);
+    a file MDAnalysis cannot read is one :class:`FormatError` line."""
     import MDAnalysis as mda
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        universe = mda.Universe(str(topology))
+    options = {"topology_format": topology_format(topology)} if topology_format(topology) else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return mda.Universe(str(topology), **options)
+    except Exception as err:  # MDAnalysis raises ValueError, KeyError, IndexError, OSError...
+        raise FormatError(f"{Path(topology).name}: cannot be read as a topology ({' '.join(str(err).split())})") \
+            from None
+
+
+def topology_identities(topology, n_atoms: int, **options):
+    """Atomic numbers, masses and names read from a topology file with MDAnalysis
+    (``options``: those of :func:`universe_identities`)."""
+    universe = open_topology(topology)
     if len(universe.atoms) != n_atoms:
         raise FormatError(
             f"topology {Path(topology).name} has {len(universe.atoms)} atoms, the trajectory {n_atoms}"
         )
-    return universe_identities(universe)
+    return universe_identities(universe, **options)
 
 
 def _drop_half_built_reader(err: BaseException) -> None:
@@ -115,11 +345,16 @@ def _drop_half_built_reader(err: BaseException) -> None:
 class MDAnalysisReader(TrajectoryReader):
     """Stream a trajectory through an MDAnalysis ``Universe``.
 
+    Units: MDAnalysis gives Å, ps, Å/ps and kJ/(mol·Å) for the formats it converts;
+    files written by LAMMPS (a DCD, a Universe built on a dump) hold the run's own
+    units, which :mod:`.lammps` finds, and are converted from those.
+
     Parameters
     ----------
     path : path-like
     mda_format : str
-        MDAnalysis format name (``"DCD"``, ``"TRR"``, ``"NCDF"``, ``"LAMMPSDUMP"``...).
+        MDAnalysis format name (``"DCD"``, ``"TRR"``, ``"NCDF"``...).  LAMMPS dumps
+        (``"LAMMPSDUMP"``) are read by :class:`~mdsr_plugin.io.lammps.LAMMPSDumpReader`.
     topology : path-like, optional
         Needed by formats without atom information (DCD, TRR, XTC, NetCDF).
     velocities : path-like, optional
@@ -127,17 +362,34 @@ class MDAnalysisReader(TrajectoryReader):
     dt : float, optional
         Coarse step in fs, overriding the file's.
     has_time : bool
-        Whether the format records frame times (LAMMPS dumps record steps, not times).
+        Whether the format records frame times.
+    type_map : dict or str, optional
+        Element of each atom type (``{"1": "O", "2": "H"}`` or ``"1:O,2:H"``), for
+        topologies whose types are LAMMPS numbers; it overrides every other source.
+    lammps_units : str, optional
+        The units style (``"real"``, ``"metal"``, ``"si"``, ``"cgs"``) of a DCD LAMMPS
+        wrote; refused for files LAMMPS did not write.
     """
 
+    def __new__(cls, path=None, *args, mda_format=None, **options):
+        special = _lammps_reader_class(mda_format, path) if cls is MDAnalysisReader else None
+        if special is None:
+            return super().__new__(cls)
+        if issubclass(special, MDAnalysisReader):  # a LAMMPS DCD: initialised with these arguments
+            return super().__new__(special)
+        options.pop("has_time", None)  # a LAMMPS dump: io.lammps' own reader
+        options.pop("needs_topology", None)
+        return special(path, *args, **options)
+
     def __init__(self, path, *, mda_format, topology=None, velocities=None, dt=None,
-                 has_time=True, needs_topology=True):
+                 has_time=True, needs_topology=True, type_map=None, lammps_units=None):
         super().__init__(path, dt=dt)
         import MDAnalysis as mda
 
         if needs_topology and topology is None:
             raise FormatError(f"{self.path.name}: {mda_format} files need a topology; pass --top FILE")
         self.has_time = has_time
+        type_map = parse_type_map(type_map)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -145,6 +397,8 @@ class MDAnalysisReader(TrajectoryReader):
                 kwargs = {"format": mda_format}
                 if topology is None:
                     kwargs["topology_format"] = mda_format
+                elif topology_format(topology):
+                    kwargs["topology_format"] = topology_format(topology)
                 self.universe = mda.Universe(*args, str(self.path), **kwargs)
         except FormatError:
             raise
@@ -152,7 +406,7 @@ class MDAnalysisReader(TrajectoryReader):
             message = f"{self.path.name}: cannot be read as {mda_format} ({' '.join(str(err).split())})"
             _drop_half_built_reader(err)
             raise FormatError(message) from None
-        self._attach(self.universe)
+        self._attach(self.universe, type_map=type_map, lammps_units=lammps_units)
         if velocities is not None:
             from MDAnalysis.coordinates.DCD import DCDReader
 
@@ -171,28 +425,50 @@ class MDAnalysisReader(TrajectoryReader):
                 raise FormatError(f"{Path(velocities).name}: atom count differs from {self.path.name}")
 
     @classmethod
-    def from_universe(cls, universe, *, dt: float | None = None, has_time: bool = True) -> "MDAnalysisReader":
+    def from_universe(cls, universe, *, dt: float | None = None, has_time: bool = True,
+                      type_map=None, lammps_units: str | None = None) -> "MDAnalysisReader":
         """Stream the trajectory of an existing Universe (any format, in memory too).
 
         ``dt`` (fs) overrides the trajectory's time step; ``has_time=False`` requires it.
+        ``type_map`` and ``lammps_units`` are those of the reader; a Universe on a LAMMPS
+        dump or DCD is read in the run's units (:mod:`.lammps`), with MDAnalysis'
+        positions (shifted by the box origin, for a dump).
         """
+        if cls is MDAnalysisReader:
+            cls = _lammps_universe_class(universe) or cls
         reader = cls.__new__(cls)
         TrajectoryReader.__init__(reader, universe.trajectory.filename or "Universe", dt=dt)
         reader.has_time = has_time
         reader.universe = universe
-        reader._attach(universe, owns=False)
+        reader._attach(universe, owns=False, type_map=parse_type_map(type_map), lammps_units=lammps_units)
         return reader
 
-    def _attach(self, universe, owns=True):
+    def _attach(self, universe, owns=True, type_map=None, lammps_units=None):
+        self._attach_trajectory(universe, owns)
+        if lammps_units is not None:
+            kind = universe.trajectory.format
+            kind = kind[0] if isinstance(kind, (list, tuple)) else kind
+            raise FormatError(f"{self.path.name}: lammps_units is for files LAMMPS wrote (dumps, DCDs); "
+                              f"this {kind} file is not one")
+        self._numbers, self._masses, self._names = universe_identities(universe, type_map=type_map)
+
+    def _attach_trajectory(self, universe, owns):
+        """Hold ``universe``; subclasses reading other units change the factors set here."""
         self._owns_universe = owns
-        self.n_frames = len(universe.trajectory)
-        self._numbers, self._masses, self._names = universe_identities(universe)
         self._velocity_reader = None
+        self.n_frames = len(universe.trajectory)
+        #: Factors from what MDAnalysis hands over to Å, Å/fs and eV/Å.
+        self._length, self._velocity, self._force = 1.0, 1.0 / units.FS_PER_PS, 1.0 / units.KJMOL_PER_EV
+        #: ``ts -> MD step``, and fs per MD step, where times are step × timestep.
+        self._step_of = None
+        self._timestep = None
 
     def _read_frames(self, start: int, stop: int):
-        """Positions (Å), times (fs), velocities (Å/fs), forces (eV/Å) and boxes of frames start..stop."""
+        """Positions (Å), times (fs), steps, velocities (Å/fs), forces (eV/Å) and boxes
+        (lengths Å) of frames start..stop."""
         n, n_atoms = stop - start, len(self._numbers)
         positions, times = np.empty((n, n_atoms, 3)), np.empty(n)
+        steps = None if self._step_of is None else np.empty(n, dtype=np.int64)
         velocities = forces = boxes = None
         i = 0
         try:
@@ -201,23 +477,33 @@ class MDAnalysisReader(TrajectoryReader):
                 for i, ts in enumerate(self.universe.trajectory[start:stop]):
                     positions[i] = ts.positions
                     times[i] = ts.time * units.FS_PER_PS
+                    if steps is not None:
+                        steps[i] = self._step_of(ts)
                     if ts.has_velocities:
                         velocities = np.empty((n, n_atoms, 3)) if velocities is None else velocities
-                        velocities[i] = ts.velocities / units.FS_PER_PS
+                        velocities[i] = ts.velocities
                     if ts.has_forces:
                         forces = np.empty((n, n_atoms, 3)) if forces is None else forces
-                        forces[i] = ts.forces / units.KJMOL_PER_EV
+                        forces[i] = ts.forces
                     if ts.dimensions is not None and np.all(ts.dimensions[:3] > 0):
                         boxes = np.empty((n, 6)) if boxes is None else boxes
                         boxes[i] = ts.dimensions
         except (OSError, ValueError, EOFError) as err:
             raise FormatError(f"{self.path.name}: frame {start + i} is unreadable ({err})") from None
-        return positions, times, velocities, forces, boxes
+        if self._length != 1.0:
+            positions *= self._length
+            if boxes is not None:
+                boxes[:, :3] *= self._length
+        velocities = None if velocities is None else velocities * self._velocity
+        forces = None if forces is None else forces * self._force
+        if self._timestep is not None:
+            times = steps * self._timestep
+        return positions, times, steps, velocities, forces, boxes
 
     def _chunks(self, chunk_size) -> Iterator[Trajectory]:
         for start in range(0, self.n_frames, chunk_size):
             stop = min(start + chunk_size, self.n_frames)
-            positions, times, velocities, forces, boxes = self._read_frames(start, stop)
+            positions, times, steps, velocities, forces, boxes = self._read_frames(start, stop)
             if self._velocity_reader is not None:
                 velocities = np.array([ts.positions.copy() for ts in self._velocity_reader[start:stop]])
                 velocities = velocities * units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS
@@ -231,6 +517,7 @@ class MDAnalysisReader(TrajectoryReader):
                 forces=forces,
                 cell=None if boxes is None else dimensions_to_cell(boxes),
                 pbc=np.full(3, boxes is not None),
+                steps=steps,
             )
 
     def close(self):
@@ -239,6 +526,27 @@ class MDAnalysisReader(TrajectoryReader):
             universe.trajectory.close()
         if self._velocity_reader is not None:
             self._velocity_reader.close()
+
+
+# Files LAMMPS wrote are read by io/lammps.py.  Until io/__init__ registers its readers
+# itself (LAMMPSDumpReader for dumps; the DCD factory asking lammps.reader_class), these two
+# functions are the only place this module reaches up to io.lammps.
+def _lammps_reader_class(mda_format, path):
+    """io.lammps' reader for a file LAMMPS wrote (a dump; a DCD whose header says LAMMPS), else None."""
+    if mda_format not in ("LAMMPSDUMP", "DCD") or path is None:
+        return None
+    from . import lammps
+
+    return lammps.reader_class(mda_format, path)
+
+
+def _lammps_universe_class(universe):
+    """io.lammps' reader class for a Universe on a file LAMMPS wrote, else None."""
+    if type(universe.trajectory).__name__ not in ("DumpReader", "DCDReader"):
+        return None
+    from . import lammps
+
+    return lammps.universe_reader_class(universe)
 
 
 def _empty_universe(traj: Trajectory):
