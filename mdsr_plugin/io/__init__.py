@@ -466,7 +466,7 @@ for _fmt in (
 
 #: Modules that register the formats of further MD codes (each calls register_format
 #: at import, with a ``sniff`` where the extension cannot decide).
-_CODE_FORMAT_MODULES: tuple[str, ...] = ("castep", "aims", "dlpoly")
+_CODE_FORMAT_MODULES: tuple[str, ...] = ("castep", "aims", "dlpoly", "qe", "cpmd")
 
 for _module in _CODE_FORMAT_MODULES:
     __import__(f"{__name__}.{_module}")
