@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from results_file import append_rows  # noqa: E402
 
-from mdsr_plugin.methods import MethodError, get_method, method_plugins, resolve_method  # noqa: E402
+from mdsr_plugin.methods import MethodError, get_method, method_plugins  # noqa: E402
+from mdsr_plugin.resolve import resolve_method  # noqa: E402
 from mdsr_plugin.pipeline import prepare_coarse, stream_method  # noqa: E402
 from mdsr_plugin.settings import UpsampleSettings  # noqa: E402
 from mdsr_plugin.trajectory import Trajectory, TrajectoryError, concatenate  # noqa: E402

@@ -186,7 +186,7 @@ def check_fine_envelope(fine_positions, coarse_positions, factor: int, *, method
         In one line: the method, the fine and coarse frames, the atom and how far out.
     """
     name = method if isinstance(method, str) else method.name
-    margin = ENVELOPE_MARGIN if isinstance(method, str) else float(getattr(method, "envelope_margin", ENVELOPE_MARGIN))
+    margin = ENVELOPE_MARGIN if isinstance(method, str) else float(method.envelope_margin)
     coarse = np.asarray(coarse_positions, dtype=float)
     n_gaps = len(coarse) - 1
     if n_gaps < 1 or factor < 2 or margin == np.inf:

@@ -139,7 +139,7 @@ def _adapt_settings(args) -> dict:
 def check_upsample_options(args) -> str | None:
     """A usage-error message for the shared options, or None if they are valid."""
     from .io import formats
-    from .methods import available_methods
+    from .methods import available_methods, checked_settings
 
     if args.method not in ("auto", "classical") and args.method not in available_methods():
         return (f"unknown --method {args.method!r}; choose from auto, classical, "
@@ -157,7 +157,7 @@ def check_upsample_options(args) -> str | None:
     from .settings import SettingsError
 
     try:
-        args.settings = settings_from_args(args).checked()
+        args.settings = checked_settings(settings_from_args(args))
     except SettingsError as err:
         return str(err)
     return None

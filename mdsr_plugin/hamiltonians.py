@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["make_calculator", "describe_hamiltonian", "PySCFCalculator", "HAMILTONIANS"]
+__all__ = ["make_calculator", "describe_hamiltonian", "PySCFCalculator", "HAMILTONIANS", "PRIOR_HAMILTONIANS"]
 
 #: The tight-binding names understood besides ``pyscf:FUNCTIONAL/BASIS``.
 HAMILTONIANS = ("gfn2-xtb", "gfn1-xtb")
+#: Hamiltonians a prior of ``--adapt`` can be run on (cheap enough to run while the user
+#: waits; :mod:`mdsr_plugin.neural.prior`).
+PRIOR_HAMILTONIANS = ("gfn1-xtb", "gfn2-xtb")
 
 _TBLITE_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 

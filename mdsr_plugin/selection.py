@@ -98,8 +98,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .methods import LONG_GAP_FS, MethodError, method_plugins
-from .methods.base import Method
+from .methods import LONG_GAP_FS, MethodError, build_method, method_plugins
+from .methods.base import Method, Provenance
 from .trajectory import Trajectory, TrajectoryError, concatenate
 
 __all__ = ["CandidateScore", "Selection", "measure_method", "select_method", "MIN_FRAMES", "FAR_APART_ERROR"]
@@ -181,6 +181,8 @@ class Selection:
     warning : str or None
         One line when even the best estimate is above :data:`FAR_APART_ERROR`: the
         frames are too far apart to reconstruct vibrations, and what is written instead.
+    provenance : Provenance
+        What the chosen method's ``prepare`` returned: what the output records.
     """
 
     chosen: str
@@ -189,6 +191,7 @@ class Selection:
     gap_fs: float
     skipped: dict = field(default_factory=dict)
     warning: str | None = None
+    provenance: Provenance | None = None
 
     @property
     def best(self) -> CandidateScore:
@@ -260,7 +263,7 @@ class _HeldBack:
                 and self.disagreement2.sum() > 0 and self.position4[1].mean() > 0)
 
 
-class _Unchecked:
+class _Unchecked(Method):
     """``method`` as the measurement runs it at gaps of 2h and 4h: the driver's envelope check
     (:func:`mdsr_plugin.checks.check_fine_envelope`) off.  Beyond the envelope at those gaps
     a method only measures a larger error; what must stay inside is what is written, at h
@@ -271,14 +274,16 @@ class _Unchecked:
 
     def __init__(self, method: Method):
         self._method = method
+        self.name, self.requires = method.name, method.requires
+        self.context, self.block_gaps = method.context, method.block_gaps
 
-    def __getattr__(self, name):
-        return getattr(self._method, name)
+    def interpolate(self, coarse, factor):
+        return self._method.interpolate(coarse, factor)
 
 
 def _upsampled(method: Method, kept: Trajectory, factor: int) -> Trajectory:
     """``kept`` upsampled by ``factor``, unwrapped for a box (errors are plain differences)."""
-    from .pipeline import stream_method
+    from .driver import stream_method
 
     fine = concatenate(list(stream_method([kept], factor, method)))
     if fine.is_periodic:
@@ -486,9 +491,8 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
     plugins = method_plugins()  # highest priority first
 
     def measure(name, plugin, suitability) -> bool:
-        method = plugin.factory(settings.with_method(name))
-        if hasattr(method, "prepare"):
-            method.prepare(coarse, factor, suitability.found)
+        method = build_method(name, settings)
+        provenance = method.prepare(coarse, factor, suitability.found)
         fitted = plugin.learned and not coarse.has_velocities
         n = max_frames_fitted if fitted else max_frames
         try:
@@ -498,7 +502,7 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
             skipped[name] = str(err)
             log.info("self-validation: not %s: %s", name, err)
             return False
-        prepared[name] = method
+        prepared[name] = method, provenance
         scores.append(score)
         log.info("self-validation: %s %.2e Å (%.1f s)", name, score.position_estimate, score.seconds)
         return True
@@ -538,8 +542,9 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
     scores.sort(key=lambda s: (s.method != chosen, s.position_estimate))
     warning = None if _within_reach(scores) else _far_apart_warning(coarse.dt, scores, skipped)
     n = min(measured_on.n_frames, max_frames)
-    return prepared[chosen], Selection(chosen, scores, held_back=n // 2, gap_fs=2 * coarse.dt, skipped=skipped,
-                                       warning=warning)
+    method, provenance = prepared[chosen]
+    return method, Selection(chosen, scores, held_back=n // 2, gap_fs=2 * coarse.dt, skipped=skipped,
+                             warning=warning, provenance=provenance)
 
 
 def _within_reach(scores) -> bool:

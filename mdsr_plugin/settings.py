@@ -9,7 +9,7 @@ command lines, one line in :func:`mdsr_plugin.cli.add_upsample_options`).
 Example
 -------
 >>> from mdsr_plugin.settings import UpsampleSettings
->>> UpsampleSettings(factor=20, method="neural", precision="float64").checked().method
+>>> UpsampleSettings(factor=20, method="neural", precision="float64").checked(["neural"]).method
 'neural'
 """
 
@@ -18,15 +18,11 @@ from __future__ import annotations
 import operator
 from dataclasses import asdict, dataclass, fields, replace
 
-from .methods.base import MethodError
+from .errors import SettingsError
 
 __all__ = ["UpsampleSettings", "SettingsError"]
 
 PRECISIONS = ("float32", "float64")
-
-
-class SettingsError(MethodError):
-    """Options that contradict each other or name nothing that exists (a usage error)."""
 
 
 @dataclass(frozen=True)
@@ -104,25 +100,30 @@ class UpsampleSettings:
             raise SettingsError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(factor=factor, method=method, **options)
 
-    def checked(self) -> "UpsampleSettings":
+    def checked(self, methods=None) -> "UpsampleSettings":
         """These settings, validated, with ``--model`` resolved to the neural method.
+
+        Parameters
+        ----------
+        methods : collection of str, optional
+            The registered method names ``method`` must be one of (besides ``auto`` and
+            ``classical``); :func:`mdsr_plugin.methods.checked_settings` passes the
+            registry's.  Settings sit below the method registry, so they do not ask it.
 
         Raises
         ------
         SettingsError
             One line naming the offending option.
         """
-        from .methods import available_methods
-
         try:
             factor = operator.index(self.factor)  # numpy integers too, not floats or bools
         except TypeError:
             factor = None
         if factor is None or isinstance(self.factor, bool) or factor < 2:
             raise SettingsError(f"factor must be an integer >= 2, got {self.factor!r}")
-        if self.method not in ("auto", "classical", *available_methods()):
+        if methods is not None and self.method not in ("auto", "classical", *methods):
             raise SettingsError(f"unknown method {self.method!r}; choose from auto, classical, "
-                                f"{', '.join(available_methods())}")
+                                f"{', '.join(methods)}")
         settings = replace(self, factor=factor)
         if self.model is not None:
             if self.method not in ("auto", "neural"):
@@ -139,7 +140,7 @@ class UpsampleSettings:
         if self.adapt_minutes is not None and not self.adapt_minutes > 0:
             raise SettingsError(f"adapt_minutes must be > 0, got {self.adapt_minutes}")
         if self.adapt_prior is not None:
-            from .neural.prior import PRIOR_HAMILTONIANS
+            from .hamiltonians import PRIOR_HAMILTONIANS
 
             if self.adapt is None:
                 raise SettingsError("adapt_prior goes with adapt (mdsr-upsample --adapt --adapt-prior ...)")

@@ -22,7 +22,8 @@ import pytest
 from mdsr_plugin.checks import ENVELOPE_MARGIN, check_fine_envelope
 from mdsr_plugin.cli import main
 from mdsr_plugin.io import read_trajectory
-from mdsr_plugin.methods import LONG_GAP_FS, resolve_method
+from mdsr_plugin.methods import LONG_GAP_FS
+from mdsr_plugin.resolve import resolve_method
 from mdsr_plugin.periodic import is_wrapped
 from mdsr_plugin.pipeline import prepare_coarse
 from mdsr_plugin.selection import FAR_APART_ERROR, MIN_FRAMES, select_method

@@ -325,7 +325,7 @@ def test_upsample_adapt_learns_the_box_and_auto_measures_it_on_the_frames_it_hel
 def test_a_box_checkpoint_refuses_a_molecule_and_the_registry_never_offers_it(
         copper_model, copper_fine, gfn1_fine, monkeypatch):
     from mdsr_plugin.methods import MethodError
-    from mdsr_plugin.neural.plugin import match_checkpoint
+    from mdsr_plugin.neural.registry import match_checkpoint
     from mdsr_plugin.neural.registry import find_matching
 
     with pytest.raises(MethodError, match="periodic box's integrator; this input has no cell"):

@@ -26,7 +26,7 @@ from conftest import edited_example
 from mdsr_plugin import upsample
 from mdsr_plugin.cli import main
 from mdsr_plugin.io import read_trajectory, write_trajectory
-from mdsr_plugin.methods import resolve_method
+from mdsr_plugin.resolve import resolve_method
 from mdsr_plugin.pipeline import stream_method
 from mdsr_plugin.settings import UpsampleSettings
 from mdsr_plugin.trajectory import Trajectory, TrajectoryError, concatenate
@@ -152,7 +152,9 @@ def test_nan_never_passes_upsample_or_the_writer(tmp_path):
 
 
 def test_a_diverging_method_is_stopped_before_the_writer():
-    class Diverging:
+    from mdsr_plugin.methods import Method
+
+    class Diverging(Method):
         name, requires, context, block_gaps = "diverging", (), 0, 4096
 
         def interpolate(self, coarse, factor):

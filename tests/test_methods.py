@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mdsr_plugin.methods import MethodError, MethodPlugin, available_methods, choose_auto, get_method, register_method
+from mdsr_plugin.methods import MethodError, MethodPlugin, available_methods, get_method, register_method
+from mdsr_plugin.resolve import choose_auto
 from mdsr_plugin.trajectory import Trajectory
 from mdsr_plugin.pipeline import upsample
 

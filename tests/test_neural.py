@@ -341,7 +341,7 @@ def test_float32_inference_agrees_with_float64(registry, xtb_fine):
 
 @pytest.mark.slow
 def test_auto_uses_a_matching_checkpoint_and_positions_only_input(registry, xtb_fine):
-    from mdsr_plugin.methods import choose_auto
+    from mdsr_plugin.resolve import choose_auto
 
     coarse = coarse_from(xtb_fine)[:8]
     assert choose_auto(coarse, 10) == "neural"
@@ -366,7 +366,7 @@ def registry_copy(trained, folder):
 
 @pytest.mark.slow
 def test_auto_prefers_a_classical_method_its_held_out_data_show_better(tmp_path, trained, xtb_fine, monkeypatch):
-    from mdsr_plugin.methods import choose_auto
+    from mdsr_plugin.resolve import choose_auto
 
     copy = registry_copy(trained, tmp_path)
     card = json.loads((copy / "ethanol-bilstm.json").read_text())

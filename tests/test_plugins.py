@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 
 import mdsr_plugin.methods as registry
-from mdsr_plugin.methods import MethodPlugin, Suitability, available_methods, resolve_method
+from mdsr_plugin.methods import MethodPlugin, Suitability, available_methods
+from mdsr_plugin.resolve import resolve_method
 from mdsr_plugin.pipeline import upsample, upsample_file
 from mdsr_plugin.settings import SettingsError, UpsampleSettings
 
 PLUGIN_SOURCE = '''
 import numpy as np
-from mdsr_plugin.methods import FineFrames, MethodPlugin, Suitability
+from mdsr_plugin.methods import FineFrames, Method, MethodPlugin, Suitability
 
 
-class Hold:
+class Hold(Method):
     """Every fine frame repeats the previous coarse frame."""
 
     name, requires, context, block_gaps = "hold", (), 0, 7
@@ -111,7 +112,6 @@ def test_a_run_time_plugin_registers_once_and_unregisters(small_traj):
     ({"factor": 1}, "factor must be an integer >= 2"),
     ({"factor": 2.5}, "factor must be an integer >= 2"),
     ({"factor": 4, "method": "hermite", "model": "ethanol-bilstm-f20-1fs"}, "goes with the neural method"),
-    ({"factor": 4, "method": "magic"}, "unknown method 'magic'"),
     ({"factor": 4, "precision": "float16"}, "precision must be float32 or float64"),
     ({"factor": 4, "chunk_size": 1}, "chunk_size must be >= 2"),
     ({"factor": 4, "dt": 0}, "dt must be > 0"),
@@ -126,3 +126,25 @@ def test_settings_from_python_options_reject_unknown_names_and_model_implies_neu
         upsample(small_traj, 4, "hermite", colour="red")
     assert UpsampleSettings(factor=np.int64(4), model="x").checked() == UpsampleSettings(
         factor=4, method="neural", model="x")
+
+
+def test_an_unknown_method_is_refused_by_the_registry_in_one_line():
+    """Settings sit below the method registry (no import cycle): the registry checks names."""
+    from mdsr_plugin.methods import checked_settings
+
+    with pytest.raises(SettingsError, match="unknown method 'magic'; choose from auto, classical, "):
+        checked_settings(UpsampleSettings(factor=4, method="magic"))
+    assert UpsampleSettings(factor=4, method="magic").checked().method == "magic"  # names are not its job
+
+
+def test_a_plugin_whose_factory_builds_no_method_is_refused_in_one_line(small_traj):
+    from mdsr_plugin.methods import MethodError, register_method, unregister_method
+
+    register_method(MethodPlugin(name="duck", description="not a Method subclass",
+                                 factory=lambda settings: object(), suits=lambda *a: Suitability(True)))
+    try:
+        with pytest.raises(MethodError, match="method plugin 'duck' built a object, not a subclass of "
+                                              "mdsr_plugin.methods.Method"):
+            upsample(small_traj, 4, "duck")
+    finally:
+        unregister_method("duck")

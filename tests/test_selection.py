@@ -97,7 +97,7 @@ def test_selection_refuses_too_few_frames_in_one_line(small_traj):
 
 def test_classical_measures_only_the_best_classical_method(xtb_fine):
     coarse = xtb_fine[::2][::10][:21]
-    from mdsr_plugin.methods import resolve_method
+    from mdsr_plugin.resolve import resolve_method
 
     method, provenance = resolve_method("classical", coarse, 10, UpsampleSettings(factor=10, method="classical"))
     scores = provenance.self_validation["scores"]

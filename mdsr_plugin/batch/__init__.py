@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..io.atomic import is_temporary_name
+from ..methods import checked_settings
 from .archive import BatchSettings, Job, PlanError, plan_jobs
 from .manifest import LOCK_NAME, MANIFEST_NAME, Manifest
 
@@ -107,7 +108,7 @@ def process_archive(
     from .runner import run_dask, run_local
 
     try:
-        settings = replace(settings, upsample=settings.upsample.checked())
+        settings = replace(settings, upsample=checked_settings(settings.upsample))
     except SettingsError as err:
         raise PlanError(str(err)) from None
     out_dir = Path(out_dir)

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..elements import symbols_of
 from ..io import open_reader
-from ..methods import MethodError, resolve_method
+from ..methods import MethodError, checked_settings
+from ..resolve import resolve_method
 from ..molecule import infer_bonds
 from ..settings import UpsampleSettings
 from ..trajectory import Trajectory, TrajectoryError, concatenate
@@ -118,7 +119,7 @@ def evaluate(
         are not the reference's compared frames one for one.
     """
     reader_options = reader_options or {}
-    settings = (settings or UpsampleSettings(factor=factor, device=device)).checked()
+    settings = checked_settings(settings or UpsampleSettings(factor=factor, device=device))
     coarse = _coarse_frames(reference, factor * stride, reader_options, chunk_size)
     if coarse.n_frames < 2:
         raise TrajectoryError(f"{Path(reference).name}: fewer than {factor + 1} frames; nothing to reconstruct")
@@ -214,7 +215,7 @@ def _coarse_spectrum(coarse: Trajectory):
 
 def _sources(result, coarse, factor, methods, candidate, candidate_options, strict, settings, chunk_size):
     """A frame source per method (or the candidate), with its accumulators registered."""
-    from ..pipeline import stream_method
+    from ..driver import stream_method
 
     sources = {}
     if candidate is not None:

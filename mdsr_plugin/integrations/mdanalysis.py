@@ -112,8 +112,9 @@ class MDSRReader(ReaderBase):
         if factor is None:
             raise ValueError("format='MDSR' needs factor=N (fine frames per coarse step)")
         from ..io import read_trajectory
-        from ..methods import resolve_method
-        from ..pipeline import prepare_coarse, settings_of
+        from ..driver import prepare_coarse
+        from ..pipeline import settings_of
+        from ..resolve import resolve_method
 
         self._coarse = read_trajectory(filename, format=coarse_format, dt=dt, topology=top)
         settings = settings_of(factor, method, {"model": model, "device": device})
@@ -134,7 +135,7 @@ class MDSRReader(ReaderBase):
 
     def _block(self, frame):
         """The cached block of fine frames holding ``frame``, and its first frame index."""
-        from ..pipeline import block_bounds, emit_block, gaps_per_block
+        from ..driver import block_bounds, emit_block, gaps_per_block
 
         n_coarse = self._coarse.n_frames
         block_gaps = gaps_per_block(self._method, self.n_atoms, self._factor)

@@ -7,14 +7,14 @@ types defined here, so a new method plugs in without any of them changing.
 A method is registered as a :class:`MethodPlugin`: its name, a factory building
 the method from :class:`~mdsr_plugin.settings.UpsampleSettings`, and ``suits``,
 which answers whether it can upsample a given input (a :class:`Suitability`).
-The factory returns an object satisfying :class:`Method`.
+The factory returns an instance of a :class:`Method` subclass.
 
 Worked example (a method that repeats the previous coarse frame)::
 
     import numpy as np
-    from mdsr_plugin.methods import FineFrames, MethodPlugin, Suitability, register_method
+    from mdsr_plugin.methods import FineFrames, Method, MethodPlugin, Suitability, register_method
 
-    class Hold:
+    class Hold(Method):
         name, requires, context, block_gaps = "hold", (), 0, 4096
 
         def interpolate(self, coarse, factor):       # coarse: (F, N, 3) Å positions
@@ -27,7 +27,7 @@ Worked example (a method that repeats the previous coarse frame)::
         suits=lambda coarse, factor, settings: Suitability(True), priority=-1))
 
 A method that must see the input before it runs (the neural method chooses and
-loads its checkpoint) also has ``prepare(first, factor, found) -> Provenance``.
+loads its checkpoint) overrides ``prepare(first, factor, found) -> Provenance``.
 
 Packages register plugins without being imported by mdsr_plugin: an entry point in
 the group ``mdsr_plugin.methods`` naming a :class:`MethodPlugin` object::
@@ -39,19 +39,17 @@ the group ``mdsr_plugin.methods`` naming a :class:`MethodPlugin` object::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Callable, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
+
+from ..errors import MethodError
 
 if TYPE_CHECKING:
     from ..settings import UpsampleSettings
     from ..trajectory import Trajectory
 
 __all__ = ["FineFrames", "Method", "MethodError", "MethodPlugin", "Provenance", "Suitability"]
-
-
-class MethodError(ValueError):
-    """A method that does not exist or cannot run on the given input."""
 
 
 class FineFrames(NamedTuple):
@@ -129,16 +127,12 @@ class Suitability:
     found: object = None
 
 
-@runtime_checkable
-class Method(Protocol):
-    """An upsampling method, as the streaming driver uses it.
+class Method:
+    """An upsampling method, as the streaming driver uses it: subclass this.
 
-    Optionally also ``prepare(first: Trajectory, factor: int, found=None) -> Provenance``,
-    called once with the first chunk before any ``interpolate``; without it the
-    provenance is the method's name alone.  And optionally ``envelope_margin`` (Å): how
-    far outside the box of its gap's two coarse positions the driver lets a fine
-    position lie (default :data:`mdsr_plugin.checks.ENVELOPE_MARGIN`, 5 Å; beyond it
-    the run is refused, :func:`mdsr_plugin.checks.check_fine_envelope`).
+    A subclass sets the attributes and implements :meth:`interpolate`; one that must see
+    the input before it runs (the learned methods choose and load their checkpoint)
+    overrides :meth:`prepare`, whose :class:`Provenance` is what the output records.
 
     Attributes
     ----------
@@ -150,12 +144,36 @@ class Method(Protocol):
         (0 for Hermite interpolation, more for splines and recurrent models).
     block_gaps : int
         How many gaps the streaming driver hands it at once (its batch size).
+    envelope_margin : float
+        Å: how far outside the box of its gap's two coarse positions the driver lets a
+        fine position lie (beyond it the run is refused,
+        :func:`mdsr_plugin.checks.check_fine_envelope`).
     """
 
-    name: str
-    requires: tuple[str, ...]
-    context: int
-    block_gaps: int
+    name: str = ""
+    requires: tuple[str, ...] = ()
+    context: int = 0
+    block_gaps: int = 4096
+    envelope_margin: float = 5.0  # Å; mdsr_plugin.checks.ENVELOPE_MARGIN
+
+    def prepare(self, first: "Trajectory", factor: int, found=None) -> Provenance:
+        """Get ready for an input, once, with its first chunk (before any :meth:`interpolate`).
+
+        Parameters
+        ----------
+        first : Trajectory
+            The input's first chunk.
+        factor : int
+        found : object, optional
+            What the plugin's ``suits`` found for this input (``Suitability.found``: a
+            learned method's checkpoint match), so that it is not searched twice.
+
+        Returns
+        -------
+        Provenance
+            What the output records about the method; here its name alone.
+        """
+        return Provenance(method=self.name)
 
     def interpolate(self, coarse: "Trajectory", factor: int) -> FineFrames:
         """Fine frames of ``coarse`` (unwrapped, uniform step).
@@ -163,7 +181,7 @@ class Method(Protocol):
         Returns positions and velocities of shape ``((n_coarse - 1) * factor + 1,
         n_atoms, 3)`` in Å and Å/fs, plus optional per-fine-frame values.
         """
-
+        raise NotImplementedError(f"{type(self).__name__} does not implement interpolate()")
 
 
 @dataclass(frozen=True)

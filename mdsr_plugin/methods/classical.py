@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import units
 from ..trajectory import Trajectory
-from .base import FineFrames, MethodPlugin, Suitability
+from .base import FineFrames, Method, MethodPlugin, Suitability
 
 __all__ = ["Linear", "CubicSpline", "CubicHermite", "QuinticHermite", "CLASSICAL_METHODS",
            "LINEAR", "SPLINE", "HERMITE", "QUINTIC"]
@@ -36,7 +36,7 @@ def _fine_grid(factor: int) -> np.ndarray:
     return np.arange(factor) / factor
 
 
-class _Classical:
+class _Classical(Method):
     """What every classical method shares: no options."""
 
     name: str

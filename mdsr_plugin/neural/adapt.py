@@ -33,7 +33,6 @@ Example
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -43,44 +42,32 @@ import numpy as np
 
 from ..trajectory import Trajectory
 from . import card as schema
+from .coarse import (
+    FINGERPRINT, HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, LearningSettings, finished_card,
+    fingerprint_of, gap_loss, held_out_split, step_factor,
+)
 
 __all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES"]
 
 log = logging.getLogger(__name__)
 
-#: Gaps needed to train and hold out any (with the context on both sides).
-MIN_GAPS = 20
-#: Held-out gaps at the least (``validation_fraction`` of a short input holds out too few
-#: to measure on; ``mdsr-upsample --adapt`` measures every candidate on them).
-MIN_HELD_OUT_GAPS = 16
-#: The card's key (under ``training``) for the coarse frames no training loss saw as a
-#: target (as held-out data do, their gaps chose the learning-rate steps and the weights kept):
-#: ``{"file": name, "start": i, "stop": j}``, frames ``i <= k < j`` of the last file.
-HELD_OUT_FRAMES = "held_out_frames"
-#: The card's key (under ``training``) for what the run depended on (files and settings):
-#: a complete checkpoint with the same one is reused instead of learned again.
-FINGERPRINT = "fingerprint"
-
-
-class AdaptError(ValueError):
-    """Coarse data that cannot be learned from (too few frames, no velocities...)."""
-
 
 @dataclass
-class AdaptSettings:
-    """Everything that determines an adaptation run (stored in the card).
+class AdaptSettings(LearningSettings):
+    """:class:`~mdsr_plugin.neural.coarse.LearningSettings` and what only a molecule has
+    (stored in the card).
 
     Attributes
     ----------
-    fine_dt : float
-        Output step of the adapted model, fs (the coarse step must be a multiple).
     warm_start : str or None
         ``"auto"``: the registry's checkpoint of the molecule if any; a checkpoint id
         or path; None: from scratch.
-    force_epochs, gap_epochs : int
-        Epochs of each stage (each epoch is one pass over the training gaps/frames).
-    max_minutes : float or None
-        Time budget; the state is saved and a second call continues.
+    warm_learning_rate : float
+        The forces stage's rate when a checkpoint is fine-tuned.
+    arch : str
+        Architecture of a model built from scratch (:mod:`~mdsr_plugin.neural.models`).
+    hidden : int
+        Its recurrent memory's size.
     prior : str or None
         With no checkpoint to warm-start from: a cheap Hamiltonian (``"gfn1-xtb"``,
         ``"gfn2-xtb"``; needs tblite) to run the molecule on first, from the first coarse
@@ -90,30 +77,13 @@ class AdaptSettings:
         Frames of that trajectory, one coarse step apart.
     """
 
-    fine_dt: float = 1.0
     warm_start: str | None = "auto"
-    seed: int = 0
-    force_epochs: int = 150
     gap_epochs: int = 100  # glycine, 20 fs, scratch: 3.0e-3 Å after 25 (0.9 min), 2.3e-3 after 100 (4.2 min)
-    force_batch: int = 32
-    gap_batch: int = 16
-    learning_rate: float = 1e-3
     # A started model is fine-tuned, not retrained: a lower rate keeps what it knows where the
     # few coarse frames say nothing (glycine PBE 1.25 ps from a GFN1-xTB model: held-out force
     # error 20 % at 1e-3, 16 % at 3e-4)
     warm_learning_rate: float = 3e-4
-    gap_learning_rate: float = 2e-4
-    min_learning_rate: float = 1e-5
-    patience: int = 4
-    validation_fraction: float = 0.1
-    position_scale: float = 0.01  # Å: the gap loss counts errors in units of this
-    velocity_scale: float = 0.002  # Å/fs
-    disagreement_weight: float = 0.5
-    max_minutes: float | None = None
-    device: str = "cpu"
     arch: str = "lstm"
-    width: int = 128
-    depth: int = 3
     hidden: int = 64
     prior: str | None = None
     prior_frames: int = 500
@@ -242,11 +212,8 @@ class _Gaps:
         """Index arrays (train, held out) of gaps and of force frames: the last
         ``fraction`` is held out, and at least :data:`MIN_HELD_OUT_GAPS` where that is no
         more than a quarter of them."""
-        def cut(n):
-            k = n - max(1, int(round(n * fraction)), min(MIN_HELD_OUT_GAPS, n // 4))
-            return np.arange(k), np.arange(k, n)
-
-        return cut(self.n_gaps), (cut(len(self.frames_x)) if self.frames_x is not None else (None, None))
+        frames = held_out_split(len(self.frames_x), fraction) if self.frames_x is not None else (None, None)
+        return held_out_split(self.n_gaps, fraction), frames
 
 
 def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: bool = True,
@@ -284,6 +251,7 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     from .data import permute_atoms, set_normalisation
     from .models import build_model, default_config
     from .registry import write_manifest
+    from .training import Stage, epochs_by_stage, run_stages
 
     settings = settings or AdaptSettings()
     paths = [p if isinstance(p, Trajectory) else Path(p) for p in paths]
@@ -291,24 +259,25 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     output = Path(output)
     if output.suffix in (".json", ".safetensors"):
         output = output.with_suffix("")
-    if settings.prior is not None:
+    prior = getattr(settings, "prior", None)  # a box's settings have none
+    if prior is not None:
         from .prior import PRIOR_HAMILTONIANS
 
-        if settings.prior not in PRIOR_HAMILTONIANS:
-            raise AdaptError(f"a prior runs on one of {', '.join(PRIOR_HAMILTONIANS)}, not {settings.prior!r}")
+        if prior not in PRIOR_HAMILTONIANS:
+            raise AdaptError(f"a prior runs on one of {', '.join(PRIOR_HAMILTONIANS)}, not {prior!r}")
     trajectories = _load_coarse(paths, reader_options)
     if any(t.is_periodic for t in trajectories):
-        if settings.prior is not None:
+        if prior is not None:
             raise AdaptError("a prior is for molecules; a periodic box learns from its own frames alone")
         from .adapt_box import adapt_box
 
         return adapt_box(trajectories, names, paths, output, settings, progress=progress,
                          reader_options=reader_options, manifest=manifest)
+    if not isinstance(settings, AdaptSettings):
+        raise AdaptError(f"{names[0]} is a molecule (no periodic cell): give AdaptSettings, not "
+                         f"{type(settings).__name__}")
     coarse_dt = trajectories[0].dt
-    factor = int(round(coarse_dt / settings.fine_dt))
-    if factor < 2 or abs(factor * settings.fine_dt - coarse_dt) > 1e-6 * coarse_dt:
-        raise AdaptError(f"the coarse step {coarse_dt:g} fs is not a multiple (>= 2) of the output step "
-                         f"{settings.fine_dt:g} fs")
+    factor = step_factor(coarse_dt, settings.fine_dt)
 
     started = time.perf_counter()
     entry, order = _warm_start_entry(settings.warm_start, trajectories[0])
@@ -352,97 +321,35 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     model.to(device)
     (gap_train, gap_held), (frame_train, frame_held) = gaps.split(settings.validation_fraction)
     has_forces = gaps.frames_x is not None
-    stages = (["forces"] if has_forces and settings.force_epochs else []) + ["gaps"]
 
     output.parent.mkdir(parents=True, exist_ok=True)  # only now: bad input has written nothing
-    state_path = output.with_name(output.name + ".train.pt")
-    log_path = output.with_name(output.name + ".log.jsonl")
     # What the result depends on: not the time budget or the device.
     determining = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "device")}
-    read_with = {k: (_identity(v) if k in ("velocities", "topology") else v)
-                 for k, v in sorted((reader_options or {}).items()) if v is not None}
-    fingerprint = json.dumps({"files": [_identity(p) for p in paths], "read_with": read_with,
-                              "settings": determining,
-                              # its weights too: a starting model that learned more since (an
-                              # unfinished prior, continued) is a reason to learn again from it
-                              "warm_start": None if entry is None else [entry.id,
-                                                                        entry.card[schema.WEIGHTS_SHA256]]},
-                             sort_keys=True)
-    state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
-             "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state}
-    finished = _finished_card(output, fingerprint)
+    fingerprint = fingerprint_of(paths, reader_options, determining,
+                                 # its weights too: a starting model that learned more since (an
+                                 # unfinished prior, continued) is a reason to learn again from it
+                                 warm_start=None if entry is None else [entry.id, entry.card[schema.WEIGHTS_SHA256]])
+    finished = finished_card(output, fingerprint)
     if finished is not None:
         log.info("%s: already learned from these data with these settings", finished.name)
         return finished
-    optimizer, scheduler = _optimizer(model, settings, state["stage"], entry is not None)
-    if state_path.exists():
-        saved = torch.load(state_path, weights_only=True, map_location="cpu")
-        if saved["state"].get("fingerprint") == fingerprint:
-            model.load_state_dict(saved["model"])
-            state.update(saved["state"])
-            optimizer, scheduler = _optimizer(model, settings, state["stage"], entry is not None)
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            log.info("resuming %s at stage %s epoch %d", output.name, state["stage"], state["epoch"])
-        else:
-            log.warning("%s: saved for other data or settings; starting afresh", state_path)
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state["rng"]
     dtype = next(model.parameters()).dtype
 
     def tensor(a):
         return torch.as_tensor(a, device=device, dtype=dtype)
 
-    started = time.perf_counter()
-    complete = True
-    epochs_this_call = 0
-    from tqdm.auto import tqdm
-
-    while True:
-        stage = state["stage"]
-        limit = settings.force_epochs if stage == "forces" else settings.gap_epochs
-        lr = optimizer.param_groups[0]["lr"]
-        if state["epoch"] >= limit or (lr <= settings.min_learning_rate * 1.0001 and state["epoch"] > 0):
-            if stage == stages[-1]:
-                break
-            if state["best_weights"] is not None:
-                model.load_state_dict(state["best_weights"])
-            state.update(stage=stages[stages.index(stage) + 1], epoch=0, best=float("inf"), best_weights=None)
-            optimizer, scheduler = _optimizer(model, settings, state["stage"], entry is not None)
-            continue
-        # At least one epoch per call, so that every call makes progress.
-        if (max_minutes is not None and epochs_this_call
-                and time.perf_counter() - started > max_minutes * 60):
-            log.info("time budget reached; state saved, run again to continue")
-            complete = False
-            break
-        model.train()
-        if stage == "forces":
-            train_loss = _force_epoch(model, gaps, frame_train, rng, settings, optimizer, tensor, progress)
-            val_loss, metrics = _force_validation(model, gaps, frame_held, tensor)
-        else:
-            train_loss = _gap_epoch(model, gaps, gap_train, rng, settings, optimizer, tensor, factor, progress)
-            val_loss, metrics = _gap_validation(model, gaps, gap_held, settings, tensor, factor)
-        scheduler.step(val_loss)
-        state["epoch"] += 1
-        epochs_this_call += 1
-        record = {"stage": stage, "epoch": state["epoch"], "train_loss": train_loss, "val_loss": val_loss,
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started, **metrics}
-        state["history"].append(record)
-        with open(log_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if progress:
-            tqdm.write(f"{output.name} {stage} epoch {state['epoch']}: train {train_loss:.4g} val {val_loss:.4g}")
-        if val_loss < state["best"]:
-            state["best"] = val_loss
-            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        state["rng"] = rng.bit_generator.state
-        _save_state(state_path, {"model": model.state_dict(), "state": state, "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict()})
-
-    if state["best_weights"] is not None:
-        model.load_state_dict(state["best_weights"])
-    model.eval()
+    stages = [Stage("gaps", settings.gap_epochs, settings.gap_learning_rate,
+                    lambda rng, optimizer: _gap_epoch(model, gaps, gap_train, rng, settings, optimizer, tensor, factor,
+                                                      progress),
+                    lambda: _gap_validation(model, gaps, gap_held, settings, tensor, factor))]
+    if has_forces and settings.force_epochs:
+        stages.insert(0, Stage(
+            "forces", settings.force_epochs, settings.warm_learning_rate if entry is not None else settings.learning_rate,
+            lambda rng, optimizer: _force_epoch(model, gaps, frame_train, rng, settings, optimizer, tensor, progress),
+            lambda: _force_validation(model, gaps, frame_held, tensor)))
+    run = run_stages(model, stages, output, settings, fingerprint=fingerprint, progress=progress,
+                     max_seconds=None if max_minutes is None else max_minutes * 60)
+    state, complete = run.state, run.complete
     complete = complete and prior_complete  # run again: the prior goes on, then this learns from it anew
     _, held_out = _gap_validation(model, gaps, gap_held, settings, tensor, factor)
     if has_forces:
@@ -467,7 +374,7 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
             schema.HISTORY_TAIL: state["history"][-3:],
             schema.COMPLETE: complete,
             FINGERPRINT: fingerprint,
-            schema.EPOCHS: {s: sum(1 for r in state["history"] if r["stage"] == s) for s in stages},
+            schema.EPOCHS: epochs_by_stage(state["history"], [stage.name for stage in stages]),
             "gaps": {"train": int(len(gap_train)), "held_out": int(len(gap_held))},
             HELD_OUT_FRAMES: _held_out_frames(gaps, len(gap_held), len(frame_held) if has_forces else 0,
                                               names[-1]),
@@ -511,36 +418,6 @@ def _learn_prior(coarse: Trajectory, output: Path, settings: AdaptSettings, prog
     return _warm_start_entry(str(card), coarse)
 
 
-def _finished_card(output: Path, fingerprint: str) -> Path | None:
-    """The card at ``output`` if it is a complete run on the same data and settings (then
-    nothing is left to learn, even with the resumable state deleted)."""
-    from .checkpoint import card_path
-
-    card_file = card_path(output)
-    try:
-        training = json.loads(card_file.read_text())[schema.TRAINING]
-    except (OSError, ValueError, KeyError):
-        return None
-    if training.get(schema.COMPLETE) and training.get(FINGERPRINT) == fingerprint \
-            and card_file.with_suffix(".safetensors").is_file():
-        return card_file
-    return None
-
-
-def _identity(source) -> str:
-    """What the resumable state is keyed on: a file's name and content, or an in-memory
-    trajectory's content."""
-    import hashlib
-
-    if not isinstance(source, Trajectory):
-        from ..neural.checkpoint import sha256_of
-
-        return f"{Path(source).name}:{sha256_of(source)[:16]}"
-    digest = hashlib.sha256(np.ascontiguousarray(source.positions).tobytes())
-    digest.update(np.ascontiguousarray(source.velocities).tobytes())
-    return f"trajectory:{source.n_frames}:{digest.hexdigest()[:16]}"
-
-
 def _held_out_frames(gaps, n_held_gaps, n_held_frames, name) -> dict | None:
     """The last file's coarse frames that no loss saw as a target (see :data:`HELD_OUT_FRAMES`).
 
@@ -555,28 +432,6 @@ def _held_out_frames(gaps, n_held_gaps, n_held_frames, name) -> dict | None:
     after_gaps = gaps.first_gap_of_last_file + gaps.gaps_in_last_file - n_held_gaps + 1
     start = max(after_gaps, n - n_held_frames if n_held_frames else 0)
     return {schema.ROW_FILE: name, "start": int(start), "stop": int(n)}
-
-
-def _save_state(path: Path, obj) -> None:
-    import torch
-
-    from ..io.atomic import AtomicFiles
-
-    with AtomicFiles(path) as (temporary,):
-        torch.save(obj, temporary)
-
-
-def _optimizer(model, settings, stage, warm):
-    import torch
-
-    if stage == "forces":
-        lr = settings.warm_learning_rate if warm else settings.learning_rate
-    else:
-        lr = settings.gap_learning_rate
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=settings.patience,
-                                                           min_lr=settings.min_learning_rate)
-    return optimizer, scheduler
 
 
 def _relabel(rng, automorphisms, *arrays):
@@ -620,26 +475,18 @@ def _force_validation(model, gaps, index, tensor):
 
 def _gap_terms(model, batch, factor, settings):
     """Forward from each gap's first frame and backward from its last: the end-point misfits
-    (in units of the scales) and the forward/backward disagreement along the gap."""
-    import torch
+    (Å, Å/fs) and the forward/backward disagreement along the gap (Å)."""
+    from .integrator import gap_end_misfits, run_both_ways
 
     bx, bv, ax, av = batch
-    hx = torch.cat([bx, ax.flip(1)])
-    hv = torch.cat([bv, -av.flip(1)])
-    xs, vs = model.rollout(hx[:, -1], hv[:, -1], factor, settings.fine_dt, history=(hx, hv))
-    n = len(bx)
-    forward_x, forward_v = xs[:n], vs[:n]
-    backward_x, backward_v = xs[n:].flip(1), -vs[n:].flip(1)
-    end_x = torch.cat([forward_x[:, -1] - ax[:, 0], backward_x[:, 0] - bx[:, -1]])
-    end_v = torch.cat([forward_v[:, -1] - av[:, 0], backward_v[:, 0] - bv[:, -1]])
-    disagreement = forward_x[:, 1:-1] - backward_x[:, 1:-1]
-    return end_x, end_v, disagreement
+    forward, backward = run_both_ways(
+        lambda hx, hv: model.rollout(hx[:, -1], hv[:, -1], factor, settings.fine_dt, history=(hx, hv)),
+        (bx, bv), (ax, av))
+    return gap_end_misfits(forward, backward, bx[:, -1], bv[:, -1], ax[:, 0], av[:, 0])
 
 
 def _gap_loss(model, batch, factor, settings):
-    end_x, end_v, disagreement = _gap_terms(model, batch, factor, settings)
-    return ((end_x / settings.position_scale) ** 2).mean() + ((end_v / settings.velocity_scale) ** 2).mean() \
-        + settings.disagreement_weight * ((disagreement / settings.position_scale) ** 2).mean()
+    return gap_loss(_gap_terms(model, batch, factor, settings), settings)
 
 
 def _gap_epoch(model, gaps, index, rng, settings, optimizer, tensor, factor, progress):

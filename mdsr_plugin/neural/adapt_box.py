@@ -23,28 +23,26 @@ Each stage stops at its number of epochs or when its learning rate has decayed t
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from . import card as schema
-from .adapt import (
-    FINGERPRINT, HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, AdaptSettings, _finished_card,
-    _identity, _optimizer, _save_state,
+from .coarse import (
+    FINGERPRINT, HELD_OUT_FRAMES, MIN_GAPS, AdaptError, LearningSettings, finished_card, fingerprint_of, gap_loss,
+    held_out_split, step_factor,
 )
 
-__all__ = ["BoxAdaptSettings", "adapt_box"]
+__all__ = ["BoxAdaptSettings", "adapt_box", "box_settings"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class BoxAdaptSettings(AdaptSettings):
-    """:class:`~mdsr_plugin.neural.adapt.AdaptSettings` and what only a box has.
+class BoxAdaptSettings(LearningSettings):
+    """:class:`~mdsr_plugin.neural.coarse.LearningSettings` and what only a box has.
 
     Attributes
     ----------
@@ -75,16 +73,19 @@ class BoxAdaptSettings(AdaptSettings):
     n_angular: int = 6
     width: int = 64
     depth: int = 2
-    position_scale: float = 0.01
-    velocity_scale: float = 0.002
 
 
-def box_settings(settings: AdaptSettings) -> BoxAdaptSettings:
-    """The box settings of a molecular ``settings`` (same output step, budget, seed, device)."""
+def box_settings(settings: LearningSettings) -> BoxAdaptSettings:
+    """The box settings of a molecular ``settings``: the box's own defaults, and every shared
+    field (output step, budget, seed, device, epochs, rates...) the user set to other than
+    the molecular default, so that nothing asked for is dropped silently."""
     if isinstance(settings, BoxAdaptSettings):
         return settings
-    return BoxAdaptSettings(fine_dt=settings.fine_dt, seed=settings.seed, max_minutes=settings.max_minutes,
-                            device=settings.device, warm_start=None)
+    molecular_defaults = type(settings)()
+    chosen = {f.name: getattr(settings, f.name) for f in fields(LearningSettings)
+              if getattr(settings, f.name) != getattr(molecular_defaults, f.name)
+              or f.name in ("fine_dt", "seed", "max_minutes", "device")}
+    return BoxAdaptSettings(**chosen)
 
 
 class _BoxData:
@@ -122,16 +123,14 @@ class _BoxData:
     def split(self, fraction):
         """(train, held-out) gap indices and force-frame indices; the last gaps are held out,
         and no training force frame lies in the held-out part."""
-        n = len(self.gap_start)
-        k = n - max(1, int(round(n * fraction)), min(MIN_HELD_OUT_GAPS, n // 4))
-        gaps = np.arange(k), np.arange(k, n)
-        first_held_frame = self.gap_start[k]
+        gaps = held_out_split(len(self.gap_start), fraction)
+        first_held_frame = self.gap_start[gaps[1][0]]
         frames = (np.arange(first_held_frame), np.arange(first_held_frame, len(self.x))) \
             if self.f is not None else (None, None)
         return gaps, frames
 
 
-def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings, *, progress: bool,
+def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettings, *, progress: bool,
               reader_options, manifest: bool) -> Path:
     """Learn a local periodic integrator (see the module docstring); arguments as for
     :func:`~mdsr_plugin.neural.adapt.adapt`, with the trajectories already read."""
@@ -141,6 +140,7 @@ def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings,
     from .checkpoint import save_checkpoint
     from .local import LocalIntegrator, default_local_config
     from .registry import write_manifest
+    from .training import Stage, epochs_by_stage, run_stages
 
     settings = box_settings(settings)
     first = trajectories[0]
@@ -150,17 +150,13 @@ def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings,
         if traj.numbers.tolist() != first.numbers.tolist():
             raise AdaptError(f"{name}: other atoms than {names[0]} (a box's files must list the same atoms)")
     coarse_dt = first.dt
-    factor = int(round(coarse_dt / settings.fine_dt))
-    if factor < 2 or abs(factor * settings.fine_dt - coarse_dt) > 1e-6 * coarse_dt:
-        raise AdaptError(f"the coarse step {coarse_dt:g} fs is not a multiple (>= 2) of the output step "
-                         f"{settings.fine_dt:g} fs")
+    factor = step_factor(coarse_dt, settings.fine_dt)
     data = _BoxData(trajectories)
     if len(data.gap_start) < MIN_GAPS:
         raise AdaptError(f"{len(data.gap_start)} gaps; learning from coarse frames needs at least {MIN_GAPS} "
                          f"({MIN_GAPS + 1} coarse frames)")
     (gap_train, gap_held), (frame_train, frame_held) = data.split(settings.validation_fraction)
     has_forces = data.f is not None
-    stages = (["forces"] if has_forces and settings.force_epochs else []) + ["gaps"]
 
     torch.manual_seed(settings.seed)
     config = default_local_config(first.numbers, cutoff=settings.cutoff, n_radial=settings.n_radial,
@@ -177,86 +173,24 @@ def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings,
     model.to(device)
 
     output.parent.mkdir(parents=True, exist_ok=True)  # only now: bad input has written nothing
-    state_path = output.with_name(output.name + ".train.pt")
-    log_path = output.with_name(output.name + ".log.jsonl")
     determining = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "device")}
-    read_with = {k: (_identity(v) if k in ("velocities", "topology") else v)
-                 for k, v in sorted((reader_options or {}).items()) if v is not None}
-    fingerprint = json.dumps({"files": [_identity(p) for p in paths], "read_with": read_with,
-                              "settings": determining, "model": "local"}, sort_keys=True)
-    finished = _finished_card(output, fingerprint)
+    fingerprint = fingerprint_of(paths, reader_options, determining, model="local")
+    finished = finished_card(output, fingerprint)
     if finished is not None:
         log.info("%s: already learned from these data with these settings", finished.name)
         return finished
-    state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None, "history": [],
-             "fingerprint": fingerprint, "rng": np.random.default_rng(settings.seed).bit_generator.state,
-             "seconds": {}}
-    optimizer, scheduler = _optimizer(model, settings, state["stage"], warm=False)
-    if state_path.exists():
-        saved = torch.load(state_path, weights_only=True, map_location="cpu")
-        if saved["state"].get("fingerprint") == fingerprint:
-            model.load_state_dict(saved["model"])
-            state.update(saved["state"])
-            optimizer, scheduler = _optimizer(model, settings, state["stage"], warm=False)
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            log.info("resuming %s at stage %s epoch %d", output.name, state["stage"], state["epoch"])
-        else:
-            log.warning("%s: saved for other data or settings; starting afresh", state_path)
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state["rng"]
-    budget = None if settings.max_minutes is None else settings.max_minutes * 60
-    started = time.perf_counter()
-    complete, epochs_this_call = True, 0
-    from tqdm.auto import tqdm
-
-    while True:
-        stage = state["stage"]
-        limit = settings.force_epochs if stage == "forces" else settings.gap_epochs
-        lr = optimizer.param_groups[0]["lr"]
-        elapsed = time.perf_counter() - started
-        stage_seconds = state["seconds"].get(stage, 0.0)
-        if state["epoch"] >= limit or (lr <= settings.min_learning_rate * 1.0001 and state["epoch"]):
-            if stage == stages[-1]:
-                break
-            if state["best_weights"] is not None:
-                model.load_state_dict(state["best_weights"])
-            state.update(stage=stages[stages.index(stage) + 1], epoch=0, best=float("inf"), best_weights=None)
-            optimizer, scheduler = _optimizer(model, settings, state["stage"], warm=False)
-            continue
-        if budget is not None and epochs_this_call and elapsed > budget:
-            log.info("time budget reached; state saved, run again to continue")
-            complete = False
-            break
-        epoch_started = time.perf_counter()
-        model.train()
-        if stage == "forces":
-            train_loss = _force_epoch(model, data, frame_train, rng, settings, optimizer, tensor, progress)
-            val_loss, metrics = _force_validation(model, data, frame_held, tensor)
-        else:
-            train_loss = _gap_epoch(model, data, gap_train, rng, settings, optimizer, tensor, factor, progress)
-            val_loss, metrics = _gap_validation(model, data, gap_held, settings, tensor, factor)
-        scheduler.step(val_loss)
-        state["epoch"] += 1
-        epochs_this_call += 1
-        state["seconds"][stage] = stage_seconds + time.perf_counter() - epoch_started
-        record = {"stage": stage, "epoch": state["epoch"], "train_loss": train_loss, "val_loss": val_loss,
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started, **metrics}
-        state["history"].append(record)
-        with open(log_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if progress:
-            tqdm.write(f"{output.name} {stage} epoch {state['epoch']}: train {train_loss:.4g} val {val_loss:.4g}")
-        if val_loss < state["best"]:
-            state["best"] = val_loss
-            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        state["rng"] = rng.bit_generator.state
-        _save_state(state_path, {"model": model.state_dict(), "state": state, "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict()})
-
-    if state["best_weights"] is not None:
-        model.load_state_dict(state["best_weights"])
-    model.eval()
+    stages = [Stage("gaps", settings.gap_epochs, settings.gap_learning_rate,
+                    lambda rng, optimizer: _gap_epoch(model, data, gap_train, rng, settings, optimizer, tensor, factor,
+                                                      progress),
+                    lambda: _gap_validation(model, data, gap_held, settings, tensor, factor))]
+    if has_forces and settings.force_epochs:
+        stages.insert(0, Stage(
+            "forces", settings.force_epochs, settings.learning_rate,
+            lambda rng, optimizer: _force_epoch(model, data, frame_train, rng, settings, optimizer, tensor, progress),
+            lambda: _force_validation(model, data, frame_held, tensor)))
+    run = run_stages(model, stages, output, settings, fingerprint=fingerprint, progress=progress,
+                     max_seconds=None if settings.max_minutes is None else settings.max_minutes * 60)
+    state, complete = run.state, run.complete
     _, held_out = _gap_validation(model, data, gap_held, settings, tensor, factor)
     if has_forces:
         held_out.update(_force_validation(model, data, frame_held, tensor)[1])
@@ -283,7 +217,7 @@ def adapt_box(trajectories, names, paths, output: Path, settings: AdaptSettings,
             schema.HISTORY_TAIL: state["history"][-3:],
             schema.COMPLETE: complete,
             FINGERPRINT: fingerprint,
-            schema.EPOCHS: {s: sum(1 for r in state["history"] if r["stage"] == s) for s in stages},
+            schema.EPOCHS: epochs_by_stage(state["history"], [stage.name for stage in stages]),
             "gaps": {"train": int(len(gap_train)), "held_out": int(len(gap_held))},
             HELD_OUT_FRAMES: held_frames,
         },
@@ -362,22 +296,15 @@ def _gap_terms(model, data, pick, factor, settings, tensor):
     (Å, Å/fs) and the forward/backward disagreement along the gap (Å)."""
     import torch
 
+    from .integrator import gap_end_misfits, run_both_ways
+
     i, j = data.gap_start[pick], data.gap_start[pick] + 1
     x0, v0, x1, v1 = tensor(data.x[i]), tensor(data.v[i]), tensor(data.x[j]), tensor(data.v[j])
     cells = torch.cat([tensor(data.cell[i]), tensor(data.cell[j])])
-    xs, vs = model.rollout(torch.cat([x0, x1]), torch.cat([v0, -v1]), cells, factor, settings.fine_dt, data.pbc)
-    n = len(pick)
-    forward_x, forward_v = xs[:n], vs[:n]
-    backward_x, backward_v = xs[n:].flip(1), -vs[n:].flip(1)
-    end_x = torch.cat([forward_x[:, -1] - x1, backward_x[:, 0] - x0])
-    end_v = torch.cat([forward_v[:, -1] - v1, backward_v[:, 0] - v0])
-    return end_x, end_v, forward_x[:, 1:-1] - backward_x[:, 1:-1]
-
-
-def _gap_loss(terms, settings):
-    end_x, end_v, disagreement = terms
-    return ((end_x / settings.position_scale) ** 2).mean() + ((end_v / settings.velocity_scale) ** 2).mean() \
-        + settings.disagreement_weight * ((disagreement / settings.position_scale) ** 2).mean()
+    forward, backward = run_both_ways(
+        lambda hx, hv: model.rollout(hx[:, -1], hv[:, -1], cells, factor, settings.fine_dt, data.pbc),
+        (x0[:, None], v0[:, None]), (x1[:, None], v1[:, None]))
+    return gap_end_misfits(forward, backward, x0, v0, x1, v1)
 
 
 def _gap_epoch(model, data, index, rng, settings, optimizer, tensor, factor, progress):
@@ -387,7 +314,7 @@ def _gap_epoch(model, data, index, rng, settings, optimizer, tensor, factor, pro
     order = rng.permutation(index)[:settings.gaps_per_epoch]
     total, count = 0.0, 0
     for lo in tqdm(range(0, len(order), settings.gap_batch), desc="gaps", leave=False, disable=not progress):
-        loss = _gap_loss(_gap_terms(model, data, order[lo:lo + settings.gap_batch], factor, settings, tensor),
+        loss = gap_loss(_gap_terms(model, data, order[lo:lo + settings.gap_batch], factor, settings, tensor),
                          settings)
         optimizer.zero_grad()
         loss.backward()
@@ -406,7 +333,7 @@ def _gap_validation(model, data, index, settings, tensor, factor):
         pick = index[lo:lo + 8]
         with torch.no_grad():
             terms = _gap_terms(model, data, pick, factor, settings, tensor)
-        sums += len(pick) * np.array([float(_gap_loss(terms, settings)), terms[0].abs().mean().item(),
+        sums += len(pick) * np.array([float(gap_loss(terms, settings)), terms[0].abs().mean().item(),
                                       terms[1].abs().mean().item(), terms[2].abs().mean().item()])
     loss, end_x, end_v, disagreement = sums / len(index)
     return float(loss), {"gap_end_position_mae": float(end_x), "gap_end_velocity_mae": float(end_v),

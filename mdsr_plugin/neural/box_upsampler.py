@@ -87,7 +87,7 @@ class BoxUpsampler(CheckpointMethod):
         Returns the :meth:`provenance`, which ``auto`` asks for again once it has chosen
         this method among the prepared candidates.
         """
-        from .plugin import match_checkpoint
+        from .registry import match_checkpoint
 
         if found is None:
             found = match_checkpoint(first, factor, self.model_spec)

@@ -239,11 +239,23 @@ def _check_safetensors(path: Path) -> None:
             raise refuse(f"tensor {name!r} does not lie inside the file")
 
 
+def _build(config: dict):
+    """The untrained integrator a card's ``config`` describes: a local periodic one for
+    ``arch`` ``"local"``, else a molecular architecture (float64 for inference)."""
+    import torch
+
+    if config.get(schema.ARCH) == schema.LOCAL_ARCH:
+        from .local import LocalIntegrator
+
+        return LocalIntegrator(config).to(torch.float64)
+    from .models import build_model
+
+    return build_model(config)
+
+
 def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64"):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from .models import build_model
 
     card = verify_checkpoint(card_file, expected_card_sha256=expected_card_sha256)
     weights = card_file.with_name(card[schema.WEIGHTS])
@@ -257,7 +269,7 @@ def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64
             stacklevel=2,
         )
     try:
-        model = build_model(card[schema.CONFIG])
+        model = _build(card[schema.CONFIG])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a config this code cannot build
         raise CheckpointError(f"{card_file.name}: its 'config' does not build a model "
                               f"({type(err).__name__}: {' '.join(str(err).split())})") from None

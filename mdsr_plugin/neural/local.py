@@ -21,9 +21,10 @@ at a cost linear in the neighbours, as in moment-tensor and ACE potentials.  The
 energy is invariant to translations, rotations, permutations of like atoms and
 lattice translations, and smooth (forces continuous) at the cutoff.
 
-Integration and bi-directional blending are those of the molecular models:
-velocity-Verlet sub-steps, a forward path from the gap's first frame and a
-backward one (velocities reversed) from its last, blended with λ(s) = 3s² − 2s³.
+Integration and bi-directional blending are the one learned integrator's
+(:mod:`mdsr_plugin.neural.integrator`), as for the molecular models:
+velocity-Verlet sub-steps, a forward path from the gap's first frame and a backward
+one (velocities reversed) from its last, blended with λ(s) = 3s² − 2s³.
 Neighbour lists are Verlet lists: built with ``cutoff + skin`` and rebuilt only
 when an atom has moved more than ``skin / 2`` since, so the list is exact along
 every path (pairs beyond ``cutoff`` contribute exactly zero).
@@ -51,7 +52,7 @@ from torch import nn
 
 from .. import units
 from .card import LOCAL_ARCH  # the ``arch`` of a local periodic integrator's configuration
-from .models import _mlp, blend_weights
+from .integrator import blend, forces_from_energy, mlp, run_both_ways, velocity_verlet
 
 __all__ = ["LOCAL_ARCH", "LocalIntegrator", "NeighbourList", "neighbour_list", "default_local_config"]
 
@@ -200,7 +201,7 @@ class LocalIntegrator(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(n_el, self.n_features, dtype=torch.float64))
         self.register_buffer("feature_std", torch.ones(n_el, self.n_features, dtype=torch.float64))
         self.register_buffer("energy_scale", torch.tensor(1.0, dtype=torch.float64))
-        self.energies = nn.ModuleList(_mlp(self.n_features, int(config["width"]), int(config["depth"]), 1)
+        self.energies = nn.ModuleList(mlp(self.n_features, int(config["width"]), int(config["depth"]), 1)
                                       for _ in self.elements)
         self._species = None  # (N,) element index of each atom of the current system
         self._accel_per_force = None  # (N, 1) (Å/fs²)/(eV/Å)
@@ -290,12 +291,7 @@ class LocalIntegrator(nn.Module):
             raise RuntimeError("call set_atoms() first")
         if nl is None:
             nl = self.neighbours(x, cell, pbc)
-        create_graph = create_graph or self.training or x.requires_grad
-        with torch.enable_grad():
-            if not x.requires_grad:
-                x = x.detach().requires_grad_(True)
-            (gradient,) = torch.autograd.grad(self.energy(x, cell, nl).sum(), x, create_graph=create_graph)
-        return -gradient
+        return forces_from_energy(lambda y: self.energy(y, cell, nl), x, self.training, create_graph)
 
     # ------------------------------------------------------------------ rollout
     def rollout(self, x0, v0, cell, n_steps: int, dt: float, pbc=(True, True, True)):
@@ -313,24 +309,16 @@ class LocalIntegrator(nn.Module):
         -------
         x, v : Tensor, shape (B, n_steps + 1, N, 3)
         """
-        h = dt / self.substeps
         accel = self._accel_per_force.to(x0.dtype)
-        x, v = x0, v0
-        nl = self.neighbours(x, cell, pbc)
-        a = self.forces(x, cell, nl) * accel
-        xs, vs = [x], [v]
-        for _ in range(n_steps):
-            for _ in range(self.substeps):
-                v_half = v + 0.5 * h * a
-                x = x + h * v_half
-                moved = (x.detach() - nl.built_at).norm(dim=-1).amax()
-                if moved > 0.5 * self.skin:
-                    nl = self.neighbours(x, cell, pbc)
-                a = self.forces(x, cell, nl) * accel
-                v = v_half + 0.5 * h * a
-            xs.append(x)
-            vs.append(v)
-        return torch.stack(xs, 1), torch.stack(vs, 1)
+        nl = self.neighbours(x0, cell, pbc)
+
+        def acceleration(x):
+            nonlocal nl
+            if x is not x0 and (x.detach() - nl.built_at).norm(dim=-1).amax() > 0.5 * self.skin:
+                nl = self.neighbours(x, cell, pbc)  # a Verlet list: rebuilt once an atom has moved skin / 2
+            return self.forces(x, cell, nl) * accel
+
+        return velocity_verlet(x0, v0, n_steps, dt, self.substeps, acceleration)
 
     def interpolate(self, start, end, factor: int, dt: float, cells, pbc=(True, True, True)):
         """Fine frames across gaps, forward from ``start`` and backward from ``end``, blended.
@@ -352,13 +340,8 @@ class LocalIntegrator(nn.Module):
             RMS distance (Å) between the forward and backward positions.
         """
         (sx, sv), (ex, ev) = start, end
-        both_x, both_v = torch.cat([sx, ex]), torch.cat([sv, -ev])
-        xs, vs = self.rollout(both_x, both_v, torch.cat(cells), factor, dt, pbc)
-        n = len(sx)
-        xf, vf = xs[:n], vs[:n]
-        xb, vb = xs[n:].flip(1), -vs[n:].flip(1)
-        lam = blend_weights(factor, dtype=xf.dtype, device=xf.device)[None, :, None, None]
-        x = (1 - lam) * xf + lam * xb
-        v = (1 - lam) * vf + lam * vb
-        disagreement = ((xf - xb) ** 2).sum(-1).mean(-1).sqrt()
-        return x, v, disagreement
+        both_cells = torch.cat(cells)
+        forward, backward = run_both_ways(
+            lambda hx, hv: self.rollout(hx[:, -1], hv[:, -1], both_cells, factor, dt, pbc),
+            (sx[:, None], sv[:, None]), (ex[:, None], ev[:, None]))
+        return blend(forward, backward, factor)

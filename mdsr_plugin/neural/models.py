@@ -39,8 +39,9 @@ import torch
 from torch import nn
 
 from .. import units
+from .integrator import Memory, blend, forces_from_energy, mlp, run_both_ways, velocity_verlet
 
-__all__ = ["ARCHITECTURES", "LearnedIntegrator", "build_model", "default_config", "blend_weights"]
+__all__ = ["ARCHITECTURES", "LearnedIntegrator", "build_model", "default_config"]
 
 ARCHITECTURES = ("lstm", "rnn", "node", "hnn")
 """Architecture names; each exists bi-directional (``bi<name>``) and uni-directional (``uni<name>``)."""
@@ -72,21 +73,6 @@ def default_config(arch: str, numbers, masses=None, *, bidirectional: bool = Tru
         "context": 2 if arch in ("lstm", "rnn") else 1,
         "substeps": 2,
     }
-
-
-def blend_weights(factor: int, dtype=torch.float64, device=None) -> torch.Tensor:
-    """λ(s) at the fine frames of one gap, shape (factor + 1,): 0 at the start, 1 at the end."""
-    s = torch.arange(factor + 1, dtype=dtype, device=device) / factor
-    return s * s * (3 - 2 * s)
-
-
-def _mlp(n_in, width, depth, n_out):
-    layers, size = [], n_in
-    for _ in range(depth):
-        layers += [nn.Linear(size, width), nn.SiLU()]  # SiLU: smooth forces and force gradients
-        size = width
-    layers.append(nn.Linear(size, n_out))
-    return nn.Sequential(*layers)
 
 
 class LearnedIntegrator(nn.Module):
@@ -131,9 +117,9 @@ class LearnedIntegrator(nn.Module):
         self.register_buffer("reference", torch.zeros(n, 3, dtype=torch.float64))
         width, depth = int(config["width"]), int(config["depth"])
         if self.arch == "node":
-            self.field = _mlp(3 * n, width, depth, 3 * n)
+            self.field = mlp(3 * n, width, depth, 3 * n)
         else:
-            self.energy = _mlp(n_pairs, width, depth, 1)
+            self.energy = mlp(n_pairs, width, depth, 1)
         if self.arch in ("lstm", "rnn"):
             hidden = int(config["hidden"])
             n_in = n_pairs + 3 * n
@@ -155,16 +141,7 @@ class LearnedIntegrator(nn.Module):
     # ------------------------------------------------------------------ forces
     def energy_forces(self, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
         """Forces −∇E, shape (B, N, 3), in the units of the training forces (eV/Å)."""
-        # Keep the force differentiable when it is part of a larger graph: in training
-        # (gradients reach the weights) and when positions depend on something being
-        # fitted (the velocity shooting of positions-only input).
-        create_graph = create_graph or self.training or x.requires_grad
-        with torch.enable_grad():
-            if not x.requires_grad:
-                x = x.detach().requires_grad_(True)
-            energy = self.energy(self.inverse_distances(x)).sum()
-            (gradient,) = torch.autograd.grad(energy, x, create_graph=create_graph)
-        return -gradient
+        return forces_from_energy(lambda y: self.energy(self.inverse_distances(y)), x, self.training, create_graph)
 
     def forces(self, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
         """Memoryless forces (eV/Å) of the architecture at positions (B, N, 3) Å."""
@@ -173,18 +150,6 @@ class LearnedIntegrator(nn.Module):
             accel = self.field(centred).reshape(x.shape) * self.acceleration_std
             return accel / self.accel_per_force
         return self.energy_forces(x, create_graph)
-
-    def _memory_input(self, x, v):
-        return torch.cat([self.inverse_distances(x), (v / self.velocity_std).reshape(len(x), -1)], dim=1)
-
-    def _step_memory(self, memory, x, v):
-        return self.cell(self._memory_input(x, v), memory)
-
-    def _correction(self, memory):
-        if memory is None:
-            return 0.0
-        hidden = memory[0] if isinstance(memory, tuple) else memory
-        return self.readout(hidden).reshape(len(hidden), self.n_atoms, 3) * self.acceleration_std
 
     # ------------------------------------------------------------------ rollout
     def rollout(self, x0, v0, n_steps: int, dt: float, history=None):
@@ -208,27 +173,9 @@ class LearnedIntegrator(nn.Module):
             return self._rollout_ode(x0, v0, n_steps, dt)
         memory = None
         if self.arch in ("lstm", "rnn"):
-            hx, hv = history if history is not None else (x0[:, None], v0[:, None])
-            for k in range(hx.shape[1]):
-                memory = self._step_memory(memory, hx[:, k], hv[:, k])
-        h = dt / self.substeps
-        x, v = x0, v0
-        base = self.forces(x) * self.accel_per_force
-        correction = self._correction(memory)
-        xs, vs = [x], [v]
-        for _ in range(n_steps):
-            for _ in range(self.substeps):
-                v_half = v + 0.5 * h * (base + correction)
-                x = x + h * v_half
-                base = self.forces(x) * self.accel_per_force
-                v = v_half + 0.5 * h * (base + correction)
-            if memory is not None:
-                # The memory advances once per fine frame; its correction is held over the frame.
-                memory = self._step_memory(memory, x, v)
-                correction = self._correction(memory)
-            xs.append(x)
-            vs.append(v)
-        return torch.stack(xs, 1), torch.stack(vs, 1)
+            memory = _Recurrent(self, *(history if history is not None else (x0[:, None], v0[:, None])))
+        return velocity_verlet(x0, v0, n_steps, dt, self.substeps, lambda x: self.forces(x) * self.accel_per_force,
+                               memory)
 
     def _rollout_ode(self, x0, v0, n_steps, dt):
         from torchdiffeq import odeint
@@ -271,32 +218,37 @@ class LearnedIntegrator(nn.Module):
         if not self.bidirectional:
             xf, vf = self.rollout(sx[:, -1], sv[:, -1], factor, dt, history=(sx, sv))
             return xf, vf, torch.zeros(xf.shape[:2], dtype=xf.dtype, device=xf.device)
-        # Backward in time: the frames after the gap, latest first, velocities reversed.
-        # Both directions go through the integrator as one batch (half the kernel calls).
-        ex, ev = end
-        hx, hv = torch.cat([sx, ex.flip(1)]), torch.cat([sv, -ev.flip(1)])
-        xs, vs = self.rollout(hx[:, -1], hv[:, -1], factor, dt, history=(hx, hv))
-        n = len(sx)
-        xf, vf = xs[:n], vs[:n]
-        xb, vb = xs[n:].flip(1), -vs[n:].flip(1)
-        lam = blend_weights(factor, dtype=xf.dtype, device=xf.device)[None, :, None, None]
-        x = (1 - lam) * xf + lam * xb
-        v = (1 - lam) * vf + lam * vb
-        disagreement = ((xf - xb) ** 2).sum(-1).mean(-1).sqrt()
-        return x, v, disagreement
+        forward, backward = run_both_ways(
+            lambda hx, hv: self.rollout(hx[:, -1], hv[:, -1], factor, dt, history=(hx, hv)), start, end)
+        return blend(forward, backward, factor)
+
+
+class _Recurrent(Memory):
+    """The LSTM/RNN correction: the cell's state is initialised from the history of coarse
+    frames before the path and advanced once per fine frame; its read-out, an acceleration,
+    is held over the frame."""
+
+    def __init__(self, model: LearnedIntegrator, history_x, history_v):
+        self.model, self.state = model, None
+        for k in range(history_x.shape[1]):
+            self.advance(history_x[:, k], history_v[:, k])
+
+    def advance(self, x, v):
+        model = self.model
+        features = torch.cat([model.inverse_distances(x), (v / model.velocity_std).reshape(len(x), -1)], dim=1)
+        self.state = model.cell(features, self.state)
+
+    def correction(self):
+        hidden = self.state[0] if isinstance(self.state, tuple) else self.state
+        return self.model.readout(hidden).reshape(len(hidden), self.model.n_atoms, 3) * self.model.acceleration_std
 
 
 def build_model(config: dict, dtype=torch.float64) -> LearnedIntegrator:
-    """A fresh model from a configuration (:func:`default_config` or a model card's).
+    """A fresh molecular model from a configuration (:func:`default_config` or a model card's).
 
     Inference runs in float64 (coarse frames are reproduced to the last digit);
     training may use float32, which is twice as fast on a CPU.  A periodic box's
-    configuration (``arch`` ``"local"``) builds a
-    :class:`~mdsr_plugin.neural.local.LocalIntegrator`.
+    configuration is built by :func:`mdsr_plugin.neural.local.LocalIntegrator`;
+    :func:`mdsr_plugin.neural.checkpoint.load_checkpoint` picks by the card.
     """
-    from .local import LOCAL_ARCH, LocalIntegrator
-
-    if config.get("arch") == LOCAL_ARCH:
-        return LocalIntegrator(config).to(dtype)
     return LearnedIntegrator(config).to(dtype)
-

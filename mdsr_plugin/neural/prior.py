@@ -23,15 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hamiltonians import PRIOR_HAMILTONIANS
 from ..trajectory import Trajectory
 
 __all__ = ["prior_trajectory", "kinetic_temperature", "PRIOR_HAMILTONIANS"]
 
 log = logging.getLogger(__name__)
-
-#: Hamiltonians a prior can be run on (cheap enough to run while the user waits).
-PRIOR_HAMILTONIANS = ("gfn1-xtb", "gfn2-xtb")
-
 
 def kinetic_temperature(traj: Trajectory) -> float:
     """The mean kinetic temperature of ``traj``'s frames, K (a molecule: 3N − 6 degrees of freedom).

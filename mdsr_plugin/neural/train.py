@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,14 +83,6 @@ class TrainingSettings:
     position_scale: float = 0.01  # Å: the rollout loss counts errors in units of this
     velocity_scale: float = 0.002  # Å/fs
     extra: dict = field(default_factory=dict)
-
-
-def _atomic_torch_save(obj, path: Path):
-    import torch
-
-    temporary = path.with_name(f".{path.name}.partial")
-    torch.save(obj, temporary)
-    temporary.replace(path)
 
 
 def check_output_stem(output) -> Path:
@@ -138,15 +129,15 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     from ..molecule import automorphisms
     from .checkpoint import read_card, save_checkpoint
     from .data import WindowSampler, load_training_data, set_normalisation
+    from .coarse import fingerprint_of
     from .models import build_model, default_config
     from .registry import write_manifest
+    from .training import Stage, epochs_by_stage, run_stages
 
     output = Path(output)
     if output.suffix in (".json", ".safetensors"):
         output = output.with_suffix("")
     check_output_stem(output)  # before the data are read or an epoch is run
-    state_path = output.with_name(output.name + ".train.pt")
-    log_path = output.with_name(output.name + ".log.jsonl")
     device = torch.device(settings.device)
 
     trajectories, bonds = load_training_data([Path(p) for p in paths], settings.fine_dt, **(reader_options or {}))
@@ -172,74 +163,25 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     model = build_model(config, dtype=dtype)
     set_normalisation(model, trajectories, reference)
     model.to(device)
-    stages = (["forces"] if has_forces and settings.force_epochs else []) + ["rollout"]
-    state = {"stage": stages[0], "epoch": 0, "best": float("inf"), "best_weights": None,
-             "history": [], "rng": np.random.default_rng(settings.seed).bit_generator.state}
-    optimizer, scheduler = _optimizer(model, settings, state["stage"])
-    if state_path.exists():
-        saved = torch.load(state_path, weights_only=True, map_location="cpu")
-        model.load_state_dict(saved["model"])
-        state.update(saved["state"])
-        optimizer, scheduler = _optimizer(model, settings, state["stage"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["torch_rng"])
-        log.info("resuming %s at stage %s epoch %d", output.name, state["stage"], state["epoch"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state["rng"]
     validation_rng_seed = settings.seed + 1  # the same validation samples every epoch
-
-    started = time.perf_counter()
-    complete = True
     validation = {"forces": samplers["validation"].frames(np.random.default_rng(validation_rng_seed), 4000)
                   if has_forces else None,
                   "rollout": samplers["validation"].windows(np.random.default_rng(validation_rng_seed), 512)}
-    from tqdm.auto import tqdm
-
-    while True:
-        stage = state["stage"]
-        limit = settings.force_epochs if stage == "forces" else settings.rollout_epochs
-        lr = optimizer.param_groups[0]["lr"]
-        finished_stage = state["epoch"] >= limit or lr <= settings.min_learning_rate * 1.0001 and state["epoch"] > 0
-        if finished_stage:
-            if stage == stages[-1]:
-                break
-            # Next stage starts from the best weights of this one.
-            if state["best_weights"] is not None:
-                model.load_state_dict(state["best_weights"])
-            state.update(stage=stages[stages.index(stage) + 1], epoch=0, best=float("inf"), best_weights=None)
-            optimizer, scheduler = _optimizer(model, settings, state["stage"])
-            continue
-        if settings.max_hours is not None and time.perf_counter() - started > settings.max_hours * 3600:
-            log.info("time budget reached; state saved, run again to continue")
-            complete = False
-            break
-        model.train()
-        if stage == "forces":
-            train_loss = _force_epoch(model, samplers["train"], rng, settings, optimizer, device, progress)
-            val_loss, metrics = _force_validation(model, validation["forces"], device)
-        else:
-            train_loss = _rollout_epoch(model, samplers["train"], rng, settings, optimizer, device, progress)
-            val_loss, metrics = _rollout_validation(model, validation["rollout"], settings, device)
-        scheduler.step(val_loss)
-        state["epoch"] += 1
-        record = {"stage": stage, "epoch": state["epoch"], "train_loss": train_loss, "val_loss": val_loss,
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started, **metrics}
-        state["history"].append(record)
-        with open(log_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        tqdm.write(f"{output.name} {stage} epoch {state['epoch']}: train {train_loss:.4g} "
-                   f"val {val_loss:.4g} {metrics}") if progress else log.info("%s", record)
-        if val_loss < state["best"]:
-            state["best"] = val_loss
-            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        state["rng"] = rng.bit_generator.state
-        _atomic_torch_save({"model": model.state_dict(), "state": state, "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}, state_path)
-
-    if state["best_weights"] is not None:
-        model.load_state_dict(state["best_weights"])
-    model.eval()
+    stages = [Stage("rollout", settings.rollout_epochs, settings.rollout_learning_rate,
+                    lambda rng, optimizer: _rollout_epoch(model, samplers["train"], rng, settings, optimizer, device,
+                                                          progress),
+                    lambda: _rollout_validation(model, validation["rollout"], settings, device))]
+    if has_forces and settings.force_epochs:
+        stages.insert(0, Stage(
+            "forces", settings.force_epochs, settings.learning_rate,
+            lambda rng, optimizer: _force_epoch(model, samplers["train"], rng, settings, optimizer, device, progress),
+            lambda: _force_validation(model, validation["forces"], device)))
+    # What the result depends on (a state saved for other data or settings is not resumed).
+    determining = {k: v for k, v in settings.__dict__.items() if k not in ("max_hours", "device", "extra")}
+    fingerprint = fingerprint_of([Path(p) for p in paths], reader_options, determining, model="train")
+    run = run_stages(model, stages, output, settings, fingerprint=fingerprint, progress=progress, show_metrics=True,
+                     max_seconds=None if settings.max_hours is None else settings.max_hours * 3600)
+    state, complete = run.state, run.complete
     _, metrics = _rollout_validation(model, validation["rollout"], settings, device)
     *_, target_x, target_v = validation["rollout"]
     metrics.update(score_hermite_windows(target_x, target_v, settings.factor * settings.fine_dt))
@@ -260,7 +202,7 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
             schema.PROVENANCE: settings.extra.get("provenance", {}),
             schema.HISTORY_TAIL: state["history"][-3:],
             schema.COMPLETE: complete,
-            schema.EPOCHS: {stage: sum(1 for r in state["history"] if r["stage"] == stage) for stage in stages},
+            schema.EPOCHS: epochs_by_stage(state["history"], [stage.name for stage in stages]),
         },
         schema.VALIDATION: metrics,
     }
@@ -282,17 +224,6 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     temporary.replace(card_file)
     write_manifest(card_file.parent)
     return card_file
-
-
-def _optimizer(model, settings, stage):
-    import torch
-
-    lr = settings.learning_rate if stage == "forces" else settings.rollout_learning_rate
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=0.5, patience=settings.patience, min_lr=settings.min_learning_rate
-    )
-    return optimizer, scheduler
 
 
 def _force_loss(model, x, f):

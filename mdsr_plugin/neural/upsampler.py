@@ -28,7 +28,7 @@ import logging
 
 import numpy as np
 
-from ..methods.base import FineFrames, MethodError, Provenance
+from ..methods.base import FineFrames, Method, MethodError, Provenance
 from ..trajectory import Trajectory
 from .shooting import estimate_velocities
 
@@ -45,7 +45,7 @@ FORCE_ERROR_ON_OWN_DATA = 0.04
 FORCE_MISMATCH = 0.07
 
 
-class CheckpointMethod:
+class CheckpointMethod(Method):
     """What every method running a learned checkpoint shares: loading it, its provenance,
     and how its forces are judged against the input's.
 
@@ -191,7 +191,7 @@ class NeuralUpsampler(CheckpointMethod):
             for here when not given.
         """
         from .geometry import automorphisms, best_order
-        from .plugin import match_checkpoint
+        from .registry import match_checkpoint
 
         if found is None:
             found = match_checkpoint(first, factor, self.model_spec)
