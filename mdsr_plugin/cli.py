@@ -16,6 +16,8 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
+log = logging.getLogger(__name__)
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -225,7 +227,7 @@ def main(argv=None) -> int:
 
     usage = functools.partial(usage_error, parser)
     try:
-        get_format(args.input, args.input_format)
+        log_format_choice(args.input, args.input_format)
         get_format(args.output, args.output_format, writing=True)
         # One rule for every file the run writes (the output, its companions, a learned
         # checkpoint) against every file it reads.
@@ -281,6 +283,19 @@ def main(argv=None) -> int:
             print("the input has no velocities: they were fitted by shooting through the model "
                   "(input with velocities is a few hundred times faster and more accurate)")
     return EXIT_OK
+
+
+def log_format_choice(path, input_format: str | None = None) -> None:
+    """Say (at INFO, shown by ``-v``) which format ``path`` is read as and why, and which
+    files beside it its reader also opens; raises FormatError when no format fits."""
+    from .io import choose_format, companion_inputs
+
+    fmt, why = choose_format(path, input_format)
+    log.info("%s: read as %s (%s)", Path(path).name, fmt.name, why)
+    beside = companion_inputs(path, input_format)
+    if beside:
+        log.info("%s: also read beside it: %s", Path(path).name,
+                 ", ".join(f"{p.name} ({what})" for what, p in beside.items()))
 
 
 def adapt_paths(settings) -> list[Path]:

@@ -101,6 +101,12 @@ NATIVE_UNITS = {
     "lammps-cgs": NativeUnits("LAMMPS cgs: cm, s, cm/s, dyne", 1e8, 1e15, 1e-7, 1e-5 / (_ase._e * 1e10)),
     # VASP: Å, fs (POTIM), eV/Å.
     "vasp": NativeUnits("Å, fs, eV/Å", 1.0, 1.0, 1.0, 1.0),
+    # Tinker: Å; velocities (.vel) Å/ps; forces (.frc) kcal/(mol·Å); times ps.
+    "tinker": NativeUnits("Å, ps, Å/ps, kcal/(mol·Å)", 1.0, FS_PER_PS, 1.0 / FS_PER_PS, _KCALMOL),
+    # xtb.trj: positions Å; velocity lines (velo=true) bohr per atomic time unit; $md step in fs.
+    "xtb": NativeUnits("Å; bohr/a.u. time", 1.0, 1.0, BOHR / AU_TIME_FS, HARTREE / BOHR),
+    # DFTB+ geo_end.xyz: Å; velocity columns Å/ps (formatout.F90 scales bohr/a.u. to Å/ps).
+    "dftbplus": NativeUnits("Å, Å/ps", 1.0, 1.0, 1.0 / FS_PER_PS, HARTREE / BOHR),
 }
 
 #: The LAMMPS ``units`` styles mdsr_plugin converts (``lj`` is reduced: no physical units).
@@ -110,6 +116,10 @@ LAMMPS_UNIT_STYLES = tuple(k.split("-", 1)[1] for k in NATIVE_UNITS if k.startsw
 IPI_LENGTH = {"atomic_unit": BOHR, "angstrom": 1.0, "bohr": BOHR, "nanometer": 10.0}
 IPI_VELOCITY = {"atomic_unit": BOHR / AU_TIME_FS, "m/s": 1e-5, "angstrom/femtosecond": 1.0}
 IPI_FORCE = {"atomic_unit": HARTREE / BOHR, "ev/ang": 1.0}
+
+#: Time units that input files name beside a value (SIESTA's fdf ``MD.LengthTimeStep 1.0 fs``,
+#: DFTB+'s HSD ``TimeStep [fs] = 1.0``; both default to other units), lower case → fs.
+TIME_UNITS_FS = {"fs": 1.0, "ps": FS_PER_PS, "ns": 1e6, "s": 1e15, "au": AU_TIME_FS, "a.u.": AU_TIME_FS}
 
 
 __all__ = [
@@ -122,6 +132,7 @@ __all__ = [
     "IPI_LENGTH",
     "IPI_VELOCITY",
     "IPI_FORCE",
+    "TIME_UNITS_FS",
     "FS_PER_PS",
     "FS_PER_AKMA",
     "ASE_TIME_PER_FS",

@@ -42,6 +42,12 @@ RECIPE_FILES = {
     "From i-PI": {f.name: f for f in (REAL / "ipi" / "driven_zundel").iterdir()},
     "From VASP": {"vasprun.xml": REAL / "vasp/ti_aimd_vasp6/vasprun.xml",
                   "XDATCAR": REAL / "vasp/xdatcar_vasp5_nblock50/XDATCAR"},
+    "From Quantum ESPRESSO": {**{f.name: f for f in (REAL / "qe" / "cp_h2o_qeheat" / "traj").iterdir()},
+                              "input_cp": REAL / "qe/cp_h2o_qeheat/input_cp",
+                              "out_cp": REAL / "qe/cp_h2o_qeheat/out_cp",
+                              "si_md.out": REAL / "qe/si_md_qe53/out.out"},
+    "From Tinker and xtb": {**{f.name: f for f in (REAL / "tinker" / "ice_npt").iterdir()},
+                            **{f.name: f for f in (REAL / "xtb" / "ethane_md").iterdir()}},
 }
 
 

@@ -244,7 +244,13 @@ def test_failed_write_leaves_nothing(tmp_path, small_traj):
 
 
 def test_unknown_extension_and_missing_folder(tmp_path, small_traj):
-    with pytest.raises(FormatError, match="cannot tell the format"):
-        get_format(tmp_path / "out.abc")
+    unknown = tmp_path / "out.abc"
+    with pytest.raises(FormatError, match="out.abc: no such file"):
+        get_format(unknown)
+    unknown.write_text("nothing any MD code writes\n")
+    with pytest.raises(FormatError, match="cannot tell the format from its content, name or extension; known formats"):
+        get_format(unknown)
+    with pytest.raises(FormatError, match="cannot tell the format from the extension; it writes"):
+        get_format(unknown, writing=True)
     with pytest.raises(FormatError, match="output folder does not exist"):
         write_trajectory(tmp_path / "missing" / "out.xyz", small_traj)

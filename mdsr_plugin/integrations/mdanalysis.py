@@ -28,21 +28,30 @@ from ..io.mdanalysis import cell_to_dimensions
 __all__ = ["upsample_universe", "universe_chunks", "MDSRReader"]
 
 
-def universe_chunks(universe, *, dt: float | None = None, chunk_size: int = 2000):
+def universe_chunks(universe, *, dt: float | None = None, chunk_size: int = 2000,
+                    lammps_units: str | None = None, type_map=None):
     """The trajectory of ``universe`` as a stream of :class:`~mdsr_plugin.Trajectory` chunks.
 
     Parameters
     ----------
     dt : float, optional
         Coarse time step in fs, overriding the trajectory's.
+    chunk_size : int
+        Frames per chunk.
+    lammps_units : str, optional
+        The units style (``"real"``, ``"metal"``, ``"si"``, ``"cgs"``) of a Universe on a
+        LAMMPS dump or DCD (``--lammps-units``); refused for files LAMMPS did not write.
+    type_map : dict or str, optional
+        Element of each atom type (``"1:O,2:H"``, ``--type-map``), for numeric LAMMPS types.
     """
     from ..io.mdanalysis import MDAnalysisReader
 
-    reader = MDAnalysisReader.from_universe(universe, dt=dt)
+    reader = MDAnalysisReader.from_universe(universe, dt=dt, lammps_units=lammps_units, type_map=type_map)
     return reader.chunks(chunk_size)
 
 
-def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float | None = None, **options):
+def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float | None = None,
+                      lammps_units: str | None = None, type_map=None, **options):
     """A new Universe holding the upsampled trajectory of ``universe`` in memory.
 
     Parameters
@@ -55,6 +64,12 @@ def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float 
         ``"auto"``, ``"neural"``, ``"hermite"``, ``"quintic"``, ``"spline"``, ``"linear"``.
     dt : float, optional
         Coarse time step in **fs**, when the trajectory's own is missing or wrong.
+    lammps_units : str, optional
+        Units style of a Universe on a LAMMPS dump or DCD (``"real"``, ``"metal"``...), as
+        ``--lammps-units``: its velocities and forces are converted from it.  Without it,
+        the ``units`` in a log.lammps beside the file is used, or velocities are refused.
+    type_map : dict or str, optional
+        Element of each LAMMPS atom type (``"1:O,2:H"``), as ``--type-map``.
     **options
         Method options (``model=``, ``device=``).
 
@@ -71,7 +86,8 @@ def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float 
 
     current = universe.trajectory.ts.frame
     try:
-        pieces = list(upsample_stream(universe_chunks(universe, dt=dt), factor, method, **options))
+        chunks = universe_chunks(universe, dt=dt, lammps_units=lammps_units, type_map=type_map)
+        pieces = list(upsample_stream(chunks, factor, method, **options))
     finally:
         universe.trajectory[current]  # leave the caller's Universe where it was
     positions = np.concatenate([p.positions for p in pieces]).astype(np.float32)
@@ -97,6 +113,8 @@ class MDSRReader(ReaderBase):
     dt : float, coarse step in fs, when the file has none
     coarse_format : str, mdsr_plugin format name if the extension does not tell
     top : str, topology file again, for coarse formats without atoms (DCD, TRR, NetCDF)
+    lammps_units : str, units style of a file LAMMPS wrote (``--lammps-units``)
+    type_map : str or dict, element of each LAMMPS atom type (``--type-map``)
     model, device : neural-method options
 
     The coarse trajectory is held in memory (it is ``factor`` times smaller than
@@ -107,7 +125,7 @@ class MDSRReader(ReaderBase):
     units = {"time": "ps", "length": "Angstrom", "velocity": "Angstrom/ps"}
 
     def __init__(self, filename, factor=None, method="auto", dt=None, coarse_format=None, top=None, model=None,
-                 device="cpu", **kwargs):
+                 device="cpu", lammps_units=None, type_map=None, **kwargs):
         super().__init__(filename, **kwargs)
         if factor is None:
             raise ValueError("format='MDSR' needs factor=N (fine frames per coarse step)")
@@ -116,7 +134,8 @@ class MDSRReader(ReaderBase):
         from ..pipeline import settings_of
         from ..resolve import resolve_method
 
-        self._coarse = read_trajectory(filename, format=coarse_format, dt=dt, topology=top)
+        self._coarse = read_trajectory(filename, format=coarse_format, dt=dt, topology=top,
+                                       lammps_units=lammps_units, type_map=type_map)
         settings = settings_of(factor, method, {"model": model, "device": device})
         self._factor = settings.factor
         self._method, self.provenance = resolve_method(method if not isinstance(method, str) else settings.method,

@@ -1,4 +1,9 @@
-"""Trajectory file formats: one registry, chosen by file extension.
+"""Trajectory file formats: one registry, chosen by content, extension or fixed name.
+
+:func:`choose_format` says which format a file is read as and why: ``--format``, else
+the one format whose ``sniff`` recognises the file's first bytes, else its extension,
+else VASP's fixed names; a file none of them tells is refused in one line listing the
+known formats.
 
 Each :class:`Format` is a small record: a name, the extensions it owns, and two
 factories, ``open_reader(path, **options)`` and ``open_writer(path, **options)``,
@@ -36,6 +41,7 @@ __all__ = [
     "register_format",
     "unregister_format",
     "get_format",
+    "choose_format",
     "formats",
     "open_reader",
     "open_writer",
@@ -77,6 +83,9 @@ class Format:
         read, so that codes sharing an extension (``.out``, ``.arc``) or writing fixed
         names (``HISTORY``, ``TRAJECTORY``) are told apart by content, as ASE's
         ``filetype`` does.
+    signature : str
+        What ``sniff`` looks for, in words ("a 'Program PWSCF' line"), for ``-v`` to say
+        why a file was read as this format.
     """
 
     name: str
@@ -89,6 +98,7 @@ class Format:
     keeps_provenance: bool = False
     companion_outputs: Callable[[Path], list[Path]] = lambda path: []
     sniff: Callable[[str, bytes], bool] | None = None
+    signature: str = ""
 
 
 #: Bytes of a file's start that sniffers see (headers of every code fit in it).
@@ -123,28 +133,42 @@ def formats() -> dict[str, Format]:
 
 
 def get_format(path, format: str | None = None, *, writing: bool = False) -> Format:
-    """The format named ``format``, or the one owning ``path``'s extension.
+    """The format named ``format``, or the one recognised by ``path``'s content, else by its
+    extension or fixed name (see :func:`choose_format`).
 
     With ``writing``, a format mdsr_plugin can only read is refused too, and the
     message lists the extensions it can write.
     """
+    return choose_format(path, format, writing=writing)[0]
+
+
+def choose_format(path, format: str | None = None, *, writing: bool = False) -> tuple[Format, str]:
+    """The format of ``path`` and why it was chosen, in words (for ``-v``).
+
+    The order: ``format`` (``--format``); for reading, the one format whose ``sniff``
+    recognises the file's first :data:`SNIFF_BYTES`; its extension; a fixed name
+    (VASP's ``XDATCAR*``, ``OUTCAR*``, ``vasprun*.xml``).  A file none of these tells is
+    refused in one line that lists the known formats.
+    """
+    path = Path(path)
     if format is not None:
         try:
             fmt = _FORMATS[format.lower()]
         except KeyError:
             raise FormatError(f"unknown format {format!r}; known: {', '.join(sorted(_FORMATS))}") from None
+        why = f"named with --format {format}"
     else:
-        fmt = None if writing else _format_of_content(Path(path))
-        if fmt is None:
-            fmt = _format_of_name(Path(path), writing)
+        found = None if writing else _format_of_content(path)
+        fmt, why = found if found is not None else _format_of_name(path, writing)
     if writing and fmt.open_writer is None:
-        raise FormatError(f"{Path(path).name}: mdsr_plugin cannot write {fmt.name} files; "
+        raise FormatError(f"{path.name}: mdsr_plugin cannot write {fmt.name} files; "
                           f"it writes {', '.join(_extensions(writing=True))}")
-    return fmt
+    return fmt, why
 
 
-def _format_of_content(path: Path) -> Format | None:
-    """The one format whose sniffer recognises ``path``'s first bytes, or None."""
+def _format_of_content(path: Path) -> tuple[Format, str] | None:
+    """The one format whose sniffer recognises ``path``'s first bytes and the signature it
+    saw, or None (no file, unreadable, no match, or several)."""
     if not path.is_file():
         return None
     try:
@@ -154,32 +178,56 @@ def _format_of_content(path: Path) -> Format | None:
         return None
     name = path.name.lower()
     matches = [fmt for fmt in _FORMATS.values() if fmt.sniff is not None and fmt.sniff(name, head)]
-    if len(matches) == 1:
-        log.info("%s: format %s, recognised by its content", path.name, matches[0].name)
-        return matches[0]
-    return None
+    if len(matches) != 1:
+        if len(matches) > 1:
+            log.info("%s: its content fits %s: going by its name", path.name, " and ".join(f.name for f in matches))
+        return None
+    fmt = matches[0]
+    return fmt, f"recognised by its content: {fmt.signature or _first_sentence(fmt.sniff.__doc__)}"
+
+
+def _first_sentence(doc: str | None) -> str:
+    text = " ".join((doc or "its first bytes").replace("``", "'").split())
+    return text.split(". ")[0].rstrip(".")
 
 
 def _extensions(writing: bool) -> list[str]:
     return sorted(ext for ext, name in _BY_EXTENSION.items() if not writing or _FORMATS[name].open_writer)
 
 
-def _format_of_name(path: Path, writing: bool) -> Format:
+def _format_of_name(path: Path, writing: bool) -> tuple[Format, str]:
     name = path.name.lower()
     suffixes = [s.lower() for s in path.suffixes]
     for ext in (("".join(suffixes[-2:]),) if len(suffixes) > 1 else ()) + (path.suffix.lower(), name):
         if ext in _BY_EXTENSION:
-            return _FORMATS[_BY_EXTENSION[ext]]
+            return _FORMATS[_BY_EXTENSION[ext]], f"by its extension {ext}"
     # VASP's files are known by their fixed names (OUTCAR.h2o.md, vasprun.run2.xml...).
-    if name.startswith("xdatcar"):
-        return _FORMATS["xdatcar"]
-    if name.startswith("outcar"):
-        return _FORMATS["outcar"]
-    if name.startswith("vasprun") and name.endswith(".xml"):
-        return _FORMATS["vasprun"]
-    known = "it writes" if writing else "known extensions:"
-    raise FormatError(f"{path.name}: cannot tell the format from the extension; {known} "
-                      f"{', '.join(_extensions(writing))} (or pass --{'output-' if writing else ''}format)")
+    for fixed, label, matches in (("xdatcar", "XDATCAR", name.startswith("xdatcar")),
+                                  ("outcar", "OUTCAR", name.startswith("outcar")),
+                                  ("vasprun", "vasprun.xml", name.startswith("vasprun") and name.endswith(".xml"))):
+        if matches:
+            return _FORMATS[fixed], f"by its fixed name (VASP {label})"
+    if writing:
+        raise FormatError(f"{path.name}: cannot tell the format from the extension; it writes "
+                          f"{', '.join(_extensions(writing))} (or pass --output-format)")
+    if path.is_dir():
+        raise FormatError(f"{path}: is a folder, not a file (mdsr-batch reads folders)")
+    if not path.exists():
+        raise FormatError(f"{path}: no such file")
+    what = "an empty file" if path.is_file() and path.stat().st_size == 0 else "its content, name or extension"
+    raise FormatError(f"{path.name}: cannot tell the format from {what}; known formats: {_known_formats()} "
+                      "(pass --format NAME if it is one of them)")
+
+
+def _known_formats() -> str:
+    """The readable formats, each with its extensions or how it is recognised, on one line."""
+    parts = []
+    for fmt in sorted(_FORMATS.values(), key=lambda f: f.name):
+        if fmt.open_reader is None:
+            continue
+        how = [*fmt.extensions] + (["by content"] if fmt.sniff is not None else [])
+        parts.append(f"{fmt.name} ({' '.join(how)})" if how else fmt.name)
+    return ", ".join(parts)
 
 
 def open_reader(path, *, format: str | None = None, velocities=None, forces=None, cell=None,
@@ -231,15 +279,8 @@ def _route_lammps_options(fmt: Format, options: dict) -> None:
         if "type_map" in options:
             raise FormatError("--type-map goes with a LAMMPS dump; for LAMMPS H5MD give the elements with --top")
         options["units"] = options.pop("lammps_units")
-    elif fmt.name in ("lammpsdump", "dcd"):  # LAMMPS writes DCDs too
-        import inspect
-
-        from .mdanalysis import MDAnalysisReader
-
-        accepted = inspect.signature(MDAnalysisReader.__init__).parameters
-        if any(k not in accepted for k in given):  # the text dump reader does not convert units yet
-            raise FormatError("--lammps-units and --type-map apply to LAMMPS H5MD files for now; a text LAMMPS "
-                              "dump's velocities are read as Å/ps (metal), its forces as kJ/(mol·Å)")
+    elif fmt.name in ("lammpsdump", "lammps-netcdf", "dcd"):  # LAMMPS writes DCDs too
+        return  # their readers convert from the run's units and map types (io/lammps.py)
     else:
         flags = " and ".join("--" + k.replace("_", "-") for k in given)
         raise FormatError(f"{flags} go{'es' if len(given) == 1 else ''} with a LAMMPS dump or LAMMPS H5MD, "
@@ -254,19 +295,24 @@ def _check_is_file(path: Path) -> None:
 
 
 def companion_inputs(path, format: str | None = None) -> dict[str, Path]:
-    """The files a reader of ``path`` also opens, by quantity, without reading it:
-    CP2K's ``-vel-1.xyz``/``-frc-1.xyz``/``-1.cell`` and i-PI's ``.vel_0.xyz``/``.for_0.xyz``
-    beside their positions file (the counterpart of :func:`output_paths`, for the batch
-    and the overwrite rule)."""
+    """The files a reader of ``path`` also opens, by what they give, without reading it:
+    CP2K's ``-vel-1.xyz``/``-frc-1.xyz``/``-1.cell``, i-PI's ``.vel_0.xyz``/``.for_0.xyz``
+    and cp.x's ``.vel``/``.for``/``.cel`` beside their positions file, and the cp.x input
+    and log that name its elements (keys ``"input"``, ``"log"``): the counterpart of
+    :func:`output_paths`, for the batch and the overwrite rule."""
     from .cp2k import cp2k_companions, is_cp2k_comment
     from .ipi import ipi_companions, ipi_quantity
     from .plain_xyz import first_comment
+    from .qe_cp import cp_companions, cp_element_sources
 
     path = Path(path)
     try:
         fmt = get_format(path, format)
     except FormatError:
         return {}
+    if fmt.name == "qe-cp":
+        logs, inputs = cp_element_sources(path)
+        return {**cp_companions(path), **_numbered("input", inputs), **_numbered("log", logs)}
     if fmt.name != "xyz":
         return {}
     if ipi_quantity(path) == "positions":
@@ -276,34 +322,54 @@ def companion_inputs(path, format: str | None = None) -> dict[str, Path]:
     return {}
 
 
+def _numbered(key: str, paths: list[Path]) -> dict[str, Path]:
+    return {key if i == 0 else f"{key}{i + 1}": p for i, p in enumerate(paths)}
+
+
 def is_companion_file(path) -> bool:
     """Whether ``path`` holds a quantity other than positions for another file's frames
-    (a CP2K velocity/force file, an i-PI velocity/force file): never an input of its own."""
+    (a CP2K velocity/force file, an i-PI velocity/force file, cp.x's ``.vel``/``.for``/
+    ``.cel``/``.evp``... beside a cp.x ``.pos``): never an input of its own."""
     from .cp2k import cp2k_role
     from .ipi import ipi_quantity
+    from .qe_cp import is_cp_companion
 
     path = Path(path)
-    return cp2k_role(path) in ("velocities", "forces") or ipi_quantity(path) in ("velocities", "forces")
+    return (cp2k_role(path) in ("velocities", "forces") or ipi_quantity(path) in ("velocities", "forces")
+            or is_cp_companion(path))
 
 
 def _companions_found(reader) -> dict[str, Path]:
-    """The companion files a code wrote beside the positions (CP2K and i-PI sets)."""
+    """The companion files a code wrote beside the positions (CP2K, i-PI and cp.x sets)."""
     from .cp2k import CP2KPositionsReader, cp2k_companions
     from .ipi import IPIPositionsReader, ipi_companions
+    from .qe_cp import CPPositionsReader, cp_companions
 
     if isinstance(reader, CP2KPositionsReader):
         return cp2k_companions(reader.path)
     if isinstance(reader, IPIPositionsReader):
         return ipi_companions(reader.path)
+    if isinstance(reader, CPPositionsReader):
+        return cp_companions(reader.path)
     return {}
 
 
 def _quantity_source(path: Path, quantity: str):
     """A reader of ``quantity`` from ``path``, recognised by its content and name."""
     from .cp2k import CP2KCellFile, CP2KQuantityFile, cp2k_role, is_cp2k_comment
+    from .cpmd import CPMDQuantityFile, is_cpmd_trajectory
     from .ipi import IPIQuantityFile, ipi_quantity
     from .plain_xyz import first_comment
+    from .qe_cp import CPQuantityFile, cp_role, is_cp_companion, is_cp_trajectory
 
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    name = path.name.lower()
+    # Beside a cp.x .pos a .vel/.for/.cel is cp.x's, even empty or broken: its reader says what is wrong.
+    if is_cp_trajectory(name, head) or (cp_role(path) not in (None, "positions") and is_cp_companion(path)):
+        return CPQuantityFile(path, quantity)
+    if is_cpmd_trajectory(name, head):
+        return CPMDQuantityFile(path, quantity)
     if quantity == "cell" and path.suffix.lower() == ".cell":
         return CP2KCellFile(path)
     comment = first_comment(path)
@@ -312,8 +378,9 @@ def _quantity_source(path: Path, quantity: str):
     if is_cp2k_comment(comment) or cp2k_role(path) is not None:
         return CP2KQuantityFile(path, quantity)
     raise FormatError(f"{path.name}: cannot tell how it stores {quantity}; mdsr_plugin reads {quantity} files of "
-                      "CP2K (…-vel-1.xyz, …-frc-1.xyz, …-1.cell), i-PI (…vel_0.xyz, …for_0.xyz, with unit tags) "
-                      "and NAMD velocity DCDs beside a DCD")
+                      "CP2K (…-vel-1.xyz, …-frc-1.xyz, …-1.cell), i-PI (…vel_0.xyz, …for_0.xyz, with unit tags), "
+                      "cp.x (PREFIX.vel, .for, .cel), CPMD (TRAJECTORY, FTRAJECTORY) and NAMD velocity DCDs "
+                      "beside a DCD")
 
 
 def open_writer(path, *, format: str | None = None, **options) -> TrajectoryWriter:
@@ -428,6 +495,16 @@ def _dcd_velocity_path(path) -> list[Path]:
     return [path.with_name(path.stem + ".vel.dcd")]
 
 
+def _dcd_reader(path, **options):
+    """A DCD through MDAnalysis; one whose header says LAMMPS wrote it is read in the run's
+    units (:class:`.lammps.LAMMPSUniverseReader`: its header time step is not in AKMA)."""
+    from .lammps import LAMMPSUniverseReader, lammps_dcd_header
+    from .mdanalysis import MDAnalysisReader
+
+    reader = LAMMPSUniverseReader if lammps_dcd_header(path) is not None else MDAnalysisReader
+    return reader(path, mda_format="DCD", **options)
+
+
 def _dcd_writer(path, **options):
     from .mdanalysis import DCDWriter
 
@@ -449,7 +526,7 @@ for _fmt in (
     Format("h5md", (".h5md", ".h5"), "H5MD (HDF5)", _h5md_reader, _h5md_writer, "velocity group",
            keeps_provenance=True),
     Format("dcd", (".dcd",), "CHARMM/NAMD DCD (needs --top); velocities in a NAMD velocity DCD",
-           _mda_reader("DCD"), _dcd_writer, "separate .vel.dcd (Å/AKMA)", needs_topology=True,
+           _dcd_reader, _dcd_writer, "separate .vel.dcd (Å/AKMA)", needs_topology=True,
            companion_outputs=_dcd_velocity_path),
     Format("trr", (".trr",), "GROMACS TRR (needs --top)", _mda_reader("TRR"),
            _mda_writer("TRR"), "yes (nm/ps)", needs_topology=True),
@@ -457,16 +534,13 @@ for _fmt in (
            needs_topology=True),
     Format("netcdf", (".nc", ".ncdf", ".netcdf"), "AMBER NetCDF (needs --top)", _mda_reader("NCDF"),
            _netcdf_writer, "yes (Å/ps)", needs_topology=True),
-    Format("lammpsdump", (".lammpstrj", ".dump", ".lammpsdump", ".lammpstrj.bz2"),
-           "LAMMPS dump (needs --dt)", _mda_reader("LAMMPSDUMP", has_time=False, needs_topology=False),
-           None, "vx vy vz columns"),
 ):
     register_format(_fmt)
 
 
 #: Modules that register the formats of further MD codes (each calls register_format
 #: at import, with a ``sniff`` where the extension cannot decide).
-_CODE_FORMAT_MODULES: tuple[str, ...] = ("castep", "aims", "dlpoly", "qe", "cpmd")
+_CODE_FORMAT_MODULES: tuple[str, ...] = ("castep", "aims", "dlpoly", "qe", "cpmd", "lammps", "lammps_netcdf", "qe_cp", "tinker", "xtb", "dftbplus", "siesta")
 
 for _module in _CODE_FORMAT_MODULES:
     __import__(f"{__name__}.{_module}")

@@ -252,7 +252,9 @@ def _register() -> None:
     # Fixed names without an extension: recognised by name and layout only.
     register_format(Format("cpmd", (), "CPMD TRAJECTORY / FTRAJECTORY (Hartree atomic units; elements from "
                            "TRAJEC.xyz/GEOMETRY.xyz or --top; TIMESTEP from the output/input beside it)",
-                           _open, None, "yes (bohr/a.u. time)", sniff=is_cpmd_trajectory))
+                           _open, None, "yes (bohr/a.u. time)", sniff=is_cpmd_trajectory,
+                           signature="the fixed name TRAJECTORY/FTRAJECTORY and lines of an integer and 6 "
+                           "or 9 numbers"))
 
 
 _register()

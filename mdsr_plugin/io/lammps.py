@@ -32,6 +32,10 @@ name elements (``OW``).  Masses: the dump's ``mass`` column, else the data file'
 else the standard masses of the elements.  An atom left with neither element nor
 mass keeps element 0 (``X``) and mass 1 — harmless to positions and velocities, and
 warned about — but forces are then refused: quintic Hermite divides them by the mass.
+
+This module registers the ``lammpsdump`` format (recognised by a first ``ITEM:`` line,
+whatever the file's name) and tells :mod:`.mdanalysis` which Universes are LAMMPS'
+(:func:`universe_reader_class`); ``dump netcdf`` files are :mod:`.lammps_netcdf`'s.
 """
 
 from __future__ import annotations
@@ -63,8 +67,8 @@ from .mdanalysis import (
 __all__ = [
     "LAMMPSDumpReader",
     "LAMMPSUniverseReader",
-    "reader_class",
     "universe_reader_class",
+    "is_lammps_dump",
     "RunUnits",
     "run_units",
     "parse_type_map",
@@ -234,7 +238,8 @@ def _checked_style(style: str, source: str, name: str) -> str:
     return style
 
 
-def run_units(path, lammps_units: str | None = None, dump_style: str | None = None) -> RunUnits:
+def run_units(path, lammps_units: str | None = None, dump_style: str | None = None,
+              dump_source: str = "ITEM: UNITS") -> RunUnits:
     """The units style and time step of the LAMMPS run that wrote ``path``.
 
     Parameters
@@ -245,7 +250,10 @@ def run_units(path, lammps_units: str | None = None, dump_style: str | None = No
         The style the user gave; it wins over the run's files (with a warning where
         they say otherwise) but not over the dump's own ``ITEM: UNITS``.
     dump_style : str, optional
-        The dump's ``ITEM: UNITS``.
+        The style the file itself records (a text dump's ``ITEM: UNITS``, the unit
+        attributes of a NetCDF dump).
+    dump_source : str
+        Where the file records it, for messages.
 
     Raises
     ------
@@ -263,7 +271,7 @@ def run_units(path, lammps_units: str | None = None, dump_style: str | None = No
     if lammps_units is not None:
         style, source = _checked_style(lammps_units, "lammps_units", name), "lammps_units"
         if dump_style is not None and dump_style.strip().lower() != style:
-            raise FormatError(f"{name}: the dump says units {dump_style.strip()} (ITEM: UNITS), "
+            raise FormatError(f"{name}: the dump says units {dump_style.strip()} ({dump_source}), "
                               f"lammps_units says {style}")
         others = {s: f for s, f in said.items() if s != style}
         if others:
@@ -271,7 +279,7 @@ def run_units(path, lammps_units: str | None = None, dump_style: str | None = No
             warnings.warn(f"{name}: lammps_units={style}, but {where[0]} says units {other}; "
                           "its timestep is not used", stacklevel=3)
     elif dump_style is not None:
-        style, source = _checked_style(dump_style, "the dump's ITEM: UNITS", name), "ITEM: UNITS"
+        style, source = _checked_style(dump_style, f"the dump's {dump_source}", name), dump_source
     elif len(said) > 1:
         claims = "; ".join(f"{', '.join(files_)} say{'s' if len(files_) == 1 else ''} units {s}"
                            for s, files_ in said.items())
@@ -762,16 +770,6 @@ class LAMMPSUniverseReader(MDAnalysisReader):
                          has_forces=bool(ts.has_forces), source=filename.name)
 
 
-def reader_class(mda_format: str, path):
-    """The reader of a file LAMMPS wrote: :class:`LAMMPSDumpReader` for a dump,
-    :class:`LAMMPSUniverseReader` for a DCD whose header says LAMMPS; None otherwise."""
-    if mda_format == "LAMMPSDUMP":
-        return LAMMPSDumpReader
-    if mda_format == "DCD" and lammps_dcd_header(path) is not None:
-        return LAMMPSUniverseReader
-    return None
-
-
 def universe_reader_class(universe):
     """:class:`LAMMPSUniverseReader` for a Universe on a dump or on a DCD LAMMPS wrote
     (MDAnalysis' CHARMM reader), None for any other."""
@@ -783,3 +781,33 @@ def universe_reader_class(universe):
             and lammps_dcd_header(trajectory.filename) is not None:
         return LAMMPSUniverseReader
     return None
+
+
+# --------------------------------------------------------------------------- registration
+#: The items a dump frame can start with (``dump_modify units yes``/``time yes`` put
+#: ``ITEM: UNITS`` and ``ITEM: TIME`` before ``ITEM: TIMESTEP``).
+_FIRST_ITEMS = (b"ITEM: TIMESTEP", b"ITEM: UNITS", b"ITEM: TIME")
+
+
+def is_lammps_dump(name: str, head: bytes) -> bool:
+    """Whether a file starting with ``head`` is a LAMMPS text dump: its first line is an
+    ``ITEM:`` header, whatever the name (pyiron writes ``dump.out``, others ``*.txt``)."""
+    return head.lstrip().startswith(_FIRST_ITEMS)
+
+
+def _open_dump(path, **options):
+    return LAMMPSDumpReader(path, **options)
+
+
+def _register() -> None:
+    from . import Format, register_format
+    from .mdanalysis import register_universe_reader
+
+    register_format(Format(
+        "lammpsdump", (".lammpstrj", ".dump", ".lammpsdump", ".lammpstrj.bz2"),
+        "LAMMPS text dump, in the run's units (--lammps-units, ITEM: UNITS, or its log.lammps)",
+        _open_dump, None, "vx vy vz columns (the run's units)", sniff=is_lammps_dump))
+    register_universe_reader("lammps", universe_reader_class)
+
+
+_register()

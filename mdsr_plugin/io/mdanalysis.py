@@ -37,6 +37,9 @@ __all__ = [
     "open_topology",
     "cell_to_dimensions",
     "dimensions_to_cell",
+    "register_universe_reader",
+    "unregister_universe_reader",
+    "universe_reader_class",
 ]
 
 
@@ -353,8 +356,8 @@ class MDAnalysisReader(TrajectoryReader):
     ----------
     path : path-like
     mda_format : str
-        MDAnalysis format name (``"DCD"``, ``"TRR"``, ``"NCDF"``...).  LAMMPS dumps
-        (``"LAMMPSDUMP"``) are read by :class:`~mdsr_plugin.io.lammps.LAMMPSDumpReader`.
+        MDAnalysis format name (``"DCD"``, ``"TRR"``, ``"NCDF"``...).  Files LAMMPS wrote
+        are read by the classes of :mod:`.lammps` (the format registry picks them).
     topology : path-like, optional
         Needed by formats without atom information (DCD, TRR, XTC, NetCDF).
     velocities : path-like, optional
@@ -370,16 +373,6 @@ class MDAnalysisReader(TrajectoryReader):
         The units style (``"real"``, ``"metal"``, ``"si"``, ``"cgs"``) of a DCD LAMMPS
         wrote; refused for files LAMMPS did not write.
     """
-
-    def __new__(cls, path=None, *args, mda_format=None, **options):
-        special = _lammps_reader_class(mda_format, path) if cls is MDAnalysisReader else None
-        if special is None:
-            return super().__new__(cls)
-        if issubclass(special, MDAnalysisReader):  # a LAMMPS DCD: initialised with these arguments
-            return super().__new__(special)
-        options.pop("has_time", None)  # a LAMMPS dump: io.lammps' own reader
-        options.pop("needs_topology", None)
-        return special(path, *args, **options)
 
     def __init__(self, path, *, mda_format, topology=None, velocities=None, dt=None,
                  has_time=True, needs_topology=True, type_map=None, lammps_units=None):
@@ -435,7 +428,7 @@ class MDAnalysisReader(TrajectoryReader):
         positions (shifted by the box origin, for a dump).
         """
         if cls is MDAnalysisReader:
-            cls = _lammps_universe_class(universe) or cls
+            cls = universe_reader_class(universe) or cls
         reader = cls.__new__(cls)
         TrajectoryReader.__init__(reader, universe.trajectory.filename or "Universe", dt=dt)
         reader.has_time = has_time
@@ -528,25 +521,33 @@ class MDAnalysisReader(TrajectoryReader):
             self._velocity_reader.close()
 
 
-# Files LAMMPS wrote are read by io/lammps.py.  Until io/__init__ registers its readers
-# itself (LAMMPSDumpReader for dumps; the DCD factory asking lammps.reader_class), these two
-# functions are the only place this module reaches up to io.lammps.
-def _lammps_reader_class(mda_format, path):
-    """io.lammps' reader for a file LAMMPS wrote (a dump; a DCD whose header says LAMMPS), else None."""
-    if mda_format not in ("LAMMPSDUMP", "DCD") or path is None:
-        return None
-    from . import lammps
-
-    return lammps.reader_class(mda_format, path)
+#: Reader classes for Universes on files a particular code wrote in its own units, which
+#: MDAnalysis opens as a generic format (LAMMPS' DCDs and dumps): name → ``(universe) -> class
+#: or None``.  Filled by the code's module (io/lammps.py registers itself when io/__init__
+#: imports it), so that this module never imports a module above it.
+_UNIVERSE_READERS: dict = {}
 
 
-def _lammps_universe_class(universe):
-    """io.lammps' reader class for a Universe on a file LAMMPS wrote, else None."""
-    if type(universe.trajectory).__name__ not in ("DumpReader", "DCDReader"):
-        return None
-    from . import lammps
+def register_universe_reader(name: str, pick) -> None:
+    """Let ``pick(universe)`` choose the reader class (a :class:`MDAnalysisReader` subclass) of
+    Universes on files that code wrote; raises ValueError if ``name`` is taken."""
+    if name in _UNIVERSE_READERS:
+        raise ValueError(f"a Universe reader {name!r} is already registered")
+    _UNIVERSE_READERS[name] = pick
 
-    return lammps.universe_reader_class(universe)
+
+def unregister_universe_reader(name: str) -> None:
+    """Remove a picker added by :func:`register_universe_reader`."""
+    del _UNIVERSE_READERS[name]
+
+
+def universe_reader_class(universe):
+    """The registered reader class for ``universe`` (a LAMMPS DCD or dump), or None."""
+    for pick in _UNIVERSE_READERS.values():
+        chosen = pick(universe)
+        if chosen is not None:
+            return chosen
+    return None
 
 
 def _empty_universe(traj: Trajectory):

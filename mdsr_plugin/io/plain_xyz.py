@@ -17,7 +17,7 @@ import numpy as np
 
 from .base import FormatError
 
-__all__ = ["XYZBlock", "xyz_blocks", "first_comment"]
+__all__ = ["XYZBlock", "xyz_blocks", "first_comment", "fixed_frames", "columns"]
 
 
 class XYZBlock:
@@ -101,3 +101,54 @@ def xyz_blocks(path, chunk_size: int) -> Iterator[XYZBlock]:
             except ValueError as err:
                 raise FormatError(f"{path.name}: a coordinate is not a number ({err})") from None
             yield XYZBlock(symbols, values, comments)
+
+
+def fixed_frames(handle, source: str, n_header: int, n_body: int) -> Iterator[tuple[list[str], list[str]]]:
+    """Yield ``(header lines, body lines)`` of consecutive frames that all have the same length.
+
+    The frame-based text files of MD codes (Tinker archives, xtb and DFTB+ XYZ, SIESTA
+    ``.ANI``) repeat ``n_header`` lines (a count, a title, a box) and ``n_body`` lines (one or
+    more per atom).  Blank lines where a frame should start are skipped; a header may itself
+    hold a blank line (SIESTA's empty comment), so only the first one is looked past.
+
+    Raises
+    ------
+    FormatError
+        A frame cut short, naming ``source`` and the frame.
+    """
+    frame = 0
+    while True:
+        first = handle.readline()
+        while first and not first.strip():
+            first = handle.readline()
+        if not first:
+            return
+        header = [first] + list(itertools.islice(handle, n_header - 1))
+        body = list(itertools.islice(handle, n_body))
+        if len(header) < n_header or len(body) < n_body:
+            raise FormatError(f"{source}: frame {frame} is cut short ({len(header) + len(body)} of "
+                              f"{n_header + n_body} lines); remove the partial frame or let the run finish")
+        yield header, body
+        frame += 1
+
+
+def columns(lines: list[str], first: int, n: int, source: str) -> np.ndarray:
+    """The ``n`` numbers from token ``first`` on of every line, shape (len(lines), n).
+
+    Raises
+    ------
+    FormatError
+        A line with too few tokens or a token that is not a number.
+    """
+    try:
+        rows = [line.split()[first:first + n] for line in lines]
+        table = np.array(rows, dtype=np.float64)
+    except ValueError:
+        bad = next((line for line in lines if len(line.split()) < first + n), None)
+        what = f"a line has fewer than {first + n} fields: {bad.strip()[:60]!r} (cut short or damaged)" \
+            if bad is not None else \
+            "a field is not a number"
+        raise FormatError(f"{source}: {what}") from None
+    if table.shape != (len(lines), n):
+        raise FormatError(f"{source}: expected {first + n} fields per atom line")
+    return table

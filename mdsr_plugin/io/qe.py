@@ -313,7 +313,8 @@ def _register() -> None:
     # No extension: ``.out`` is every code's; the "Program PWSCF" line tells a pw.x log.
     register_format(Format("pwscf", (".pwo",), "Quantum ESPRESSO pw.x MD log (calculation='md'/'vc-md'; recognised "
                            "by 'Program PWSCF'): positions, forces, cell", _open, None,
-                           "none (pw.x prints none)", sniff=is_pwscf_output))
+                           "none (pw.x prints none)", sniff=is_pwscf_output,
+                           signature="a 'Program PWSCF' line (pw.x's log)"))
 
 
 _register()

@@ -177,7 +177,9 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
             lambda rng, optimizer: _force_epoch(model, samplers["train"], rng, settings, optimizer, device, progress),
             lambda: _force_validation(model, validation["forces"], device)))
     # What the result depends on (a state saved for other data or settings is not resumed).
-    determining = {k: v for k, v in settings.__dict__.items() if k not in ("max_hours", "device", "extra")}
+    # (not how long it runs: more epochs or hours continue the same run)
+    determining = {k: v for k, v in settings.__dict__.items()
+                   if k not in ("max_hours", "device", "extra", "force_epochs", "rollout_epochs")}
     fingerprint = fingerprint_of([Path(p) for p in paths], reader_options, determining, model="train")
     run = run_stages(model, stages, output, settings, fingerprint=fingerprint, progress=progress, show_metrics=True,
                      max_seconds=None if settings.max_hours is None else settings.max_hours * 3600)

@@ -1,0 +1,203 @@
+"""SIESTA's ``SystemLabel.ANI``: the positions of every MD (or relaxation) step.
+
+SIESTA appends one XYZ frame per step (Å; an empty comment line; the species
+*labels* of ``ChemicalSpeciesLabel``, which need not be element symbols)::
+
+        3
+     (blank)
+    O       0.000000   -0.036935    0.000000
+
+The file holds neither times nor velocities.  The time step is ``MD.LengthTimeStep``
+(value and unit, default fs) of the ``.fdf`` input beside it, or of the ``fdf*.log``
+that SIESTA writes with every value it used; else ``--dt``.  The same input tells the
+element of each label (``ChemicalSpeciesLabel``: index, atomic number, label) and
+whether the run was dynamics at all: ``MD.TypeOfRun`` CG, Broyden or FIRE (CG is
+SIESTA's default) make the ``.ANI`` a relaxation path, which is refused unless
+``--dt`` is given.
+
+Because a plain XYZ with empty comments looks the same, an ``.ANI`` is recognised by
+its extension and shape together.  SIESTA's ``.MD`` (unformatted Fortran, binary) and
+``.MDE`` (energies and temperature per step, no positions) are refused in one line
+that names the ``.ANI`` to give instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import numpy as np
+
+from ..elements import numbers_from_symbols
+from ..trajectory import Trajectory
+from ..units import TIME_UNITS_FS
+from .base import FormatError, TrajectoryReader
+from .plain_xyz import columns, fixed_frames
+
+__all__ = ["SiestaAniReader", "is_siesta_ani", "is_siesta_md_binary"]
+
+_RELAXATIONS = ("cg", "broyden", "fire")
+
+
+def _key(line: str) -> tuple[str, list[str]]:
+    """An fdf line's label, normalised as fdf compares labels (case, '.', '_', '-' ignored),
+    and its values, comments dropped."""
+    tokens = line.split("#", 1)[0].split()
+    if not tokens:
+        return "", []
+    return re.sub(r"[._-]", "", tokens[0].lower()), tokens[1:]
+
+
+def is_siesta_ani(name: str, head: bytes) -> bool:
+    """Whether ``name`` ends in ``.ani`` and ``head`` starts with an XYZ frame."""
+    lines = head.decode("ascii", errors="replace").splitlines()[:3]
+    return (name.endswith(".ani") and len(lines) == 3 and lines[0].strip().isdigit()
+            and len(lines[2].split()) == 4)
+
+
+def is_siesta_md_binary(name: str, head: bytes) -> bool:
+    """SIESTA's ``.MD`` (binary Fortran records) or ``.MDE`` (``# Step  T (K)  E_KS …``)."""
+    if name.endswith(".md"):
+        return b"\x00" in head[:64]  # Markdown and CASTEP's .md are text
+    return name.endswith(".mde") and head.lstrip().startswith(b"# Step")
+
+
+class SiestaAniReader(TrajectoryReader):
+    """``SystemLabel.ANI``: positions (Å) of every step; times (fs) from ``MD.LengthTimeStep``."""
+
+    def __init__(self, path, *, dt=None, topology=None):
+        super().__init__(path, dt=dt)
+        with open(self.path, "r", errors="replace") as handle:
+            head = handle.read(8192)
+        if not is_siesta_ani(self.path.name.lower(), head.encode()):
+            raise FormatError(f"{self.path.name}: not a SIESTA .ANI (expected an atom count, a comment line and "
+                              "'label x y z' lines)")
+        self.n_atoms = int(head.split("\n", 1)[0])
+        self.notes = [f"positions from {self.path.name} (SIESTA .ANI, Å; no velocities in it)"]
+        self.species, self.dt_fs, run_type, source = self._input()
+        if run_type in _RELAXATIONS:
+            if dt is None:
+                raise FormatError(f"{self.path.name}: the run is a relaxation (MD.TypeOfRun {run_type} in {source}), "
+                                  "so its frames are no trajectory; pass --dt to read them anyway")
+            self.notes.append(f"MD.TypeOfRun {run_type} in {source}: a relaxation path, read as asked")
+
+    def _input(self):
+        """Labels → atomic numbers, time step (fs), MD.TypeOfRun and the file they came from."""
+        folder = self.path.parent
+        label = self.path.stem.lower()
+        fdfs = sorted(folder.glob("*.fdf")) + sorted(folder.glob("fdf*.log"))
+        for fdf in sorted(fdfs, key=lambda p: (self._system_label(p) != label, p.suffix != ".fdf")):
+            species, dt, run_type = {}, None, None
+            in_species = False
+            with open(fdf, "r", errors="replace") as handle:
+                for line in handle:
+                    key, values = _key(line)
+                    if key == "%block" and values and _key(values[0])[0] == "chemicalspecieslabel":
+                        in_species = True
+                    elif key == "%endblock":
+                        in_species = False
+                    elif in_species and len(values) >= 2:
+                        try:
+                            species[values[1]] = int(values[0])
+                        except ValueError:
+                            raise FormatError(f"{fdf.name}: ChemicalSpeciesLabel line {line.strip()!r} does not "
+                                              "give an atomic number") from None
+                    elif key == "mdlengthtimestep" and values and dt is None:
+                        unit = values[1].lower() if len(values) > 1 else "fs"
+                        if unit not in TIME_UNITS_FS:
+                            raise FormatError(f"{fdf.name}: MD.LengthTimeStep unit {values[1]!r} is not fs, ps or "
+                                              "ns; pass --dt")
+                        dt = float(values[0].lower().replace("d", "e")) * TIME_UNITS_FS[unit]
+                        self.notes.append(f"time step MD.LengthTimeStep {values[0]} {unit} = {dt:.6g} fs "
+                                          f"({fdf.name})")
+                    elif key == "mdtypeofrun" and values and run_type is None:
+                        run_type = values[0].lower()
+            if species or dt is not None or run_type is not None:
+                if species:
+                    self.notes.append(f"elements from ChemicalSpeciesLabel in {fdf.name}")
+                # SIESTA's default MD.TypeOfRun is CG: an input that names none is a relaxation.
+                if run_type is None and fdf.suffix == ".fdf":
+                    return species, dt, "cg", f"{fdf.name}, which names none: SIESTA's default"
+                return species, dt, run_type, fdf.name
+        return {}, None, None, None
+
+    @staticmethod
+    def _system_label(fdf) -> str | None:
+        with open(fdf, "r", errors="replace") as handle:
+            for line in handle:
+                key, values = _key(line)
+                if key == "systemlabel" and values:
+                    return values[0].lower()
+        return None
+
+    def _numbers(self, labels: list[str]) -> np.ndarray:
+        if self.species:
+            missing = [x for x in labels if x not in self.species]
+            if missing:
+                raise FormatError(f"{self.path.name}: species label {missing[0]!r} is not in the input's "
+                                  "ChemicalSpeciesLabel block")
+            numbers = np.array([self.species[x] for x in labels], dtype=np.int64)
+            bad = (numbers <= 0) | (numbers > 118)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise FormatError(f"{self.path.name}: species {labels[i]!r} has atomic number {numbers[i]} (a ghost "
+                                  "or synthetic atom), which mdsr_plugin cannot upsample")
+            return numbers
+        numbers = numbers_from_symbols(labels)
+        if not numbers.all():
+            i = int(np.argmin(numbers))
+            raise FormatError(f"{self.path.name}: unknown element {labels[i]!r} (atom {i + 1}); put the run's .fdf "
+                              "(ChemicalSpeciesLabel) beside it")
+        return numbers
+
+    def _chunks(self, chunk_size) -> Iterator[Trajectory]:
+        n = self.n_atoms
+        source = self.path.name
+        labels = numbers = None
+        start = 0
+        with open(self.path, "r", errors="replace") as handle:
+            frames = fixed_frames(handle, source, 2, n)
+            while batch := [frame for _, frame in zip(range(chunk_size), frames)]:
+                for k, (header, _) in enumerate(batch):
+                    if header[0].split() != [str(n)]:
+                        raise FormatError(f"{source}: frame {start + k} has {header[0].strip()[:20]!r} atoms, frame 0 "
+                                          f"has {n}")
+                lines = [line for _, body in batch for line in body]
+                if labels is None:
+                    labels = [line.split()[0] for line in lines[:n]]
+                    numbers = self._numbers(labels)
+                positions = columns(lines, 1, 3, source).reshape(len(batch), n, 3)
+                file_times = None if self.dt_fs is None else (start + np.arange(len(batch))) * self.dt_fs
+                yield Trajectory(numbers=numbers, positions=positions, times=self._times(start, len(batch), file_times),
+                                 names=list(labels))
+                start += len(batch)
+        if start == 0:
+            raise FormatError(f"{source}: no frames")
+
+
+def _open_ani(path, **options):
+    return SiestaAniReader(path, **options)
+
+
+def _refuse_md(path, **options):
+    from pathlib import Path
+
+    path = Path(path)
+    what = "holds energies and temperatures only" if path.suffix.lower() == ".mde" else \
+        "is SIESTA's binary (unformatted Fortran) MD file, which mdsr_plugin does not read"
+    raise FormatError(f"{path.name}: {what}; give {path.stem}.ANI, which SIESTA writes beside it with the positions "
+                      "of every step (and the .fdf for the time step)")
+
+
+def _register() -> None:
+    from . import Format, register_format
+
+    register_format(Format("siesta-ani", (".ani",), "SIESTA SystemLabel.ANI (positions of every step; time step "
+                           "from the .fdf beside it)", _open_ani, None, "none (SIESTA's .ANI has none)",
+                           sniff=is_siesta_ani, signature=".ANI name and XYZ frames"))
+    register_format(Format("siesta-md", (".mde",), "SIESTA .MD/.MDE (refused: give SystemLabel.ANI)", _refuse_md,
+                           None, sniff=is_siesta_md_binary,
+                           signature="a binary .MD or an energies-only .MDE"))
+
+
+_register()
