@@ -72,7 +72,9 @@ def test_too_few_coarse_frames_or_no_velocities_is_one_line_and_writes_nothing(x
     short = tmp_path / "short.h5md"
     write_trajectory(short, xtb_fine[::2][::10][:12])
     out = tmp_path / "out"
-    with pytest.raises(AdaptError, match=f"needs at least {MIN_GAPS}"):
+    # the same words as a box's refusal (tests/test_box.py): one rule, context 2 each side here
+    with pytest.raises(AdaptError, match=rf"^9 usable gaps; learning from coarse frames needs at least {MIN_GAPS} "
+                                         rf"\({MIN_GAPS + 3} coarse frames of one run\)$"):
         adapt([short], out / "m", AdaptSettings(**TINY), progress=False)
     positions_only = tmp_path / "positions.h5md"
     write_trajectory(positions_only, xtb_fine[::2][::10].without("velocities", "forces"))
@@ -323,6 +325,7 @@ def test_in_memory_input_that_cannot_be_learned_from_is_one_clear_error(case, gf
     from mdsr_plugin.pipeline import upsample
 
     coarse = gfn1_fine[::10].without("velocities", "forces") if case == "positions only" else small_traj
-    with pytest.raises(ValueError, match="positions only" if case == "positions only" else "5 gaps; .* at least 20"):
+    message = "positions only" if case == "positions only" else "5 usable gaps; .* at least 20"
+    with pytest.raises(ValueError, match=message):
         upsample(coarse, 10, adapt=str(tmp_path / "m"))
     assert list(tmp_path.iterdir()) == []

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# Every test here runs the shipped checkpoints on fresh reference dynamics: minutes in all.
-pytestmark = pytest.mark.slow
+# The tests on fresh reference dynamics run the shipped checkpoints (minutes in all) and are
+# marked slow; the checks of the cards and the folder only read JSON and stay in the quick loop.
 
 pytest.importorskip("torch")
 
@@ -46,6 +46,7 @@ def fresh_dynamics(request, tmp_path_factory):
     return model_id, permute_atoms(truth, np.random.default_rng(5).permutation(truth.n_atoms))
 
 
+@pytest.mark.slow
 def test_registry_finds_the_shipped_checkpoint_for_its_molecule_in_any_atom_order(fresh_dynamics):
     from mdsr_plugin.neural.registry import find_matching
 
@@ -61,6 +62,7 @@ def test_registry_finds_the_shipped_checkpoint_for_its_molecule_in_any_atom_orde
             np.testing.assert_array_equal(truth.numbers[order], card["config"]["numbers"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("positions_only", [False, True], ids=["velocities", "positions-only"])
 def test_shipped_checkpoint_beats_the_classical_baseline_on_dynamics_it_never_saw(fresh_dynamics, positions_only):
     from mdsr_plugin.metrics import position_mae
@@ -81,6 +83,7 @@ def test_shipped_checkpoint_beats_the_classical_baseline_on_dynamics_it_never_sa
     assert neural_error < baseline_error / 5, (model_id, neural_error, baseline_error)
 
 
+@pytest.mark.slow
 def test_shipped_checkpoint_reconstruction_turns_and_moves_with_its_input(fresh_dynamics):
     # Positions-only is the demanding case: the velocities are fitted by shooting, which
     # must run every gap in the canonical frame the reconstruction uses, and in float64

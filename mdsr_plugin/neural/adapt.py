@@ -43,8 +43,8 @@ import numpy as np
 from ..trajectory import Trajectory
 from . import card as schema
 from .coarse import (
-    FINGERPRINT, HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, LearningSettings, finished_card,
-    fingerprint_of, gap_loss, held_out_split, step_factor,
+    FINGERPRINT, HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, LearningSettings, check_enough_gaps,
+    finished_card, fingerprint_of, gap_loss, held_out_split, step_factor,
 )
 
 __all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES"]
@@ -285,7 +285,7 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     if entry is None and settings.prior is not None:
         # refuse input too short to learn from before minutes of work on the prior
         context = int(default_config(settings.arch, trajectories[0].numbers, trajectories[0].masses)["context"])
-        _check_enough_gaps(sum(max(t.n_frames - 2 * context + 1, 0) for t in trajectories), context)
+        check_enough_gaps(sum(max(t.n_frames - 2 * context + 1, 0) for t in trajectories), context)
         entry, order = _learn_prior(trajectories[0], output, settings, progress)
         prior_complete = bool(entry.card[schema.TRAINING][schema.COMPLETE])
     max_minutes = settings.max_minutes
@@ -316,7 +316,7 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
         base_card = None
     masses = trajectories[0].masses
     gaps = _Gaps(trajectories, model.context, reference, masses, automorphisms(numbers, bonds))
-    _check_enough_gaps(gaps.n_gaps, model.context)
+    check_enough_gaps(gaps.n_gaps, model.context)
     device = torch.device(settings.device)
     model.to(device)
     (gap_train, gap_held), (frame_train, frame_held) = gaps.split(settings.validation_fraction)
@@ -385,13 +385,6 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     if manifest:
         write_manifest(card_file.parent)
     return card_file
-
-
-def _check_enough_gaps(n_gaps: int, context: int) -> None:
-    """Raise :class:`AdaptError` for fewer than :data:`MIN_GAPS` usable gaps."""
-    if n_gaps < MIN_GAPS:
-        raise AdaptError(f"{n_gaps} usable gaps; learning from coarse frames needs at least {MIN_GAPS} "
-                         f"(about {MIN_GAPS + 2 * context} coarse frames)")
 
 
 def _learn_prior(coarse: Trajectory, output: Path, settings: AdaptSettings, progress: bool):

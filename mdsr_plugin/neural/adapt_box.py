@@ -31,7 +31,7 @@ import numpy as np
 
 from . import card as schema
 from .coarse import (
-    FINGERPRINT, HELD_OUT_FRAMES, MIN_GAPS, AdaptError, LearningSettings, finished_card, fingerprint_of, gap_loss,
+    FINGERPRINT, HELD_OUT_FRAMES, AdaptError, LearningSettings, check_enough_gaps, finished_card, fingerprint_of, gap_loss,
     held_out_split, step_factor,
 )
 
@@ -152,9 +152,7 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     coarse_dt = first.dt
     factor = step_factor(coarse_dt, settings.fine_dt)
     data = _BoxData(trajectories)
-    if len(data.gap_start) < MIN_GAPS:
-        raise AdaptError(f"{len(data.gap_start)} gaps; learning from coarse frames needs at least {MIN_GAPS} "
-                         f"({MIN_GAPS + 1} coarse frames)")
+    check_enough_gaps(len(data.gap_start), context=1)
     (gap_train, gap_held), (frame_train, frame_held) = data.split(settings.validation_fraction)
     has_forces = data.f is not None
 

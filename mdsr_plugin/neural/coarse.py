@@ -21,7 +21,7 @@ from ..trajectory import Trajectory
 from . import card as schema
 
 __all__ = ["AdaptError", "LearningSettings", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES", "FINGERPRINT",
-           "held_out_split", "gap_loss", "finished_card", "identity", "fingerprint_of", "step_factor"]
+           "check_enough_gaps", "held_out_split", "gap_loss", "finished_card", "identity", "fingerprint_of", "step_factor"]
 
 #: Gaps needed to train and hold out any (with the context on both sides).
 MIN_GAPS = 20
@@ -97,6 +97,22 @@ def step_factor(coarse_dt: float, fine_dt: float) -> int:
         raise AdaptError(f"the coarse step {coarse_dt:g} fs is not a multiple (>= 2) of the output step "
                          f"{fine_dt:g} fs")
     return factor
+
+
+def check_enough_gaps(n_gaps: int, context: int) -> None:
+    """Refuse fewer than :data:`MIN_GAPS` usable gaps, molecule and box alike.
+
+    A gap is usable with ``context`` coarse frames on each side of it inside the data,
+    so ``MIN_GAPS + 2 * context - 1`` frames of one run are the least.
+
+    Raises
+    ------
+    AdaptError
+        One line: how many gaps there are, how many are needed, and the frames that makes.
+    """
+    if n_gaps < MIN_GAPS:
+        raise AdaptError(f"{n_gaps} usable gaps; learning from coarse frames needs at least {MIN_GAPS} "
+                         f"({MIN_GAPS + 2 * context - 1} coarse frames of one run)")
 
 
 def held_out_split(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
