@@ -236,6 +236,21 @@ def test_python_adapt_and_the_adapted_method(gfn1_fine, tmp_path):
         list(upsample_stream([coarse], 10, adapt=str(stem)))
 
 
+def _water_positions_only():
+    """40 frames of a vibrating water molecule, positions only: no registry checkpoint knows
+    water, and without forces nothing tells the potential (ethanol's positions alone are
+    learned from, warm-started from the shipped ethanol checkpoint)."""
+    from mdsr_plugin.trajectory import Trajectory
+
+    times = np.arange(40) * 10.0
+    stretch = 0.02 * np.sin(2 * np.pi * times / 9.0)[:, None]
+    base = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
+    positions = np.broadcast_to(base, (40, 3, 3)).copy()
+    positions[:, 1, 0] += stretch[:, 0]
+    positions[:, 2] += stretch * np.array([-0.25, 0.97, 0.0])
+    return Trajectory(numbers=[8, 1, 1], positions=positions, times=times)
+
+
 @pytest.mark.parametrize("case", ["too few frames", "positions only"])
 def test_upsample_adapt_refuses_bad_input_in_one_line_and_writes_nothing(case, gfn1_fine, tmp_path, capsys):
     from mdsr_plugin.cli import main
@@ -243,7 +258,7 @@ def test_upsample_adapt_refuses_bad_input_in_one_line_and_writes_nothing(case, g
 
     source = tmp_path / "in" / "coarse.xyz"
     source.parent.mkdir()
-    coarse = gfn1_fine[::10][:15] if case == "too few frames" else gfn1_fine[::10].without("velocities", "forces")
+    coarse = gfn1_fine[::10][:15] if case == "too few frames" else _water_positions_only()
     write_trajectory(source, coarse)
     out = tmp_path / "out"
     out.mkdir()
@@ -324,8 +339,51 @@ def test_the_force_check_is_reported_when_the_checkpoints_hamiltonian_fits(xtb_f
 def test_in_memory_input_that_cannot_be_learned_from_is_one_clear_error(case, gfn1_fine, small_traj, tmp_path):
     from mdsr_plugin.pipeline import upsample
 
-    coarse = gfn1_fine[::10].without("velocities", "forces") if case == "positions only" else small_traj
+    coarse = _water_positions_only() if case == "positions only" else small_traj
     message = "positions only" if case == "positions only" else "5 usable gaps; .* at least 20"
     with pytest.raises(ValueError, match=message):
         upsample(coarse, 10, adapt=str(tmp_path / "m"))
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- no stored velocities
+@pytest.mark.slow
+@pytest.mark.parametrize("quantities", ["positions + forces", "positions only"])
+def test_learning_without_stored_velocities_fits_them_and_upsamples(quantities, gfn1_fine, tmp_path):
+    """Issue #29: what VASP (positions + forces) and XYZ archives (positions) store.  The
+    velocities of the coarse frames are fitted through the model (the forces' potential, or
+    the shipped ethanol checkpoint it warm-starts from), the gaps then learned from."""
+    from mdsr_plugin.pipeline import upsample
+
+    coarse = gfn1_fine[:481:10].without("velocities")  # 49 frames at 10 fs
+    warm = None
+    if quantities == "positions only":
+        coarse, warm = coarse.without("forces"), "auto"
+    settings = AdaptSettings(**{**TINY, "warm_start": warm, "gap_epochs": 1})
+    card_path = adapt([coarse], tmp_path / "m", settings, progress=False)
+    card = json.loads(card_path.read_text())
+    assert card["training"]["velocities_fitted"] is True
+    assert (card["training"]["warm_start"] is None) == (quantities == "positions + forces")
+    assert card["training"]["epochs"] == ({"forces": 2, "gaps": 1} if quantities == "positions + forces"
+                                          else {"gaps": 1})
+    fine = upsample(coarse, 10, "neural", model=str(card_path), self_validate=False)
+    assert fine.n_frames == (coarse.n_frames - 1) * 10 + 1
+    np.testing.assert_array_equal(fine.positions[::10], coarse.positions)
+    truth = gfn1_fine[:481]
+    inside = np.arange(fine.n_frames) % 10 != 0
+    error = np.abs(fine.positions - truth.positions)[inside].mean()
+    assert error < 0.05  # Å: a fitted path, not noise (the cubic spline's is 6e-3 here)
+
+
+def test_positions_and_forces_too_short_are_refused_in_one_line_with_nothing_written(gfn1_fine, tmp_path):
+    coarse = gfn1_fine[:150:10].without("velocities")  # 15 frames
+    with pytest.raises(AdaptError, match=r"^12 usable gaps; learning from coarse frames needs at least 20") as err:
+        adapt([coarse], tmp_path / "m", AdaptSettings(**TINY), progress=False)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_that_store_different_quantities_are_refused(gfn1_fine, tmp_path):
+    with pytest.raises(AdaptError, match="has no velocities and <trajectory 0> has: learn from files that store"):
+        adapt([gfn1_fine[::10], gfn1_fine[::10].without("velocities")], tmp_path / "m", AdaptSettings(**TINY),
+              progress=False)

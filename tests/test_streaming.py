@@ -25,7 +25,7 @@ def assert_identical(a, b):
             np.testing.assert_array_equal(x, y, err_msg=name)
 
 
-@pytest.mark.parametrize("method", ["linear", "spline", "hermite", "quintic"])
+@pytest.mark.parametrize("method", ["linear", "spline", "hermite", "quintic", "quintic-spline"])
 @pytest.mark.parametrize("chunk_size", [1, 7, 64])
 def test_chunked_equals_in_memory(xtb_fine, method, chunk_size):
     coarse = xtb_fine[::10]  # 121 coarse frames

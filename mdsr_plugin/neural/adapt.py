@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +106,12 @@ def _load_coarse(paths, reader_options):
         order = match_atoms(traj.numbers, traj.positions[0], first.numbers,
                             _bonds_of(first))
         ordered.append(permute_atoms(traj, order))
-    for name, traj in zip(_names(paths), ordered):
-        if traj.velocities is None:
-            raise AdaptError(f"{name}: learning from coarse frames needs their velocities "
-                             "(gap consistency); this file has positions only")
+    names = _names(paths)
+    for name, traj in zip(names, ordered):
+        if (traj.velocities is None) != (ordered[0].velocities is None):
+            has, lacks = (names[0], name) if traj.velocities is None else (name, names[0])
+            raise AdaptError(f"{lacks} has no velocities and {has} has: learn from files that store the same "
+                             "quantities")
         if traj.n_frames < 2:
             raise AdaptError(f"{name}: fewer than two frames")
         if abs(traj.dt - ordered[0].dt) > 1e-6 * ordered[0].dt:
@@ -281,6 +283,15 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
 
     started = time.perf_counter()
     entry, order = _warm_start_entry(settings.warm_start, trajectories[0])
+    # Without stored velocities they are fitted (see _fitted_velocities): from the stored
+    # forces' potential, or from a model to start from; positions alone with neither is refused.
+    fit_velocities = trajectories[0].velocities is None
+    if fit_velocities and any(t.forces is None for t in trajectories) and entry is None and prior is None:
+        raise AdaptError(f"{names[0]}: positions only: learning from coarse frames without velocities needs "
+                         "their forces, or a model of the molecule to start from (a registry checkpoint, or "
+                         "--adapt-prior gfn1-xtb)")
+    if fit_velocities:
+        trajectories = [replace(t, velocities=_first_guess(t)) for t in trajectories]
     prior_complete = True
     if entry is None and settings.prior is not None:
         # refuse input too short to learn from before minutes of work on the prior
@@ -315,7 +326,8 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
         set_normalisation(model, trajectories, reference)
         base_card = None
     masses = trajectories[0].masses
-    gaps = _Gaps(trajectories, model.context, reference, masses, automorphisms(numbers, bonds))
+    symmetries = automorphisms(numbers, bonds)
+    gaps = _Gaps(trajectories, model.context, reference, masses, symmetries)
     check_enough_gaps(gaps.n_gaps, model.context)
     device = torch.device(settings.device)
     model.to(device)
@@ -338,10 +350,24 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     def tensor(a):
         return torch.as_tensor(a, device=device, dtype=dtype)
 
+    fitted = None
+
+    def gap_data() -> _Gaps:
+        """The gaps with their stored velocities, or with velocities fitted by the model as it is
+        when first asked (after the forces stage)."""
+        nonlocal fitted
+        if not fit_velocities:
+            return gaps
+        if fitted is None:
+            refined = [replace(t, velocities=_fitted_velocities(model, t, factor, reference, masses, settings.device))
+                       for t in trajectories]
+            fitted = _Gaps(refined, model.context, reference, masses, symmetries)
+        return fitted
+
     stages = [Stage("gaps", settings.gap_epochs, settings.gap_learning_rate,
-                    lambda rng, optimizer: _gap_epoch(model, gaps, gap_train, rng, settings, optimizer, tensor, factor,
-                                                      progress),
-                    lambda: _gap_validation(model, gaps, gap_held, settings, tensor, factor))]
+                    lambda rng, optimizer: _gap_epoch(model, gap_data(), gap_train, rng, settings, optimizer, tensor,
+                                                      factor, progress),
+                    lambda: _gap_validation(model, gap_data(), gap_held, settings, tensor, factor))]
     if has_forces and settings.force_epochs:
         stages.insert(0, Stage(
             "forces", settings.force_epochs, settings.warm_learning_rate if entry is not None else settings.learning_rate,
@@ -351,10 +377,11 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
                      max_seconds=None if max_minutes is None else max_minutes * 60)
     state, complete = run.state, run.complete
     complete = complete and prior_complete  # run again: the prior goes on, then this learns from it anew
-    _, held_out = _gap_validation(model, gaps, gap_held, settings, tensor, factor)
+    _, held_out = _gap_validation(model, gap_data(), gap_held, settings, tensor, factor)
     if has_forces:
         held_out.update(_force_validation(model, gaps, frame_held, tensor)[1])
-    held_out.update(_hermite_gap_error(gaps, gap_held, coarse_dt))
+    if not fit_velocities:
+        held_out.update(_hermite_gap_error(gaps, gap_held, coarse_dt))
     card = {
         schema.ID: output.name,
         schema.MODEL_VERSION: 1,
@@ -376,6 +403,8 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
             FINGERPRINT: fingerprint,
             schema.EPOCHS: epochs_by_stage(state["history"], [stage.name for stage in stages]),
             "gaps": {"train": int(len(gap_train)), "held_out": int(len(gap_held))},
+            # the coarse velocities were not stored: fitted, the gap errors are against the fit
+            "velocities_fitted": fit_velocities,
             HELD_OUT_FRAMES: _held_out_frames(gaps, len(gap_held), len(frame_held) if has_forces else 0,
                                               names[-1]),
         },
@@ -387,11 +416,43 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     return card_file
 
 
+def _first_guess(traj: Trajectory) -> np.ndarray:
+    """Coarse velocities (F, N, 3), Å/fs, before any model: the C⁴ quintic spline's through
+    positions and stored accelerations, else the cubic spline's derivative."""
+    from scipy.interpolate import CubicSpline
+
+    from .. import units
+    from ..methods.classical import spline_velocities
+
+    if traj.forces is not None:
+        accelerations = traj.forces / traj.masses[:, None] * units.ACCEL_PER_FORCE_OVER_MASS
+        return spline_velocities(traj.positions, accelerations, traj.dt)
+    n = traj.n_frames
+    return CubicSpline(np.arange(n), traj.positions, axis=0)(np.arange(n), 1) / traj.dt
+
+
+def _fitted_velocities(model, traj: Trajectory, factor: int, reference, masses, device) -> np.ndarray:
+    """Coarse velocities (F, N, 3), Å/fs, that make ``model`` run from every frame onto its
+    neighbours (:func:`~mdsr_plugin.neural.shooting.estimate_velocities`), each gap in the
+    canonical frame of its first frame, starting from ``traj.velocities`` (the first guess)."""
+    import copy
+
+    from ..molecule import canonical_frames
+    from .shooting import estimate_velocities
+
+    started = time.perf_counter()
+    fitting = copy.deepcopy(model).double()  # float64: see the upsampler's fit
+    centres, rotations = canonical_frames(traj.positions[:-1], reference, masses)
+    v = estimate_velocities(fitting, traj.positions, traj.dt, factor, device=device, centres=centres,
+                            rotations=rotations, initial=traj.velocities)
+    log.info("fitted the velocities of %d coarse frames in %.0f s", traj.n_frames, time.perf_counter() - started)
+    return v
+
+
 def _learn_prior(coarse: Trajectory, output: Path, settings: AdaptSettings, progress: bool):
     """Run the molecule on ``settings.prior`` and learn a starting model from that
     (:mod:`~mdsr_plugin.neural.prior`); its registry entry and atom order, as
     :func:`_warm_start_entry` gives them."""
-    from dataclasses import replace
 
     from .prior import prior_trajectory
 

@@ -145,6 +145,10 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     settings = box_settings(settings)
     first = trajectories[0]
     for name, traj in zip(names, trajectories):
+        if traj.velocities is None:
+            stored = "positions and forces" if traj.forces is not None else "positions only"
+            raise AdaptError(f"{name}: learning a periodic box from coarse frames needs their velocities (gap "
+                             f"consistency); this file has {stored}")
         if not traj.is_periodic:
             raise AdaptError(f"{name}: not periodic, and {names[0]} is: learn a box and a molecule separately")
         if traj.numbers.tolist() != first.numbers.tolist():

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centres=None, rotations=None,
-                        max_iterations=20, rtol=1e-3, batch_rollouts=2048, step=1e-4):
+                        max_iterations=20, rtol=1e-3, batch_rollouts=2048, step=1e-4, initial=None):
     """Coarse velocities consistent with coarse positions under a learned integrator.
 
     Parameters
@@ -74,11 +74,14 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centr
         Rollouts sent through the network at once (bounds memory).
     step : float
         Velocity step of the forward differences, Å/fs.
+    initial : ndarray, shape (n, N, 3), Å/fs, optional
+        Where the fit starts; default the cubic spline's derivative.  With stored forces
+        the quintic spline's velocities
+        (:func:`mdsr_plugin.methods.classical.spline_velocities`) start closer.
 
     Returns
     -------
     ndarray, shape (n, N, 3), Å/fs
-        Starting from the cubic spline's derivative.
     """
     from scipy.interpolate import CubicSpline
 
@@ -89,8 +92,10 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centr
         centres = np.broadcast_to(positions.mean(axis=(0, 1)), (n - 1, 3))
         rotations = np.broadcast_to(np.eye(3), (n - 1, 3, 3))
     targets = positions.reshape(n, m)
-    spline = CubicSpline(np.arange(n), targets, axis=0)
-    v = spline(np.arange(n), 1) / coarse_dt  # (n, m) Å/fs
+    if initial is None:
+        v = CubicSpline(np.arange(n), targets, axis=0)(np.arange(n), 1) / coarse_dt  # (n, m) Å/fs
+    else:
+        v = np.asarray(initial, dtype=np.float64).reshape(n, m)
     shooter = _Shooter(model, positions, centres, rotations, factor, coarse_dt / factor, device,
                        batch_rollouts, step)
     was_training = model.training

@@ -126,6 +126,19 @@ class CheckpointMethod(Method):
                 "mismatch": bool(relative > threshold), "warning": warning}
 
 
+def _spline_start(coarse: Trajectory, order) -> np.ndarray | None:
+    """Where the velocity fit of positions-only input starts: with stored forces (VASP, CP2K
+    without a velocity file) the quintic spline's velocities through positions and F/m,
+    shape (n, N, 3) Å/fs in the checkpoint's atom order; else None (the cubic spline's)."""
+    from .. import units
+    from ..methods.classical import spline_velocities
+
+    if coarse.forces is None:
+        return None
+    accelerations = coarse.forces / coarse.masses[:, None] * units.ACCEL_PER_FORCE_OVER_MASS
+    return spline_velocities(coarse.positions, accelerations, coarse.dt)[:, order]
+
+
 class NeuralUpsampler(CheckpointMethod):
     """Upsample with a pretrained bi-directional learned integrator.
 
@@ -294,7 +307,8 @@ class NeuralUpsampler(CheckpointMethod):
             v = coarse.velocities[:, self.order]
         else:  # fitted with every gap in the frame it is reconstructed in below
             v = estimate_velocities(self._float64_model(), x, coarse.dt, factor, device=self.device,
-                                    centres=centres, rotations=rotations, batch_rollouts=2 * self.batch_gaps)
+                                    centres=centres, rotations=rotations, batch_rollouts=2 * self.batch_gaps,
+                                    initial=_spline_start(coarse, self.order))
 
         def canonical(idx):  # (G, K) frame indices → canonical positions, velocities (G, K, N, 3)
             return (np.einsum("gkni,gij->gknj", x[idx] - centres[:, None, None], rotations),
