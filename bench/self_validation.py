@@ -13,8 +13,12 @@ candidate is measured on the coarse frames its training held out.  The classical
 methods that ``auto`` does not measure are scored too, so that "the best of the
 methods it could have run" includes all of them.
 
+``--input`` chooses what the coarse frames carry: ``velocities+forces`` (default),
+``velocities``, ``forces`` (positions and forces, as VASP stores them) or
+``positions`` (``--positions-only``).
+
     python bench/self_validation.py bench/data/ethanol_400K_nve_gfn1_s99.h5md ... \
-        [--factors 5 10 20] [--positions-only] [--adapt MINUTES [--adapt-prior gfn1-xtb]] [--json bench/results/self_validation.json]
+        [--factors 5 10 20] [--input forces] [--adapt MINUTES [--adapt-prior gfn1-xtb]] [--json bench/results/self_validation.json]
 """
 
 from __future__ import annotations
@@ -34,16 +38,16 @@ from mdsr_plugin.selection import select_method
 from mdsr_plugin.settings import UpsampleSettings
 
 
-CLASSICAL = ("quintic", "hermite", "spline", "linear")
+CLASSICAL = ("quintic", "hermite", "quintic-spline", "spline", "linear")
+#: what the coarse frames keep for each ``--input``
+DROPPED = {"velocities+forces": (), "velocities": ("forces",), "forces": ("velocities",),
+           "positions": ("velocities", "forces")}
 
 
-def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minutes=None, adapt_dir=None,
+def rows_for(path: Path, factors, stored: str, frames: int, adapt_minutes=None, adapt_dir=None,
              step: int = 2, coarse_frames=None, adapt_prior=None):
     fine = read_trajectory(path)[::step][:frames]  # 1 fs
-    if positions_only:
-        fine_input = fine.without("velocities", "forces")
-    else:
-        fine_input = fine
+    fine_input = fine.without(*DROPPED[stored]) if DROPPED[stored] else fine
     for factor in factors:
         coarse = fine_input[::factor][:coarse_frames]
         n_fine = (coarse.n_frames - 1) * factor + 1
@@ -51,7 +55,8 @@ def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minut
         settings = UpsampleSettings(factor=factor)
         sample, adapted = None, None
         if adapt_minutes is not None:
-            stem = Path(adapt_dir) / f"{path.stem}-f{factor}{'-' + adapt_prior if adapt_prior else ''}"
+            stem = Path(adapt_dir) / (f"{path.stem}-f{factor}{'-' + adapt_prior if adapt_prior else ''}"
+                                      f"{'' if stored == 'velocities+forces' else '-' + stored}")
             settings = UpsampleSettings(factor=factor, adapt=str(stem), adapt_minutes=adapt_minutes,
                                         adapt_prior=adapt_prior)
             adapted, sample = learn_from_input(coarse, coarse.dt, settings)
@@ -69,7 +74,7 @@ def rows_for(path: Path, factors, positions_only: bool, frames: int, adapt_minut
             score = measured.get(method)
             true_p = position_mae(result.positions, truth.positions, mask)
             true_v = position_mae(result.velocities, truth.velocities, mask)
-            yield dict(file=path.name, factor=factor, mode="positions" if positions_only else "velocities",
+            yield dict(file=path.name, factor=factor, mode="velocities" if stored == "velocities+forces" else stored,
                        coarse_frames=coarse.n_frames, method=method, chosen=method == chosen,
                        measured=score is not None, true_position_mae=true_p, true_velocity_mae=true_v,
                        estimate=score.position_estimate if score else None,
@@ -88,7 +93,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("references", nargs="+", type=Path)
     parser.add_argument("--factors", nargs="+", type=int, default=[5, 10, 20])
-    parser.add_argument("--positions-only", action="store_true")
+    parser.add_argument("--input", choices=tuple(DROPPED), default="velocities+forces",
+                        help="what the coarse frames carry besides positions")
+    parser.add_argument("--positions-only", action="store_const", dest="input", const="positions")
     parser.add_argument("--frames", type=int, default=10001, help="fine 1 fs frames used (default 10001)")
     parser.add_argument("--step", type=int, default=2, help="reference frames per 1 fs (default 2: 0.5 fs steps)")
     parser.add_argument("--coarse-frames", type=int, help="coarse frames used at most")
@@ -99,13 +106,13 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="append rows to this JSON list")
     args = parser.parse_args(argv)
     rows = []
-    print(f"{'file':<36} {'f':>3} {'method':<8} {'true Å':>9} {'estimate':>9} {'est/true':>8} {'chosen':>6}")
+    print(f"{'file':<36} {'f':>3} {'method':<14} {'true Å':>9} {'estimate':>9} {'est/true':>8} {'chosen':>6}")
     for path in args.references:
-        for row in rows_for(path, args.factors, args.positions_only, args.frames, args.adapt, args.adapt_dir,
+        for row in rows_for(path, args.factors, args.input, args.frames, args.adapt, args.adapt_dir,
                             args.step, args.coarse_frames, args.adapt_prior):
             rows.append(row)
             estimate = row["estimate"]
-            print(f"{row['file']:<36} {row['factor']:>3} {row['method']:<8} {row['true_position_mae']:9.2e} "
+            print(f"{row['file']:<36} {row['factor']:>3} {row['method']:<14} {row['true_position_mae']:9.2e} "
                   f"{estimate if estimate is not None else float('nan'):9.2e} "
                   f"{(estimate or float('nan')) / row['true_position_mae']:8.2f} "
                   f"{'*' if row['chosen'] else '':>6}", flush=True)

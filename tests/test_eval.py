@@ -84,7 +84,8 @@ def test_cli_writes_json_every_plot_and_a_self_contained_html(reference_1fs, tmp
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"ml", "hermite", "quintic", "spline", "linear"} and not metrics["skipped"]
+    assert set(metrics["methods"]) == {"ml", "hermite", "quintic", "quintic-spline", "spline", "linear"}
+    assert not metrics["skipped"]
     assert [t["label"].split()[0] for t in metrics["torsions"]] == ["dihedral", "dihedral"]
     page = _Images()
     page.feed((out / "report.html").read_text())
@@ -177,3 +178,13 @@ def test_representative_coordinates_of_ethanol_and_benzene(xtb_fine):
 
     benzene = build_molecule("benzene")
     assert main_torsions(benzene.numbers, infer_bonds(benzene.numbers, benzene.positions)) == []  # ring only
+
+
+def test_model_and_precision_choose_the_checkpoint_and_how_it_runs(reference_1fs, tmp_path):
+    out = tmp_path / "report"
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", str(out), "--methods", "ml", "--model",
+                      "ethanol-bilstm-f20-1fs", "--precision", "float64", "-q"]) == 0
+    assert set(json.loads((out / "metrics.json").read_text())["methods"]) == {"ml"}
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", str(tmp_path / "bad"), "--methods", "ml",
+                      "--model", "no-such-checkpoint", "-q"]) == 1
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", str(tmp_path / "bad"), "--precision", "half"]) == 2

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--candidate", help="an upsampled trajectory to score instead of reconstructing")
     parser.add_argument("--factor", type=at_least_two, required=True, help="fine frames per coarse step")
     parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="folder for the report")
-    parser.add_argument("--methods", default="ml,hermite,quintic,spline,linear",
+    parser.add_argument("--methods", default="ml,hermite,quintic,quintic-spline,spline,linear",
                         help="comma-separated methods to compare (ml = the neural method); "
                              "default: all, skipping those the data cannot support")
     parser.add_argument("--positions-only", action="store_true",
@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", dest="input_format", help="reference format name")
     parser.add_argument("--candidate-format", help="candidate format name")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (neural method)")
+    parser.add_argument("--model", help="checkpoint id or card path for the neural method (default: the "
+                                        "registry's best fit)")
+    parser.add_argument("--precision", choices=("float32", "float64"), default="float32",
+                        help="precision the neural method runs in")
     parser.add_argument("-q", "--quiet", action="store_true", help="no table on the terminal")
     return parser
 
@@ -91,7 +95,8 @@ def main(argv=None) -> int:
             evaluation = evaluate(
                 reference, args.factor, methods, candidate=args.candidate, positions_only=args.positions_only,
                 strict=explicit, reader_options=options, candidate_options=candidate_options,
-                stride=args.stride, settings=UpsampleSettings(factor=args.factor, device=args.device),
+                stride=args.stride, settings=UpsampleSettings(factor=args.factor, device=args.device,
+                                                              model=args.model, precision=args.precision),
             )
         if not evaluation.metrics:
             raise MethodError("no method could be evaluated: " + "; ".join(

@@ -50,7 +50,6 @@ def score_methods(truth, factor: int, model, *, positions_only: bool = False, de
         (when the reference has forces).
     """
     from ..metrics import compare
-    from ..neural.upsampler import NeuralUpsampler
     from ..pipeline import upsample
 
     coarse = truth[::factor]
@@ -61,8 +60,9 @@ def score_methods(truth, factor: int, model, *, positions_only: bool = False, de
         methods += ["hermite"] + (["quintic"] if coarse.forces is not None else [])
     scores = {}
     for name in [schema.NEURAL, *methods]:
-        method = NeuralUpsampler(model=str(model), device=device) if name == schema.NEURAL else name
-        scores[name] = compare(upsample(coarse, factor, method), truth, factor)
+        # through the method registry, as every entry point: a box checkpoint or a plugin is scored too
+        options = {"model": str(model), "device": device} if name == schema.NEURAL else {}
+        scores[name] = compare(upsample(coarse, factor, name, self_validate=False, **options), truth, factor)
     return scores
 
 
