@@ -141,13 +141,10 @@ def _adapt_settings(args) -> dict:
 def check_upsample_options(args) -> str | None:
     """A usage-error message for the shared options, or None if they are valid."""
     from .io import formats
-    from .methods import available_methods, checked_settings
+    from .methods import checked_settings
 
-    if args.method not in ("auto", "classical") and args.method not in available_methods():
-        return (f"unknown --method {args.method!r}; choose from auto, classical, "
-                f"{', '.join(available_methods())}")
-    if args.model is not None and args.method not in ("auto", "neural"):
-        return f"--model goes with the neural method, not --method {args.method}"
+    # method, model, factor, precision, adapt... are the settings' own checks (one place);
+    # here only what the settings do not hold: format names and the device
     for option, name in (("--format", args.input_format), ("--output-format", args.output_format)):
         if name is not None and name.lower() not in formats():
             return f"{option}: unknown format {name!r}; known: {', '.join(sorted(formats()))}"

@@ -62,7 +62,7 @@ def test_console_script_runs_as_a_subprocess(tmp_path):
         (["--factor", "20"], "required: -o/--output"),
         (["--factor", "1", "-o", "out.xyz"], "must be an integer >= 2"),
         (["--factor", "x", "-o", "out.xyz"], "invalid"),
-        (["--factor", "5", "-o", "out.xyz", "--method", "magic"], "unknown --method 'magic'"),
+        (["--factor", "5", "-o", "out.xyz", "--method", "magic"], "unknown method 'magic'; choose from auto, classical,"),
         (["--factor", "5", "-o", "out.abc"], "cannot tell the format"),
         (["--factor", "5", "-o", "out.xyz", "--dt", "-1"], "must be > 0 and finite"),
             (["--factor", "5", "-o", "out.xyz", "--dt", "inf"], "must be > 0 and finite"),
