@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from mdsr_plugin.io import read_trajectory  # noqa: E402
 from mdsr_plugin.pipeline import upsample  # noqa: E402
 
-METHODS = ("linear", "spline", "hermite", "quintic")
+METHODS = ("linear", "spline", "quintic-spline", "hermite", "quintic")
 FACTORS = (5, 10, 20)
 
 
