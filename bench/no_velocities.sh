@@ -7,13 +7,14 @@
 #   bash bench/no_velocities.sh
 set -u
 cd "$(dirname "$0")"
-mkdir -p results/logs
+mkdir -p results/logs training/adapted/no_velocities
 export OMP_NUM_THREADS=1
 ETH=data/ethanol_400K_nve_gfn1_s99.h5md
 ALA=data/alanine-dipeptide_350K_nh_gfn1_s41.h5md
-run() {  # name, then self_validation.py arguments
+run() {  # name, then self_validation.py arguments; a finished run (its log has the summary) is skipped
     local name=$1; shift
-    python self_validation.py "$@" --adapt-dir training/adapted --json results/no_velocities.json \
+    grep -q "choice vs best" "results/logs/no_velocities_$name.log" 2>/dev/null && return 0
+    python self_validation.py "$@" --adapt-dir training/adapted/no_velocities --json results/no_velocities.json \
         > "results/logs/no_velocities_$name.log" 2>&1
 }
 run eth_f10_forces $ETH --factors 10 --input forces --adapt 3 &
