@@ -61,25 +61,12 @@ class BoxUpsampler(CheckpointMethod):
         The method name it is recorded under.
     """
 
+    name = "adapted"
     requires: tuple[str, ...] = ("velocities",)
     fits_velocities = False  # a box needs its coarse velocities: it never fits them
-
-    def __init__(self, model: str, device: str = "cpu", batch_gaps: int | None = None,
-                 precision: str = "float32", name: str = "adapted"):
-        if precision not in ("float32", "float64"):
-            raise MethodError(f"precision must be float32 or float64, got {precision!r}")
-        self.name = name
-        self.model_spec = model
-        self.device = device
-        if batch_gaps is None:
-            batch_gaps = 256 if str(device).startswith("cuda") else 16
-        self.batch_gaps = batch_gaps
-        self.block_gaps = 16 * batch_gaps  # a block: (block_gaps * factor) frames in memory
-        self.precision = precision
-        self.context = 0
-        self.model = None
-        self.card = None
-        self.force_check = None
+    # a whole box per gap: fewer gaps at once, and a block of 16 batches
+    default_batch_gaps = (16, 256)
+    batches_per_block = 16
 
     def prepare(self, first: Trajectory, factor: int, found=None) -> Provenance:
         """Load the checkpoint and check it against the input (once, with the first chunk).

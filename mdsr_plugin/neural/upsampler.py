@@ -66,6 +66,28 @@ class CheckpointMethod(Method):
     fits_velocities = True
     card: dict | None = None
     force_check: dict | None = None
+    #: Gaps integrated together by default, on a CPU and on a GPU.
+    default_batch_gaps: tuple[int, int] = (1024, 8192)
+    #: Batches per block the driver hands over (a block's fine frames are what memory holds).
+    batches_per_block: int = 1
+
+    def __init__(self, model: str | None = None, device: str = "cpu", batch_gaps: int | None = None,
+                 precision: str = "float32", name: str | None = None):
+        if precision not in ("float32", "float64"):
+            raise MethodError(f"precision must be float32 or float64, got {precision!r}")
+        if name is not None:
+            self.name = name  # "adapted" for a checkpoint learned from the input itself
+        self.model_spec = model
+        self.device = device
+        if batch_gaps is None:
+            batch_gaps = self.default_batch_gaps[str(device).startswith("cuda")]
+        self.batch_gaps = batch_gaps
+        self.block_gaps = self.batches_per_block * batch_gaps
+        self.precision = precision
+        self.context = 0
+        self.model = None
+        self.card = None
+        self.force_check = None  # check_forces() of the first chunk, once prepared
 
     def _load(self, entry) -> None:
         """Load ``entry``'s checkpoint (a registry record: ``card_path``, ``card_sha256``),
@@ -173,22 +195,9 @@ class NeuralUpsampler(CheckpointMethod):
 
     def __init__(self, model: str | None = None, device: str = "cpu", batch_gaps: int | None = None,
                  precision: str = "float32", name: str = "neural"):
-        if precision not in ("float32", "float64"):
-            raise MethodError(f"precision must be float32 or float64, got {precision!r}")
-        self.name = name  # "adapted" for a checkpoint learned from the input itself
-        self.model_spec = model
-        self.device = device
-        if batch_gaps is None:
-            batch_gaps = 8192 if str(device).startswith("cuda") else 1024
-        self.batch_gaps = batch_gaps
-        self.precision = precision
-        self.block_gaps = batch_gaps  # gaps per block handed over by the pipeline
-        self.context = 0
-        self.model = None
-        self.card = None
+        super().__init__(model, device, batch_gaps, precision, name)
         self._fitting_model = None  # float64 copy for the positions-only velocity fit
         self.order = None
-        self.force_check = None  # check_forces() of the first chunk, once prepared
 
     # ------------------------------------------------------------------ setup
     def prepare(self, first: Trajectory, factor: int, found=None) -> Provenance:
