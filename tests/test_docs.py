@@ -46,6 +46,9 @@ RECIPE_FILES = {
                               "input_cp": REAL / "qe/cp_h2o_qeheat/input_cp",
                               "out_cp": REAL / "qe/cp_h2o_qeheat/out_cp",
                               "si_md.out": REAL / "qe/si_md_qe53/out.out"},
+    "From CASTEP, FHI-aims and DL_POLY": {"PBAnew.md": REAL / "castep/pbanew/PBAnew.md",
+                                          "H2O_periodic_MD.out": REAL / "aims/h2o_periodic_md/H2O_periodic_MD.out"},
+    "From CPMD": {f.name: f for f in (REAL / "cpmd" / "h2_md").iterdir()},
     "From Tinker and xtb": {**{f.name: f for f in (REAL / "tinker" / "ice_npt").iterdir()},
                             **{f.name: f for f in (REAL / "xtb" / "ethane_md").iterdir()}},
 }
