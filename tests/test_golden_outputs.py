@@ -21,8 +21,8 @@ def golden():
         return dict(data)
 
 
-@pytest.mark.slow
 def test_every_method_reproduces_the_recorded_outputs(golden):
+    # in the quick loop (about 8 s): it is what guards a refactoring of any method
     seen = set()
     for label, fine in golden_runs():
         atol = TOLERANCE.get(label, 1e-6)
