@@ -97,7 +97,7 @@ def test_auto_on_real_frames_far_apart_writes_the_best_measured_and_says_so(name
         assert estimates[method.name] > FAR_APART_ERROR and validation["warning"] == warning
         assert f"writing {method.name}, estimated error {estimates[method.name]:.1e} Å" in warning
         assert set(estimates) | set(validation["skipped"]) == {"linear", "spline", "hermite"} | (
-            {"quintic"} if coarse.has_forces else set())
+            {"quintic", "quintic-spline"} if coarse.has_forces else set())
     else:
         assert coarse.n_frames < MIN_FRAMES and provenance.self_validation is None
         assert f"too few to measure methods on ({MIN_FRAMES} needed)" in warning
@@ -177,11 +177,12 @@ def test_frames_close_together_are_chosen_among_as_before():
 
 def test_a_method_leaving_the_envelope_at_the_input_gap_is_passed_over():
     """On the 1 ps AMBER frames quintic and cubic Hermite put atoms 391 Å and 10 Å out at the
-    input's own gap: not candidates; the next classical methods are measured instead."""
+    input's own gap, and so does the quintic spline through the forces: not candidates; the
+    next classical methods are measured instead."""
     trajectory, topology, _ = FAR_APART["ace_tip3p_nc"]
     coarse = read_trajectory(trajectory, topology=topology)
     _, selection = select_method(coarse, FACTOR, UpsampleSettings(factor=FACTOR), learned=False)
-    assert set(selection.skipped) == {"quintic", "hermite"}
+    assert set(selection.skipped) == {"quintic", "hermite", "quintic-spline"}
     assert all("outside the box spanned" in reason for reason in selection.skipped.values())
     assert {s.method for s in selection.scores} == {"spline", "linear"} and selection.chosen == "linear"
 
@@ -195,7 +196,7 @@ def test_beyond_the_envelope_at_longer_gaps_a_method_is_still_measured_and_beyon
     assert coarse.dt == 40.0 > LONG_GAP_FS
     _, selection = select_method(coarse, FACTOR, UpsampleSettings(factor=FACTOR), learned=False)
     estimates = {s.method: s.position_estimate for s in selection.scores}
-    assert set(estimates) == {"linear", "spline", "hermite", "quintic"} and not selection.skipped
+    assert set(estimates) == {"linear", "spline", "hermite", "quintic", "quintic-spline"} and not selection.skipped
     assert selection.chosen == "spline" == min(estimates, key=estimates.get)
     assert selection.warning is None  # 0.036 Å: not too far apart
 
