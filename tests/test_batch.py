@@ -168,6 +168,7 @@ def _wait_for_records(out, n, process, timeout=120):
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # whole batch processes started and killed: 17 s each (make test runs it)
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
 def test_killed_run_then_rerun_completes_the_archive_exactly(tmp_path, how):
     archive = _long_archive(tmp_path / "archive")

@@ -150,6 +150,7 @@ def _assert_what_is_there_is_whole(out: Path, clean: Path) -> None:
                 assert (out / relative).stat().st_size == size, relative
 
 
+@pytest.mark.slow  # batch processes killed at random and resumed: 5-9 s each (make test runs it)
 @pytest.mark.parametrize("seed, workers, target", [(0, 1, "all"), (1, 1, "all"), (2, 2, "all"), (3, 2, "worker")])
 def test_killed_batches_resume_to_a_complete_consistent_archive(archive, tmp_path, seed, workers, target):
     rng = random.Random(seed)
