@@ -97,10 +97,9 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
     MethodError
         The input cannot be learned from (no velocities, too few frames), with nothing written.
     """
-    import json
-
-    from .io import read_trajectory
+    from .neural import card as schema
     from .neural.adapt import HELD_OUT_FRAMES, AdaptError, AdaptSettings, adapt
+    from .neural.checkpoint import read_card
 
     started = time.perf_counter()
     adapt_settings = AdaptSettings(fine_dt=coarse_dt / settings.factor, max_minutes=settings.adapt_minutes,
@@ -110,19 +109,36 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
                           reader_options=reader_options, manifest=False)
     except AdaptError as err:
         raise MethodError(f"--adapt: {err}") from None
-    card = json.loads(Path(card_path).read_text())
-    training = card["training"]
+    card = read_card(card_path)
+    training = card[schema.TRAINING]
     held = training.get(HELD_OUT_FRAMES)
-    sample = None
-    if held is not None:
-        whole = source if isinstance(source, Trajectory) else read_trajectory(source, **(reader_options or {}))
-        sample = whole[held["start"]:held["stop"]]
+    sample = None if held is None else _frames(source, held["start"], held["stop"], reader_options)
     record = {"checkpoint": str(card_path), "minutes": (time.perf_counter() - started) / 60,
-              "complete": training["complete"], "warm_start": training["warm_start"],
-              "held_out_gap_position_mae": card["validation"]["position_mae"], "held_out_frames": held}
+              "complete": training[schema.COMPLETE], "warm_start": training["warm_start"],
+              "velocities_fitted": bool(training.get("velocities_fitted", False)),
+              "held_out_gap_position_mae": card[schema.VALIDATION][schema.POSITION_MAE], "held_out_frames": held}
     log.info("learned %s from the input in %.1f min (held-out gap error %.2e Å)", Path(card_path).stem,
              record["minutes"], record["held_out_gap_position_mae"])
     return record, sample
+
+
+def _frames(source, start: int, stop: int, reader_options) -> Trajectory:
+    """Coarse frames ``start`` to ``stop`` of ``source`` (a Trajectory, or a file streamed in
+    chunks, so that only those frames are held in memory)."""
+    if isinstance(source, Trajectory):
+        return source[start:stop]
+    from .io import open_reader
+
+    kept, first = [], 0
+    with open_reader(source, **(reader_options or {})) as reader:
+        for chunk in reader.chunks():
+            lo, hi = max(start - first, 0), min(stop - first, chunk.n_frames)
+            if lo < hi:
+                kept.append(chunk[lo:hi])
+            first += chunk.n_frames
+            if first >= stop:
+                break
+    return concatenate(kept)
 
 
 def _first_frames(chunks) -> Trajectory:
