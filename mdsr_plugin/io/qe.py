@@ -39,7 +39,7 @@ import numpy as np
 
 from ..elements import numbers_from_symbols
 from ..trajectory import Trajectory
-from ..units import AU_TIME_FS, BOHR, HARTREE
+from ..units import AU_TIME_FS, BOHR, FS_PER_PS, HARTREE
 from .base import FormatError, TrajectoryReader
 
 __all__ = ["is_pwscf_output", "PWscfMDReader", "RY_TIME_FS", "RY_FORCE"]
@@ -195,7 +195,7 @@ class PWscfMDReader(TrajectoryReader):
                 dt = au * RY_TIME_FS
                 self.notes.append(f"time step dt = {au:g} Ry a.u. = {dt:.6g} fs from {candidate.name}")
                 return dt
-        steps, printed = np.array(head.steps), np.array(head.printed_ps) * 1000.0
+        steps, printed = np.array(head.steps), np.array(head.printed_ps) * FS_PER_PS
         if len(steps) > 1 and np.isfinite(printed).all() and steps[-1] > steps[0]:
             span = steps[-1] - steps[0]
             dt = (printed[-1] - printed[0]) / span
