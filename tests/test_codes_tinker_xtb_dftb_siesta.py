@@ -137,6 +137,7 @@ def test_tinker_failures_are_one_line(tmp_path):
 
 def test_dmol3_arc_is_not_taken_for_tinker(tmp_path):
     dmol = tmp_path / "run.arc"
+    # a BIOSYM/Materials Studio .car record: "XXXX" and "xx" are that format's own residue and type fields
     dmol.write_text("!BIOSYM archive 3\nPBC=OFF\nMaterials Studio Generated CAR File\n!DATE Jan 1 2020\n"
                     "O1       0.000000000    0.000000000    0.117300000 XXXX 1      xx      O   0.000\nend\nend\n")
     with pytest.raises(FormatError, match="not a Tinker archive") as err:

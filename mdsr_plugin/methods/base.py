@@ -38,6 +38,7 @@ the group ``mdsr_plugin.methods`` naming a :class:`MethodPlugin` object::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
@@ -127,7 +128,7 @@ class Suitability:
     found: object = None
 
 
-class Method:
+class Method(ABC):
     """An upsampling method, as the streaming driver uses it: subclass this.
 
     A subclass sets the attributes and implements :meth:`interpolate`; one that must see
@@ -175,13 +176,13 @@ class Method:
         """
         return Provenance(method=self.name)
 
+    @abstractmethod
     def interpolate(self, coarse: "Trajectory", factor: int) -> FineFrames:
         """Fine frames of ``coarse`` (unwrapped, uniform step).
 
         Returns positions and velocities of shape ``((n_coarse - 1) * factor + 1,
         n_atoms, 3)`` in Å and Å/fs, plus optional per-fine-frame values.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement interpolate()")
 
 
 @dataclass(frozen=True)
