@@ -2,7 +2,7 @@
 
 For each reference trajectory (0.5 fs steps) the coarse input is every ``--stride``-th
 frame; the registry's checkpoint for the molecule is prepared on it and
-:meth:`mdsr_plugin.neural.upsampler.NeuralUpsampler.check_forces` compares its forces with
+:meth:`mdsr_plugin.neural.upsampler.LearnedUpsampler.check_forces` compares its forces with
 the stored ones on up to 64 frames.  On the checkpoint's own Hamiltonian (GFN2-xTB) the
 relative error is its fitting error; on another one it is larger, and above
 ``FORCE_MISMATCH`` the user is warned.
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from mdsr_plugin.io import read_trajectory
-from mdsr_plugin.neural.upsampler import FORCE_MISMATCH, NeuralUpsampler
+from mdsr_plugin.neural.upsampler import FORCE_MISMATCH, LearnedUpsampler
 
 
 def main(argv=None) -> int:
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     for path in args.references:
         fine = read_trajectory(path)
         coarse = fine[::args.stride]
-        method = NeuralUpsampler()
+        method = LearnedUpsampler()
         method.prepare(coarse, 20)
         check = method.force_check
         mean_force = check["force_mae"] / check["relative"]

@@ -166,9 +166,9 @@ def network_rate(model_spec, coarse, device, precision, windows):
     """Fine frames per second of the learned integrator alone, and FLOPs per fine frame."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mdsr_plugin.neural.upsampler import NeuralUpsampler
+    from mdsr_plugin.neural.upsampler import LearnedUpsampler
 
-    method = NeuralUpsampler(model=model_spec, device=device, precision=precision)
+    method = LearnedUpsampler(model=model_spec, device=device, precision=precision)
     method.prepare(coarse, FACTOR)
     model, k = method.model, method.model.context
     dtype = getattr(torch, precision)

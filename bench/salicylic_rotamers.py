@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsr_plugin.io import read_trajectory
-from mdsr_plugin.neural.upsampler import NeuralUpsampler
+from mdsr_plugin.neural.upsampler import LearnedUpsampler
 from mdsr_plugin.pipeline import upsample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def main():
     n_gaps = (truth.n_frames - 1) // FACTOR
     truth = truth[: n_gaps * FACTOR + 1]
     coarse = truth[::FACTOR]
-    errors = {"Bi-LSTM": per_gap_error(upsample(coarse, FACTOR, NeuralUpsampler(model="salicylic-acid-bilstm-f20-1fs")),
+    errors = {"Bi-LSTM": per_gap_error(upsample(coarse, FACTOR, LearnedUpsampler(model="salicylic-acid-bilstm-f20-1fs")),
                                        truth, n_gaps),
               "cubic Hermite": per_gap_error(upsample(coarse, FACTOR, "hermite"), truth, n_gaps)}
     h_o = np.linalg.norm(truth.positions[:, HYDROXYL_H] - truth.positions[:, CARBONYL_O], axis=-1)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import mdsr_plugin.neural.shooting as shooting
 import mdsr_plugin.neural.upsampler as upsampler
 from mdsr_plugin.io import read_trajectory
 from mdsr_plugin.metrics import compare
@@ -186,7 +187,7 @@ def orientation_change(coarse, fine, model_id):
 
     rotation, shift = Rotation.random(random_state=1).as_matrix(), np.array([12.0, -3.0, 40.0])
     moved = replace(coarse, positions=coarse.positions @ rotation.T + shift)
-    fine_moved = upsample(moved, 20, upsampler.NeuralUpsampler(model=model_id))
+    fine_moved = upsample(moved, 20, upsampler.LearnedUpsampler(model=model_id))
     return float(np.abs(fine_moved.positions - (fine.positions @ rotation.T + shift)).max())
 
 
@@ -203,17 +204,17 @@ def main(argv=None):
             truth = read_trajectory(ROOT / f"bench/data/{molecule}_400K_{data}_s99.h5md")[::2][: args.gaps * 20 + 1]
             coarse = truth[::20].without("velocities", "forces")
             for name, fit in FITS.items():
-                upsampler.estimate_velocities = fit
+                shooting.estimate_velocities = fit  # the upsampler imports it when it fits
                 model_id = f"{molecule}-bilstm-f20-1fs"
                 started = time.perf_counter()
-                fine = upsample(coarse, 20, upsampler.NeuralUpsampler(model=model_id))
+                fine = upsample(coarse, 20, upsampler.LearnedUpsampler(model=model_id))
                 seconds = time.perf_counter() - started
                 metrics = compare(fine, truth, 20)
                 turned = orientation_change(coarse, fine, model_id) if "Gauss" in name else None
                 rows.append({"molecule": molecule, "data": data, "fit": name, "gaps": args.gaps, "seconds": seconds,
                              "fine_frames_per_s": args.gaps * 20 / seconds, "orientation_change": turned, **metrics})
                 print(f"{molecule} {data} {name}: {metrics['position_mae']:.2e} Å in {seconds:.0f} s", flush=True)
-    upsampler.estimate_velocities = gauss_newton
+    shooting.estimate_velocities = gauss_newton
     out = ROOT / "bench/results/shooting.json"
     out.write_text(json.dumps(rows, indent=1))
     print("\n| molecule | data | fit | position MAE (Å) | velocity MAE (Å/fs) | seconds | fine frames/s "

@@ -289,10 +289,10 @@ def test_adapt_options_that_contradict_each_other_are_usage_errors(argv, message
 @pytest.mark.slow
 def test_force_check_tells_the_checkpoints_hamiltonian_from_another(xtb_fine, gfn1_fine, tmp_path, caplog):
     from mdsr_plugin.io import write_trajectory
-    from mdsr_plugin.neural.upsampler import FORCE_MISMATCH, NeuralUpsampler
+    from mdsr_plugin.neural.upsampler import FORCE_MISMATCH, LearnedUpsampler
     from mdsr_plugin.pipeline import upsample_file
 
-    own, other = NeuralUpsampler(), NeuralUpsampler()
+    own, other = LearnedUpsampler(), LearnedUpsampler()
     own.prepare(xtb_fine[::2][::10], 10)
     other.prepare(gfn1_fine[::10], 10)
     # measured: 4 % on its own GFN2-xTB, 14.5 % on GFN1-xTB (docs/benchmarks.md "Force check")
@@ -312,9 +312,9 @@ def test_force_check_tells_the_checkpoints_hamiltonian_from_another(xtb_fine, gf
 def test_a_checkpoint_learned_from_coarse_frames_is_judged_by_its_own_force_error():
     """A small model learned from scratch fits its own forces to ~10-20 %: its force check
     must not call its own input "another Hamiltonian" (the threshold scales with it)."""
-    from mdsr_plugin.neural.upsampler import FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH, NeuralUpsampler
+    from mdsr_plugin.neural.upsampler import FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH, LearnedUpsampler
 
-    shipped, adapted = NeuralUpsampler(), NeuralUpsampler(name="adapted")
+    shipped, adapted = LearnedUpsampler(), LearnedUpsampler(name="adapted")
     shipped.card = {"validation": {"held_out": {}}}
     adapted.card = {"validation": {"held_out_gaps": {"force_relative_mae": 0.18}}}
     assert shipped._own_force_error() == (FORCE_ERROR_ON_OWN_DATA, FORCE_MISMATCH)

@@ -31,13 +31,13 @@ def _learned_box_wins(monkeypatch) -> list:
     replaced by a tiny one (the measurement itself still runs).  Returns the names of the
     box candidates measured."""
     from mdsr_plugin import selection
-    from mdsr_plugin.neural.box_upsampler import BoxUpsampler
+    from mdsr_plugin.neural.upsampler import BoxFrame, LearnedUpsampler
 
     measure, boxes = selection.measure_method, []
 
     def measured(method, *args, **kwargs):
         score = measure(method, *args, **kwargs)
-        if isinstance(method, BoxUpsampler):
+        if isinstance(method, LearnedUpsampler) and isinstance(method.frame, BoxFrame):
             boxes.append(method.name)
             # below any classical estimate: quintic's is ~2e-8 Å on this copper box at 5 fs
             score = dataclasses.replace(score, position_estimate=1e-15, position_range=(1e-15, 1e-15))
@@ -128,26 +128,30 @@ def test_a_box_checkpoint_named_with_model_records_the_same_provenance(adapt_run
     assert parameters["method"] == "neural" and "self_validation" not in parameters
 
 
-def test_the_box_and_the_molecular_method_share_one_provenance(adapt_run, coarse_file):
-    """One code path (issue #28): a prepared box method answers ``provenance`` as it
-    answered ``prepare``; what ``auto`` records is what ``prepare`` returned."""
+def test_the_box_and_the_molecular_checkpoint_are_one_method(adapt_run, coarse_file):
+    """One code path (issue #28): one learned method runs a box's checkpoint and a
+    molecule's, differing only in the frame adapter the card asks for; a prepared box method
+    answers ``provenance`` as it answered ``prepare``, and needs the coarse velocities."""
     from mdsr_plugin.io import read_trajectory
     from mdsr_plugin.methods import Method
-    from mdsr_plugin.neural.box_upsampler import BoxUpsampler
-    from mdsr_plugin.neural.upsampler import CheckpointMethod, NeuralUpsampler
+    from mdsr_plugin.neural.upsampler import BoxFrame, LearnedUpsampler
 
-    assert BoxUpsampler.provenance is NeuralUpsampler.provenance is CheckpointMethod.provenance
-    assert BoxUpsampler._own_force_error is NeuralUpsampler._own_force_error
-
-    box = BoxUpsampler(model=str(adapt_run["card_path"]), name="adapted")
+    box = LearnedUpsampler(model=str(adapt_run["card_path"]), name="adapted")
     with pytest.raises(RuntimeError, match="before prepare"):
         box.provenance(fitted_velocities=False)
     coarse = read_trajectory(coarse_file)[:12]
     prepared = box.prepare(coarse, FACTOR)
     card = adapt_run["card"]
+    assert isinstance(box.frame, BoxFrame) and box.requires == ("velocities",) and box.context == 0
+    assert (box.batch_gaps, box.block_gaps) == (16, 256)  # a whole box per gap
     assert (prepared.method, prepared.model, prepared.model_sha256, prepared.velocities_fitted) == (
         "adapted", card["id"], card["weights_sha256"], False)
     assert box.provenance(fitted_velocities=False) == prepared
     assert isinstance(box, Method) and type(box).prepare is not Method.prepare
     # a box never fits velocities (it needs them), so it never records that it did
     assert not box.provenance(fitted_velocities=True).velocities_fitted
+    with pytest.raises(Exception, match="needs the coarse velocities"):
+        box.interpolate(coarse.without("velocities"), FACTOR)
+    with pytest.raises(Exception, match="no cell"):
+        LearnedUpsampler(model=str(adapt_run["card_path"])).prepare(
+            dataclasses.replace(coarse, cell=None, pbc=[False] * 3), FACTOR)

@@ -97,13 +97,6 @@ def test_best_order_is_unchanged(seed):
     np.testing.assert_array_equal(ETHANOL[permutation][found], ETHANOL)
 
 
-def test_neural_geometry_re_exports_the_same_functions():
-    from mdsr_plugin.neural import geometry
-
-    for name in geometry.__all__:
-        assert getattr(geometry, name) is getattr(molecule, name), name
-
-
 def test_molecule_imports_no_torch():
     import subprocess
     import sys

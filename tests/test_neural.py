@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from mdsr_plugin.methods import MethodError  # noqa: E402
 from mdsr_plugin.neural.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from mdsr_plugin.neural.geometry import (  # noqa: E402
+from mdsr_plugin.molecule import (  # noqa: E402
     GraphMismatch,
     automorphisms,
     best_order,
@@ -133,7 +133,7 @@ def test_shooting_recovers_the_velocities_of_the_models_own_dynamics(xtb_fine):
     connect exactly give back the velocities that made them, far better than the spline's."""
     from scipy.interpolate import CubicSpline
 
-    from mdsr_plugin.neural.upsampler import estimate_velocities
+    from mdsr_plugin.neural.shooting import estimate_velocities
 
     model = tiny_model("hnn").eval()  # velocity Verlet on a conservative force: reversible
     fine = xtb_fine[::2]
@@ -318,11 +318,11 @@ def test_shuffled_atom_order_gives_the_same_reconstruction(registry, xtb_fine):
 
 @pytest.mark.slow
 def test_batch_size_does_not_change_results(registry, xtb_fine):
-    from mdsr_plugin.neural.upsampler import NeuralUpsampler
+    from mdsr_plugin.neural.upsampler import LearnedUpsampler
 
     coarse = coarse_from(xtb_fine)
-    one = upsample(coarse, 10, NeuralUpsampler(model="ethanol-bilstm", batch_gaps=1, precision="float64"))
-    many = upsample(coarse, 10, NeuralUpsampler(model="ethanol-bilstm", batch_gaps=512, precision="float64"))
+    one = upsample(coarse, 10, LearnedUpsampler(model="ethanol-bilstm", batch_gaps=1, precision="float64"))
+    many = upsample(coarse, 10, LearnedUpsampler(model="ethanol-bilstm", batch_gaps=512, precision="float64"))
     np.testing.assert_allclose(one.positions, many.positions, rtol=0, atol=1e-10)
 
 

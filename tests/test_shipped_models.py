@@ -66,14 +66,14 @@ def test_registry_finds_the_shipped_checkpoint_for_its_molecule_in_any_atom_orde
 @pytest.mark.parametrize("positions_only", [False, True], ids=["velocities", "positions-only"])
 def test_shipped_checkpoint_beats_the_classical_baseline_on_dynamics_it_never_saw(fresh_dynamics, positions_only):
     from mdsr_plugin.metrics import position_mae
-    from mdsr_plugin.neural.upsampler import NeuralUpsampler
+    from mdsr_plugin.neural.upsampler import LearnedUpsampler
     from mdsr_plugin.pipeline import upsample
 
     model_id, truth = fresh_dynamics
     factor = 20
     truth = truth[: (truth.n_frames - 1) // factor * factor + 1]
     coarse = truth[::factor].without("velocities", "forces") if positions_only else truth[::factor]
-    neural = upsample(coarse, factor, NeuralUpsampler(model=model_id))
+    neural = upsample(coarse, factor, LearnedUpsampler(model=model_id))
     baseline = upsample(coarse, factor, "spline" if positions_only else "hermite")
     np.testing.assert_array_equal(neural.positions[::factor], coarse.positions)
     neural_error = position_mae(neural.positions, truth.positions)

@@ -89,7 +89,7 @@ class Provenance:
     force_check : dict or None
         A learned method's force error on the input's stored forces, and whether it
         points to another Hamiltonian than its checkpoint's
-        (:meth:`mdsr_plugin.neural.upsampler.NeuralUpsampler.check_forces`).
+        (:meth:`mdsr_plugin.neural.upsampler.LearnedUpsampler.check_forces`).
     """
 
     method: str

@@ -7,9 +7,7 @@ that ``auto`` measures it against the registry's.
 Answering whether the method suits an input reads only the registry's cards
 (JSON) and matches the molecular graph; the network is built and its weights
 loaded once chosen, from the match found here, by
-:class:`~mdsr_plugin.neural.upsampler.NeuralUpsampler` or, for a periodic box's
-checkpoint, :class:`~mdsr_plugin.neural.box_upsampler.BoxUpsampler` (one protocol,
-:class:`~mdsr_plugin.neural.upsampler.CheckpointMethod`, for both).
+:class:`~mdsr_plugin.neural.upsampler.LearnedUpsampler` (molecule or periodic box alike).
 """
 
 from __future__ import annotations
@@ -35,13 +33,11 @@ def _suits(coarse, factor, settings) -> Suitability:
 
 def _upsampler(model, settings, name: str):
     """The method running checkpoint ``model`` (id or path; None: the registry's best fit),
-    recorded as ``name``: a periodic box's integrator or a molecule's."""
-    from .box_upsampler import BoxUpsampler, is_box_card
-    from .upsampler import NeuralUpsampler  # torch is imported only when the method runs
+    recorded as ``name``; whether it is a molecule's or a periodic box's is the checkpoint's."""
+    from .upsampler import LearnedUpsampler  # torch is imported only when the method runs
 
-    kind = BoxUpsampler if is_box_card(model) else NeuralUpsampler
-    return kind(model=model, device=settings.device, batch_gaps=settings.batch_gaps,
-                precision=settings.precision, name=name)
+    return LearnedUpsampler(model=model, device=settings.device, batch_gaps=settings.batch_gaps,
+                            precision=settings.precision, name=name)
 
 
 def _build(settings):

@@ -313,7 +313,7 @@ def match_checkpoint(coarse, factor: int, model: str | None = None) -> Checkpoin
     CheckpointError
         ``model`` names no checkpoint.
     """
-    from .geometry import GraphMismatch, match_atoms
+    from ..molecule import GraphMismatch, match_atoms
 
     if coarse.n_frames < 2:
         raise MethodError("the neural method needs two frames to know the time step")
