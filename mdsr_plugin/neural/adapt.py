@@ -33,6 +33,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
@@ -43,8 +44,8 @@ import numpy as np
 from ..trajectory import Trajectory
 from . import card as schema
 from .coarse import (
-    FINGERPRINT, HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, LearningSettings, check_enough_gaps,
-    finished_card, fingerprint_of, gap_loss, held_out_split, step_factor,
+    HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, CoarseData, LearningSettings, check_enough_gaps,
+    finished_card, fingerprint_of, held_out_split, hermite_midpoint_error, learn_stages, save_learned, step_factor,
 )
 
 __all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES"]
@@ -155,8 +156,11 @@ def _warm_start_entry(spec, traj):
     return None, None
 
 
-class _Gaps:
+class _Gaps(CoarseData):
     """Every gap of the coarse data with its context, in the canonical frame of its first frame.
+
+    The :class:`~mdsr_plugin.neural.coarse.CoarseData` of a molecule: in training each batch
+    is relabelled at random among the molecule's symmetry-equivalent atomic orders.
 
     Attributes
     ----------
@@ -167,6 +171,8 @@ class _Gaps:
     frames_x, frames_f : ndarray, shape (M, N, 3) or None
         Coarse frames and their stored forces (eV/Å), canonical frame each.
     """
+
+    validation_batch = 64
 
     def __init__(self, trajectories, context, reference, masses, automorphisms, rng_seed=0):
         from ..molecule import canonical_frames
@@ -211,11 +217,33 @@ class _Gaps:
         return len(self.before_x)
 
     def split(self, fraction):
-        """Index arrays (train, held out) of gaps and of force frames: the last
-        ``fraction`` is held out, and at least :data:`MIN_HELD_OUT_GAPS` where that is no
-        more than a quarter of them."""
+        """Index arrays (train, held out) of gaps and of force frames (:func:`held_out_split`)."""
         frames = held_out_split(len(self.frames_x), fraction) if self.frames_x is not None else (None, None)
         return held_out_split(self.n_gaps, fraction), frames
+
+    def force_pairs(self, model, pick, rng, tensor, create_graph=False):
+        x, f = self.frames_x[pick], self.frames_f[pick]
+        if rng is not None:  # in training, any of the equivalent labellings
+            x, f = _relabel(rng, self.automorphisms, x, f)
+        x, f = tensor(x), tensor(f)
+        return model.forces(x, create_graph=create_graph), f
+
+    def gap_terms(self, model, pick, rng, tensor, factor, fine_dt):
+        from .integrator import gap_end_misfits, run_both_ways
+
+        batch = [a[pick] for a in (self.before_x, self.before_v, self.after_x, self.after_v)]
+        if rng is not None:
+            batch = _relabel(rng, self.automorphisms, *batch)
+        bx, bv, ax, av = [tensor(a) for a in batch]
+        forward, backward = run_both_ways(
+            lambda hx, hv: model.rollout(hx[:, -1], hv[:, -1], factor, fine_dt, history=(hx, hv)), (bx, bv), (ax, av))
+        return gap_end_misfits(forward, backward, bx[:, -1], bv[:, -1], ax[:, 0], av[:, 0])
+
+    def hermite_frames(self, index):
+        if self.after_x.shape[1] < 2:  # frame k + 2 is outside the context
+            return None
+        return (self.before_x[index, -1], self.before_v[index, -1], self.after_x[index, 0], self.after_x[index, 1],
+                self.after_v[index, 1])
 
 
 def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: bool = True,
@@ -247,13 +275,10 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     """
     import torch
 
-    from .. import __version__
     from ..molecule import automorphisms
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import load_checkpoint
     from .data import permute_atoms, set_normalisation
     from .models import build_model, default_config
-    from .registry import write_manifest
-    from .training import Stage, epochs_by_stage, run_stages
 
     settings = settings or AdaptSettings()
     paths = [p if isinstance(p, Trajectory) else Path(p) for p in paths]
@@ -331,8 +356,8 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     check_enough_gaps(gaps.n_gaps, model.context)
     device = torch.device(settings.device)
     model.to(device)
-    (gap_train, gap_held), (frame_train, frame_held) = gaps.split(settings.validation_fraction)
-    has_forces = gaps.frames_x is not None
+    split = gaps.split(settings.validation_fraction)
+    (_, gap_held), (_, frame_held) = split
 
     output.parent.mkdir(parents=True, exist_ok=True)  # only now: bad input has written nothing
     # What the result depends on: not the time budget or the device.
@@ -345,75 +370,31 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     if finished is not None:
         log.info("%s: already learned from these data with these settings", finished.name)
         return finished
-    dtype = next(model.parameters()).dtype
+    tensor = functools.partial(torch.as_tensor, device=device, dtype=next(model.parameters()).dtype)
 
-    def tensor(a):
-        return torch.as_tensor(a, device=device, dtype=dtype)
+    @functools.cache
+    def fitted_gaps() -> _Gaps:
+        """The gaps with velocities fitted by the model as it is when first asked (after the forces stage)."""
+        refined = [replace(t, velocities=_fitted_velocities(model, t, factor, reference, masses, settings.device))
+                   for t in trajectories]
+        return _Gaps(refined, model.context, reference, masses, symmetries)
 
-    fitted = None
-
-    def gap_data() -> _Gaps:
-        """The gaps with their stored velocities, or with velocities fitted by the model as it is
-        when first asked (after the forces stage)."""
-        nonlocal fitted
-        if not fit_velocities:
-            return gaps
-        if fitted is None:
-            refined = [replace(t, velocities=_fitted_velocities(model, t, factor, reference, masses, settings.device))
-                       for t in trajectories]
-            fitted = _Gaps(refined, model.context, reference, masses, symmetries)
-        return fitted
-
-    stages = [Stage("gaps", settings.gap_epochs, settings.gap_learning_rate,
-                    lambda rng, optimizer: _gap_epoch(model, gap_data(), gap_train, rng, settings, optimizer, tensor,
-                                                      factor, progress),
-                    lambda: _gap_validation(model, gap_data(), gap_held, settings, tensor, factor))]
-    if has_forces and settings.force_epochs:
-        stages.insert(0, Stage(
-            "forces", settings.force_epochs, settings.warm_learning_rate if entry is not None else settings.learning_rate,
-            lambda rng, optimizer: _force_epoch(model, gaps, frame_train, rng, settings, optimizer, tensor, progress),
-            lambda: _force_validation(model, gaps, frame_held, tensor)))
-    run = run_stages(model, stages, output, settings, fingerprint=fingerprint, progress=progress,
-                     max_seconds=None if max_minutes is None else max_minutes * 60)
-    state, complete = run.state, run.complete
-    complete = complete and prior_complete  # run again: the prior goes on, then this learns from it anew
-    _, held_out = _gap_validation(model, gap_data(), gap_held, settings, tensor, factor)
-    if has_forces:
-        held_out.update(_force_validation(model, gaps, frame_held, tensor)[1])
+    force_rate = settings.warm_learning_rate if entry is not None else settings.learning_rate
+    run, stage_names, held_out = learn_stages(
+        model, gaps, split, output, settings, force_rate=force_rate, fingerprint=fingerprint, tensor=tensor,
+        factor=factor, progress=progress, max_minutes=max_minutes, gap_data=fitted_gaps if fit_velocities else None)
     if not fit_velocities:
-        held_out.update(_hermite_gap_error(gaps, gap_held, coarse_dt))
-    card = {
-        schema.ID: output.name,
-        schema.MODEL_VERSION: 1,
-        schema.CODE_VERSION: __version__,
-        schema.MOLECULE: (base_card or {}).get(schema.MOLECULE, ""),
-        schema.NUMBERS: [int(z) for z in numbers],
-        schema.BONDS: [list(map(int, b)) for b in bonds],
-        schema.FINE_DT_FS: settings.fine_dt,
-        schema.COARSE_DT_FS: coarse_dt,
-        schema.FACTORS: [factor],
-        schema.INPUT_MODES: [schema.MODE_VELOCITIES, schema.MODE_POSITIONS],
-        schema.TRAINING: {
-            schema.FILES: names,
-            "from_coarse": True,
-            "warm_start": None if entry is None else entry.id,
-            schema.SETTINGS: asdict(settings),
-            schema.HISTORY_TAIL: state["history"][-3:],
-            schema.COMPLETE: complete,
-            FINGERPRINT: fingerprint,
-            schema.EPOCHS: epochs_by_stage(state["history"], [stage.name for stage in stages]),
-            "gaps": {"train": int(len(gap_train)), "held_out": int(len(gap_held))},
-            # the coarse velocities were not stored: fitted, the gap errors are against the fit
-            "velocities_fitted": fit_velocities,
-            HELD_OUT_FRAMES: _held_out_frames(gaps, len(gap_held), len(frame_held) if has_forces else 0,
-                                              names[-1]),
-        },
-        schema.VALIDATION: {"held_out_gaps": held_out, schema.POSITION_MAE: held_out["gap_end_position_mae"]},
-    }
-    card_file = save_checkpoint(model.cpu(), card, output)
-    if manifest:
-        write_manifest(card_file.parent)
-    return card_file
+        held_out.update(hermite_midpoint_error(gaps, gap_held, coarse_dt))
+    return save_learned(
+        model, output, settings, run, stage_names, manifest=manifest, numbers=numbers, bonds=bonds,
+        molecule=(base_card or {}).get(schema.MOLECULE, ""), coarse_dt=coarse_dt, factor=factor,
+        input_modes=[schema.MODE_VELOCITIES, schema.MODE_POSITIONS], names=names,
+        warm_start=None if entry is None else entry.id,
+        complete=run.complete and prior_complete,  # run again: the prior goes on, then this learns from it anew
+        fingerprint=fingerprint, gaps=split[0], held_out=held_out,
+        held_out_frames=_held_out_frames(gaps, len(gap_held), 0 if frame_held is None else len(frame_held), names[-1]),
+        # the coarse velocities were not stored: fitted, the gap errors are against the fit
+        velocities_fitted=fit_velocities)
 
 
 def _first_guess(traj: Trajectory) -> np.ndarray:
@@ -490,106 +471,8 @@ def _held_out_frames(gaps, n_held_gaps, n_held_frames, name) -> dict | None:
 
 def _relabel(rng, automorphisms, *arrays):
     """The same random relabelling of symmetry-equivalent atoms for every item of a batch."""
-    perm = automorphisms[rng.integers(0, len(automorphisms), size=len(arrays[0]))]
-    out = []
-    for a in arrays:
-        index = perm.reshape(perm.shape + (1,) * (a.ndim - 2))
-        if a.ndim == 4:  # (B, K, N, 3)
-            out.append(np.take_along_axis(a, perm[:, None, :, None], axis=2))
-        else:  # (B, N, 3)
-            out.append(np.take_along_axis(a, index, axis=1))
-    return out
+    perm = automorphisms[rng.integers(0, len(automorphisms), size=len(arrays[0]))]  # (B, N)
+    # each array (B, N, 3) or (B, K, N, 3): its atom axis is the one before last
+    return [np.take_along_axis(a, perm.reshape(len(perm), *(1,) * (a.ndim - 3), -1, 1), axis=a.ndim - 2)
+            for a in arrays]
 
-
-def _force_epoch(model, gaps, index, rng, settings, optimizer, tensor, progress):
-    from tqdm.auto import tqdm
-
-    order = rng.permutation(index)
-    total, count = 0.0, 0
-    for lo in tqdm(range(0, len(order), settings.force_batch), desc="forces", leave=False, disable=not progress):
-        pick = order[lo:lo + settings.force_batch]
-        x, f = _relabel(rng, gaps.automorphisms, gaps.frames_x[pick], gaps.frames_f[pick])
-        x, f = tensor(x), tensor(f)
-        loss = ((model.forces(x, create_graph=True) - f) ** 2).mean() / (f ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total, count = total + float(loss.detach()), count + 1
-    return total / count
-
-
-def _force_validation(model, gaps, index, tensor):
-    x, f = tensor(gaps.frames_x[index]), tensor(gaps.frames_f[index])
-    model.eval()
-    predicted = model.forces(x).detach()
-    loss = float(((predicted - f) ** 2).mean() / (f ** 2).mean())
-    return loss, {"force_mae": float((predicted - f).abs().mean()),
-                  "force_relative_mae": float((predicted - f).abs().mean() / f.abs().mean())}
-
-
-def _gap_terms(model, batch, factor, settings):
-    """Forward from each gap's first frame and backward from its last: the end-point misfits
-    (Å, Å/fs) and the forward/backward disagreement along the gap (Å)."""
-    from .integrator import gap_end_misfits, run_both_ways
-
-    bx, bv, ax, av = batch
-    forward, backward = run_both_ways(
-        lambda hx, hv: model.rollout(hx[:, -1], hv[:, -1], factor, settings.fine_dt, history=(hx, hv)),
-        (bx, bv), (ax, av))
-    return gap_end_misfits(forward, backward, bx[:, -1], bv[:, -1], ax[:, 0], av[:, 0])
-
-
-def _gap_loss(model, batch, factor, settings):
-    return gap_loss(_gap_terms(model, batch, factor, settings), settings)
-
-
-def _gap_epoch(model, gaps, index, rng, settings, optimizer, tensor, factor, progress):
-    import torch
-    from tqdm.auto import tqdm
-
-    order = rng.permutation(index)
-    total, count = 0.0, 0
-    for lo in tqdm(range(0, len(order), settings.gap_batch), desc="gaps", leave=False, disable=not progress):
-        pick = order[lo:lo + settings.gap_batch]
-        batch = _relabel(rng, gaps.automorphisms, gaps.before_x[pick], gaps.before_v[pick],
-                         gaps.after_x[pick], gaps.after_v[pick])
-        loss = _gap_loss(model, [tensor(a) for a in batch], factor, settings)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
-        total, count = total + float(loss.detach()), count + 1
-    return total / count
-
-
-def _gap_validation(model, gaps, index, settings, tensor, factor):
-    import torch
-
-    model.eval()
-    losses, ends_x, ends_v, disagreements = [], [], [], []
-    with torch.no_grad():
-        for lo in range(0, len(index), 64):
-            pick = index[lo:lo + 64]
-            batch = [tensor(a[pick]) for a in (gaps.before_x, gaps.before_v, gaps.after_x, gaps.after_v)]
-            end_x, end_v, disagreement = _gap_terms(model, batch, factor, settings)
-            losses.append(float(_gap_loss(model, batch, factor, settings)) * len(pick))
-            ends_x.append(end_x.abs().mean().item() * len(pick))
-            ends_v.append(end_v.abs().mean().item() * len(pick))
-            disagreements.append(disagreement.abs().mean().item() * len(pick))
-    n = len(index)
-    return sum(losses) / n, {"gap_end_position_mae": sum(ends_x) / n, "gap_end_velocity_mae": sum(ends_v) / n,
-                             "gap_disagreement_mae": sum(disagreements) / n}
-
-
-def _hermite_gap_error(gaps, index, coarse_dt):
-    """For scale: where cubic Hermite through the frames two gaps apart puts the held-out
-    gaps' end frame (the same held-out frames, a classical method, Å)."""
-    bx, bv, ax = gaps.before_x[index], gaps.before_v[index], gaps.after_x[index]
-    if bx.shape[1] < 2 or ax.shape[1] < 2:
-        return {}
-    # frame k+1 from frames k and k+2 (s = 1/2 of a 2h gap)
-    x0, v0, x1 = bx[:, -1], bv[:, -1], ax[:, 1]
-    v1 = gaps.after_v[index][:, 1]
-    h = 2 * coarse_dt
-    midpoint = 0.5 * (x0 + x1) + h / 8 * (v0 - v1)
-    return {"hermite_2h_midpoint_mae": float(np.abs(midpoint - ax[:, 0]).mean())}

@@ -23,6 +23,7 @@ Each stage stops at its number of epochs or when its learning rate has decayed t
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -31,8 +32,8 @@ import numpy as np
 
 from . import card as schema
 from .coarse import (
-    FINGERPRINT, HELD_OUT_FRAMES, AdaptError, LearningSettings, check_enough_gaps, finished_card, fingerprint_of, gap_loss,
-    held_out_split, step_factor,
+    AdaptError, CoarseData, LearningSettings, check_enough_gaps, finished_card, fingerprint_of, held_out_split,
+    hermite_midpoint_error, learn_stages, save_learned, step_factor,
 )
 
 __all__ = ["BoxAdaptSettings", "adapt_box", "box_settings"]
@@ -53,8 +54,8 @@ class BoxAdaptSettings(LearningSettings):
         (on a 24-atom GFN1-xTB water box, 16 and 6 fitted held-out forces to 10.8 %
         where 8 and 4 gave 12.7 %: the O–H bond needs a fine radial grid).
     frames_per_epoch, gaps_per_epoch : int
-        Frames drawn per epoch of the forces stage, gaps per epoch of the gap stage (an
-        epoch is then bounded in time however long the archive: a frame is a whole box).
+        Frames drawn per epoch of the forces stage, gaps per epoch of the gap stage: not all,
+        so that an epoch is bounded in time however long the archive (a frame is a whole box).
     force_batch, gap_batch : int
         Frames per force step, gaps per gap step (a frame is a whole box).
     """
@@ -88,8 +89,9 @@ def box_settings(settings: LearningSettings) -> BoxAdaptSettings:
     return BoxAdaptSettings(**chosen)
 
 
-class _BoxData:
-    """The coarse frames of one or more runs of one box, unwrapped, as arrays.
+class _BoxData(CoarseData):
+    """The coarse frames of one or more runs of one box, unwrapped, as arrays: the
+    :class:`~mdsr_plugin.neural.coarse.CoarseData` of a box (each batch with its cells).
 
     Attributes
     ----------
@@ -101,6 +103,8 @@ class _BoxData:
     gap_start : ndarray, shape (G,), int
         Frame index (into the arrays) of each gap's first frame; its last is the next.
     """
+
+    validation_batch = 8  # a frame is a whole box
 
     def __init__(self, trajectories):
         from ..periodic import Unwrapper
@@ -129,6 +133,28 @@ class _BoxData:
             if self.f is not None else (None, None)
         return gaps, frames
 
+    def force_pairs(self, model, pick, rng, tensor, create_graph=False):
+        x, cell, f = tensor(self.x[pick]), tensor(self.cell[pick]), tensor(self.f[pick])
+        return model.forces(x, cell, pbc=self.pbc, create_graph=create_graph), f
+
+    def gap_terms(self, model, pick, rng, tensor, factor, fine_dt):
+        import torch
+
+        from .integrator import gap_end_misfits, run_both_ways
+
+        i, j = self.gap_start[pick], self.gap_start[pick] + 1
+        x0, v0, x1, v1 = tensor(self.x[i]), tensor(self.v[i]), tensor(self.x[j]), tensor(self.v[j])
+        cells = torch.cat([tensor(self.cell[i]), tensor(self.cell[j])])
+        forward, backward = run_both_ways(
+            lambda hx, hv: model.rollout(hx[:, -1], hv[:, -1], cells, factor, fine_dt, self.pbc),
+            (x0[:, None], v0[:, None]), (x1[:, None], v1[:, None]))
+        return gap_end_misfits(forward, backward, x0, v0, x1, v1)
+
+    def hermite_frames(self, index):
+        k = self.gap_start[index]
+        k = k[np.isin(k + 1, self.gap_start)]  # frames k, k + 1, k + 2 of one file
+        return (self.x[k], self.v[k], self.x[k + 1], self.x[k + 2], self.v[k + 2]) if len(k) else None
+
 
 def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettings, *, progress: bool,
               reader_options, manifest: bool) -> Path:
@@ -136,11 +162,7 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     :func:`~mdsr_plugin.neural.adapt.adapt`, with the trajectories already read."""
     import torch
 
-    from .. import __version__
-    from .checkpoint import save_checkpoint
     from .local import LocalIntegrator, default_local_config
-    from .registry import write_manifest
-    from .training import Stage, epochs_by_stage, run_stages
 
     settings = box_settings(settings)
     first = trajectories[0]
@@ -157,8 +179,8 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     factor = step_factor(coarse_dt, settings.fine_dt)
     data = _BoxData(trajectories)
     check_enough_gaps(len(data.gap_start), context=1)
-    (gap_train, gap_held), (frame_train, frame_held) = data.split(settings.validation_fraction)
-    has_forces = data.f is not None
+    split = data.split(settings.validation_fraction)
+    (gap_train, gap_held), (frame_train, _) = split
 
     torch.manual_seed(settings.seed)
     config = default_local_config(first.numbers, cutoff=settings.cutoff, n_radial=settings.n_radial,
@@ -166,12 +188,8 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     model = LocalIntegrator(config).to(torch.float32)
     model.set_atoms(first.numbers, first.masses)
     device = torch.device(settings.device)
-    dtype = torch.float32
-
-    def tensor(a):
-        return torch.as_tensor(np.ascontiguousarray(a), device=device, dtype=dtype)
-
-    _set_normalisation(model, data, frame_train if has_forces else gap_train, tensor)
+    tensor = functools.partial(torch.as_tensor, device=device, dtype=torch.float32)  # arrays indexed: contiguous
+    _set_normalisation(model, data, gap_train if frame_train is None else frame_train, tensor)
     model.to(device)
 
     output.parent.mkdir(parents=True, exist_ok=True)  # only now: bad input has written nothing
@@ -181,54 +199,18 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     if finished is not None:
         log.info("%s: already learned from these data with these settings", finished.name)
         return finished
-    stages = [Stage("gaps", settings.gap_epochs, settings.gap_learning_rate,
-                    lambda rng, optimizer: _gap_epoch(model, data, gap_train, rng, settings, optimizer, tensor, factor,
-                                                      progress),
-                    lambda: _gap_validation(model, data, gap_held, settings, tensor, factor))]
-    if has_forces and settings.force_epochs:
-        stages.insert(0, Stage(
-            "forces", settings.force_epochs, settings.learning_rate,
-            lambda rng, optimizer: _force_epoch(model, data, frame_train, rng, settings, optimizer, tensor, progress),
-            lambda: _force_validation(model, data, frame_held, tensor)))
-    run = run_stages(model, stages, output, settings, fingerprint=fingerprint, progress=progress,
-                     max_seconds=None if settings.max_minutes is None else settings.max_minutes * 60)
-    state, complete = run.state, run.complete
-    _, held_out = _gap_validation(model, data, gap_held, settings, tensor, factor)
-    if has_forces:
-        held_out.update(_force_validation(model, data, frame_held, tensor)[1])
-    held_out.update(_hermite_end_error(data, gap_held, coarse_dt))
+    run, stage_names, held_out = learn_stages(model, data, split, output, settings, force_rate=settings.learning_rate,
+                                              fingerprint=fingerprint, tensor=tensor, factor=factor,
+                                              progress=progress, max_minutes=settings.max_minutes)
+    held_out.update(hermite_midpoint_error(data, gap_held, coarse_dt))
     start = data.gap_start[gap_held[0]] - data.first_frame_of_last_file
     held_frames = {schema.ROW_FILE: names[-1], "start": int(start), "stop": int(data.frames_in_last_file)} \
         if start >= 0 else None
-    card = {
-        schema.ID: output.name,
-        schema.MODEL_VERSION: 1,
-        schema.CODE_VERSION: __version__,
-        schema.MOLECULE: "periodic box " + _formula(first.numbers),
-        schema.NUMBERS: [int(z) for z in first.numbers],
-        schema.BONDS: [],
-        schema.FINE_DT_FS: settings.fine_dt,
-        schema.COARSE_DT_FS: coarse_dt,
-        schema.FACTORS: [factor],
-        schema.INPUT_MODES: [schema.MODE_VELOCITIES],
-        schema.TRAINING: {
-            schema.FILES: names,
-            "from_coarse": True,
-            "warm_start": None,
-            schema.SETTINGS: asdict(settings),
-            schema.HISTORY_TAIL: state["history"][-3:],
-            schema.COMPLETE: complete,
-            FINGERPRINT: fingerprint,
-            schema.EPOCHS: epochs_by_stage(state["history"], [stage.name for stage in stages]),
-            "gaps": {"train": int(len(gap_train)), "held_out": int(len(gap_held))},
-            HELD_OUT_FRAMES: held_frames,
-        },
-        schema.VALIDATION: {"held_out_gaps": held_out, schema.POSITION_MAE: held_out["gap_end_position_mae"]},
-    }
-    card_file = save_checkpoint(model.cpu(), card, output)
-    if manifest:
-        write_manifest(card_file.parent)
-    return card_file
+    return save_learned(model, output, settings, run, stage_names, manifest=manifest,
+                        molecule="periodic box " + _formula(first.numbers), numbers=first.numbers, bonds=[],
+                        coarse_dt=coarse_dt, factor=factor, input_modes=[schema.MODE_VELOCITIES], names=names,
+                        warm_start=None, complete=run.complete, fingerprint=fingerprint, gaps=split[0],
+                        held_out_frames=held_frames, held_out=held_out)
 
 
 def _formula(numbers) -> str:
@@ -261,94 +243,3 @@ def _set_normalisation(model, data, frames, tensor, max_frames: int = 16):
             # forces of order the stored ones from weights of order one
             model.energy_scale.fill_(float(np.sqrt((data.f[pick] ** 2).mean())))
 
-
-def _force_epoch(model, data, index, rng, settings, optimizer, tensor, progress):
-    from tqdm.auto import tqdm
-
-    order = rng.permutation(index)[:settings.frames_per_epoch]
-    total, count = 0.0, 0
-    for lo in tqdm(range(0, len(order), settings.force_batch), desc="forces", leave=False, disable=not progress):
-        pick = order[lo:lo + settings.force_batch]
-        x, cell, f = tensor(data.x[pick]), tensor(data.cell[pick]), tensor(data.f[pick])
-        loss = ((model.forces(x, cell, pbc=data.pbc, create_graph=True) - f) ** 2).mean() / (f ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total, count = total + float(loss.detach()), count + 1
-    return total / count
-
-
-def _force_validation(model, data, index, tensor):
-    model.eval()
-    squared, absolute, reference = 0.0, 0.0, 0.0
-    for lo in range(0, len(index), 8):
-        pick = index[lo:lo + 8]
-        x, cell, f = tensor(data.x[pick]), tensor(data.cell[pick]), tensor(data.f[pick])
-        predicted = model.forces(x, cell, pbc=data.pbc).detach()
-        squared += float(((predicted - f) ** 2).sum())
-        absolute += float((predicted - f).abs().sum())
-        reference += float(f.abs().sum())
-    n = len(index) * data.x.shape[1] * 3
-    loss = squared / n / float((data.f[index] ** 2).mean())
-    return loss, {"force_mae": absolute / n, "force_relative_mae": absolute / reference}
-
-
-def _gap_terms(model, data, pick, factor, settings, tensor):
-    """Forward from each gap's first frame and backward from its last: end-point misfits
-    (Å, Å/fs) and the forward/backward disagreement along the gap (Å)."""
-    import torch
-
-    from .integrator import gap_end_misfits, run_both_ways
-
-    i, j = data.gap_start[pick], data.gap_start[pick] + 1
-    x0, v0, x1, v1 = tensor(data.x[i]), tensor(data.v[i]), tensor(data.x[j]), tensor(data.v[j])
-    cells = torch.cat([tensor(data.cell[i]), tensor(data.cell[j])])
-    forward, backward = run_both_ways(
-        lambda hx, hv: model.rollout(hx[:, -1], hv[:, -1], cells, factor, settings.fine_dt, data.pbc),
-        (x0[:, None], v0[:, None]), (x1[:, None], v1[:, None]))
-    return gap_end_misfits(forward, backward, x0, v0, x1, v1)
-
-
-def _gap_epoch(model, data, index, rng, settings, optimizer, tensor, factor, progress):
-    import torch
-    from tqdm.auto import tqdm
-
-    order = rng.permutation(index)[:settings.gaps_per_epoch]
-    total, count = 0.0, 0
-    for lo in tqdm(range(0, len(order), settings.gap_batch), desc="gaps", leave=False, disable=not progress):
-        loss = gap_loss(_gap_terms(model, data, order[lo:lo + settings.gap_batch], factor, settings, tensor),
-                         settings)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
-        total, count = total + float(loss.detach()), count + 1
-    return total / count
-
-
-def _gap_validation(model, data, index, settings, tensor, factor):
-    import torch
-
-    model.eval()
-    sums = np.zeros(4)
-    for lo in range(0, len(index), 8):
-        pick = index[lo:lo + 8]
-        with torch.no_grad():
-            terms = _gap_terms(model, data, pick, factor, settings, tensor)
-        sums += len(pick) * np.array([float(gap_loss(terms, settings)), terms[0].abs().mean().item(),
-                                      terms[1].abs().mean().item(), terms[2].abs().mean().item()])
-    loss, end_x, end_v, disagreement = sums / len(index)
-    return float(loss), {"gap_end_position_mae": float(end_x), "gap_end_velocity_mae": float(end_v),
-                         "gap_disagreement_mae": float(disagreement)}
-
-
-def _hermite_end_error(data, index, coarse_dt):
-    """For scale: cubic Hermite through frames k and k + 2 at frame k + 1, over the held-out
-    gaps (a classical method on the same frames, Å)."""
-    k = data.gap_start[index]
-    k = k[np.isin(k + 1, data.gap_start)]  # frames k, k + 1, k + 2 of one file
-    if not len(k):
-        return {}
-    x0, v0, x2, v2 = data.x[k], data.v[k], data.x[k + 2], data.v[k + 2]
-    midpoint = 0.5 * (x0 + x2) + 2 * coarse_dt / 8 * (v0 - v2)
-    return {"hermite_2h_midpoint_mae": float(np.abs(midpoint - data.x[k + 1]).mean())}
