@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def _integer_at_least(minimum: int):
+def integer_at_least(minimum: int):
     def parse(text):
         value = int(text)
         if value < minimum:
@@ -33,9 +33,9 @@ def _integer_at_least(minimum: int):
 
 
 #: ``--factor``, ``--chunk-size``: two or more.
-at_least_two = _integer_at_least(2)
+at_least_two = integer_at_least(2)
 #: ``--stride``, ``--workers``, counts: one or more.
-positive_int = _integer_at_least(1)
+positive_int = integer_at_least(1)
 
 
 def positive_float(text):

@@ -161,33 +161,29 @@ def _is_mode(value) -> bool:
     return value in (MODE_VELOCITIES, MODE_POSITIONS)
 
 
-def _is_pair(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and all(map(_is_int, value))
-
-
 def _list_of(name: str, check):
     return f"a list of {name}", lambda value: isinstance(value, list) and all(map(check, value))
 
 
 _STR, _DICT = ("a string", lambda v: isinstance(v, str)), ("an object", lambda v: isinstance(v, dict))
 _INT, _NUMBER = ("an integer", _is_int), ("a number", _is_number)
+_BOOL = ("true or false", lambda v: isinstance(v, bool))
 _INTS = _list_of("integers", _is_int)
+_PAIRS = _list_of("atom pairs", lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_int, v)))
 #: Key → (what it must be, the test), for every key a card may have.
 _TYPES = {
     ID: _STR, MODEL_VERSION: _INT, CARD_VERSION_KEY: _INT, CODE_VERSION: _STR, CONFIG: _DICT, WEIGHTS: _STR,
-    WEIGHTS_SHA256: _STR, MOLECULE: _STR, NUMBERS: _INTS, BONDS: _list_of("atom pairs", _is_pair),
+    WEIGHTS_SHA256: _STR, MOLECULE: _STR, NUMBERS: _INTS, BONDS: _PAIRS,
     FINE_DT_FS: _NUMBER, COARSE_DT_FS: _NUMBER, FACTORS: _INTS, INPUT_MODES: _list_of("input modes", _is_mode),
     NORMALISATION: _DICT, TRAINING: _DICT, VALIDATION: _DICT,
 }
-_CONFIG_TYPES = {ARCH: _STR, BIDIRECTIONAL: ("true or false", lambda v: isinstance(v, bool)),
-                 NUMBERS: _INTS, MASSES: _list_of("numbers", _is_number)}
+_CONFIG_TYPES = {ARCH: _STR, BIDIRECTIONAL: _BOOL, NUMBERS: _INTS, MASSES: _list_of("numbers", _is_number)}
 # A periodic box's local integrator (``arch`` "local") has no atoms of its own: it knows
 # elements and a cutoff, and takes the atoms and masses of the box it is given.
 LOCAL_ARCH = "local"
 ELEMENTS = "elements"
 CUTOFF = "cutoff"
-_LOCAL_CONFIG_TYPES = {ARCH: _STR, BIDIRECTIONAL: ("true or false", lambda v: isinstance(v, bool)),
-                       ELEMENTS: _INTS, CUTOFF: _NUMBER}
+_LOCAL_CONFIG_TYPES = {ARCH: _STR, BIDIRECTIONAL: _BOOL, ELEMENTS: _INTS, CUTOFF: _NUMBER}
 _ROW_TYPES = {ROW_FACTOR: _INT, ROW_MODE: ("an input mode", _is_mode), ROW_METHOD: _STR, POSITION_MAE: _NUMBER}
 
 

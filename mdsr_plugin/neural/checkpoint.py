@@ -27,14 +27,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
+import warnings
 from pathlib import Path
 
 from . import card as schema
 from .card import CARD_VERSION, CheckpointError, validate_card
 
 __all__ = ["CheckpointError", "CARD_VERSION", "save_checkpoint", "load_checkpoint", "verify_checkpoint",
-           "read_card", "write_card", "sha256_of", "card_path"]
+           "read_card", "write_card", "sha256_of", "readable_sha256", "card_path"]
 
 
 def sha256_of(path) -> str:
@@ -145,8 +145,8 @@ def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cp
     # replaced checkpoint is verified and loaded again.  The model is frozen, so sharing
     # it between upsamplers is safe.
     try:
-        weights_stat = card_file.with_name(read_card(card_file)[schema.WEIGHTS]).stat()
-        key = (str(card_file.resolve()), _signature(card_file.stat()), _signature(weights_stat),
+        stats = (card_file.stat(), card_file.with_name(read_card(card_file)[schema.WEIGHTS]).stat())
+        key = (str(card_file.resolve()), *((stat.st_size, stat.st_mtime_ns) for stat in stats),
                expected_card_sha256, str(device), str(dtype))
     except (OSError, KeyError, CheckpointError):
         key = None  # let the full load below report what is wrong
@@ -164,10 +164,6 @@ def load_checkpoint(path, *, expected_card_sha256: str | None = None, device="cp
 _LOADED: dict = {}
 
 
-def _signature(stat) -> tuple[int, int]:
-    return stat.st_size, stat.st_mtime_ns
-
-
 def verify_checkpoint(path, *, expected_card_sha256: str | None = None) -> dict:
     """Check a checkpoint without loading it (no torch); returns its card.
 
@@ -182,19 +178,20 @@ def verify_checkpoint(path, *, expected_card_sha256: str | None = None) -> dict:
         One line naming the file and what is wrong with it.
     """
     card_file = card_path(path)
-    if expected_card_sha256 is not None and _sha256_or_refuse(card_file) != expected_card_sha256:
+    if expected_card_sha256 is not None and readable_sha256(card_file) != expected_card_sha256:
         raise CheckpointError(f"{card_file.name}: sha256 does not match the registry manifest; refusing it")
     card = read_card(card_file)
     weights = card_file.with_name(card[schema.WEIGHTS])
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file missing")
-    if _sha256_or_refuse(weights) != card[schema.WEIGHTS_SHA256]:
+    if readable_sha256(weights) != card[schema.WEIGHTS_SHA256]:
         raise CheckpointError(f"{weights.name}: sha256 does not match its model card; refusing it")
     _check_safetensors(weights)
     return card
 
 
-def _sha256_or_refuse(path: Path) -> str:
+def readable_sha256(path: Path) -> str:
+    """:func:`sha256_of`, a file that cannot be read refused as a :class:`CheckpointError`."""
     try:
         return sha256_of(path)
     except OSError as err:
@@ -254,20 +251,17 @@ def _build(config: dict):
 
 
 def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64"):
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    card = verify_checkpoint(card_file, expected_card_sha256=expected_card_sha256)
-    weights = card_file.with_name(card[schema.WEIGHTS])
     from .. import __version__
 
+    card = verify_checkpoint(card_file, expected_card_sha256=expected_card_sha256)
+    weights = card_file.with_name(card[schema.WEIGHTS])
     if card.get(schema.CODE_VERSION) not in (None, __version__):
-        import warnings
-
-        warnings.warn(
-            f"checkpoint {card[schema.ID]} was made by mdsr_plugin {card[schema.CODE_VERSION]}, this is {__version__}",
-            stacklevel=2,
-        )
+        warnings.warn(f"checkpoint {card[schema.ID]} was made by mdsr_plugin {card[schema.CODE_VERSION]}, "
+                      f"this is {__version__}", stacklevel=2)
     try:
         model = _build(card[schema.CONFIG])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a config this code cannot build
@@ -289,12 +283,4 @@ def _load_verified(card_file: Path, expected_card_sha256, device, dtype="float64
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    import torch
-
     return model.to(device=device, dtype=getattr(torch, dtype)), card
-
-
-def default_user_dirs() -> list[Path]:
-    """Directories named by ``MDSR_MODELS_PATH`` (``os.pathsep``-separated)."""
-    value = os.environ.get("MDSR_MODELS_PATH", "")
-    return [Path(p) for p in value.split(os.pathsep) if p]

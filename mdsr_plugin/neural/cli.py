@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 
-from ..cli import EXIT_FAILURE, EXIT_OK, OneLineParser, at_least_two, check_device, positive_float, usage_error
+from . import card as schema
+from ..cli import (EXIT_FAILURE, EXIT_OK, OneLineParser, integer_at_least, at_least_two, check_device, positive_float,
+                   usage_error)
 
 __all__ = ["train_main", "models_main"]
 
-
-def non_negative_int(text):
-    """An argparse type: an integer >= 0 (a seed, a number of epochs)."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
-non_negative_int.__name__ = "integer >= 0"  # what argparse names in "invalid ... value"
+#: ``--seed``, ``--force-epochs``, ``--rollout-epochs``: zero or more.
+non_negative_int = integer_at_least(0)
 
 
 def train_main(argv=None) -> int:
@@ -93,7 +86,13 @@ def train_main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="mdsr-train: %(message)s")
     reader_options = {k: v for k, v in {"dt": args.dt, "topology": args.top}.items() if v}
     if args.from_coarse:
-        return _adapt_main(args, reader_options)
+        from .adapt import AdaptSettings, adapt
+
+        adapt_settings = AdaptSettings(fine_dt=args.fine_dt, seed=args.seed, device=args.device,
+                                       warm_start=None if args.warm_start == "none" else args.warm_start,
+                                       max_minutes=args.max_minutes, prior=args.prior)
+        return _run_training(lambda: adapt(args.trajectories, args.output, adapt_settings, progress=not args.quiet,
+                                           reader_options=reader_options))
     settings = TrainingSettings(
         factor=args.factor, arch=args.arch.removeprefix("bi").removeprefix("uni"),
         bidirectional=args.arch.startswith("bi"), fine_dt=args.fine_dt, seed=args.seed,
@@ -108,29 +107,16 @@ def train_main(argv=None) -> int:
                                        reader_options=reader_options))
 
 
-def _one_line(err: OSError) -> str:
+def _one_line(err: Exception) -> str:
     """``FILE: reason`` for an error from the system, the message itself for ours."""
-    return f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
-
-
-def _adapt_main(args, reader_options) -> int:
-    from .adapt import AdaptSettings, adapt
-
-    settings = AdaptSettings(fine_dt=args.fine_dt, seed=args.seed, device=args.device,
-                             warm_start=None if args.warm_start == "none" else args.warm_start,
-                             max_minutes=args.max_minutes, prior=args.prior)
-    return _run_training(lambda: adapt(args.trajectories, args.output, settings, progress=not args.quiet,
-                                       reader_options=reader_options))
+    return f"{err.filename}: {err.strerror}" if getattr(err, "filename", None) and err.strerror else str(err)
 
 
 def _run_training(run) -> int:
     """Run a training call; one-line errors, exit codes 0, 1, 130."""
     try:
         card = run()
-    except ValueError as err:
-        print(f"mdsr-train: error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
-    except OSError as err:
+    except (ValueError, OSError) as err:
         print(f"mdsr-train: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -155,8 +141,6 @@ def describe_card(card: dict, path) -> str:
     """A model card as a person reads it: what the checkpoint serves, what it was trained
     on, and its held-out position MAE against the classical methods (``--json`` has the rest)."""
     from ase import Atoms
-
-    from . import card as schema
 
     config, training = card[schema.CONFIG], card.get(schema.TRAINING, {})
     provenance = training.get(schema.PROVENANCE, {})
@@ -219,7 +203,6 @@ def models_main(argv=None) -> int:
         return int(exit_.code or 0)
     # a registry folder or entry that cannot be used is one warning line, then skipped
     logging.basicConfig(level=logging.WARNING, format="mdsr-models: %(message)s")
-    from . import card as schema
     from .checkpoint import CheckpointError, verify_checkpoint
     from .registry import get_model_entry, list_models, registry_dirs
 

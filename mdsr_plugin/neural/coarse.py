@@ -21,6 +21,7 @@ import numpy as np
 
 from ..trajectory import Trajectory
 from . import card as schema
+from .training import optimise
 
 __all__ = ["AdaptError", "LearningSettings", "CoarseData", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES",
            "FINGERPRINT", "check_enough_gaps", "held_out_split", "gap_loss", "finished_card", "identity",
@@ -168,23 +169,6 @@ def _batches(index, size: int) -> list:
     return [index[lo:lo + size] for lo in range(0, len(index), size)]
 
 
-def _epoch(model, optimizer, order, size: int, loss_of, desc: str, progress: bool, max_norm=None) -> float:
-    """One optimizer step on ``loss_of(pick)`` per batch of ``size`` of ``order``; the mean loss."""
-    import torch
-    from tqdm.auto import tqdm
-
-    losses = []
-    for pick in tqdm(_batches(order, size), desc=desc, leave=False, disable=not progress):
-        loss = loss_of(pick)
-        optimizer.zero_grad()
-        loss.backward()
-        if max_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return sum(losses) / len(losses)
-
-
 def force_epoch(data: CoarseData, model, index, rng, settings: LearningSettings, optimizer, tensor,
                 progress: bool) -> float:
     """One epoch of force matching over the training frames ``index`` (``settings.frames_per_epoch``
@@ -194,7 +178,7 @@ def force_epoch(data: CoarseData, model, index, rng, settings: LearningSettings,
         return ((predicted - stored) ** 2).mean() / (stored ** 2).mean()
 
     order = rng.permutation(index)[:settings.frames_per_epoch]
-    return _epoch(model, optimizer, order, settings.force_batch, loss_of, "forces", progress)
+    return optimise(model, optimizer, _batches(order, settings.force_batch), loss_of, "forces", progress)
 
 
 def force_validation(data: CoarseData, model, index, tensor) -> tuple[float, dict]:
@@ -218,9 +202,9 @@ def gap_epoch(data: CoarseData, model, index, rng, settings: LearningSettings, o
     """One epoch of gap consistency over the training gaps ``index`` (``settings.gaps_per_epoch``
     of them drawn, or all): :func:`gap_loss`, the gradient clipped to norm 10."""
     order = rng.permutation(index)[:settings.gaps_per_epoch]
-    return _epoch(model, optimizer, order, settings.gap_batch,
-                  lambda pick: gap_loss(data.gap_terms(model, pick, rng, tensor, factor, settings.fine_dt), settings),
-                  "gaps", progress, max_norm=10.0)
+    return optimise(model, optimizer, _batches(order, settings.gap_batch),
+                    lambda pick: gap_loss(data.gap_terms(model, pick, rng, tensor, factor, settings.fine_dt), settings),
+                    "gaps", progress, max_norm=10.0)
 
 
 def gap_validation(data: CoarseData, model, index, settings: LearningSettings, tensor,

@@ -94,54 +94,39 @@ class WindowSampler:
             raise ValueError(f"no trajectory is long enough for {split} windows of factor {factor}")
         self.lengths = np.array([p.n_frames for p in self.parts])
 
-    def _align(self, x, v):
-        """Move windows x, v (B, T, N, 3) into the canonical frame of their frame ``anchor``."""
-        anchor = (self.context - 1) * self.factor
-        centres, rotations = canonical_frames(x[:, anchor], self.reference, self.masses)
-        x = np.einsum("btni,bij->btnj", x - centres[:, None, None], rotations)
-        v = np.einsum("btni,bij->btnj", v, rotations)
-        return x, v, rotations
+    def _draw(self, rng, n, fields, span=None):
+        """The arrays ``fields`` (Trajectory attributes) at ``n`` random starts, parts drawn
+        by length: ``span`` frames from each, shape (n, span, N, 3), or one frame (``span``
+        None), shape (n, N, 3); atoms relabelled by a random automorphism."""
+        which = rng.choice(len(self.parts), size=n, p=self.lengths / self.lengths.sum())
+        picked = []
+        for i, part in enumerate(self.parts):
+            count = int((which == i).sum())
+            if count:
+                starts = rng.integers(0, part.n_frames - (span or 0), size=count)
+                index = starts if span is None else starts[:, None] + np.arange(span)
+                picked.append([getattr(part, field)[index] for field in fields])
+        perm = self.automorphisms[rng.integers(0, len(self.automorphisms), size=n)]
+        perm = perm[:, :, None] if span is None else perm[:, None, :, None]
+        return [np.take_along_axis(np.concatenate(arrays), perm, axis=-2) for arrays in zip(*picked)]
 
     def windows(self, rng, n):
         """n windows: positions and velocities, shape (n, (2K - 1) F + F + 1... ) split as
         (start_x, start_v, end_x, end_v, target_x, target_v), canonical frame."""
         k, f = self.context, self.factor
         span = (2 * k - 1) * f + 1  # frames from the first context frame to the last
-        which = rng.choice(len(self.parts), size=n, p=self.lengths / self.lengths.sum())
-        xs, vs = [], []
-        for i in range(len(self.parts)):
-            count = int((which == i).sum())
-            if not count:
-                continue
-            part = self.parts[i]
-            starts = rng.integers(0, part.n_frames - span, size=count)
-            index = starts[:, None] + np.arange(span)
-            xs.append(part.positions[index])
-            vs.append(part.velocities[index])
-        x, v = np.concatenate(xs), np.concatenate(vs)
-        perm = self.automorphisms[rng.integers(0, len(self.automorphisms), size=n)]
-        x = np.take_along_axis(x, perm[:, None, :, None], axis=2)
-        v = np.take_along_axis(v, perm[:, None, :, None], axis=2)
-        x, v, _ = self._align(x, v)
+        x, v = self._draw(rng, n, ("positions", "velocities"), span)
+        gap0 = (k - 1) * f  # the gap's first frame: its canonical frame is the window's
+        centres, rotations = canonical_frames(x[:, gap0], self.reference, self.masses)
+        x = np.einsum("btni,bij->btnj", x - centres[:, None, None], rotations)
+        v = np.einsum("btni,bij->btnj", v, rotations)
         coarse = np.arange(2 * k) * f  # coarse frames inside the window
-        gap0 = (k - 1) * f
         return (x[:, coarse[:k]], v[:, coarse[:k]], x[:, coarse[k:]], v[:, coarse[k:]],
                 x[:, gap0 : gap0 + f + 1], v[:, gap0 : gap0 + f + 1])
 
     def frames(self, rng, n):
         """n single frames with forces, canonical frame: positions (n, N, 3), forces (n, N, 3)."""
-        which = rng.choice(len(self.parts), size=n, p=self.lengths / self.lengths.sum())
-        xs, fs = [], []
-        for i in range(len(self.parts)):
-            count = int((which == i).sum())
-            if count:
-                idx = rng.integers(0, self.parts[i].n_frames, size=count)
-                xs.append(self.parts[i].positions[idx])
-                fs.append(self.parts[i].forces[idx])
-        x, f = np.concatenate(xs), np.concatenate(fs)
-        perm = self.automorphisms[rng.integers(0, len(self.automorphisms), size=n)]
-        x = np.take_along_axis(x, perm[:, :, None], axis=1)
-        f = np.take_along_axis(f, perm[:, :, None], axis=1)
+        x, f = self._draw(rng, n, ("positions", "forces"))
         centres, rotations = canonical_frames(x, self.reference, self.masses)
         return (np.einsum("bni,bij->bnj", x - centres[:, None], rotations),
                 np.einsum("bni,bij->bnj", f, rotations))

@@ -154,10 +154,7 @@ def neighbour_list(x: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float, chun
                 frame, i, j = close.nonzero(as_tuple=True)
                 images = shift - nearest[frame, i, j]
                 parts.append((frame + start, i, j, images))
-        frame = torch.cat([p[0] for p in parts])
-        i = torch.cat([p[1] for p in parts])
-        j = torch.cat([p[2] for p in parts])
-        images = torch.cat([p[3] for p in parts])
+        frame, i, j, images = (torch.cat(column) for column in zip(*parts))
     return NeighbourList(frame * n + i, frame * n + j, images, frame, x.clone())
 
 

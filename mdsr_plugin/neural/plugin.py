@@ -13,7 +13,8 @@ loaded once chosen, from the match found here, by
 from __future__ import annotations
 
 from ..methods.base import MethodError, MethodPlugin, Suitability
-from .registry import held_out_evidence, match_checkpoint
+from .card import held_out_means
+from .registry import match_checkpoint
 
 __all__ = ["NEURAL", "ADAPTED", "adapted_card"]
 
@@ -27,7 +28,7 @@ def _suits(coarse, factor, settings) -> Suitability:
         match = match_checkpoint(coarse, factor, settings.model)
     except MethodError as err:
         return Suitability(False, str(err))
-    return Suitability(True, match.entry.id, held_out_evidence(match.entry.card, factor, coarse.has_velocities),
+    return Suitability(True, match.entry.id, held_out_means(match.entry.card, factor, coarse.has_velocities),
                        found=match)
 
 

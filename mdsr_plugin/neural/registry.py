@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +37,10 @@ import numpy as np
 from . import card as schema
 from .card import baseline_method, classical_is_better, held_out_position_mae  # noqa: F401  (re-exported)
 from ..methods.base import MethodError
-from .checkpoint import CheckpointError, default_user_dirs, read_card, sha256_of, verify_checkpoint
+from .checkpoint import CheckpointError, card_path, read_card, readable_sha256, sha256_of, verify_checkpoint
 
 __all__ = ["ModelEntry", "registry_dirs", "list_models", "get_model_entry", "find_matching", "serves",
-           "CheckpointMatch", "match_checkpoint", "held_out_evidence", "write_manifest", "classical_is_better", "held_out_position_mae", "baseline_method"]
+           "CheckpointMatch", "match_checkpoint", "write_manifest", "classical_is_better", "held_out_position_mae", "baseline_method"]
 
 MANIFEST = "manifest.json"
 
@@ -55,17 +56,14 @@ class ModelEntry:
     card_sha256: str
     card: dict
 
-    @property
-    def directory(self) -> Path:
-        return self.card_path.parent
-
 
 def registry_dirs() -> list[Path]:
-    """Directories searched for checkpoints, shipped first."""
+    """Directories searched for checkpoints: shipped first, then those named by
+    ``MDSR_MODELS_PATH`` (``os.pathsep``-separated)."""
     from importlib import resources
 
     shipped = Path(str(resources.files("mdsr_plugin._models")))
-    return [shipped, *default_user_dirs()]
+    return [shipped, *(Path(p) for p in os.environ.get("MDSR_MODELS_PATH", "").split(os.pathsep) if p)]
 
 
 def _read_manifest(directory: Path) -> tuple[list[ModelEntry], list[tuple[str | None, str]]]:
@@ -86,14 +84,8 @@ def _read_manifest(directory: Path) -> tuple[list[ModelEntry], list[tuple[str | 
         return [], [(None, f"{manifest}: not a valid manifest ({type(err).__name__}: {err})")]
     if not isinstance(records, list):
         return [], [(None, f"{manifest}: not a valid manifest ('models' is not a list)")]
-    entries, problems = [], []
-    for k, record in enumerate(records):
-        entry = _entry_of(directory, manifest, k, record)
-        if isinstance(entry, ModelEntry):
-            entries.append(entry)
-        else:
-            problems.append(entry)
-    return entries, problems
+    found = [_entry_of(directory, manifest, k, record) for k, record in enumerate(records)]
+    return [e for e in found if isinstance(e, ModelEntry)], [e for e in found if not isinstance(e, ModelEntry)]
 
 
 def _entry_of(directory: Path, manifest: Path, k: int, record) -> ModelEntry | tuple[str | None, str]:
@@ -135,7 +127,7 @@ def _scan(requested: str | None = None) -> tuple[list[ModelEntry], dict[str, str
     """Usable entries (an id found twice is taken from the first directory) and, by id,
     why each unusable entry was skipped.  Every problem is reported (:func:`_report`)
     except that of an unusable entry of the ``requested`` id, which its caller refuses."""
-    seen, entries, broken, problems = set(), [], {}, []
+    first, broken, problems = {}, {}, []  # first: the entry taken for each id
     for directory in registry_dirs():
         found, found_problems = _read_manifest(directory)
         problems += found_problems
@@ -143,14 +135,12 @@ def _scan(requested: str | None = None) -> tuple[list[ModelEntry], dict[str, str
             if model_id is not None:
                 broken.setdefault(model_id, problem)
         for entry in found:
-            if entry.id not in seen:
-                seen.add(entry.id)
-                entries.append(entry)
-    broken = {k: v for k, v in broken.items() if k not in seen}
+            first.setdefault(entry.id, entry)
+    broken = {k: v for k, v in broken.items() if k not in first}
     for model_id, problem in problems:
         if model_id is None or model_id != requested or broken.get(model_id) != problem:
             _report(f"{problem}; skipping it")
-    return entries, broken
+    return list(first.values()), broken
 
 
 def list_models() -> list[ModelEntry]:
@@ -176,17 +166,10 @@ def get_model_entry(id_or_path) -> ModelEntry:
             return entry
     if str(id_or_path) in broken:
         raise CheckpointError(broken[str(id_or_path)])
-    path = Path(id_or_path)
-    from .checkpoint import card_path
-
-    card_file = card_path(path)
+    card_file = card_path(id_or_path)
     if card_file.is_file():
         card = read_card(card_file)
-        try:
-            digest = sha256_of(card_file)
-        except OSError as err:
-            raise CheckpointError(f"{card_file}: cannot be read ({err.strerror or err})") from None
-        return ModelEntry(card[schema.ID], card_file, digest, card)
+        return ModelEntry(card[schema.ID], card_file, readable_sha256(card_file), card)
     known = ", ".join(e.id for e in entries) or "none"
     raise CheckpointError(f"no checkpoint {str(id_or_path)!r}; registered: {known}")
 
@@ -352,15 +335,3 @@ def _match_box(entry, coarse) -> CheckpointMatch:
     if unknown:
         raise MethodError(f"checkpoint {entry.id} knows elements {sorted(known)}, not {unknown}")
     return CheckpointMatch(entry, np.arange(coarse.n_atoms))
-
-
-def held_out_evidence(card: dict, factor: int, has_velocities: bool) -> dict:
-    """Mean held-out position MAE (Å) of every method in the card's validation rows at
-    ``factor`` for this input mode (``validation.held_out.rows``); empty without rows."""
-    rows = card.get("validation", {}).get("held_out", {}).get("rows", [])
-    mode = "velocities" if has_velocities else "positions"
-    errors = {}
-    for row in rows:
-        if row["factor"] == factor and row["mode"] == mode:
-            errors.setdefault(row["method"], []).append(row["position_mae"])
-    return {method: sum(values) / len(values) for method, values in errors.items()}

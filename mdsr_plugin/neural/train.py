@@ -38,7 +38,6 @@ Validation
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import card as schema
+from .training import optimise
 
 __all__ = ["TrainingSettings", "train", "check_output_stem"]
 
@@ -127,7 +127,7 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     from .. import __version__
     from ..evaluation.scoring import score_hermite_windows, validate_against_classical
     from ..molecule import automorphisms
-    from .checkpoint import read_card, save_checkpoint
+    from .checkpoint import read_card, save_checkpoint, write_card
     from .data import WindowSampler, load_training_data, set_normalisation
     from .coarse import fingerprint_of
     from .models import build_model, default_config
@@ -221,9 +221,7 @@ def train(paths, output, settings: TrainingSettings, *, progress: bool = True, r
     card[schema.VALIDATION] = {schema.WINDOWS: metrics, **validate_against_classical(
         card_file, trajectories, settings.factor, validation_fraction=settings.validation_fraction,
         device=settings.device)}
-    temporary = card_file.with_name(f".{card_file.name}.partial")
-    temporary.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
-    temporary.replace(card_file)
+    write_card(card, card_file)
     write_manifest(card_file.parent)
     return card_file
 
@@ -235,21 +233,13 @@ def _force_loss(model, x, f):
 
 def _force_epoch(model, sampler, rng, settings, optimizer, device, progress):
     import torch
-    from tqdm.auto import tqdm
 
     x, f = sampler.frames(rng, settings.force_samples_per_epoch)
     dtype = next(model.parameters()).dtype
     x, f = torch.as_tensor(x, device=device, dtype=dtype), torch.as_tensor(f, device=device, dtype=dtype)
-    total, count = 0.0, 0
-    batches = range(0, len(x), settings.force_batch)
-    for lo in tqdm(batches, desc="forces", leave=False, disable=not progress):
-        loss = _force_loss(model, x[lo : lo + settings.force_batch], f[lo : lo + settings.force_batch])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach())
-        count += 1
-    return total / count
+    return optimise(model, optimizer, range(0, len(x), settings.force_batch),
+                    lambda lo: _force_loss(model, x[lo:lo + settings.force_batch], f[lo:lo + settings.force_batch]),
+                    "forces", progress)
 
 
 def _force_validation(model, data, device):
@@ -274,22 +264,15 @@ def _rollout_loss(model, batch, settings, dt):
 
 def _rollout_epoch(model, sampler, rng, settings, optimizer, device, progress):
     import torch
-    from tqdm.auto import tqdm
 
-    batch_size = settings.rollout_batch
     dtype = next(model.parameters()).dtype
-    total, count = 0.0, 0
-    for _ in tqdm(range(settings.rollout_windows_per_epoch // batch_size), desc="rollout", leave=False,
-                  disable=not progress):
-        batch = [torch.as_tensor(a, device=device, dtype=dtype) for a in sampler.windows(rng, batch_size)]
-        loss, _, _ = _rollout_loss(model, batch, settings, settings.fine_dt)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
-        total += float(loss.detach())
-        count += 1
-    return total / count
+
+    def loss_of(_):
+        batch = [torch.as_tensor(a, device=device, dtype=dtype) for a in sampler.windows(rng, settings.rollout_batch)]
+        return _rollout_loss(model, batch, settings, settings.fine_dt)[0]
+
+    return optimise(model, optimizer, range(settings.rollout_windows_per_epoch // settings.rollout_batch), loss_of,
+                    "rollout", progress, max_norm=10.0)
 
 
 def _rollout_validation(model, data, settings, device):

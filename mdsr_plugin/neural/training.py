@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Stage", "TrainingRun", "run_stages", "state_path", "log_path", "save_state"]
+__all__ = ["Stage", "TrainingRun", "run_stages", "optimise", "state_path", "log_path", "save_state"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,27 @@ def _optimizer(model, stage: Stage, settings):
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=settings.patience,
                                                            min_lr=settings.min_learning_rate)
     return optimizer, scheduler
+
+
+def optimise(model, optimizer, batches, loss_of, desc: str, progress: bool, max_norm=None) -> float:
+    """One optimizer step on ``loss_of(batch)`` for each of ``batches``; their mean loss.
+
+    The inner loop of every epoch: ``max_norm`` clips the gradient's norm (the rollout and
+    gap losses, whose gradients through many integrator steps can spike).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    losses = []
+    for batch in tqdm(batches, desc=desc, leave=False, disable=not progress):
+        loss = loss_of(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        if max_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return sum(losses) / len(losses)
 
 
 def run_stages(model, stages: list[Stage], output: Path, settings, *, fingerprint: str, max_seconds=None,
