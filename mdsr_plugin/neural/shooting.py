@@ -27,8 +27,9 @@ gains less than 0.1 %), 1.5–1.9× faster in float64 than converged L-BFGS in f
 last iterations gain less than rounding, and where the fit stopped (and the output,
 by 1e-3 Å) depended on the input's orientation and the machine.  Only the Jacobians'
 rollouts run in float32: they steer the steps, the float64 misfit judges them, and they
-are most of the cost (the fit took 0.55-0.65x the time, to the same velocities within
-0.5 %; docs/benchmarks.md, "Archives without velocities").
+are most of the cost; one last step with float64 Jacobians makes the result independent
+of the orientation again (1.2x faster in all, the same velocities; docs/benchmarks.md,
+"Archives without velocities").
 
 Each gap is shot in its canonical frame (the ``centres`` and ``rotations`` the
 upsampler reconstructs it in): the node architecture and the recurrent corrections
@@ -122,6 +123,15 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centr
             if improvement < rtol:
                 break
             misfit, residuals, jacobians = _misfit(shooter, v, targets, coarse_dt, with_jacobians=True)
+        if shooter.jacobian_model is not model:
+            # One last step with Jacobians in the model's own precision: where the float32
+            # steps stopped depends, through one-ulp differences, on the input's orientation
+            # (6e-5 Å); a full-precision step from there lands on the same velocities.
+            shooter.jacobian_model = model
+            misfit, residuals, jacobians = _misfit(shooter, v, targets, coarse_dt, with_jacobians=True)
+            trial = v + _gauss_newton_step(residuals, jacobians, coarse_dt)
+            if _misfit(shooter, trial, targets, coarse_dt, with_jacobians=False)[0] < misfit:
+                v = trial
     finally:
         model.train(was_training)
     log.debug("shooting: %d Jacobians, %d misfit evaluations", shooter.jacobians, shooter.evaluations)
