@@ -1,10 +1,7 @@
 """The package's outputs on the bundled example equal those recorded before the
 architecture refactoring (``tests/make_golden_outputs.py`` wrote them; re-recorded when
 the example's stored forces were corrected to the potential's: only quintic Hermite,
-the one method using forces, changed; and once the velocity fit's Gauss-Newton steps ran
-with float32 Jacobians and a final float64 one: only the positions-only neural run changed,
-by up to 0.027 Å, the fit now ending nearer its fixed point: its coarse velocities are
-4.65e-3 Å/fs from the example's stored ones where they had been 5.35e-3)."""
+the one method using forces, changed)."""
 
 import numpy as np
 import pytest

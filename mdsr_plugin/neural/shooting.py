@@ -25,11 +25,7 @@ gains less than 0.1 %), 1.5–1.9× faster in float64 than converged L-BFGS in f
 (ethanol and uracil, 100 gaps of held-out GFN2-xTB data at factor 20;
 ``bench/shooting.py``).  The upsampler hands over a float64 integrator: in float32 the
 last iterations gain less than rounding, and where the fit stopped (and the output,
-by 1e-3 Å) depended on the input's orientation and the machine.  Only the Jacobians'
-rollouts run in float32: they steer the steps, the float64 misfit judges them, and they
-are most of the cost; one last step with float64 Jacobians makes the result independent
-of the orientation again (1.2x faster in all, the same velocities; docs/benchmarks.md,
-"Archives without velocities").
+by 1e-3 Å) depended on the input's orientation and the machine.
 
 Each gap is shot in its canonical frame (the ``centres`` and ``rotations`` the
 upsampler reconstructs it in): the node architecture and the recurrent corrections
@@ -38,7 +34,6 @@ are not rotation equivariant.
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import numpy as np
@@ -105,7 +100,6 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centr
                        batch_rollouts, step)
     was_training = model.training
     model.train(False)
-    shooter.jacobian_model.train(False)
     try:
         misfit, residuals, jacobians = _misfit(shooter, v, targets, coarse_dt, with_jacobians=True)
         for _ in range(max_iterations):
@@ -123,15 +117,6 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centr
             if improvement < rtol:
                 break
             misfit, residuals, jacobians = _misfit(shooter, v, targets, coarse_dt, with_jacobians=True)
-        if shooter.jacobian_model is not model:
-            # One last step with Jacobians in the model's own precision: where the float32
-            # steps stopped depends, through one-ulp differences, on the input's orientation
-            # (6e-5 Å); a full-precision step from there lands on the same velocities.
-            shooter.jacobian_model = model
-            misfit, residuals, jacobians = _misfit(shooter, v, targets, coarse_dt, with_jacobians=True)
-            trial = v + _gauss_newton_step(residuals, jacobians, coarse_dt)
-            if _misfit(shooter, trial, targets, coarse_dt, with_jacobians=False)[0] < misfit:
-                v = trial
     finally:
         model.train(was_training)
     log.debug("shooting: %d Jacobians, %d misfit evaluations", shooter.jacobians, shooter.evaluations)
@@ -147,29 +132,24 @@ class _Shooter:
 
         self.model, self.positions, self.factor, self.dt = model, positions, factor, dt
         self.centres, self.rotations = np.asarray(centres), np.asarray(rotations)
-        self.device = torch.device(device)
+        self.device, self.dtype = torch.device(device), model.reference.dtype
         self.batch, self.step = batch_rollouts, step
         self.jacobians = self.evaluations = 0  # counted for the log
-        # The Jacobians' m + 1 rollouts per gap are the fit's cost; they only steer the
-        # steps, which the misfit (in the model's precision) accepts or refuses, so they run
-        # in float32, about twice as fast on a CPU.  Velocity kicks of 1e-4 Å/fs move the
-        # end positions by ~1e-3 Å, 4000x float32's resolution at a few Å.
-        self.jacobian_model = model if model.reference.dtype == torch.float32 else copy.deepcopy(model).float()
 
-    def end_states(self, x0, v0, model=None):
-        """Rollouts from canonical (x0, v0), (B, N, 3) arrays, Å and Å/fs → end (x, v), same
-        shapes, float64; through ``model`` (default the fitted one)."""
+    def _tensor(self, array):
         import torch
 
-        model = model or self.model
+        return torch.as_tensor(np.ascontiguousarray(array), device=self.device, dtype=self.dtype)
+
+    def end_states(self, x0, v0):
+        """Rollouts from canonical (x0, v0), (B, N, 3) arrays, Å and Å/fs → end (x, v), same shapes."""
+        import torch
+
         ends_x, ends_v = [], []
         with torch.no_grad():
             for lo in range(0, len(x0), self.batch):
-                def tensor(a):
-                    return torch.as_tensor(np.ascontiguousarray(a[lo:lo + self.batch]), device=self.device,
-                                           dtype=model.reference.dtype)
-
-                xs, vs = model.rollout(tensor(x0), tensor(v0), self.factor, self.dt)
+                xs, vs = self.model.rollout(self._tensor(x0[lo : lo + self.batch]),
+                                            self._tensor(v0[lo : lo + self.batch]), self.factor, self.dt)
                 ends_x.append(xs[:, -1].double().cpu().numpy())
                 ends_v.append(vs[:, -1].double().cpu().numpy())
         return np.concatenate(ends_x), np.concatenate(ends_v)
@@ -213,12 +193,13 @@ class _Shooter:
             k = part.stop - part.start
             start_x = np.broadcast_to(x0[part, None], (k, m + 1, n_atoms, 3)).reshape(-1, n_atoms, 3)
             start_v = np.concatenate([v0[part, None], v0[part, None] + kicks], 1).reshape(-1, n_atoms, 3)
-            xe, ve = self.end_states(start_x, start_v, self.jacobian_model)
-            jx.append(derivative(to_input(xe.reshape(k, m + 1, n_atoms, 3), part), part))
-            jv.append(derivative(to_input(ve.reshape(k, m + 1, n_atoms, 3), part), part))
-            xe, ve = self.end_states(x0[part], v0[part])  # the misfit in the model's own precision
-            ends_x.append(to_input(xe, part))
-            ends_v.append(to_input(ve, part))
+            xe, ve = self.end_states(start_x, start_v)
+            xe = to_input(xe.reshape(k, m + 1, n_atoms, 3), part)
+            ve = to_input(ve.reshape(k, m + 1, n_atoms, 3), part)
+            jx.append(derivative(xe, part))
+            jv.append(derivative(ve, part))
+            ends_x.append(xe[:, 0])
+            ends_v.append(ve[:, 0])
         return (np.concatenate(ends_x) + np.tile(centres, n_atoms), np.concatenate(ends_v),
                 np.concatenate(jx), np.concatenate(jv))
 
