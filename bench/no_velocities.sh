@@ -11,6 +11,13 @@ mkdir -p results/logs training/adapted/no_velocities
 export OMP_NUM_THREADS=1
 ETH=data/ethanol_400K_nve_gfn1_s99.h5md
 ALA=data/alanine-dipeptide_350K_nh_gfn1_s41.h5md
+# the data (an interrupted run resumes).  A regenerated run need not be bit-identical to an
+# earlier one (the one of 2026-12-06 was not: other package builds); it is another
+# realisation of the same protocol, and the checkpoints were learned on the earlier one
+[ -f $ETH ] || mdsr-generate ethanol --hamiltonian gfn1-xtb --thermostat nve --temperature 400 --seed 99 \
+    --steps 12000 -o $ETH
+[ -f $ALA ] || mdsr-generate "CC(=O)NC(C)C(=O)NC" --hamiltonian gfn1-xtb --thermostat nose-hoover \
+    --temperature 350 --seed 41 --steps 20000 -o $ALA
 run() {  # name, then self_validation.py arguments; a finished run (its log has the summary) is skipped
     local name=$1; shift
     grep -q "choice vs best" "results/logs/no_velocities_$name.log" 2>/dev/null && return 0

@@ -69,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         "STEM.safetensors/.json (default: beside the output, OUTPUT.adapted) and reused when run again")
     parser.add_argument("--adapt-minutes", type=positive_float, default=10.0,
                         help="time budget of that learning (default 10; run again to continue)")
-    parser.add_argument("--adapt-prior", choices=("gfn1-xtb", "gfn2-xtb"),
+    parser.add_argument("--adapt-prior", choices=("gfn1-xtb", "gfn2-xtb", "none"),
                         help="with --adapt, for a molecule with no registry checkpoint: first learn a starting "
                         "model from a run of it on this cheap Hamiltonian (tblite; a few minutes), then from "
-                        "the input; the most useful on a short DFT archive")
+                        "the input; the most useful on a short DFT archive.  Default: gfn2-xtb when the input "
+                        "stores no forces (without them fast vibrations are aliased) and tblite is installed")
     return parser
 
 
@@ -262,8 +263,13 @@ def main(argv=None) -> int:
         )
         if summary.get("adapted"):
             a = summary["adapted"]
+            start = "from scratch"
+            if a.get("prior"):
+                start = f"from a run of the molecule on {a['prior']}"
+            elif a["warm_start"]:
+                start = f"from {a['warm_start']}"
             print(f"learned from the input in {a['minutes']:.1f} min: {a['checkpoint']} "
-                  f"({'from ' + a['warm_start'] if a['warm_start'] else 'from scratch'}; held-out gap error "
+                  f"({start}; held-out gap error "
                   f"{a['held_out_gap_position_mae']:.1e} Å{'' if a['complete'] else '; time budget reached, run again to continue'})")
         if summary.get("estimate"):
             print(f"chosen by measuring on the input: {summary['estimate']}")

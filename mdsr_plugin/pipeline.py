@@ -87,7 +87,8 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
     Returns
     -------
     record : dict
-        ``checkpoint`` (card path), ``minutes``, ``complete``, ``warm_start``,
+        ``checkpoint`` (card path), ``minutes``, ``complete``, ``warm_start``, ``prior``
+        (the cheap Hamiltonian of the starting model's run, or None),
         ``held_out_gap_position_mae`` (Å), ``held_out_frames``.
     sample : Trajectory or None
         The coarse frames no training loss saw, for ``auto`` to measure every candidate on.
@@ -98,12 +99,13 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
         The input cannot be learned from (no velocities, too few frames), with nothing written.
     """
     from .neural import card as schema
-    from .neural.adapt import HELD_OUT_FRAMES, AdaptError, AdaptSettings, adapt
+    from .neural.adapt import AUTO_PRIOR, HELD_OUT_FRAMES, AdaptError, AdaptSettings, adapt
     from .neural.checkpoint import read_card
 
     started = time.perf_counter()
+    prior = {None: AUTO_PRIOR, "none": None}.get(settings.adapt_prior, settings.adapt_prior)
     adapt_settings = AdaptSettings(fine_dt=coarse_dt / settings.factor, max_minutes=settings.adapt_minutes,
-                                   device=settings.device, prior=settings.adapt_prior)
+                                   device=settings.device, prior=prior)
     try:
         card_path = adapt([source], settings.adapt, adapt_settings, progress=progress,
                           reader_options=reader_options, manifest=False)
@@ -115,6 +117,7 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
     sample = None if held is None else _frames(source, held["start"], held["stop"], reader_options)
     record = {"checkpoint": str(card_path), "minutes": (time.perf_counter() - started) / 60,
               "complete": training[schema.COMPLETE], "warm_start": training["warm_start"],
+              "prior": training.get(schema.SETTINGS, {}).get("prior"),
               "velocities_fitted": bool(training.get("velocities_fitted", False)),
               "held_out_gap_position_mae": card[schema.VALIDATION][schema.POSITION_MAE], "held_out_frames": held}
     log.info("learned %s from the input in %.1f min (held-out gap error %.2e Å)", Path(card_path).stem,

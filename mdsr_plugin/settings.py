@@ -66,7 +66,9 @@ class UpsampleSettings:
     adapt_prior : str, optional
         ``"gfn1-xtb"`` or ``"gfn2-xtb"``: for a molecule with no registry checkpoint, first
         learn a starting model from a trajectory of it on that Hamiltonian
-        (:mod:`mdsr_plugin.neural.prior`; needs tblite).
+        (:mod:`mdsr_plugin.neural.prior`; needs tblite).  None (default): GFN2-xTB when
+        the input stores no forces and tblite is installed
+        (:data:`mdsr_plugin.neural.adapt.AUTO_PRIOR`); ``"none"``: never.
     lammps_units : str, optional
         The LAMMPS ``units`` style of a LAMMPS dump or LAMMPS H5MD input (``real``,
         ``metal``, ``si``, ``cgs``), which the files do not record.
@@ -144,8 +146,8 @@ class UpsampleSettings:
 
             if self.adapt is None:
                 raise SettingsError("adapt_prior goes with adapt (mdsr-upsample --adapt --adapt-prior ...)")
-            if self.adapt_prior not in PRIOR_HAMILTONIANS:
-                raise SettingsError(f"adapt_prior must be one of {', '.join(PRIOR_HAMILTONIANS)}, "
+            if self.adapt_prior not in (*PRIOR_HAMILTONIANS, "none"):
+                raise SettingsError(f"adapt_prior must be one of {', '.join(PRIOR_HAMILTONIANS)} or none, "
                                     f"got {self.adapt_prior!r}")
         if self.adapt is not None and self.model is not None:
             raise SettingsError("give a model (checkpoint) or adapt (learn one from the input), not both")

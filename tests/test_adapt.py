@@ -9,7 +9,8 @@ import pytest
 
 from mdsr_plugin.neural.adapt import MIN_GAPS, AdaptError, AdaptSettings, adapt
 
-TINY = dict(force_epochs=2, gap_epochs=2, width=32, depth=2, hidden=16, warm_start=None, seed=3)
+# prior=None: no automatic prior (a GFN2-xTB run of the molecule) where a test drops the forces
+TINY = dict(force_epochs=2, gap_epochs=2, width=32, depth=2, hidden=16, warm_start=None, seed=3, prior=None)
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_too_few_coarse_frames_or_no_velocities_is_one_line_and_writes_nothing(x
     positions_only = tmp_path / "positions.h5md"
     write_trajectory(positions_only, xtb_fine[::2][::10].without("velocities", "forces"))
     assert train_main(["--from-coarse", str(positions_only), "-o", str(out / "m"), "-q",
-                       "--warm-start", "none"]) == 1
+                       "--warm-start", "none", "--prior", "none"]) == 1
     assert not out.exists()
 
 
@@ -96,7 +97,7 @@ def test_a_prior_on_a_cheap_hamiltonian_is_learned_first_and_warm_starts_the_lea
     from mdsr_plugin.neural.prior import kinetic_temperature
 
     stem = tmp_path / "m" / "eth"
-    settings = AdaptSettings(**TINY, prior="gfn1-xtb", prior_frames=40)
+    settings = AdaptSettings(**{**TINY, "prior": "gfn1-xtb"}, prior_frames=40)
     card_file = adapt([coarse_file], stem, settings, progress=False)
     card = json.loads(card_file.read_text())
     assert card["training"]["warm_start"] == "eth.prior" and card["training"]["settings"]["prior"] == "gfn1-xtb"
@@ -126,12 +127,12 @@ def test_an_unfinished_prior_leaves_the_learning_unfinished_and_is_learned_from_
                                                                                                 tmp_path):
     pytest.importorskip("tblite")
     stem = tmp_path / "m" / "eth"
-    hurried = AdaptSettings(**TINY, prior="gfn1-xtb", prior_frames=40, max_minutes=0.0)
+    hurried = AdaptSettings(**{**TINY, "prior": "gfn1-xtb"}, prior_frames=40, max_minutes=0.0)
     card = json.loads(adapt([coarse_file], stem, hurried, progress=False).read_text())
     prior = json.loads((tmp_path / "m" / "eth.prior.json").read_text())
     assert not prior["training"]["complete"] and not card["training"]["complete"]
     assert len(open(f"{stem}.log.jsonl").readlines()) == 1  # one epoch per call, then the budget
-    card = json.loads(adapt([coarse_file], stem, AdaptSettings(**TINY, prior="gfn1-xtb", prior_frames=40),
+    card = json.loads(adapt([coarse_file], stem, AdaptSettings(**{**TINY, "prior": "gfn1-xtb"}, prior_frames=40),
                             progress=False).read_text())
     prior = json.loads((tmp_path / "m" / "eth.prior.json").read_text())
     assert prior["training"]["complete"] and card["training"]["complete"]
@@ -158,16 +159,54 @@ def test_adapt_prior_settings_are_checked_and_the_kinetic_temperature_has_its_un
     assert kinetic_temperature(frames) == pytest.approx(120.27, rel=1e-3)
 
 
+def test_the_automatic_prior_is_for_frames_without_forces_of_a_molecule_with_no_checkpoint(xtb_fine, monkeypatch,
+                                                                                        caplog):
+    """Without forces, gap consistency pins the potential only at the coarse frames (fast
+    vibrations aliased): a prior on GFN2-xTB, unless a checkpoint or the forces say more."""
+    import sys
+
+    from mdsr_plugin.neural.adapt import AUTO_PRIOR, AUTOMATIC_PRIOR, resolved_prior
+
+    pytest.importorskip("tblite")
+    with_forces, without = [xtb_fine[::20]], [xtb_fine[::20].without("forces")]
+    assert AdaptSettings().prior == AUTO_PRIOR and AUTOMATIC_PRIOR == "gfn2-xtb"
+    assert resolved_prior(AUTO_PRIOR, without, has_checkpoint=False) == "gfn2-xtb"
+    assert resolved_prior(AUTO_PRIOR, with_forces, has_checkpoint=False) is None
+    assert resolved_prior(AUTO_PRIOR, without, has_checkpoint=True) is None
+    assert resolved_prior(AUTO_PRIOR, with_forces + without, has_checkpoint=False) == "gfn2-xtb"
+    assert resolved_prior("gfn1-xtb", with_forces, has_checkpoint=True) == "gfn1-xtb"  # asked for: given
+    assert resolved_prior(None, without, has_checkpoint=False) is None
+    # without tblite: none, and a warning that says what is lost and how to get it
+    monkeypatch.setitem(sys.modules, "tblite.ase", None)
+    with caplog.at_level("WARNING", logger="mdsr_plugin.neural.adapt"):
+        assert resolved_prior(AUTO_PRIOR, without, has_checkpoint=False) is None
+    assert "aliased" in caplog.text and "mdsr_plugin[reference]" in caplog.text
+
+
+@pytest.mark.slow
+def test_frames_without_forces_learn_from_an_automatic_prior(coarse_file, tmp_path):
+    """The default prior="auto", forces dropped, no checkpoint: the molecule is run on GFN2-xTB
+    first, the card records it, and the summary's record names it."""
+    pytest.importorskip("tblite")
+    from mdsr_plugin.io import read_trajectory
+
+    coarse = read_trajectory(coarse_file).without("forces")
+    settings = AdaptSettings(**{**TINY, "prior": "auto"}, prior_frames=40)
+    card = json.loads(adapt([coarse], tmp_path / "m" / "eth", settings, progress=False).read_text())
+    assert card["training"]["settings"]["prior"] == "gfn2-xtb" and card["training"]["warm_start"] == "eth.prior"
+    assert (tmp_path / "m" / "eth.prior.h5md").exists()
+
+
 def test_a_prior_is_refused_for_an_unknown_hamiltonian_or_a_box_and_nothing_is_written(xtb_fine, small_traj,
                                                                                        tmp_path):
     out = tmp_path / "m"
     with pytest.raises(AdaptError, match="one of gfn1-xtb, gfn2-xtb, not 'pbe'"):
-        adapt([xtb_fine[::20]], out / "x", AdaptSettings(**TINY, prior="pbe"), progress=False)
+        adapt([xtb_fine[::20]], out / "x", AdaptSettings(**{**TINY, "prior": "pbe"}), progress=False)
     with pytest.raises(AdaptError, match="a prior is for molecules"):
-        adapt([small_traj], out / "x", AdaptSettings(**TINY, prior="gfn1-xtb"), progress=False)
+        adapt([small_traj], out / "x", AdaptSettings(**{**TINY, "prior": "gfn1-xtb"}), progress=False)
     # too short: refused before any work on the prior
     with pytest.raises(AdaptError, match="needs at least"):
-        adapt([xtb_fine[::20][:12]], out / "x", AdaptSettings(**TINY, prior="gfn1-xtb"), progress=False)
+        adapt([xtb_fine[::20][:12]], out / "x", AdaptSettings(**{**TINY, "prior": "gfn1-xtb"}), progress=False)
     assert not out.exists()
 
 
@@ -262,7 +301,9 @@ def test_upsample_adapt_refuses_bad_input_in_one_line_and_writes_nothing(case, g
     write_trajectory(source, coarse)
     out = tmp_path / "out"
     out.mkdir()
-    assert main([str(source), "--factor", "10", "-o", str(out / "fine.xyz"), "--adapt", "-q"]) == 1
+    # positions only, with no checkpoint of water: refused where no prior is to be run
+    no_prior = ["--adapt-prior", "none"] if case == "positions only" else []
+    assert main([str(source), "--factor", "10", "-o", str(out / "fine.xyz"), "--adapt", "-q", *no_prior]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("mdsr-upsample: error: --adapt: ") and "\n" not in error
     assert ("needs at least" in error) if case == "too few frames" else ("positions only" in error)
@@ -342,7 +383,7 @@ def test_in_memory_input_that_cannot_be_learned_from_is_one_clear_error(case, gf
     coarse = _water_positions_only() if case == "positions only" else small_traj
     message = "positions only" if case == "positions only" else "5 usable gaps; .* at least 20"
     with pytest.raises(ValueError, match=message):
-        upsample(coarse, 10, adapt=str(tmp_path / "m"))
+        upsample(coarse, 10, adapt=str(tmp_path / "m"), adapt_prior="none")
     assert list(tmp_path.iterdir()) == []
 
 

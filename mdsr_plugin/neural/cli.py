@@ -40,10 +40,11 @@ def train_main(argv=None) -> int:
                         "a checkpoint id or path, or none")
     parser.add_argument("--max-minutes", type=positive_float,
                         help="with --from-coarse: stop (resumably) after this long")
-    parser.add_argument("--prior", choices=("gfn1-xtb", "gfn2-xtb"),
+    parser.add_argument("--prior", choices=("auto", "gfn1-xtb", "gfn2-xtb", "none"), default="auto",
                         help="with --from-coarse and no checkpoint to warm-start from: first learn a starting model "
                         "from a run of the molecule on this cheap Hamiltonian (tblite), started from the first "
-                        "coarse frame at its temperature")
+                        "coarse frame at its temperature (default auto: on gfn2-xtb when the frames carry no "
+                        "forces and tblite is installed)")
     parser.add_argument("--factor", type=at_least_two, help="fine steps per coarse step the model serves")
     parser.add_argument("--arch", default="bilstm", choices=archs, help="architecture (default bilstm)")
     parser.add_argument("--fine-dt", type=positive_float, default=defaults.fine_dt,
@@ -90,7 +91,8 @@ def train_main(argv=None) -> int:
 
         adapt_settings = AdaptSettings(fine_dt=args.fine_dt, seed=args.seed, device=args.device,
                                        warm_start=None if args.warm_start == "none" else args.warm_start,
-                                       max_minutes=args.max_minutes, prior=args.prior)
+                                       max_minutes=args.max_minutes,
+                                       prior=None if args.prior == "none" else args.prior)
         return _run_training(lambda: adapt(args.trajectories, args.output, adapt_settings, progress=not args.quiet,
                                            reader_options=reader_options))
     settings = TrainingSettings(
