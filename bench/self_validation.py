@@ -85,7 +85,7 @@ def rows_for(path: Path, factors, stored: str, frames: int, adapt_minutes=None, 
                        seconds=score.seconds if score else None, held_back=selection.held_back,
                        adapt_minutes=adapted["minutes"] if adapted and method == "adapted" else None,
                        adapt_complete=adapted["complete"] if adapted and method == "adapted" else None,
-                       adapt_prior=adapt_prior if adapted and method == "adapted" else None,
+                       adapt_prior=adapted["prior"] if adapted and method == "adapted" else None,
                        warm_start=adapted["warm_start"] if adapted and method == "adapted" else None)
 
 
@@ -101,8 +101,9 @@ def main(argv=None) -> int:
     parser.add_argument("--coarse-frames", type=int, help="coarse frames used at most")
     parser.add_argument("--adapt", type=float, metavar="MINUTES", help="learn from the coarse input first")
     parser.add_argument("--adapt-dir", type=Path, default=Path("bench/training/adapted"))
-    parser.add_argument("--adapt-prior", choices=("gfn1-xtb", "gfn2-xtb"),
-                        help="with --adapt: learn a starting model on this Hamiltonian first")
+    parser.add_argument("--adapt-prior", choices=("gfn1-xtb", "gfn2-xtb", "none"),
+                        help="with --adapt: learn a starting model on this Hamiltonian first (default as "
+                        "mdsr-upsample --adapt: gfn2-xtb for input without forces and no checkpoint)")
     parser.add_argument("--json", type=Path, help="append rows to this JSON list")
     args = parser.parse_args(argv)
     rows = []
