@@ -23,8 +23,9 @@ aliased (a stretch of the wrong frequency lands on the same frames), so the
 molecule is first run on a cheap Hamiltonian (:data:`AUTOMATIC_PRIOR`) and a
 starting model learned from that (:mod:`mdsr_plugin.neural.prior`).  Measured on
 GFN1-xTB alanine dipeptide at 20 fs from positions and velocities: 5.2x cubic
-Hermite with it, 1.5x without (``docs/benchmarks.md``).  The last ``validation_fraction`` of the gaps is
-held out; the best weights by held-out gap error are kept.  The state is saved
+Hermite with it, 1.4x without (``docs/benchmarks.md``).
+
+The last ``validation_fraction`` of the gaps is held out; the best weights by held-out gap error are kept.  The state is saved
 after every epoch (``OUTPUT.train.pt``) and a run resumes from it; ``max_minutes``
 bounds the time.  The result is an ordinary checkpoint (``OUTPUT.safetensors`` +
 ``OUTPUT.json``) whose card says it was adapted, from which files, starting from
