@@ -103,9 +103,8 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
     from .neural.checkpoint import read_card
 
     started = time.perf_counter()
-    prior = {None: AUTO_PRIOR, "none": None}.get(settings.adapt_prior, settings.adapt_prior)
     adapt_settings = AdaptSettings(fine_dt=coarse_dt / settings.factor, max_minutes=settings.adapt_minutes,
-                                   device=settings.device, prior=prior)
+                                   device=settings.device, prior=settings.adapt_prior or AUTO_PRIOR)
     try:
         card_path = adapt([source], settings.adapt, adapt_settings, progress=progress,
                           reader_options=reader_options, manifest=False)

@@ -25,8 +25,8 @@ starting model learned from that (:mod:`mdsr_plugin.neural.prior`).  Measured on
 GFN1-xTB alanine dipeptide at 20 fs from positions and velocities: 5.2x cubic
 Hermite with it, 1.4x without (``docs/benchmarks.md``).
 
-The last ``validation_fraction`` of the gaps is held out; the best weights by held-out gap error are kept.  The state is saved
-after every epoch (``OUTPUT.train.pt``) and a run resumes from it; ``max_minutes``
+The last ``validation_fraction`` of the gaps is held out; the best weights by
+held-out gap error are kept.  The state is saved after every epoch (``OUTPUT.train.pt``) and a run resumes from it; ``max_minutes``
 bounds the time.  The result is an ordinary checkpoint (``OUTPUT.safetensors`` +
 ``OUTPUT.json``) whose card says it was adapted, from which files, starting from
 which checkpoint, and its held-out gap errors.
@@ -57,13 +57,15 @@ from .coarse import (
 )
 
 __all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES",
-           "AUTO_PRIOR", "AUTOMATIC_PRIOR", "resolved_prior"]
+           "AUTO_PRIOR", "NO_PRIOR", "AUTOMATIC_PRIOR", "resolved_prior"]
 
 log = logging.getLogger(__name__)
 
 #: ``AdaptSettings.prior`` that chooses: :data:`AUTOMATIC_PRIOR` for frames without
 #: forces and a molecule with no checkpoint to start from, else none.
 AUTO_PRIOR = "auto"
+#: ``AdaptSettings.prior`` (as None) that never runs one: ``--adapt-prior none``.
+NO_PRIOR = "none"
 #: The cheap Hamiltonian of an automatic prior.  GFN2-xTB rather than GFN1-xTB: the
 #: more accurate of the two on molecules, and not the Hamiltonian of the GFN1-xTB
 #: benchmark data, so that the default is measured on a Hamiltonian it does not share.
@@ -92,7 +94,7 @@ class AdaptSettings(LearningSettings):
         frame, and to learn a starting model from (:mod:`mdsr_plugin.neural.prior`).
         It takes up to ``prior_share`` of ``max_minutes``.  :data:`AUTO_PRIOR`: one on
         :data:`AUTOMATIC_PRIOR` when the frames carry no forces and tblite is installed
-        (see the module docstring); None: never.
+        (see the module docstring); None or :data:`NO_PRIOR`: never.
     prior_frames : int
         Frames of that trajectory, one coarse step apart.
     """
@@ -306,14 +308,14 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
     if output.suffix in (".json", ".safetensors"):
         output = output.with_suffix("")
     prior = getattr(settings, "prior", None)  # a box's settings have none
-    if prior not in (None, AUTO_PRIOR):
+    if prior not in (None, AUTO_PRIOR, NO_PRIOR):
         from .prior import PRIOR_HAMILTONIANS
 
         if prior not in PRIOR_HAMILTONIANS:
             raise AdaptError(f"a prior runs on one of {', '.join(PRIOR_HAMILTONIANS)}, not {prior!r}")
     trajectories = _load_coarse(paths, reader_options)
     if any(t.is_periodic for t in trajectories):
-        if prior not in (None, AUTO_PRIOR):
+        if prior not in (None, AUTO_PRIOR, NO_PRIOR):
             raise AdaptError("a prior is for molecules; a periodic box learns from its own frames alone")
         from .adapt_box import adapt_box
 
@@ -425,14 +427,14 @@ def resolved_prior(prior, trajectories, has_checkpoint: bool):
     Parameters
     ----------
     prior : str or None
-        :data:`AUTO_PRIOR`, a Hamiltonian name, or None.
+        :data:`AUTO_PRIOR`, a Hamiltonian name, :data:`NO_PRIOR` or None.
     trajectories : list of Trajectory
         The coarse input.
     has_checkpoint : bool
         Whether a registry checkpoint of the molecule is the starting model.
     """
     if prior != AUTO_PRIOR:
-        return prior
+        return None if prior == NO_PRIOR else prior
     if has_checkpoint or all(t.forces is not None for t in trajectories):
         return None  # a model of the molecule, or its forces, already pin the potential
     try:

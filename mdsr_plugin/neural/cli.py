@@ -91,8 +91,7 @@ def train_main(argv=None) -> int:
 
         adapt_settings = AdaptSettings(fine_dt=args.fine_dt, seed=args.seed, device=args.device,
                                        warm_start=None if args.warm_start == "none" else args.warm_start,
-                                       max_minutes=args.max_minutes,
-                                       prior=None if args.prior == "none" else args.prior)
+                                       max_minutes=args.max_minutes, prior=args.prior)
         return _run_training(lambda: adapt(args.trajectories, args.output, adapt_settings, progress=not args.quiet,
                                            reader_options=reader_options))
     settings = TrainingSettings(
