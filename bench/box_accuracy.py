@@ -19,6 +19,11 @@ of the same box) are scored on the whole of this one:
 
     python bench/box_accuracy.py bench/data/water32_gfn1_s8_snapshot.h5md --reuse --learn-fraction 0 \\
         --model-stem water32_gfn1_2800 --factors 10 20
+
+With ``--input forces`` the coarse frames (learned from and upsampled) carry positions
+and forces only, as VASP writes them: the learned integrator fits their velocities
+(``velocities_fitted`` in the rows), and the Hermite methods, which need velocities, are
+not run.
 """
 
 from __future__ import annotations
@@ -48,21 +53,25 @@ def unwrapped(traj) -> np.ndarray:
 
 
 def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: int, model_dir: Path, seed: int,
-             reuse: bool = False, model_stem: str | None = None):
+             reuse: bool = False, model_stem: str | None = None, carried: str = "velocities+forces"):
     fine = read_trajectory(path)[::step]
+    without_velocities = carried == "forces"
+    suffix = "-forces" if without_velocities else ""
     for factor in factors:
         split = int(fine.n_frames * learn_fraction) // factor * factor
         learn, held = fine[:split + 1], fine[split:]
         n_coarse = (held.n_frames - 1) // factor + 1
         held = held[:(n_coarse - 1) * factor + 1]
         coarse_learn, coarse = learn[::factor], held[::factor]
+        if without_velocities:
+            coarse_learn, coarse = coarse_learn.without("velocities"), coarse.without("velocities")
         started = time.perf_counter()
         if reuse:  # the checkpoint learned before, as it is (its card says what it learned from)
-            card, learn_minutes = model_dir / f"{model_stem or path.stem}-f{factor}.json", None
+            card, learn_minutes = model_dir / f"{model_stem or path.stem}-f{factor}{suffix}.json", None
             if not card.exists():
                 raise SystemExit(f"--reuse: no checkpoint {card}")
         else:
-            card = adapt([coarse_learn], model_dir / f"{path.stem}-f{factor}",
+            card = adapt([coarse_learn], model_dir / f"{path.stem}-f{factor}{suffix}",
                          BoxAdaptSettings(fine_dt=fine.dt, max_minutes=minutes, seed=seed), progress=False,
                          manifest=False)
             learn_minutes = (time.perf_counter() - started) / 60
@@ -71,7 +80,9 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
         settings = UpsampleSettings(factor=factor, model=str(card))
         _, selection = select_method(coarse, factor, settings)
         measured = {s.method: s for s in selection.scores}
-        for method in ("neural", *CLASSICAL):
+        for method in ("neural", *(m for m in CLASSICAL if not (without_velocities and m == "hermite"))):
+            if without_velocities and method == "quintic":
+                method = "quintic-spline"  # positions and forces, no velocities
             for precision in (("float32", "float64") if method == "neural" else (None,)):
                 options = {"model": str(card), "precision": precision} if method == "neural" else {}
                 started = time.perf_counter()
@@ -80,6 +91,7 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
                 score = measured.get(method)
                 yield dict(
                     file=path.name, factor=factor, method=method, precision=precision, n_atoms=fine.n_atoms,
+                    input=carried, velocities_fitted=without_velocities and method == "neural",
                     learn_coarse_frames=None if reuse else coarse_learn.n_frames,
                     held_out_coarse_frames=coarse.n_frames, model=str(card),
                     learn_minutes=learn_minutes if method == "neural" else None,
@@ -105,20 +117,24 @@ def main(argv=None) -> int:
                         help="measure the checkpoints in --model-dir as they are, without learning")
     parser.add_argument("--model-stem", help="with --reuse: the checkpoints' stem (default: the reference's), "
                         "e.g. a model learned from another run of the same box")
+    parser.add_argument("--input", choices=["velocities+forces", "forces"], default="velocities+forces",
+                        help="what the coarse frames carry besides positions (forces: as VASP writes them)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rows = []
     print(f"{'file':<34} {'f':>3} {'method':<8} {'prec':<8} {'true Å':>9} {'est Å':>9} {'frames/s':>9} chosen")
     for row in rows_for(args.reference, args.factors, args.minutes, args.learn_fraction, args.step,
-                        args.model_dir, args.seed, args.reuse, args.model_stem):
+                        args.model_dir, args.seed, args.reuse, args.model_stem, args.input):
         rows.append(row)
         print(f"{row['file']:<34} {row['factor']:>3} {row['method']:<8} {row['precision'] or '':<8} "
               f"{row['true_position_mae']:9.2e} {row['estimate'] or float('nan'):9.2e} "
               f"{row['fine_frames_per_second']:9.1f} {'*' if row['chosen'] else ''}", flush=True)
     for factor in args.factors:
         group = {r["method"]: r for r in rows if r["factor"] == factor and r["precision"] in (None, "float32")}
-        print(f"factor {factor}: learned / cubic Hermite = "
-              f"{group['neural']['true_position_mae'] / group['hermite']['true_position_mae']:.3f}")
+        for baseline in ("hermite", "spline"):
+            if baseline in group:
+                print(f"factor {factor}: learned / {baseline} = "
+                      f"{group['neural']['true_position_mae'] / group[baseline]['true_position_mae']:.3f}")
     if args.json:
         append_rows(args.json, rows)
     return 0

@@ -239,16 +239,21 @@ def test_learning_a_box_resumes_and_a_finished_run_is_reused(copper_fine, tmp_pa
     assert card.stat().st_mtime_ns == stamp  # reused, not learned again
 
 
-@pytest.mark.parametrize("case", ["too few frames", "no velocities", "box and molecule"])
+@pytest.mark.parametrize("case", ["too few frames", "positions only", "velocities in one file only",
+                                  "box and molecule"])
 def test_a_box_that_cannot_be_learned_from_is_one_line_and_writes_nothing(case, copper_fine, gfn1_fine, tmp_path):
     from mdsr_plugin.neural.adapt import AdaptError, adapt
     from mdsr_plugin.neural.adapt_box import BoxAdaptSettings
 
     coarse = copper_fine[::FACTOR]
-    inputs = {"too few frames": [coarse[:15]], "no velocities": [coarse.without("velocities")],
+    inputs = {"too few frames": [coarse[:15]], "positions only": [coarse.without("velocities").without("forces")],
+              "velocities in one file only": [coarse, coarse.without("velocities")],
               "box and molecule": [coarse, gfn1_fine[::5]]}[case]
     message = {"too few frames": r"^14 usable gaps; learning from coarse frames needs at least 20 \(21 coarse frames "
-                                 r"of one run\)$", "no velocities": "needs their velocities",
+                                 r"of one run\)$",
+               "positions only": "positions only: learning a periodic box from coarse frames needs their velocities "
+                                 "or their forces$",
+               "velocities in one file only": "has no velocities and .* has: learn from files that store the same",
                "box and molecule": "learn a box and a molecule separately"}[case]
     with pytest.raises(AdaptError, match=message) as err:
         adapt(inputs, tmp_path / "m", BoxAdaptSettings(fine_dt=1.0), progress=False)
@@ -348,3 +353,85 @@ def test_a_local_card_without_its_cutoff_is_refused(copper_model, tmp_path):
     del card["config"]["cutoff"]
     with pytest.raises(CheckpointError, match="lacks 'cutoff'"):
         validate_card(card, tmp_path / "x.json")
+
+
+# ----------------------------------------------------------------------------- without velocities
+def _own_motion(model_path, start, n_gaps: int):
+    """Coarse frames (positions, velocities, forces) of the box moved by the learned
+    integrator itself from ``start`` (a Trajectory frame): a motion it reproduces exactly."""
+    from mdsr_plugin.neural.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(model_path, dtype="float64")
+    model.set_atoms(start.numbers, start.masses)
+    cell = torch.tensor(np.reshape(start.cell, (-1, 3, 3))[:1], dtype=torch.float64)
+    with torch.no_grad():
+        xs, vs = model.rollout(torch.as_tensor(start.positions[:1]), torch.as_tensor(start.velocities[:1]), cell,
+                               n_gaps * FACTOR, 1.0)
+        x, v = xs[0, ::FACTOR].numpy(), vs[0, ::FACTOR].numpy()
+        f = model.forces(torch.as_tensor(x), cell.expand(len(x), 3, 3).contiguous()).numpy()
+    return model, x, v, f
+
+
+@pytest.mark.parametrize("segment_gaps", [None, 8])
+def test_box_velocities_of_the_model_s_own_motion_are_recovered_from_positions(copper_model, copper_fine,
+                                                                               segment_gaps):
+    from mdsr_plugin.neural.shooting import estimate_box_velocities, first_guess
+
+    model, x, v, f = _own_motion(copper_model, copper_fine[40], n_gaps=10)
+    cells = np.broadcast_to(np.reshape(copper_fine.cell, (-1, 3, 3))[0], (len(x), 3, 3))
+    for forces in (None, f):  # positions alone (cubic spline start), positions + forces (quintic)
+        start = first_guess(x, forces, copper_fine.masses, float(FACTOR))
+        fitted = estimate_box_velocities(model, x, cells, copper_fine.masses, float(FACTOR), FACTOR, initial=start,
+                                         segment_gaps=segment_gaps)
+        assert fitted.shape == v.shape
+        assert np.abs(fitted - v).max() < 1e-5  # Å/fs
+        assert np.abs(fitted - v).mean() < 1e-3 * np.abs(start - v).mean()
+
+
+def test_a_long_box_fit_is_cut_in_overlapping_segments_that_cover_every_frame_once():
+    from mdsr_plugin.neural.shooting import SEGMENT_OVERLAP, _segments
+
+    for n, size in ((2, 8), (9, 8), (10, 8), (37, 8), (100, 9), (30, 1)):
+        segments = _segments(n, size)
+        size = max(size, 2 * SEGMENT_OVERLAP + 2)
+        kept = np.concatenate([np.arange(a, b) for _, _, a, b in segments])
+        np.testing.assert_array_equal(kept, np.arange(n))
+        for lo, hi, keep_lo, keep_hi in segments:
+            assert hi - lo - 1 <= size
+            assert lo <= keep_lo < keep_hi <= hi
+            # an inner kept frame has its neighbours' gaps in the fit
+            assert keep_lo == 0 or keep_lo - lo >= SEGMENT_OVERLAP
+            assert keep_hi == n or hi - keep_hi >= SEGMENT_OVERLAP
+
+
+def test_a_box_is_learned_from_positions_and_forces_and_upsampled_from_positions(copper_fine, tmp_path):
+    """VASP's case: positions, forces and the cell, no velocities."""
+    from mdsr_plugin.metrics import position_mae, reconstructed_mask
+    from mdsr_plugin.neural.adapt import adapt
+    from mdsr_plugin.neural.adapt_box import BoxAdaptSettings
+    from mdsr_plugin.neural.checkpoint import read_card
+    from mdsr_plugin.periodic import Unwrapper
+    from mdsr_plugin.pipeline import upsample
+
+    coarse = copper_fine[::FACTOR].without("velocities")
+    settings = BoxAdaptSettings(fine_dt=1.0, force_epochs=4, gap_epochs=2, gaps_per_epoch=4, seed=1)
+    card_path = adapt([coarse[:50]], tmp_path / "cu_pf", settings, progress=False, manifest=False)
+    card = read_card(card_path)
+    assert card["training"]["velocities_fitted"] is True
+    assert "positions" in card["input_modes"]
+
+    held = copper_fine[250:]
+    held_coarse = held[::FACTOR].without("velocities")
+    fine = upsample(held_coarse, FACTOR, "neural", model=str(card_path), self_validate=False)
+    n = fine.n_frames
+    assert n == (held_coarse.n_frames - 1) * FACTOR + 1
+    np.testing.assert_array_equal(fine.positions[::FACTOR], held_coarse.positions)
+    assert fine.velocities is not None and np.isfinite(fine.velocities).all()
+    unwrap = Unwrapper(held.pbc)
+    truth = unwrap(held.positions[:n], held.cell[:n])
+    mask = reconstructed_mask(n, FACTOR)
+    error = position_mae(unwrap(fine.positions, fine.cell), truth, mask)
+    linear = upsample(held_coarse, FACTOR, "linear", self_validate=False)
+    assert error < 0.2 * position_mae(unwrap(linear.positions, linear.cell), truth, mask)
+    # the fitted coarse velocities are the box's, not noise
+    assert np.abs(fine.velocities[::FACTOR] - held.velocities[:n:FACTOR]).mean() < 0.2 * np.abs(held.velocities).mean()

@@ -340,7 +340,10 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
                          f"their forces, or a model of the molecule to start from (a registry checkpoint, or "
                          f"--adapt-prior {AUTOMATIC_PRIOR}, automatic where tblite is installed)")
     if fit_velocities:
-        trajectories = [replace(t, velocities=_first_guess(t)) for t in trajectories]
+        from .shooting import first_guess
+
+        trajectories = [replace(t, velocities=first_guess(t.positions, t.forces, t.masses, t.dt))
+                        for t in trajectories]
     prior_complete = True
     if entry is None and settings.prior is not None:
         # refuse input too short to learn from before minutes of work on the prior
@@ -446,21 +449,6 @@ def resolved_prior(prior, trajectories, has_checkpoint: bool):
         return None
     log.info("no stored forces and no checkpoint of the molecule: a prior on %s first", AUTOMATIC_PRIOR)
     return AUTOMATIC_PRIOR
-
-
-def _first_guess(traj: Trajectory) -> np.ndarray:
-    """Coarse velocities (F, N, 3), Å/fs, before any model: the C⁴ quintic spline's through
-    positions and stored accelerations, else the cubic spline's derivative."""
-    from scipy.interpolate import CubicSpline
-
-    from .. import units
-    from ..methods.classical import spline_velocities
-
-    if traj.forces is not None:
-        accelerations = traj.forces / traj.masses[:, None] * units.ACCEL_PER_FORCE_OVER_MASS
-        return spline_velocities(traj.positions, accelerations, traj.dt)
-    n = traj.n_frames
-    return CubicSpline(np.arange(n), traj.positions, axis=0)(np.arange(n), 1) / traj.dt
 
 
 def _fitted_velocities(model, traj: Trajectory, factor: int, reference, masses, device) -> np.ndarray:

@@ -9,7 +9,9 @@ always learned from scratch (a box has no registry checkpoint to start from):
    training frames (AIMD codes store them; a box without forces skips this stage).
 2. **Gaps**: from each training frame the integrator runs one gap forward and from
    the next frame one gap backward; both must land on the stored positions and
-   velocities, and agree along the way.  A gap costs ``4 × factor × substeps`` force
+   velocities, and agree along the way.  Without stored velocities (VASP writes
+   positions, forces and cells) they are fitted once, after the forces stage, by the
+   model as it then is (:func:`~mdsr_plugin.neural.shooting.estimate_box_velocities`).  A gap costs ``4 × factor × substeps`` force
    evaluations of the whole box with their second derivatives, so an epoch here is
    ``gaps_per_epoch`` gaps drawn at random, not all of them (and a forces epoch
    ``frames_per_epoch`` frames).
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ from .coarse import (
     AdaptError, CoarseData, LearningSettings, check_enough_gaps, finished_card, fingerprint_of, held_out_split,
     hermite_midpoint_error, learn_stages, save_learned, step_factor,
 )
+from .shooting import first_guess
 
 __all__ = ["BoxAdaptSettings", "adapt_box", "box_settings"]
 
@@ -107,11 +110,9 @@ class _BoxData(CoarseData):
     validation_batch = 8  # a frame is a whole box
 
     def __init__(self, trajectories):
-        from ..periodic import Unwrapper
-
         xs, vs, fs, cells, starts, offset = [], [], [], [], [], 0
         for traj in trajectories:
-            xs.append(Unwrapper(traj.pbc)(traj.positions, traj.cell))
+            xs.append(_unwrapped(traj))
             vs.append(traj.velocities)
             fs.append(traj.forces)
             cells.append(np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)))
@@ -166,17 +167,22 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
 
     settings = box_settings(settings)
     first = trajectories[0]
+    # Without stored velocities (VASP) they are fitted from the stored forces' potential, as for
+    # a molecule; a box has no prior to learn from, so positions alone are refused.
+    fit_velocities = first.velocities is None
     for name, traj in zip(names, trajectories):
-        if traj.velocities is None:
-            stored = "positions and forces" if traj.forces is not None else "positions only"
-            raise AdaptError(f"{name}: learning a periodic box from coarse frames needs their velocities (gap "
-                             f"consistency); this file has {stored}")
+        if traj.velocities is None and traj.forces is None:
+            raise AdaptError(f"{name}: positions only: learning a periodic box from coarse frames needs their "
+                             f"velocities or their forces")
         if not traj.is_periodic:
             raise AdaptError(f"{name}: not periodic, and {names[0]} is: learn a box and a molecule separately")
         if traj.numbers.tolist() != first.numbers.tolist():
             raise AdaptError(f"{name}: other atoms than {names[0]} (a box's files must list the same atoms)")
     coarse_dt = first.dt
     factor = step_factor(coarse_dt, settings.fine_dt)
+    if fit_velocities:
+        trajectories = [replace(t, velocities=first_guess(_unwrapped(t), t.forces, t.masses, t.dt))
+                        for t in trajectories]
     data = _BoxData(trajectories)
     check_enough_gaps(len(data.gap_start), context=1)
     split = data.split(settings.validation_fraction)
@@ -199,18 +205,55 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     if finished is not None:
         log.info("%s: already learned from these data with these settings", finished.name)
         return finished
+
+    @functools.cache
+    def fitted_data() -> _BoxData:
+        """The frames with velocities fitted by the model as it is when first asked (after the forces stage)."""
+        return _BoxData([replace(t, velocities=_fitted_velocities(model, t, factor)) for t in trajectories])
+
     run, stage_names, held_out = learn_stages(model, data, split, output, settings, force_rate=settings.learning_rate,
                                               fingerprint=fingerprint, tensor=tensor, factor=factor,
-                                              progress=progress, max_minutes=settings.max_minutes)
-    held_out.update(hermite_midpoint_error(data, gap_held, coarse_dt))
+                                              progress=progress, max_minutes=settings.max_minutes,
+                                              gap_data=fitted_data if fit_velocities else None)
+    if not fit_velocities:
+        held_out.update(hermite_midpoint_error(data, gap_held, coarse_dt))
     start = data.gap_start[gap_held[0]] - data.first_frame_of_last_file
     held_frames = {schema.ROW_FILE: names[-1], "start": int(start), "stop": int(data.frames_in_last_file)} \
         if start >= 0 else None
     return save_learned(model, output, settings, run, stage_names, manifest=manifest,
                         molecule="periodic box " + _formula(first.numbers), numbers=first.numbers, bonds=[],
-                        coarse_dt=coarse_dt, factor=factor, input_modes=[schema.MODE_VELOCITIES], names=names,
-                        warm_start=None, complete=run.complete, fingerprint=fingerprint, gaps=split[0],
-                        held_out_frames=held_frames, held_out=held_out)
+                        coarse_dt=coarse_dt, factor=factor, input_modes=[schema.MODE_VELOCITIES, schema.MODE_POSITIONS],
+                        names=names, warm_start=None, complete=run.complete, fingerprint=fingerprint, gaps=split[0],
+                        held_out_frames=held_frames, held_out=held_out,
+                        # the coarse velocities were not stored: fitted, the gap errors are against the fit
+                        velocities_fitted=fit_velocities)
+
+
+def _unwrapped(traj) -> np.ndarray:
+    """Positions (F, N, 3), Å, of a periodic trajectory, each frame continuing the last."""
+    from ..periodic import Unwrapper
+
+    return Unwrapper(traj.pbc)(traj.positions, traj.cell)
+
+
+def _fitted_velocities(model, traj, factor: int) -> np.ndarray:
+    """Coarse velocities (F, N, 3), Å/fs, that make ``model`` run from every frame of the box
+    onto its neighbours (:func:`~mdsr_plugin.neural.shooting.estimate_box_velocities`, in
+    float64), starting from ``traj.velocities`` (the first guess)."""
+    import copy
+    import time
+
+    from .shooting import estimate_box_velocities
+
+    started = time.perf_counter()
+    fitting = copy.deepcopy(model).double()
+    fitting.set_atoms(traj.numbers, traj.masses)
+    device = str(next(model.parameters()).device)
+    v = estimate_box_velocities(fitting, _unwrapped(traj), np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)),
+                                traj.masses, traj.dt, factor, pbc=traj.pbc, device=device, initial=traj.velocities)
+    log.info("fitted the velocities of %d coarse frames of the box in %.0f s", traj.n_frames,
+             time.perf_counter() - started)
+    return v
 
 
 def _formula(numbers) -> str:

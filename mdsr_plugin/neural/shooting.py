@@ -38,9 +38,34 @@ import logging
 
 import numpy as np
 
-__all__ = ["estimate_velocities"]
+__all__ = ["estimate_box_velocities", "estimate_velocities", "first_guess"]
 
 log = logging.getLogger(__name__)
+
+
+def first_guess(positions, forces, masses, coarse_dt) -> np.ndarray:
+    """Coarse velocities (n, N, 3), Å/fs, before any model: the C⁴ quintic spline's through
+    positions and F/m where forces are stored (VASP, CP2K without a velocity file), else
+    the cubic spline's derivative.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (n, N, 3), Å
+        Unwrapped where periodic.
+    forces : ndarray, shape (n, N, 3), eV/Å, or None
+    masses : ndarray, shape (N,), u
+    coarse_dt : float
+        fs.
+    """
+    from scipy.interpolate import CubicSpline
+
+    from .. import units
+    from ..methods.classical import spline_velocities
+
+    if forces is not None:
+        return spline_velocities(positions, forces / masses[:, None] * units.ACCEL_PER_FORCE_OVER_MASS, coarse_dt)
+    n = len(positions)
+    return CubicSpline(np.arange(n), positions, axis=0)(np.arange(n), 1) / coarse_dt
 
 
 def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centres=None, rotations=None,
@@ -261,3 +286,256 @@ def _gauss_newton_step(residuals, jacobians, coarse_dt):
         except np.linalg.LinAlgError:  # not definite within round-off: damp harder
             continue
     raise np.linalg.LinAlgError("shooting: the normal equations are singular")
+
+
+def estimate_box_velocities(model, positions, cells, masses, coarse_dt, factor, *, pbc=(True, True, True),
+                            device="cpu", initial=None, max_iterations=30, rtol=1e-3, position_tolerance=1e-5,
+                            batch_gaps=16, segment_gaps=None, interval=5.0, step=1e-4):
+    """Coarse velocities of a periodic box consistent with its positions under a learned
+    local integrator (see the module docstring: harmonic Jacobians along the path and
+    Broyden's update).
+
+    Parameters
+    ----------
+    model : LocalIntegrator
+        With :meth:`set_atoms` called for these atoms; its parameters' dtype is used
+        throughout (the upsampler hands over a float64 copy).
+    positions : ndarray, shape (n, N, 3), Å
+        Consecutive coarse frames, unwrapped (a gap's end continues its start), n ≥ 2.
+    cells : ndarray, shape (n, 3, 3), Å
+    masses : ndarray, shape (N,), u
+    coarse_dt : float
+        Coarse time step, fs.
+    factor : int
+        Fine steps per coarse step.
+    pbc : tuple of bool
+    device : str
+    initial : ndarray, shape (n, N, 3), Å/fs, optional
+        Where the fit starts; default the cubic spline's derivative (with stored forces the
+        quintic spline's velocities start much closer).
+    max_iterations : int
+        Steps at most per segment.
+    rtol : float
+        Stop when a step lowers the misfit by less than this fraction...
+    position_tolerance : float
+        ...or moves no velocity by more than this over a coarse step, Å.
+    batch_gaps : int
+        Gaps rolled out at once.
+    segment_gaps : int, optional
+        Gaps fitted together (the Jacobians are ``4 (3N)²`` numbers per gap); consecutive
+        segments overlap by :data:`SEGMENT_OVERLAP` frames on each side, whose velocities
+        are taken from the segment they are inside of.  Default: about 256 MB of Jacobians;
+        at least ``2 * SEGMENT_OVERLAP + 2``.
+    interval : float
+        Longest sub-interval of the harmonic transfer, fs.
+    step : float
+        Displacement of the Hessians' forward differences, Å.
+
+    Returns
+    -------
+    ndarray, shape (n, N, 3), Å/fs
+    """
+    import torch
+
+    n, n_atoms = positions.shape[:2]
+    m = 3 * n_atoms
+    if initial is None:
+        from scipy.interpolate import CubicSpline
+
+        initial = CubicSpline(np.arange(n), positions, axis=0)(np.arange(n), 1) / coarse_dt
+    v = np.array(initial, dtype=np.float64)
+    if segment_gaps is None:
+        segment_gaps = int(256e6 / (4 * 8 * m * m))
+    dtype = next(model.parameters()).dtype
+    shooter = _BoxShooter(model, positions, np.asarray(cells, dtype=np.float64), masses, pbc, factor,
+                          coarse_dt, torch.device(device), dtype, batch_gaps, step, interval)
+    was_training = model.training
+    model.train(False)
+    try:
+        for lo, hi, keep_lo, keep_hi in _segments(n, segment_gaps):
+            fitted = _fit_box_segment(shooter, slice(lo, hi), v[lo:hi], max_iterations, rtol, position_tolerance)
+            v[keep_lo:keep_hi] = fitted[keep_lo - lo:keep_hi - lo]
+    finally:
+        model.train(was_training)
+    log.debug("box shooting: %d Hessians, %d rollouts", shooter.hessians, shooter.rollouts)
+    return v
+
+
+SEGMENT_OVERLAP = 3
+"""Frames on each side of a segment of a long box fit that the next segment fits again
+(a velocity's influence on the others decays from gap to gap)."""
+
+
+def _segments(n, segment_gaps):
+    """(lo, hi, keep_lo, keep_hi) frame ranges: fit frames lo:hi, keep keep_lo:keep_hi."""
+    segment_gaps = max(int(segment_gaps), 2 * SEGMENT_OVERLAP + 2)  # each segment keeps at least 2 new frames
+    if n - 1 <= segment_gaps:
+        return [(0, n, 0, n)]
+    out, keep_lo = [], 0
+    while keep_lo < n:
+        lo = max(keep_lo - SEGMENT_OVERLAP, 0)
+        hi = min(lo + segment_gaps + 1, n)
+        keep_hi = n if hi == n else hi - SEGMENT_OVERLAP
+        out.append((lo, hi, keep_lo, keep_hi))
+        keep_lo = keep_hi
+    return out
+
+
+def _fit_box_segment(shooter, frames, v, max_iterations, rtol, position_tolerance):
+    """Velocities (k, N, 3) of frames ``frames`` (a slice) fitted from ``v``."""
+    x = shooter.positions[frames]
+    k, n_atoms = x.shape[:2]
+    m, t = 3 * n_atoms, shooter.coarse_dt
+    targets = x.reshape(k, m)
+    v = v.reshape(k, m).copy()
+
+    def evaluate(v, keep_path=False):
+        (xf, vf), path = shooter.ends(frames, v[:-1], forward=True, keep_path=keep_path)
+        (xb, vb), _ = shooter.ends(frames, -v[1:], forward=False)
+        residuals = (xf - targets[1:], (vf - v[1:]) * t, xb - targets[:-1], (vb + v[:-1]) * t)
+        return float(sum((r**2).sum() for r in residuals)), residuals, (xf, vf, xb, vb), path
+
+    misfit, residuals, ends, path = evaluate(v, keep_path=True)
+    jacobians = shooter.harmonic_jacobians(frames, path)
+    for _ in range(max_iterations):
+        delta = _gauss_newton_step(residuals, jacobians, t)
+        for shrink in (1.0, 0.5, 0.25, 0.125):
+            trial = v + shrink * delta
+            trial_misfit, trial_residuals, trial_ends, _ = evaluate(trial)
+            if trial_misfit < misfit:
+                break
+        else:
+            break
+        moved = trial - v
+        _broyden(jacobians, ends, trial_ends, moved)
+        improvement = (misfit - trial_misfit) / misfit
+        v, misfit, residuals, ends = trial, trial_misfit, trial_residuals, trial_ends
+        if improvement < rtol or np.abs(moved).max() * t < position_tolerance:
+            break
+    return v.reshape(k, n_atoms, 3)
+
+
+def _broyden(jacobians, ends, new_ends, moved):
+    """Broyden's secant update, in place, of each gap's four end-state Jacobians (G, m, m)
+    from the step ``moved`` (n, m) Å/fs and the end states before and after it."""
+    starts = (moved[:-1], moved[:-1], -moved[1:], -moved[1:])  # the backward run starts from -v_{g+1}
+    for jacobian, before, after, dv in zip(jacobians, ends, new_ends, starts):
+        norm = (dv * dv).sum(1)
+        moving = norm > 0
+        change = after - before - np.einsum("gij,gj->gi", jacobian, dv)
+        jacobian[moving] += np.einsum("gi,gj->gij", change[moving], dv[moving]) / norm[moving, None, None]
+
+
+class _BoxShooter:
+    """Rollouts of a local integrator from either end of a box's gaps, and the harmonic
+    Jacobians of the gaps along a path."""
+
+    def __init__(self, model, positions, cells, masses, pbc, factor, coarse_dt, device, dtype, batch_gaps, step,
+                 interval):
+        self.model, self.positions, self.cells, self.pbc = model, positions, cells, tuple(bool(p) for p in pbc)
+        self.factor, self.coarse_dt, self.dt = factor, coarse_dt, coarse_dt / factor
+        self.device, self.dtype, self.batch, self.step = device, dtype, batch_gaps, step
+        self.sqrt_mass = np.sqrt(np.repeat(np.asarray(masses, dtype=np.float64), 3))  # (m,)
+        n_intervals = max(1, int(np.ceil(coarse_dt / interval - 1e-9)))
+        # sub-interval boundaries as fine-frame indices (0 and factor: the coarse frames)
+        self.bounds = np.unique(np.round(np.linspace(0, factor, n_intervals + 1)).astype(int))
+        self.hessians = self.rollouts = 0  # counted for the log
+
+    def _tensor(self, array):
+        import torch
+
+        return torch.as_tensor(np.ascontiguousarray(array), device=self.device, dtype=self.dtype)
+
+    def ends(self, frames, velocities, forward, keep_path=False):
+        """End states (G, m) of the gaps of ``frames``, run forward from each first frame
+        with ``velocities`` (G, m), or backward from each last frame; with ``keep_path``
+        also the positions (G, len(bounds), N, 3) at the sub-interval boundaries."""
+        import torch
+
+        x = self.positions[frames]
+        cells = self.cells[frames]
+        starts, start_cells = (x[:-1], cells[:-1]) if forward else (x[1:], cells[1:])
+        g, n_atoms = starts.shape[:2]
+        v = velocities.reshape(g, n_atoms, 3)
+        end_x, end_v, paths = [], [], []
+        with torch.no_grad():
+            for lo in range(0, g, self.batch):
+                part = slice(lo, lo + self.batch)
+                xs, vs = self.model.rollout(self._tensor(starts[part]), self._tensor(v[part]),
+                                            self._tensor(start_cells[part]), self.factor, self.dt, self.pbc)
+                end_x.append(xs[:, -1].double().cpu().numpy().reshape(-1, 3 * n_atoms))
+                end_v.append(vs[:, -1].double().cpu().numpy().reshape(-1, 3 * n_atoms))
+                if keep_path:
+                    paths.append(xs[:, self.bounds].double().cpu().numpy())
+        self.rollouts += g
+        return (np.concatenate(end_x), np.concatenate(end_v)), (np.concatenate(paths) if keep_path else None)
+
+    def hessian(self, x, cell):
+        """The learned potential's Hessian (m, m), eV/Å², at positions ``x`` (N, 3) Å, by
+        forward differences of its forces, symmetrised."""
+        import torch
+
+        n_atoms = len(x)
+        m = 3 * n_atoms
+        displaced = np.repeat(x.reshape(1, m), m + 1, axis=0)
+        displaced[1:] += np.eye(m) * self.step
+        displaced = displaced.reshape(m + 1, n_atoms, 3)
+        chunk = max(1, 4096 // n_atoms)  # boxes per force call: bounds the neighbour lists' memory
+        forces = []
+        with torch.no_grad():
+            for lo in range(0, m + 1, chunk):
+                part = displaced[lo:lo + chunk]
+                cells = np.broadcast_to(cell, (len(part), 3, 3))
+                forces.append(self.model.forces(self._tensor(part), self._tensor(cells), pbc=self.pbc)
+                              .double().cpu().numpy().reshape(len(part), m))
+        forces = np.concatenate(forces)
+        self.hessians += 1
+        hessian = -(forces[1:] - forces[:1]) / self.step  # row: displaced coordinate
+        return 0.5 * (hessian + hessian.T)
+
+    def harmonic_jacobians(self, frames, path):
+        """Each gap's (∂x_f/∂v_g, ∂v_f/∂v_g, ∂x_b/∂u, ∂v_b/∂u), four (G, m, m) arrays, of
+        the dynamics linearised along ``path`` (G, len(bounds), N, 3): harmonic about the
+        mean of the Hessians at the ends of each sub-interval; the backward run (from
+        ``u = -v_{g+1}``) crosses the same sub-intervals in reverse."""
+        from .. import units
+
+        x, cells = self.positions[frames], self.cells[frames]
+        g = len(x) - 1
+        m = self.sqrt_mass.size
+        inverse_mass = units.ACCEL_PER_FORCE_OVER_MASS / np.outer(self.sqrt_mass, self.sqrt_mass)
+        at_frames = [self.hessian(x[k], cells[k]) for k in range(g + 1)]
+        durations = np.diff(self.bounds) * self.dt
+        scale = self.sqrt_mass[None, :] / self.sqrt_mass[:, None]  # mass-weighted → Cartesian
+        out = [np.empty((g, m, m)) for _ in range(4)]
+        for gap in range(g):
+            nodes = [at_frames[gap]] + [self.hessian(path[gap, b], cells[gap]) for b in range(1, len(self.bounds) - 1)] \
+                + [at_frames[gap + 1]]
+            transfers = [_harmonic_transfer(0.5 * (a + b) * inverse_mass, tau)
+                         for a, b, tau in zip(nodes[:-1], nodes[1:], durations)]
+            for first, order in ((0, transfers), (2, transfers[::-1])):
+                product = np.eye(2 * m)
+                for transfer in order:
+                    product = transfer @ product
+                out[first][gap] = product[:m, m:] * scale
+                out[first + 1][gap] = product[m:, m:] * scale
+        return tuple(out)
+
+
+def _harmonic_transfer(k_matrix, tau):
+    """The (2m, 2m) map of mass-weighted (q, q̇) over ``tau`` fs under q̈ = −K q, K (m, m) in fs⁻²."""
+    eigenvalues, vectors = np.linalg.eigh(k_matrix)
+    w = np.sqrt(np.abs(eigenvalues))
+    wt = w * tau
+    stiff, soft = eigenvalues > 1e-12, eigenvalues < -1e-12
+    safe_w = np.where(stiff | soft, w, 1.0)
+    sine = np.where(stiff, np.sin(wt) / safe_w, np.where(soft, np.sinh(wt) / safe_w, tau))
+    cosine = np.where(soft, np.cosh(wt), np.cos(wt))
+    # d q̇ / d q = −K sin(√K τ)/√K  (+ w sinh for negative curvature)
+    minus_k_sine = np.where(stiff, -w * np.sin(wt), np.where(soft, w * np.sinh(wt), 0.0))
+
+    def matrix(diagonal):
+        return (vectors * diagonal) @ vectors.T
+
+    c = matrix(cosine)
+    return np.block([[c, matrix(sine)], [matrix(minus_k_sine), c]])

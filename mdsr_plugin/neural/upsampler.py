@@ -33,7 +33,6 @@ import logging
 
 import numpy as np
 
-from .. import units
 from ..methods.base import FineFrames, Method, MethodError, Provenance
 from ..trajectory import Trajectory
 from . import card as schema
@@ -326,7 +325,7 @@ class MoleculeFrame:
     def windows(self, coarse: Trajectory, factor: int, device, batch_gaps: int) -> _Windows:
         """Each gap's ``context`` frames before (ending at its first) and after (starting at
         its last), (G, K, N, 3) positions and velocities in the gap's canonical frame."""
-        from .shooting import estimate_velocities
+        from .shooting import estimate_velocities, first_guess
 
         k = self.model.context
         x = coarse.positions[:, self.order]
@@ -339,7 +338,8 @@ class MoleculeFrame:
         else:  # fitted with every gap in the frame it is reconstructed in
             v = estimate_velocities(self._float64_model(), x, coarse.dt, factor, device=device, centres=centres,
                                     rotations=rotations, batch_rollouts=2 * batch_gaps,
-                                    initial=self._spline_start(coarse))
+                                    initial=first_guess(coarse.positions, coarse.forces, coarse.masses,
+                                                        coarse.dt)[:, self.order])
 
         def canonical(a, idx, shift):
             return np.einsum("gkni,gij->gknj", a[idx] - (centres[:, None, None] if shift else 0), rotations)
@@ -353,16 +353,6 @@ class MoleculeFrame:
                   canonical(x, after, True), canonical(v, after, False)]
         return _Windows(arrays, lambda t, n, dt: self.model.interpolate(t[:2], t[2:], n, dt), back)
 
-    def _spline_start(self, coarse: Trajectory) -> np.ndarray | None:
-        """Where the velocity fit starts: with stored forces (VASP, CP2K without a velocity
-        file) the quintic spline's velocities through positions and F/m, (n, N, 3) Å/fs in
-        the checkpoint's atom order; else None (the cubic spline's)."""
-        from ..methods.classical import spline_velocities
-
-        if coarse.forces is None:
-            return None
-        accelerations = coarse.forces / coarse.masses[:, None] * units.ACCEL_PER_FORCE_OVER_MASS
-        return spline_velocities(coarse.positions, accelerations, coarse.dt)[:, self.order]
 
 
 class BoxFrame:
@@ -372,8 +362,8 @@ class BoxFrame:
     does not care which like atom is which).
     """
 
-    requires: tuple[str, ...] = ("velocities",)
-    fits_velocities = False  # a box needs its coarse velocities: it never fits them
+    requires: tuple[str, ...] = ()
+    fits_velocities = True  # without stored velocities: estimate_box_velocities
     default_batch_gaps = (16, 256)  # a whole box per gap: fewer gaps at once
     batches_per_block = 16
     force_check_frames = 16
@@ -382,6 +372,7 @@ class BoxFrame:
     def __init__(self, model, card, first: Trajectory, order):
         self.model, self.card_id = model, card[schema.ID]
         self._atoms = None
+        self._fitting_model = None
         self._check(first)
 
     def _check(self, coarse: Trajectory) -> None:
@@ -395,6 +386,16 @@ class BoxFrame:
             except ValueError as err:
                 raise MethodError(f"checkpoint {self.card_id}: {err}") from None
             self._atoms = key
+
+    def _float64_model(self, coarse: Trajectory):
+        """A float64 copy of the integrator for the velocity fit (as the molecular one's), made once."""
+        import torch
+
+        if self._fitting_model is None:
+            is_double = self.model.feature_mean.dtype == torch.float64
+            self._fitting_model = self.model if is_double else copy.deepcopy(self.model).double()
+            self._fitting_model.set_atoms(coarse.numbers, coarse.masses)
+        return self._fitting_model
 
     def forces(self, coarse: Trajectory, pick) -> np.ndarray:
         """The model's forces (len(pick), N, 3), eV/Å, at frames ``pick``, four boxes at a time."""
@@ -412,12 +413,19 @@ class BoxFrame:
         return np.concatenate(predicted)
 
     def windows(self, coarse: Trajectory, factor: int, device, batch_gaps: int) -> _Windows:
-        """Each gap's first and last frame, (G, N, 3) positions and velocities, and their cells."""
-        if coarse.velocities is None:
-            raise MethodError(f"checkpoint {self.card_id}: a box needs the coarse velocities")
+        """Each gap's first and last frame, (G, N, 3) positions and velocities, and their cells;
+        without stored velocities they are fitted (:func:`~mdsr_plugin.neural.shooting.
+        estimate_box_velocities`), from the quintic spline's where forces are stored."""
         self._check(coarse)
         x, v = coarse.positions, coarse.velocities
         cell = np.broadcast_to(coarse.cell, (coarse.n_frames, 3, 3))
+        if v is None:
+            from .shooting import estimate_box_velocities, first_guess
+
+            v = estimate_box_velocities(self._float64_model(coarse), x, cell, coarse.masses, coarse.dt, factor,
+                                        pbc=coarse.pbc, device=device, batch_gaps=batch_gaps,
+                                        initial=first_guess(x, coarse.forces, coarse.masses, coarse.dt))
         arrays = [x[:-1], v[:-1], x[1:], v[1:], cell[:-1], cell[1:]]
         return _Windows(arrays, lambda t, n, dt: self.model.interpolate(t[0:2], t[2:4], n, dt, t[4:6],
                                                                         pbc=coarse.pbc))
+
