@@ -284,7 +284,7 @@ def main(argv=None) -> int:
                   "(large values mark frames the model is unsure of)")
         if summary.get("velocities_fitted"):
             print("the input has no velocities: they were fitted by shooting through the model "
-                  "(input with velocities is a few hundred times faster and more accurate)")
+                  "(input with velocities is faster and more accurate)")
     return EXIT_OK
 
 

@@ -209,9 +209,12 @@ class Selection:
         low, high = best.position_range
         spread = f" (sampling range {low:.1e}-{high:.1e} Å)" if np.isfinite(low) else ""
         others = ", ".join(f"{s.method} {s.position_estimate:.1e}" for s in self.scores[1:])
-        return (f"estimated position error {best.position_estimate:.1e} Å{spread}, velocity error "
-                f"{best.velocity_estimate:.1e} Å/fs (measured on {self.held_back} held-back coarse frames "
-                f"at a {self.gap_fs:g} fs gap{'; others: ' + others if others else ''})")
+        # no velocity error where the input stores none to hold back and compare with
+        known = best.velocity_estimate is not None and np.isfinite(best.velocity_estimate)
+        velocity = f", velocity error {best.velocity_estimate:.1e} Å/fs" if known else ""
+        return (f"estimated position error {best.position_estimate:.1e} Å{spread}{velocity} (measured on "
+                f"{self.held_back} held-back coarse frames at a {self.gap_fs:g} fs gap"
+                f"{'; others: ' + others if others else ''})")
 
     def as_dict(self) -> dict:
         return {"chosen": self.chosen, "held_back": self.held_back, "gap_fs": self.gap_fs,

@@ -21,6 +21,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from test_box import FACTOR, _emt_box  # the copper box's dynamics (one definition of the data)
@@ -131,7 +132,8 @@ def test_a_box_checkpoint_named_with_model_records_the_same_provenance(adapt_run
 def test_the_box_and_the_molecular_checkpoint_are_one_method(adapt_run, coarse_file):
     """One code path (issue #28): one learned method runs a box's checkpoint and a
     molecule's, differing only in the frame adapter the card asks for; a prepared box method
-    answers ``provenance`` as it answered ``prepare``, and needs the coarse velocities."""
+    answers ``provenance`` as it answered ``prepare``, and fits the coarse velocities where
+    none are stored, as a molecule's does (issue #29)."""
     from mdsr_plugin.io import read_trajectory
     from mdsr_plugin.methods import Method
     from mdsr_plugin.neural.upsampler import BoxFrame, LearnedUpsampler
@@ -142,16 +144,17 @@ def test_the_box_and_the_molecular_checkpoint_are_one_method(adapt_run, coarse_f
     coarse = read_trajectory(coarse_file)[:12]
     prepared = box.prepare(coarse, FACTOR)
     card = adapt_run["card"]
-    assert isinstance(box.frame, BoxFrame) and box.requires == ("velocities",) and box.context == 0
+    assert isinstance(box.frame, BoxFrame) and box.requires == () and box.context == 0
     assert (box.batch_gaps, box.block_gaps) == (16, 256)  # a whole box per gap
     assert (prepared.method, prepared.model, prepared.model_sha256, prepared.velocities_fitted) == (
         "adapted", card["id"], card["weights_sha256"], False)
     assert box.provenance(fitted_velocities=False) == prepared
     assert isinstance(box, Method) and type(box).prepare is not Method.prepare
-    # a box never fits velocities (it needs them), so it never records that it did
-    assert not box.provenance(fitted_velocities=True).velocities_fitted
-    with pytest.raises(Exception, match="needs the coarse velocities"):
-        box.interpolate(coarse.without("velocities"), FACTOR)
+    # without stored velocities a box's are fitted, and that is recorded
+    assert box.provenance(fitted_velocities=True).velocities_fitted
+    fine = box.interpolate(coarse.without("velocities"), FACTOR)
+    assert len(fine.positions) == (coarse.n_frames - 1) * FACTOR + 1 and np.isfinite(fine.velocities).all()
+    np.testing.assert_allclose(fine.positions[::FACTOR], coarse.positions, atol=1e-5)  # float32 model
     with pytest.raises(Exception, match="no cell"):
         LearnedUpsampler(model=str(adapt_run["card_path"])).prepare(
             dataclasses.replace(coarse, cell=None, pbc=[False] * 3), FACTOR)

@@ -144,6 +144,11 @@ def test_the_estimate_comes_with_its_sampling_range(xtb_fine):
     assert f"(sampling range {low:.1e}-{high:.1e} Å)" in line
     assert "sampling range" not in Selection("hermite", [
         score.__class__(**{**score.__dict__, "position_range": (np.nan, np.nan)})], 16, 20.0).describe()
+    assert "velocity error" in line
+    # input without velocities (positions + forces): none to compare with, none printed
+    without = Selection("quintic-spline", [score.__class__(**{**score.__dict__, "velocity_estimate": np.nan})], 16,
+                        20.0).describe()
+    assert "velocity error" not in without and "nan" not in without
 
 
 def test_a_bidirectional_method_is_estimated_from_its_disagreement_at_the_input_gap(xtb_fine):

@@ -11,7 +11,8 @@ always learned from scratch (a box has no registry checkpoint to start from):
    the next frame one gap backward; both must land on the stored positions and
    velocities, and agree along the way.  Without stored velocities (VASP writes
    positions, forces and cells) they are fitted once, after the forces stage, by the
-   model as it then is (:func:`~mdsr_plugin.neural.shooting.estimate_box_velocities`).  A gap costs ``4 × factor × substeps`` force
+   model as it then is (:func:`~mdsr_plugin.neural.shooting.estimate_box_velocities`).
+   A gap costs ``4 × factor × substeps`` force
    evaluations of the whole box with their second derivatives, so an epoch here is
    ``gaps_per_epoch`` gaps drawn at random, not all of them (and a forces epoch
    ``frames_per_epoch`` frames).

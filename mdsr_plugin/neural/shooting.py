@@ -1,4 +1,4 @@
-"""Coarse velocities for positions-only input, by multiple shooting through a learned integrator.
+"""Coarse velocities for input without them, by multiple shooting through a learned integrator.
 
 XYZ and DCD archives usually store positions only, but the bi-directional
 integrator starts from positions *and* velocities.  The velocities ``v_k`` of the
@@ -14,8 +14,32 @@ where ``(x_f, v_f)`` and ``(x_b, v_b)`` are the end states of the forward and th
 backward (momenta reversed) rollouts.  Their sum of squares is minimised by
 Gauss–Newton: each gap's end states depend only on the velocity it starts from,
 so the normal equations are block-tridiagonal in the frames and are solved as one
-banded system.  The per-gap Jacobians (3N × 3N blocks) come from forward
+banded system.
+
+**A molecule's Jacobians** (3N × 3N blocks per gap and direction) come from forward
 differences, all directions of all gaps batched through the network.
+
+**A periodic box cannot afford those** (:func:`estimate_box_velocities`): a 96-atom
+water box's rollout of 10 fine frames costs 0.16-0.2 s on one core, so ``2 (3N + 1)``
+of them are 95 s per gap and iteration.  Its Jacobians are those of the dynamics
+*linearised* along the path: over each sub-interval of at most ``interval`` fs the
+motion is harmonic about the learned potential's Hessian there (mass-weighted ``K``:
+``∂x/∂v₀ = sin(√K τ)/√K``, ``∂v/∂v₀ = cos(√K τ)``; free motion along negative
+curvature), and the sub-intervals' transfer matrices are multiplied across the gap.
+A Hessian costs ``3N + 1`` force evaluations, a rollout 40-80, so a gap's Jacobians
+cost a few rollouts.  They are approximate: after every step each gap's four
+Jacobians are corrected by Broyden's secant update (per gap, since a gap's ends
+depend on one start velocity), and when a step gains little they are linearised
+afresh about the current paths.  The residuals are always the integrator's own, so
+where the model moves exactly as the frames do the fit converges to the same
+velocities as with exact Jacobians (a 24-atom water box moved by its learned
+integrator, 20 fs gaps: 1e-9 Å/fs off); otherwise it stops where the approximate
+normal equations vanish, which need not be the least-squares point.  That is why a
+molecule keeps the exact Jacobians: through the shipped Bi-LSTM of malonaldehyde
+(whose recurrent correction no Hessian sees), positions only at 20 fs, the linearised
+fit stopped at a misfit of 0.133 Å² where the exact one reached 0.076, and its
+velocities were 3× further from the truth; finishing with exact steps reached the same
+point but saved only a quarter of the time (alanine dipeptide, ``bench/velocity_fit.py``).
 
 Why Gauss–Newton rather than a first-order optimiser: the misfit has a few badly
 conditioned directions that carry much of the position error.  L-BFGS stopped at
@@ -29,7 +53,8 @@ by 1e-3 Å) depended on the input's orientation and the machine.
 
 Each gap is shot in its canonical frame (the ``centres`` and ``rotations`` the
 upsampler reconstructs it in): the node architecture and the recurrent corrections
-are not rotation equivariant.
+are not rotation equivariant.  A periodic box (:func:`estimate_box_velocities`) is shot
+in its cells, in overlapping segments of gaps that bound the Jacobians' memory.
 """
 
 from __future__ import annotations
@@ -37,6 +62,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
+from .. import units
 
 __all__ = ["estimate_box_velocities", "estimate_velocities", "first_guess"]
 
@@ -59,7 +86,6 @@ def first_guess(positions, forces, masses, coarse_dt) -> np.ndarray:
     """
     from scipy.interpolate import CubicSpline
 
-    from .. import units
     from ..methods.classical import spline_velocities
 
     if forces is not None:
@@ -101,8 +127,7 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centr
         Velocity step of the forward differences, Å/fs.
     initial : ndarray, shape (n, N, 3), Å/fs, optional
         Where the fit starts; default the cubic spline's derivative.  With stored forces
-        the quintic spline's velocities
-        (:func:`mdsr_plugin.methods.classical.spline_velocities`) start closer.
+        the quintic spline's velocities (:func:`first_guess`) start closer.
 
     Returns
     -------
@@ -387,32 +412,56 @@ def _fit_box_segment(shooter, frames, v, max_iterations, rtol, position_toleranc
     k, n_atoms = x.shape[:2]
     m, t = 3 * n_atoms, shooter.coarse_dt
     targets = x.reshape(k, m)
-    v = v.reshape(k, m).copy()
 
-    def evaluate(v, keep_path=False):
-        (xf, vf), path = shooter.ends(frames, v[:-1], forward=True, keep_path=keep_path)
-        (xb, vb), _ = shooter.ends(frames, -v[1:], forward=False)
+    def evaluate(v):
+        xf, vf = shooter.ends(frames, v[:-1], forward=True)
+        xb, vb = shooter.ends(frames, -v[1:], forward=False)
         residuals = (xf - targets[1:], (vf - v[1:]) * t, xb - targets[:-1], (vb + v[:-1]) * t)
-        return float(sum((r**2).sum() for r in residuals)), residuals, (xf, vf, xb, vb), path
+        return float(sum((r**2).sum() for r in residuals)), residuals, (xf, vf, xb, vb)
 
-    misfit, residuals, ends, path = evaluate(v, keep_path=True)
-    jacobians = shooter.harmonic_jacobians(frames, path)
+    fitted = _quasi_newton(v.reshape(k, m).copy(), evaluate, lambda w: shooter.harmonic_jacobians(frames, w), t,
+                           max_iterations, rtol, position_tolerance)
+    return fitted.reshape(k, n_atoms, 3)
+
+
+def _quasi_newton(v, evaluate, linearised_jacobians, coarse_dt, max_iterations, rtol, position_tolerance):
+    """Gauss–Newton steps with approximate Jacobians, corrected by Broyden's update after
+    every accepted step; returns the velocities (n, m), Å/fs.
+
+    ``evaluate(v)`` gives the misfit (Å²), the four residual arrays of :func:`_misfit` and
+    the four end states (x_f, v_f, x_b, v_b), each (G, m);
+    ``linearised_jacobians(v)`` the four (G, m, m) Jacobians along the paths from ``v``.
+    When a step gains less than ``rtol`` the Jacobians are linearised afresh about the
+    current paths (far from the solution the first paths are far from the final ones);
+    the fit stops when a step on fresh Jacobians gains less than that too.
+    """
+    misfit, residuals, ends = evaluate(v)
+    jacobians, fresh = linearised_jacobians(v), True
     for _ in range(max_iterations):
-        delta = _gauss_newton_step(residuals, jacobians, t)
-        for shrink in (1.0, 0.5, 0.25, 0.125):
+        delta = _gauss_newton_step(residuals, jacobians, coarse_dt)
+        for shrink in (1.0, 0.5, 0.25, 0.125):  # backtrack where the linearisation overshoots
             trial = v + shrink * delta
-            trial_misfit, trial_residuals, trial_ends, _ = evaluate(trial)
+            trial_misfit, trial_residuals, trial_ends = evaluate(trial)
             if trial_misfit < misfit:
                 break
         else:
-            break
+            if fresh:
+                break
+            jacobians, fresh = linearised_jacobians(v), True
+            continue
         moved = trial - v
         _broyden(jacobians, ends, trial_ends, moved)
         improvement = (misfit - trial_misfit) / misfit
         v, misfit, residuals, ends = trial, trial_misfit, trial_residuals, trial_ends
-        if improvement < rtol or np.abs(moved).max() * t < position_tolerance:
+        if np.abs(moved).max() * coarse_dt < position_tolerance:
             break
-    return v.reshape(k, n_atoms, 3)
+        if improvement < rtol:
+            if fresh:
+                break
+            jacobians, fresh = linearised_jacobians(v), True
+        else:
+            fresh = False
+    return v
 
 
 def _broyden(jacobians, ends, new_ends, moved):
@@ -435,10 +484,9 @@ class _BoxShooter:
         self.model, self.positions, self.cells, self.pbc = model, positions, cells, tuple(bool(p) for p in pbc)
         self.factor, self.coarse_dt, self.dt = factor, coarse_dt, coarse_dt / factor
         self.device, self.dtype, self.batch, self.step = device, dtype, batch_gaps, step
-        self.sqrt_mass = np.sqrt(np.repeat(np.asarray(masses, dtype=np.float64), 3))  # (m,)
-        n_intervals = max(1, int(np.ceil(coarse_dt / interval - 1e-9)))
-        # sub-interval boundaries as fine-frame indices (0 and factor: the coarse frames)
-        self.bounds = np.unique(np.round(np.linspace(0, factor, n_intervals + 1)).astype(int))
+        self.sqrt_accel = np.sqrt(units.ACCEL_PER_FORCE_OVER_MASS / np.repeat(np.asarray(masses, np.float64), 3))
+        self.bounds = _sub_intervals(coarse_dt, factor, interval)
+        self.durations = np.diff(self.bounds) * self.dt
         self.hessians = self.rollouts = 0  # counted for the log
 
     def _tensor(self, array):
@@ -446,93 +494,118 @@ class _BoxShooter:
 
         return torch.as_tensor(np.ascontiguousarray(array), device=self.device, dtype=self.dtype)
 
-    def ends(self, frames, velocities, forward, keep_path=False):
-        """End states (G, m) of the gaps of ``frames``, run forward from each first frame
-        with ``velocities`` (G, m), or backward from each last frame; with ``keep_path``
-        also the positions (G, len(bounds), N, 3) at the sub-interval boundaries."""
+    def _rollouts(self, starts, velocities, cells, frames):
+        """Positions and velocities (G, len(frames), N, 3) at fine frames ``frames``."""
         import torch
 
-        x = self.positions[frames]
-        cells = self.cells[frames]
-        starts, start_cells = (x[:-1], cells[:-1]) if forward else (x[1:], cells[1:])
         g, n_atoms = starts.shape[:2]
         v = velocities.reshape(g, n_atoms, 3)
-        end_x, end_v, paths = [], [], []
+        out_x, out_v = [], []
         with torch.no_grad():
             for lo in range(0, g, self.batch):
                 part = slice(lo, lo + self.batch)
                 xs, vs = self.model.rollout(self._tensor(starts[part]), self._tensor(v[part]),
-                                            self._tensor(start_cells[part]), self.factor, self.dt, self.pbc)
-                end_x.append(xs[:, -1].double().cpu().numpy().reshape(-1, 3 * n_atoms))
-                end_v.append(vs[:, -1].double().cpu().numpy().reshape(-1, 3 * n_atoms))
-                if keep_path:
-                    paths.append(xs[:, self.bounds].double().cpu().numpy())
+                                            self._tensor(cells[part]), self.factor, self.dt, self.pbc)
+                out_x.append(xs[:, list(frames)].double().cpu().numpy())
+                out_v.append(vs[:, list(frames)].double().cpu().numpy())
         self.rollouts += g
-        return (np.concatenate(end_x), np.concatenate(end_v)), (np.concatenate(paths) if keep_path else None)
+        return np.concatenate(out_x), np.concatenate(out_v)
 
-    def hessian(self, x, cell):
-        """The learned potential's Hessian (m, m), eV/Å², at positions ``x`` (N, 3) Å, by
-        forward differences of its forces, symmetrised."""
+    def ends(self, frames, velocities, forward):
+        """End states (G, m) of the gaps of ``frames`` (a slice), run forward from each
+        first frame with ``velocities`` (G, m), or backward from each last frame."""
+        x, cells = self.positions[frames], self.cells[frames]
+        starts, start_cells = (x[:-1], cells[:-1]) if forward else (x[1:], cells[1:])
+        xs, vs = self._rollouts(starts, velocities, start_cells, [-1])
+        return xs[:, 0].reshape(len(starts), -1), vs[:, 0].reshape(len(starts), -1)
+
+    def forces(self, x, cell):
+        """The model's forces (B, m), eV/Å, at positions ``x`` (B, N, 3) in ``cell`` (3, 3),
+        a few thousand atoms per call (bounds the neighbour lists' memory)."""
         import torch
 
-        n_atoms = len(x)
-        m = 3 * n_atoms
-        displaced = np.repeat(x.reshape(1, m), m + 1, axis=0)
-        displaced[1:] += np.eye(m) * self.step
-        displaced = displaced.reshape(m + 1, n_atoms, 3)
-        chunk = max(1, 4096 // n_atoms)  # boxes per force call: bounds the neighbour lists' memory
+        chunk = max(1, 4096 // x.shape[1])
         forces = []
         with torch.no_grad():
-            for lo in range(0, m + 1, chunk):
-                part = displaced[lo:lo + chunk]
+            for lo in range(0, len(x), chunk):
+                part = x[lo:lo + chunk]
                 cells = np.broadcast_to(cell, (len(part), 3, 3))
                 forces.append(self.model.forces(self._tensor(part), self._tensor(cells), pbc=self.pbc)
-                              .double().cpu().numpy().reshape(len(part), m))
-        forces = np.concatenate(forces)
-        self.hessians += 1
-        hessian = -(forces[1:] - forces[:1]) / self.step  # row: displaced coordinate
-        return 0.5 * (hessian + hessian.T)
+                              .double().cpu().numpy().reshape(len(part), -1))
+        return np.concatenate(forces)
 
-    def harmonic_jacobians(self, frames, path):
-        """Each gap's (∂x_f/∂v_g, ∂v_f/∂v_g, ∂x_b/∂u, ∂v_b/∂u), four (G, m, m) arrays, of
-        the dynamics linearised along ``path`` (G, len(bounds), N, 3): harmonic about the
-        mean of the Hessians at the ends of each sub-interval; the backward run (from
-        ``u = -v_{g+1}``) crosses the same sub-intervals in reverse."""
-        from .. import units
-
+    def harmonic_jacobians(self, frames, v):
+        """Each gap's four (G, m, m) Jacobians (:func:`_gap_jacobians`) along the forward
+        paths from velocities ``v`` (k, m) of frames ``frames`` (a slice)."""
         x, cells = self.positions[frames], self.cells[frames]
         g = len(x) - 1
-        m = self.sqrt_mass.size
-        inverse_mass = units.ACCEL_PER_FORCE_OVER_MASS / np.outer(self.sqrt_mass, self.sqrt_mass)
-        at_frames = [self.hessian(x[k], cells[k]) for k in range(g + 1)]
-        durations = np.diff(self.bounds) * self.dt
-        scale = self.sqrt_mass[None, :] / self.sqrt_mass[:, None]  # mass-weighted → Cartesian
+        m = self.sqrt_accel.size
+        interior = self.bounds[1:-1]
+        path = self._rollouts(x[:-1], v[:-1], cells[:-1], interior)[0] if len(interior) else None
+        at_frames = [_hessian(lambda y, c=cells[k]: self.forces(y, c), x[k], self.step) for k in range(g + 1)]
         out = [np.empty((g, m, m)) for _ in range(4)]
         for gap in range(g):
-            nodes = [at_frames[gap]] + [self.hessian(path[gap, b], cells[gap]) for b in range(1, len(self.bounds) - 1)] \
-                + [at_frames[gap + 1]]
-            transfers = [_harmonic_transfer(0.5 * (a + b) * inverse_mass, tau)
-                         for a, b, tau in zip(nodes[:-1], nodes[1:], durations)]
-            for first, order in ((0, transfers), (2, transfers[::-1])):
-                product = np.eye(2 * m)
-                for transfer in order:
-                    product = transfer @ product
-                out[first][gap] = product[:m, m:] * scale
-                out[first + 1][gap] = product[m:, m:] * scale
+            inner = [] if path is None else [_hessian(lambda y: self.forces(y, cells[gap]), p, self.step)
+                                             for p in path[gap]]
+            self.hessians += len(inner) + (gap == 0) + 1
+            nodes = [at_frames[gap], *inner, at_frames[gap + 1]]
+            for array, jacobian in zip(out, _gap_jacobians(nodes, self.durations, self.sqrt_accel)):
+                array[gap] = jacobian
         return tuple(out)
 
 
+def _sub_intervals(coarse_dt, factor, interval):
+    """Fine-frame indices (0 … factor) bounding the sub-intervals of at most ``interval`` fs."""
+    n_intervals = max(1, int(np.ceil(coarse_dt / interval - 1e-9)))
+    return np.unique(np.round(np.linspace(0, factor, n_intervals + 1)).astype(int))
+
+
+def _hessian(forces, x, step):
+    """The Hessian (m, m), eV/Å², at positions ``x`` (N, 3), Å, by forward differences of
+    ``forces`` ((B, N, 3) positions → (B, m) forces), symmetrised."""
+    m = x.size
+    displaced = np.repeat(x.reshape(1, m), m + 1, axis=0)
+    displaced[1:] += np.eye(m) * step
+    f = forces(displaced.reshape(m + 1, *x.shape))
+    hessian = -(f[1:] - f[:1]) / step  # row: displaced coordinate
+    return 0.5 * (hessian + hessian.T)
+
+
+def _gap_jacobians(hessians, durations, sqrt_accel):
+    """A gap's (∂x_f/∂v_g, ∂v_f/∂v_g, ∂x_b/∂u, ∂v_b/∂u), each (m, m), of the dynamics
+    linearised along its path: harmonic on each sub-interval about the mean of the Hessians
+    (m, m, eV/Å²) at its ends, ``len(durations) + 1`` of them from the gap's first frame to
+    its last; the backward run (from ``u = -v_{g+1}``) crosses them in reverse.
+    ``sqrt_accel`` (m,) is √(ACCEL_PER_FORCE_OVER_MASS / mass) of each coordinate."""
+    m = len(sqrt_accel)
+    mass_weighting = np.outer(sqrt_accel, sqrt_accel)  # K = M^-1/2 H M^-1/2, fs⁻²
+    scale = sqrt_accel[:, None] / sqrt_accel[None, :]  # mass-weighted → Cartesian
+    transfers = [_harmonic_transfer(0.5 * (a + b) * mass_weighting, tau)
+                 for a, b, tau in zip(hessians[:-1], hessians[1:], durations)]
+    out = []
+    for order in (transfers, transfers[::-1]):
+        product = np.eye(2 * m)
+        for transfer in order:
+            product = transfer @ product
+        out += [product[:m, m:] * scale, product[m:, m:] * scale]
+    return out
+
+
 def _harmonic_transfer(k_matrix, tau):
-    """The (2m, 2m) map of mass-weighted (q, q̇) over ``tau`` fs under q̈ = −K q, K (m, m) in fs⁻²."""
+    """The (2m, 2m) map of mass-weighted (q, q̇) over ``tau`` fs under q̈ = −K q, K (m, m) in fs⁻².
+
+    Directions of negative curvature move freely (sin(wτ)/w → τ, cos → 1) rather than
+    growing as sinh/cosh: a learned potential far from its data (the 2h and 4h gaps that
+    ``auto`` holds frames back over) can have strongly negative curvatures, whose
+    exponentials would overflow; the Jacobian is only a model, corrected by Broyden.
+    """
     eigenvalues, vectors = np.linalg.eigh(k_matrix)
-    w = np.sqrt(np.abs(eigenvalues))
+    stiff = eigenvalues > 1e-12
+    w = np.sqrt(np.where(stiff, eigenvalues, 1.0))
     wt = w * tau
-    stiff, soft = eigenvalues > 1e-12, eigenvalues < -1e-12
-    safe_w = np.where(stiff | soft, w, 1.0)
-    sine = np.where(stiff, np.sin(wt) / safe_w, np.where(soft, np.sinh(wt) / safe_w, tau))
-    cosine = np.where(soft, np.cosh(wt), np.cos(wt))
-    # d q̇ / d q = −K sin(√K τ)/√K  (+ w sinh for negative curvature)
-    minus_k_sine = np.where(stiff, -w * np.sin(wt), np.where(soft, w * np.sinh(wt), 0.0))
+    sine = np.where(stiff, np.sin(wt) / w, tau)
+    cosine = np.where(stiff, np.cos(wt), 1.0)
+    minus_k_sine = np.where(stiff, -w * np.sin(wt), 0.0)  # d q̇ / d q
 
     def matrix(diagonal):
         return (vectors * diagonal) @ vectors.T
