@@ -23,7 +23,9 @@ of the same box) are scored on the whole of this one:
 With ``--input forces`` the coarse frames (learned from and upsampled) carry positions
 and forces only, as VASP writes them: the learned integrator fits their velocities
 (``velocities_fitted`` in the rows), and the Hermite methods, which need velocities, are
-not run.
+not run.  With ``--input positions --reuse`` a checkpoint learned before (from frames with
+velocities and forces) upsamples coarse frames that carry positions alone (a box cannot be
+learned from those).
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ def unwrapped(traj) -> np.ndarray:
 def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: int, model_dir: Path, seed: int,
              reuse: bool = False, model_stem: str | None = None, carried: str = "velocities+forces"):
     fine = read_trajectory(path)[::step]
-    without_velocities = carried == "forces"
-    suffix = "-forces" if without_velocities else ""
+    without_velocities = carried in ("forces", "positions")
+    suffix = "-forces" if carried == "forces" else ""
     for factor in factors:
         split = int(fine.n_frames * learn_fraction) // factor * factor
         learn, held = fine[:split + 1], fine[split:]
@@ -65,6 +67,8 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
         coarse_learn, coarse = learn[::factor], held[::factor]
         if without_velocities:
             coarse_learn, coarse = coarse_learn.without("velocities"), coarse.without("velocities")
+        if carried == "positions":
+            coarse = coarse.without("forces")
         started = time.perf_counter()
         if reuse:  # the checkpoint learned before, as it is (its card says what it learned from)
             card, learn_minutes = model_dir / f"{model_stem or path.stem}-f{factor}{suffix}.json", None
@@ -82,6 +86,8 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
         measured = {s.method: s for s in selection.scores}
         for method in ("neural", *(m for m in CLASSICAL if not (without_velocities and m == "hermite"))):
             if without_velocities and method == "quintic":
+                if carried == "positions":
+                    continue
                 method = "quintic-spline"  # positions and forces, no velocities
             for precision in (("float32", "float64") if method == "neural" else (None,)):
                 options = {"model": str(card), "precision": precision} if method == "neural" else {}
@@ -117,10 +123,13 @@ def main(argv=None) -> int:
                         help="measure the checkpoints in --model-dir as they are, without learning")
     parser.add_argument("--model-stem", help="with --reuse: the checkpoints' stem (default: the reference's), "
                         "e.g. a model learned from another run of the same box")
-    parser.add_argument("--input", choices=["velocities+forces", "forces"], default="velocities+forces",
-                        help="what the coarse frames carry besides positions (forces: as VASP writes them)")
+    parser.add_argument("--input", choices=["velocities+forces", "forces", "positions"], default="velocities+forces",
+                        help="what the coarse frames carry besides positions (forces: as VASP writes them; "
+                        "positions: nothing, with --reuse)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.input == "positions" and not args.reuse:
+        parser.error("--input positions needs --reuse: a box is not learned from positions alone")
     rows = []
     print(f"{'file':<34} {'f':>3} {'method':<8} {'prec':<8} {'true Å':>9} {'est Å':>9} {'frames/s':>9} chosen")
     for row in rows_for(args.reference, args.factors, args.minutes, args.learn_fraction, args.step,
