@@ -61,10 +61,8 @@ def box(coarse, model, factor):
     targets, t = x.reshape(n, m), coarse.dt
 
     def evaluate(v):
-        xf, vf = shooter.ends(frames, v[:-1], forward=True)
-        xb, vb = shooter.ends(frames, -v[1:], forward=False)
-        residuals = (xf - targets[1:], (vf - v[1:]) * t, xb - targets[:-1], (vb + v[:-1]) * t)
-        return float(sum((r**2).sum() for r in residuals)), residuals, (xf, vf, xb, vb)
+        ends = (*shooter.ends(frames, v[:-1], forward=True), *shooter.ends(frames, -v[1:], forward=False))
+        return (*shooting._residuals(ends, v, targets, t), ends)
 
     for name, jacobians in (("linearised", lambda v: shooter.harmonic_jacobians(frames, v)),
                             ("exact", lambda v: exact_box_jacobians(shooter, frames, v))):
@@ -89,10 +87,8 @@ def molecule(coarse, model, factor):
 
     def evaluate(v):
         gaps = np.arange(n - 1)
-        xf, vf, _, _ = shooter.shoot(gaps, v[:-1], False)
-        xb, vb, _, _ = shooter.shoot(gaps + 1, -v[1:], False)
-        residuals = (xf - targets[1:], (vf - v[1:]) * t, xb - targets[:-1], (vb + v[:-1]) * t)
-        return float(sum((r**2).sum() for r in residuals)), residuals, (xf, vf, xb, vb)
+        ends = (*shooter.shoot(gaps, v[:-1], False)[:2], *shooter.shoot(gaps + 1, -v[1:], False)[:2])
+        return (*shooting._residuals(ends, v, targets, t), ends)
 
     def hessian(position, gap):  # in the gap's canonical frame, rotated back
         canonical = (position - centres[gap]) @ rotations[gap]

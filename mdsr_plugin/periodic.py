@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Unwrapper", "is_wrapped", "wrap_positions", "to_fractional", "to_cartesian"]
+__all__ = ["Unwrapper", "is_wrapped", "unwrapped_positions", "wrap_positions", "to_fractional", "to_cartesian"]
 
 _WRAP_TOLERANCE = 1e-6  # fractional; files round coordinates
 
@@ -49,6 +49,11 @@ def wrap_positions(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> 
     frac = to_fractional(positions, cell)
     frac[..., pbc] %= 1.0
     return to_cartesian(frac, cell)
+
+
+def unwrapped_positions(traj) -> np.ndarray:
+    """Positions (F, N, 3), Å, of a whole periodic trajectory, each frame continuing the last."""
+    return Unwrapper(traj.pbc)(traj.positions, traj.cell)
 
 
 class Unwrapper:

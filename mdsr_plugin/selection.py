@@ -227,9 +227,9 @@ def _continuous(sample: Trajectory) -> Trajectory:
     is scored, since the driver re-wraps gaps whose ends lie inside the cell."""
     if not sample.is_periodic:
         return sample
-    from .periodic import Unwrapper
+    from .periodic import unwrapped_positions
 
-    return replace(sample, positions=Unwrapper(sample.pbc)(sample.positions, sample.cell))
+    return replace(sample, positions=unwrapped_positions(sample))
 
 
 @dataclass(frozen=True)
@@ -296,9 +296,9 @@ def _upsampled(method: Method, kept: Trajectory, factor: int) -> Trajectory:
 
     fine = concatenate(list(stream_method([kept], factor, method)))
     if fine.is_periodic:
-        from .periodic import Unwrapper
+        from .periodic import unwrapped_positions
 
-        fine = replace(fine, positions=Unwrapper(fine.pbc)(fine.positions, fine.cell))
+        fine = replace(fine, positions=unwrapped_positions(fine))
     return fine
 
 

@@ -38,6 +38,7 @@ from .coarse import (
     AdaptError, CoarseData, LearningSettings, check_enough_gaps, finished_card, fingerprint_of, held_out_split,
     hermite_midpoint_error, learn_stages, save_learned, step_factor,
 )
+from ..periodic import unwrapped_positions
 from .shooting import first_guess
 
 __all__ = ["BoxAdaptSettings", "adapt_box", "box_settings"]
@@ -113,7 +114,7 @@ class _BoxData(CoarseData):
     def __init__(self, trajectories):
         xs, vs, fs, cells, starts, offset = [], [], [], [], [], 0
         for traj in trajectories:
-            xs.append(_unwrapped(traj))
+            xs.append(unwrapped_positions(traj))
             vs.append(traj.velocities)
             fs.append(traj.forces)
             cells.append(np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)))
@@ -182,7 +183,7 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     coarse_dt = first.dt
     factor = step_factor(coarse_dt, settings.fine_dt)
     if fit_velocities:
-        trajectories = [replace(t, velocities=first_guess(_unwrapped(t), t.forces, t.masses, t.dt))
+        trajectories = [replace(t, velocities=first_guess(unwrapped_positions(t), t.forces, t.masses, t.dt))
                         for t in trajectories]
     data = _BoxData(trajectories)
     check_enough_gaps(len(data.gap_start), context=1)
@@ -230,13 +231,6 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
                         velocities_fitted=fit_velocities)
 
 
-def _unwrapped(traj) -> np.ndarray:
-    """Positions (F, N, 3), Å, of a periodic trajectory, each frame continuing the last."""
-    from ..periodic import Unwrapper
-
-    return Unwrapper(traj.pbc)(traj.positions, traj.cell)
-
-
 def _fitted_velocities(model, traj, factor: int) -> np.ndarray:
     """Coarse velocities (F, N, 3), Å/fs, that make ``model`` run from every frame of the box
     onto its neighbours (:func:`~mdsr_plugin.neural.shooting.estimate_box_velocities`, in
@@ -250,7 +244,7 @@ def _fitted_velocities(model, traj, factor: int) -> np.ndarray:
     fitting = copy.deepcopy(model).double()
     fitting.set_atoms(traj.numbers, traj.masses)
     device = str(next(model.parameters()).device)
-    v = estimate_box_velocities(fitting, _unwrapped(traj), np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)),
+    v = estimate_box_velocities(fitting, unwrapped_positions(traj), np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)),
                                 traj.masses, traj.dt, factor, pbc=traj.pbc, device=device, initial=traj.velocities)
     log.info("fitted the velocities of %d coarse frames of the box in %.0f s", traj.n_frames,
              time.perf_counter() - started)

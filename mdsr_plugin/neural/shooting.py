@@ -80,7 +80,7 @@ def first_guess(positions, forces, masses, coarse_dt) -> np.ndarray:
     positions : ndarray, shape (n, N, 3), Å
         Unwrapped where periodic.
     forces : ndarray, shape (n, N, 3), eV/Å, or None
-    masses : ndarray, shape (N,), u
+    masses : ndarray, shape (N,), u (used with forces only)
     coarse_dt : float
         fs.
     """
@@ -133,8 +133,6 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centr
     -------
     ndarray, shape (n, N, 3), Å/fs
     """
-    from scipy.interpolate import CubicSpline
-
     n, n_atoms = positions.shape[:2]
     m = 3 * n_atoms
     if centres is None:
@@ -143,9 +141,8 @@ def estimate_velocities(model, positions, coarse_dt, factor, device="cpu", centr
         rotations = np.broadcast_to(np.eye(3), (n - 1, 3, 3))
     targets = positions.reshape(n, m)
     if initial is None:
-        v = CubicSpline(np.arange(n), targets, axis=0)(np.arange(n), 1) / coarse_dt  # (n, m) Å/fs
-    else:
-        v = np.asarray(initial, dtype=np.float64).reshape(n, m)
+        initial = first_guess(positions, None, None, coarse_dt)
+    v = np.asarray(initial, dtype=np.float64).reshape(n, m)
     shooter = _Shooter(model, positions, centres, rotations, factor, coarse_dt / factor, device,
                        batch_rollouts, step)
     was_training = model.training
@@ -261,9 +258,17 @@ def _misfit(shooter, v, targets, coarse_dt, with_jacobians):
     shooter.evaluations += not with_jacobians
     xf, vf, jfx, jfv = shooter.shoot(gaps, v[:-1], with_jacobians)
     xb, vb, jbx, jbv = shooter.shoot(gaps + 1, -v[1:], with_jacobians)
-    residuals = (xf - targets[1:], (vf - v[1:]) * coarse_dt, xb - targets[:-1], (vb + v[:-1]) * coarse_dt)
-    misfit = float(sum((r**2).sum() for r in residuals))
+    misfit, residuals = _residuals((xf, vf, xb, vb), v, targets, coarse_dt)
     return misfit, residuals, (jfx, jfv, jbx, jbv)
+
+
+def _residuals(ends, v, targets, coarse_dt):
+    """The misfit (Å²) and the four residual arrays (G, m) of the module docstring, from the
+    end states ``ends`` = (x_f, v_f, x_b, v_b), each (G, m), of velocities ``v`` (n, m) Å/fs
+    through frames ``targets`` (n, m) Å."""
+    xf, vf, xb, vb = ends
+    residuals = (xf - targets[1:], (vf - v[1:]) * coarse_dt, xb - targets[:-1], (vb + v[:-1]) * coarse_dt)
+    return float(sum((r**2).sum() for r in residuals)), residuals
 
 
 def _gauss_newton_step(residuals, jacobians, coarse_dt):
@@ -365,9 +370,7 @@ def estimate_box_velocities(model, positions, cells, masses, coarse_dt, factor, 
     n, n_atoms = positions.shape[:2]
     m = 3 * n_atoms
     if initial is None:
-        from scipy.interpolate import CubicSpline
-
-        initial = CubicSpline(np.arange(n), positions, axis=0)(np.arange(n), 1) / coarse_dt
+        initial = first_guess(positions, None, masses, coarse_dt)
     v = np.array(initial, dtype=np.float64)
     if segment_gaps is None:
         segment_gaps = int(256e6 / (4 * 8 * m * m))
@@ -414,10 +417,8 @@ def _fit_box_segment(shooter, frames, v, max_iterations, rtol, position_toleranc
     targets = x.reshape(k, m)
 
     def evaluate(v):
-        xf, vf = shooter.ends(frames, v[:-1], forward=True)
-        xb, vb = shooter.ends(frames, -v[1:], forward=False)
-        residuals = (xf - targets[1:], (vf - v[1:]) * t, xb - targets[:-1], (vb + v[:-1]) * t)
-        return float(sum((r**2).sum() for r in residuals)), residuals, (xf, vf, xb, vb)
+        ends = (*shooter.ends(frames, v[:-1], forward=True), *shooter.ends(frames, -v[1:], forward=False))
+        return (*_residuals(ends, v, targets, t), ends)
 
     fitted = _quasi_newton(v.reshape(k, m).copy(), evaluate, lambda w: shooter.harmonic_jacobians(frames, w), t,
                            max_iterations, rtol, position_tolerance)

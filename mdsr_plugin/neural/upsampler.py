@@ -309,17 +309,9 @@ class MoleculeFrame:
         return np.einsum("gnj,gij->gni", predicted.detach().cpu().double().numpy(), rotations)[:, self.inverse]
 
     def _float64_model(self):
-        """The integrator in float64, for the shooting fit (see ``precision``), copied once.
-
-        ``bench/shooting.py`` (ethanol, uracil; 100 held-out gaps at factor 20): rotating
-        the input changed float32 fits' output by up to 3e-3 Å, float64 fits' by 1e-8 Å;
-        the position error is the same to 1 %, the fit takes 1.4-2x as long.
-        """
-        import torch
-
+        """The integrator in float64 for the shooting fit (:func:`_float64`), copied once."""
         if self._fitting_model is None:
-            is_double = next(self.model.parameters()).dtype == torch.float64
-            self._fitting_model = self.model if is_double else copy.deepcopy(self.model).double()
+            self._fitting_model = _float64(self.model)
         return self._fitting_model
 
     def windows(self, coarse: Trajectory, factor: int, device, batch_gaps: int) -> _Windows:
@@ -388,13 +380,11 @@ class BoxFrame:
             self._atoms = key
 
     def _float64_model(self, coarse: Trajectory):
-        """A float64 copy of the integrator for the velocity fit (as the molecular one's), made once."""
-        import torch
-
+        """The integrator in float64 for the velocity fit (:func:`_float64`), copied once and
+        told the atoms of ``coarse`` each time (the cached model may meet another box)."""
         if self._fitting_model is None:
-            is_double = self.model.feature_mean.dtype == torch.float64
-            self._fitting_model = self.model if is_double else copy.deepcopy(self.model).double()
-            self._fitting_model.set_atoms(coarse.numbers, coarse.masses)
+            self._fitting_model = _float64(self.model)
+        self._fitting_model.set_atoms(coarse.numbers, coarse.masses)
         return self._fitting_model
 
     def forces(self, coarse: Trajectory, pick) -> np.ndarray:
@@ -429,3 +419,14 @@ class BoxFrame:
         return _Windows(arrays, lambda t, n, dt: self.model.interpolate(t[0:2], t[2:4], n, dt, t[4:6],
                                                                         pbc=coarse.pbc))
 
+
+def _float64(model):
+    """``model`` itself if it is float64, else a float64 copy: the velocity fits run in float64.
+
+    ``bench/shooting.py`` (ethanol, uracil; 100 held-out gaps at factor 20): rotating the
+    input changed float32 fits' output by up to 3e-3 Å, float64 fits' by 1e-8 Å; the
+    position error is the same to 1 %, the fit takes 1.4-2x as long.
+    """
+    import torch
+
+    return model if next(model.parameters()).dtype == torch.float64 else copy.deepcopy(model).double()
