@@ -493,7 +493,8 @@ class _BoxShooter:
     def _tensor(self, array):
         import torch
 
-        return torch.as_tensor(np.ascontiguousarray(array), device=self.device, dtype=self.dtype)
+        # one frame of broadcast cells is contiguous but read-only, which torch warns about: copy it
+        return torch.as_tensor(np.require(array, requirements="CW"), device=self.device, dtype=self.dtype)
 
     def _rollouts(self, starts, velocities, cells, frames):
         """Positions and velocities (G, len(frames), N, 3) at fine frames ``frames``."""
