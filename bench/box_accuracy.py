@@ -55,11 +55,10 @@ def unwrapped(traj) -> np.ndarray:
 
 
 def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: int, model_dir: Path, seed: int,
-             reuse: bool = False, model_stem: str | None = None, carried: str = "velocities+forces",
-             refit: bool = False):
+             reuse: bool = False, model_stem: str | None = None, carried: str = "velocities+forces"):
     fine = read_trajectory(path)[::step]
     without_velocities = carried in ("forces", "positions")
-    suffix = ("-forces" if carried == "forces" else "") + ("-refit" if refit else "")
+    suffix = "-forces" if carried == "forces" else ""
     for factor in factors:
         split = int(fine.n_frames * learn_fraction) // factor * factor
         learn, held = fine[:split + 1], fine[split:]
@@ -77,7 +76,7 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
                 raise SystemExit(f"--reuse: no checkpoint {card}")
         else:
             card = adapt([coarse_learn], model_dir / f"{path.stem}-f{factor}{suffix}",
-                         BoxAdaptSettings(fine_dt=fine.dt, max_minutes=minutes, seed=seed, refit_velocities=refit), progress=False,
+                         BoxAdaptSettings(fine_dt=fine.dt, max_minutes=minutes, seed=seed), progress=False,
                          manifest=False)
             learn_minutes = (time.perf_counter() - started) / 60
         truth_x = unwrapped(held)
@@ -98,7 +97,7 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
                 score = measured.get(method)
                 yield dict(
                     file=path.name, factor=factor, method=method, precision=precision, n_atoms=fine.n_atoms,
-                    input=carried, refit_velocities=refit, velocities_fitted=without_velocities and method == "neural",
+                    input=carried, velocities_fitted=without_velocities and method == "neural",
                     learn_coarse_frames=None if reuse else coarse_learn.n_frames,
                     held_out_coarse_frames=coarse.n_frames, model=str(card),
                     learn_minutes=learn_minutes if method == "neural" else None,
@@ -127,8 +126,6 @@ def main(argv=None) -> int:
     parser.add_argument("--input", choices=["velocities+forces", "forces", "positions"], default="velocities+forces",
                         help="what the coarse frames carry besides positions (forces: as VASP writes them; "
                         "positions: nothing, with --reuse)")
-    parser.add_argument("--refit", action="store_true",
-                        help="with --input forces: learn the gaps again on velocities fitted by the learned model")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.input == "positions" and not args.reuse:
@@ -136,7 +133,7 @@ def main(argv=None) -> int:
     rows = []
     print(f"{'file':<34} {'f':>3} {'method':<8} {'prec':<8} {'true Å':>9} {'est Å':>9} {'frames/s':>9} chosen")
     for row in rows_for(args.reference, args.factors, args.minutes, args.learn_fraction, args.step,
-                        args.model_dir, args.seed, args.reuse, args.model_stem, args.input, args.refit):
+                        args.model_dir, args.seed, args.reuse, args.model_stem, args.input):
         rows.append(row)
         print(f"{row['file']:<34} {row['factor']:>3} {row['method']:<8} {row['precision'] or '':<8} "
               f"{row['true_position_mae']:9.2e} {row['estimate'] or float('nan'):9.2e} "

@@ -435,36 +435,3 @@ def test_a_box_is_learned_from_positions_and_forces_and_upsampled_from_positions
     assert error < 0.2 * position_mae(unwrap(linear.positions, linear.cell), truth, mask)
     # the fitted coarse velocities are the box's, not noise
     assert np.abs(fine.velocities[::FACTOR] - held.velocities[:n:FACTOR]).mean() < 0.2 * np.abs(held.velocities).mean()
-
-
-def test_a_box_without_velocities_can_learn_its_gaps_again_on_refitted_velocities(copper_fine, tmp_path,
-                                                                                   monkeypatch):
-    """``refit_velocities``: a second gap stage on velocities fitted by the gap-trained model."""
-    from mdsr_plugin.neural import adapt_box
-    from mdsr_plugin.neural.adapt import adapt
-    from mdsr_plugin.neural.checkpoint import read_card
-
-    fits = []  # the model's weights at each velocity fit, and where that fit started from
-    fit = adapt_box._fitted_velocities
-
-    def recording(model, traj, factor):
-        fits.append(([p.detach().clone() for p in model.parameters()], traj.velocities.copy()))
-        return fit(model, traj, factor)
-
-    monkeypatch.setattr(adapt_box, "_fitted_velocities", recording)
-    coarse = copper_fine[::FACTOR].without("velocities")
-    settings = adapt_box.BoxAdaptSettings(fine_dt=1.0, force_epochs=2, gap_epochs=1, gaps_per_epoch=2, seed=1,
-                                          refit_velocities=True)
-    card = read_card(adapt([coarse[:30]], tmp_path / "cu_refit", settings, progress=False, manifest=False))
-    assert card["training"]["epochs"] == {"forces": 2, "gaps": 1, "gaps-refitted": 1}
-    # fitted twice: after the forces stage, and after the gap stage (which changed the model) from the first fit
-    assert len(fits) == 2
-    assert any(not torch.equal(a, b) for a, b in zip(fits[0][0], fits[1][0]))
-    assert not np.array_equal(fits[0][1], fits[1][1])
-    assert card["training"]["velocities_fitted"] is True
-    assert np.isfinite(card["validation"]["held_out_gaps"]["gap_end_position_mae"])
-    # with stored velocities there is nothing to refit: no second gap stage
-    with_velocities = read_card(adapt([copper_fine[::FACTOR][:30]], tmp_path / "cu_pvf", settings, progress=False,
-                                      manifest=False))
-    assert with_velocities["training"]["epochs"] == {"forces": 2, "gaps": 1}
-    assert len(fits) == 2

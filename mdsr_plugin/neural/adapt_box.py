@@ -63,9 +63,6 @@ class BoxAdaptSettings(LearningSettings):
         so that an epoch is bounded in time however long the archive (a frame is a whole box).
     force_batch, gap_batch : int
         Frames per force step, gaps per gap step (a frame is a whole box).
-    refit_velocities : bool
-        Frames without stored velocities: fit them again with the model the gap stage left,
-        and learn the gaps once more on those (a second gap stage).
     """
 
     force_epochs: int = 150
@@ -82,7 +79,6 @@ class BoxAdaptSettings(LearningSettings):
     n_angular: int = 6
     width: int = 64
     depth: int = 2
-    refit_velocities: bool = False
 
 
 def box_settings(settings: LearningSettings) -> BoxAdaptSettings:
@@ -213,24 +209,14 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
         return finished
 
     @functools.cache
-    def fitted() -> list:
-        """The trajectories with velocities fitted by the model as it is when first asked (after the forces stage)."""
-        return [replace(t, velocities=_fitted_velocities(model, t, factor)) for t in trajectories]
-
-    @functools.cache
     def fitted_data() -> _BoxData:
-        return _BoxData(fitted())
+        """The frames with velocities fitted by the model as it is when first asked (after the forces stage)."""
+        return _BoxData([replace(t, velocities=_fitted_velocities(model, t, factor)) for t in trajectories])
 
-    @functools.cache
-    def refitted_data() -> _BoxData:
-        """The same, fitted again from there by the model as it is when first asked (after the gap stage)."""
-        return _BoxData([replace(t, velocities=_fitted_velocities(model, t, factor)) for t in fitted()])
-
-    run, stage_names, held_out = learn_stages(
-        model, data, split, output, settings, force_rate=settings.learning_rate, fingerprint=fingerprint,
-        tensor=tensor, factor=factor, progress=progress, max_minutes=settings.max_minutes,
-        gap_data=fitted_data if fit_velocities else None,
-        refitted_gap_data=refitted_data if fit_velocities and settings.refit_velocities else None)
+    run, stage_names, held_out = learn_stages(model, data, split, output, settings, force_rate=settings.learning_rate,
+                                              fingerprint=fingerprint, tensor=tensor, factor=factor,
+                                              progress=progress, max_minutes=settings.max_minutes,
+                                              gap_data=fitted_data if fit_velocities else None)
     if not fit_velocities:
         held_out.update(hermite_midpoint_error(data, gap_held, coarse_dt))
     start = data.gap_start[gap_held[0]] - data.first_frame_of_last_file

@@ -237,7 +237,7 @@ def hermite_midpoint_error(data: CoarseData, index, coarse_dt: float) -> dict:
 
 def learn_stages(model, data: CoarseData, split, output: Path, settings: LearningSettings, *, force_rate: float,
                  fingerprint: str, tensor, factor: int, progress: bool, max_minutes: float | None,
-                 gap_data=None, refitted_gap_data=None):
+                 gap_data=None):
     """Learn forces (where the frames have them), then gaps; resumable, within ``max_minutes``.
 
     Parameters
@@ -250,10 +250,6 @@ def learn_stages(model, data: CoarseData, split, output: Path, settings: Learnin
     gap_data : callable or None
         ``() -> CoarseData``: the gap stage's data where not ``data`` (a molecule's velocities
         fitted by the model after the forces stage).
-    refitted_gap_data : callable or None
-        ``() -> CoarseData``: where given, a second gap stage (``"gaps-refitted"``) learns on
-        what it gives when first asked: the velocities fitted again by the model the first
-        gap stage left.
 
     Returns
     -------
@@ -276,16 +272,9 @@ def learn_stages(model, data: CoarseData, split, output: Path, settings: Learnin
             "forces", settings.force_epochs, force_rate,
             lambda rng, optimizer: force_epoch(data, model, frame_train, rng, settings, optimizer, tensor, progress),
             lambda: force_validation(data, model, frame_held, tensor)))
-    if refitted_gap_data is not None:
-        stages.append(Stage(
-            "gaps-refitted", settings.gap_epochs, settings.gap_learning_rate,
-            lambda rng, optimizer: gap_epoch(refitted_gap_data(), model, gap_train, rng, settings, optimizer, tensor,
-                                             factor, progress),
-            lambda: gap_validation(refitted_gap_data(), model, gap_held, settings, tensor, factor)))
     run = run_stages(model, stages, output, settings, fingerprint=fingerprint, progress=progress,
                      max_seconds=None if max_minutes is None else max_minutes * 60)
-    last_gap_data = refitted_gap_data or gap_data  # (not rebinding gap_data: the first stage's lambdas read it)
-    held_out = gap_validation(last_gap_data(), model, gap_held, settings, tensor, factor)[1]
+    held_out = gap_validation(gap_data(), model, gap_held, settings, tensor, factor)[1]
     if frame_held is not None:
         held_out.update(force_validation(data, model, frame_held, tensor)[1])
     return run, [stage.name for stage in stages], held_out
