@@ -61,10 +61,11 @@ def box(coarse, model, factor):
     targets, t = x.reshape(n, m), coarse.dt
 
     def evaluate(v):
-        ends = (*shooter.ends(frames, v[:-1], forward=True), *shooter.ends(frames, -v[1:], forward=False))
+        ends = shooter.ends(frames, v)
         return (*shooting._residuals(ends, v, targets, t), ends)
 
-    for name, jacobians in (("linearised", lambda v: shooter.harmonic_jacobians(frames, v)),
+    at_frames = shooter.frame_hessians(frames)
+    for name, jacobians in (("linearised", lambda v: shooter.harmonic_jacobians(frames, v, at_frames)),
                             ("exact", lambda v: exact_box_jacobians(shooter, frames, v))):
         started = time.perf_counter()
         v = shooting._quasi_newton(start.reshape(n, m).copy(), evaluate, jacobians, t, 30, 1e-3, 1e-5)

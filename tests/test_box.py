@@ -107,6 +107,39 @@ def test_neighbour_list_of_a_batch_is_each_frames_list():
             sorted(zip(alone.first.tolist(), alone.second.tolist()))
 
 
+def test_neighbour_list_is_the_same_whatever_frames_and_images_are_done_at_once():
+    from mdsr_plugin.neural.local import neighbour_list
+
+    rng = np.random.default_rng(6)
+    cells = torch.tensor(np.stack([np.eye(3) * 5.0, np.diag([4.5, 6.0, 5.5]), np.eye(3) * 6.0]))
+    x = torch.tensor(rng.random((3, 9, 3)) * 5)
+
+    def pairs(nl):
+        images = (tuple(int(round(c)) for c in image) for image in nl.images.tolist())
+        return sorted(zip(nl.frame.tolist(), nl.first.tolist(), nl.second.tolist(), images))
+
+    everything = neighbour_list(x, cells, [True] * 3, 5.5)  # 27 images, all frames in one pass
+    assert len(everything.first) > 9 * 3 * 8  # farther images are in it
+    for work in (9 * 9, 9 * 9 * 5, 9 * 9 * 27 * 2):  # one image at a time, a few, two frames at once
+        assert pairs(neighbour_list(x, cells, [True] * 3, 5.5, work_elements=work)) == pairs(everything)
+
+
+def test_a_repeated_neighbour_list_gives_each_displaced_copy_its_own_lists_forces():
+    from mdsr_plugin.neural.local import repeated_neighbour_list
+
+    rng = np.random.default_rng(7)
+    model = _model(skin=1.0)
+    x, cell, numbers, masses = _water_like(rng)
+    model.set_atoms(numbers, masses)
+    copies = 4
+    displaced = x.repeat_interleave(copies, 0) + 1e-3 * torch.tensor(rng.normal(size=(2 * copies, *x.shape[1:])))
+    cells = cell.repeat_interleave(copies, 0)
+    shared = repeated_neighbour_list(model.neighbours(x, cell), copies, displaced)
+    assert shared.frame.max().item() == 2 * copies - 1
+    torch.testing.assert_close(model.forces(displaced, cells, shared), model.forces(displaced, cells),
+                               rtol=0, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- the energy
 def _water_like(rng, n=12, box=7.0):
     x = torch.tensor(rng.random((2, n, 3)) * box)

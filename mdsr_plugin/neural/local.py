@@ -54,7 +54,8 @@ from .. import units
 from .card import LOCAL_ARCH  # the ``arch`` of a local periodic integrator's configuration
 from .integrator import blend, forces_from_energy, mlp, run_both_ways, velocity_verlet
 
-__all__ = ["LOCAL_ARCH", "LocalIntegrator", "NeighbourList", "neighbour_list", "default_local_config"]
+__all__ = ["LOCAL_ARCH", "LocalIntegrator", "NeighbourList", "neighbour_list", "repeated_neighbour_list",
+           "default_local_config"]
 
 
 def default_local_config(elements, *, cutoff: float = 4.5, n_radial: int = 8, n_angular: int = 4,
@@ -110,7 +111,8 @@ class NeighbourList(NamedTuple):
     built_at: torch.Tensor
 
 
-def neighbour_list(x: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float, chunk: int = 8) -> NeighbourList:
+def neighbour_list(x: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float,
+                   work_elements: int = 2**21) -> NeighbourList:
     """All pairs closer than ``cutoff`` under periodic boundaries, with their images.
 
     Exact for any cell, also one smaller than twice the cutoff: after reducing each
@@ -126,8 +128,10 @@ def neighbour_list(x: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float, chun
         Cell vectors as rows.
     pbc : sequence of 3 bool
     cutoff : float, Å
-    chunk : int
-        Frames processed at once (bounds the dense (chunk, N, N, 3) work array).
+    work_elements : int
+        Bound on the (frames, N, N, images) distances held at once: as many frames and
+        images are done together as fit (a small box does all its frames and images in
+        one pass; a large one a frame and a few images at a time).
     """
     pbc = torch.as_tensor(pbc, dtype=torch.bool, device=x.device)
     b_total, n = x.shape[:2]
@@ -138,24 +142,49 @@ def neighbour_list(x: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float, chun
         reach = torch.where(pbc, torch.floor(cutoff / widths + 0.5), torch.zeros_like(widths)).amax(0)
         ranges = [range(-int(k), int(k) + 1) for k in reach.tolist()]
         shifts = torch.tensor(list(itertools.product(*ranges)), dtype=x.dtype, device=x.device)  # (S, 3)
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        # an atom is its own neighbour only through another image
+        self_pair = torch.eye(n, dtype=torch.bool, device=x.device)[:, :, None] & ~shifts.any(1)
+        frames_at_once = max(1, work_elements // (n * n * len(shifts)))
+        shifts_at_once = max(1, min(len(shifts), work_elements // (n * n)))
         parts = []
-        for start in range(0, b_total, chunk):
-            stop = min(start + chunk, b_total)
+        for start in range(0, b_total, frames_at_once):
+            stop = min(start + frames_at_once, b_total)
             frac = x[start:stop] @ inverse[start:stop]
             diff = frac[:, None, :, :] - frac[:, :, None, :]  # (b, N_i, N_j, 3): f_j − f_i
             nearest = torch.where(pbc, torch.round(diff), torch.zeros_like(diff))
-            reduced = diff - nearest
-            for shift in shifts:
-                cart = (reduced + shift) @ cell[start:stop, None]  # (b, N, N, 3)
-                close = (cart * cart).sum(-1) < cutoff * cutoff
-                if not bool(shift.any()):
-                    close &= ~eye  # an atom is its own neighbour only through another image
-                frame, i, j = close.nonzero(as_tuple=True)
-                images = shift - nearest[frame, i, j]
-                parts.append((frame + start, i, j, images))
+            reduced = (diff - nearest) @ cell[start:stop, None]  # (b, N, N, 3), Å
+            for lo in range(0, len(shifts), shifts_at_once):
+                some = shifts[lo:lo + shifts_at_once]
+                cart = reduced[:, :, :, None, :] + (some @ cell[start:stop])[:, None, None]  # (b, N, N, s, 3)
+                close = ((cart * cart).sum(-1) < cutoff * cutoff) & ~self_pair[:, :, lo:lo + shifts_at_once]
+                frame, i, j, k = close.nonzero(as_tuple=True)
+                parts.append((frame + start, i, j, some[k] - nearest[frame, i, j]))
         frame, i, j, images = (torch.cat(column) for column in zip(*parts))
     return NeighbourList(frame * n + i, frame * n + j, images, frame, x.clone())
+
+
+def repeated_neighbour_list(nl: NeighbourList, copies: int, x: torch.Tensor) -> NeighbourList:
+    """The list of each frame of ``nl`` for ``copies`` consecutive frames of ``x``.
+
+    For positions that stay within half the skin of those the list was built at (the
+    small displacements of a finite-difference Hessian): the Verlet list of frame ``b``
+    is then exact for frames ``b * copies`` to ``(b + 1) * copies - 1`` of ``x``, and
+    building it once instead of ``copies`` times saves a third of a Hessian's cost.
+
+    Parameters
+    ----------
+    nl : NeighbourList
+        Of B frames of N atoms.
+    copies : int
+    x : Tensor, shape (B * copies, N, 3), Å
+        The positions the repeated list is for.
+    """
+    n = nl.built_at.shape[1]
+    copy = torch.arange(copies, device=nl.frame.device)
+    frame = (nl.frame[:, None] * copies + copy).reshape(-1)
+    shift = (frame - nl.frame.repeat_interleave(copies)) * n  # from frame b's atoms to its copy's
+    return NeighbourList(nl.first.repeat_interleave(copies) + shift, nl.second.repeat_interleave(copies) + shift,
+                         nl.images.repeat_interleave(copies, 0), frame, x.detach().clone())
 
 
 class LocalIntegrator(nn.Module):
@@ -259,12 +288,13 @@ class LocalIntegrator(nn.Module):
         outer = torch.stack([u[:, 0] * u[:, 0], u[:, 1] * u[:, 1], u[:, 2] * u[:, 2], root2 * u[:, 0] * u[:, 1],
                              root2 * u[:, 0] * u[:, 2], root2 * u[:, 1] * u[:, 2]], dim=1)
         density = x.new_zeros(n_total * n_el, radial.shape[1]).index_add_(0, slot, radial)
-        vector = x.new_zeros(n_total * n_el, angular.shape[1], 3).index_add_(0, slot, angular[:, :, None] * u[:, None])
-        tensor = x.new_zeros(n_total * n_el, angular.shape[1], 6).index_add_(
-            0, slot, angular[:, :, None] * outer[:, None])
+        # the vector and tensor moments in one product and one scatter (they are most of the cost)
+        directions = torch.cat([u, outer], dim=1)  # (P, 9)
+        moments = x.new_zeros(n_total * n_el, angular.shape[1], 9).index_add_(
+            0, slot, angular[:, :, None] * directions[:, None])
         density = density.reshape(n_total, self.n_radial_channels)
-        vector = vector.reshape(n_total, self.n_angular_channels, 3)
-        tensor = tensor.reshape(n_total, self.n_angular_channels, 6)
+        moments = moments.reshape(n_total, self.n_angular_channels, 9)
+        vector, tensor = moments[:, :, :3], moments[:, :, 3:]
         vector_gram = torch.einsum("acx,adx->acd", vector, vector)[:, self.gram_rows, self.gram_cols]
         tensor_gram = torch.einsum("acx,adx->acd", tensor, tensor)[:, self.gram_rows, self.gram_cols]
         return torch.cat([density, vector_gram, tensor_gram], dim=1)

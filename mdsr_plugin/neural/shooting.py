@@ -319,7 +319,7 @@ def _gauss_newton_step(residuals, jacobians, coarse_dt):
 
 
 def estimate_box_velocities(model, positions, cells, masses, coarse_dt, factor, *, pbc=(True, True, True),
-                            device="cpu", initial=None, max_iterations=30, rtol=1e-3, position_tolerance=1e-5,
+                            device="cpu", initial=None, max_iterations=30, rtol=1e-2, position_tolerance=1e-5,
                             batch_gaps=16, segment_gaps=None, interval=5.0, step=1e-4):
     """Coarse velocities of a periodic box consistent with its positions under a learned
     local integrator (see the module docstring: harmonic Jacobians along the path and
@@ -417,11 +417,12 @@ def _fit_box_segment(shooter, frames, v, max_iterations, rtol, position_toleranc
     targets = x.reshape(k, m)
 
     def evaluate(v):
-        ends = (*shooter.ends(frames, v[:-1], forward=True), *shooter.ends(frames, -v[1:], forward=False))
+        ends = shooter.ends(frames, v)
         return (*_residuals(ends, v, targets, t), ends)
 
-    fitted = _quasi_newton(v.reshape(k, m).copy(), evaluate, lambda w: shooter.harmonic_jacobians(frames, w), t,
-                           max_iterations, rtol, position_tolerance)
+    at_frames = shooter.frame_hessians(frames)
+    fitted = _quasi_newton(v.reshape(k, m).copy(), evaluate, lambda w: shooter.harmonic_jacobians(frames, w, at_frames),
+                           t, max_iterations, rtol, position_tolerance)
     return fitted.reshape(k, n_atoms, 3)
 
 
@@ -496,16 +497,18 @@ class _BoxShooter:
         # one frame of broadcast cells is contiguous but read-only, which torch warns about: copy it
         return torch.as_tensor(np.require(array, requirements="CW"), device=self.device, dtype=self.dtype)
 
-    def _rollouts(self, starts, velocities, cells, frames):
-        """Positions and velocities (G, len(frames), N, 3) at fine frames ``frames``."""
+    def _rollouts(self, starts, velocities, cells, frames, batch=None):
+        """Positions and velocities (G, len(frames), N, 3) at fine frames ``frames``, run
+        ``batch`` (default ``batch_gaps``) at once."""
         import torch
 
         g, n_atoms = starts.shape[:2]
+        batch = batch or self.batch
         v = velocities.reshape(g, n_atoms, 3)
         out_x, out_v = [], []
         with torch.no_grad():
-            for lo in range(0, g, self.batch):
-                part = slice(lo, lo + self.batch)
+            for lo in range(0, g, batch):
+                part = slice(lo, lo + batch)
                 xs, vs = self.model.rollout(self._tensor(starts[part]), self._tensor(v[part]),
                                             self._tensor(cells[part]), self.factor, self.dt, self.pbc)
                 out_x.append(xs[:, list(frames)].double().cpu().numpy())
@@ -513,43 +516,58 @@ class _BoxShooter:
         self.rollouts += g
         return np.concatenate(out_x), np.concatenate(out_v)
 
-    def ends(self, frames, velocities, forward):
-        """End states (G, m) of the gaps of ``frames`` (a slice), run forward from each
-        first frame with ``velocities`` (G, m), or backward from each last frame."""
+    def ends(self, frames, v):
+        """End states (x_f, v_f, x_b, v_b), each (G, m), of the gaps of ``frames`` (a slice):
+        run forward from each first frame with velocities ``v[:-1]`` and backward from each
+        last frame with ``-v[1:]`` (``v`` (k, m) Å/fs); both directions in one batch (the
+        force calls cost less per configuration in larger batches)."""
         x, cells = self.positions[frames], self.cells[frames]
-        starts, start_cells = (x[:-1], cells[:-1]) if forward else (x[1:], cells[1:])
-        xs, vs = self._rollouts(starts, velocities, start_cells, [-1])
-        return xs[:, 0].reshape(len(starts), -1), vs[:, 0].reshape(len(starts), -1)
+        g = len(x) - 1
+        xs, vs = self._rollouts(np.concatenate([x[:-1], x[1:]]), np.concatenate([v[:-1], -v[1:]]),
+                                np.concatenate([cells[:-1], cells[1:]]), [-1], batch=2 * self.batch)
+        xs, vs = xs[:, 0].reshape(2, g, -1), vs[:, 0].reshape(2, g, -1)
+        return xs[0], vs[0], xs[1], vs[1]
 
-    def forces(self, x, cell):
-        """The model's forces (B, m), eV/Å, at positions ``x`` (B, N, 3) in ``cell`` (3, 3),
-        a few thousand atoms per call (bounds the neighbour lists' memory)."""
+    def displaced_forces(self, x, cell):
+        """The model's forces (B, m), eV/Å, at positions ``x`` (B, N, 3) in ``cell`` (3, 3):
+        small displacements of ``x[0]`` (within half the Verlet skin, as a Hessian's), which
+        share its neighbour list; a few thousand atoms per call (bounds the pairs' memory)."""
         import torch
+
+        from .local import repeated_neighbour_list
 
         chunk = max(1, 4096 // x.shape[1])
         forces = []
         with torch.no_grad():
+            base = self.model.neighbours(self._tensor(x[:1]), self._tensor(cell[None]), self.pbc)
             for lo in range(0, len(x), chunk):
-                part = x[lo:lo + chunk]
-                cells = np.broadcast_to(cell, (len(part), 3, 3))
-                forces.append(self.model.forces(self._tensor(part), self._tensor(cells), pbc=self.pbc)
-                              .double().cpu().numpy().reshape(len(part), -1))
+                part = self._tensor(x[lo:lo + chunk])
+                cells = self._tensor(np.broadcast_to(cell, (len(part), 3, 3)))
+                nl = repeated_neighbour_list(base, len(part), part)
+                forces.append(self.model.forces(part, cells, nl).double().cpu().numpy().reshape(len(part), -1))
         return np.concatenate(forces)
 
-    def harmonic_jacobians(self, frames, v):
+    def frame_hessians(self, frames):
+        """The Hessians (k, m, m), eV/Å², at the coarse frames ``frames`` (a slice): they do
+        not depend on the velocities, so a fit forms them once."""
+        x, cells = self.positions[frames], self.cells[frames]
+        self.hessians += len(x)
+        return np.stack([_hessian(lambda y, c=c: self.displaced_forces(y, c), p, self.step) for p, c in zip(x, cells)])
+
+    def harmonic_jacobians(self, frames, v, at_frames):
         """Each gap's four (G, m, m) Jacobians (:func:`_gap_jacobians`) along the forward
-        paths from velocities ``v`` (k, m) of frames ``frames`` (a slice)."""
+        paths from velocities ``v`` (k, m) of frames ``frames`` (a slice), given the
+        Hessians ``at_frames`` (k, m, m) of :meth:`frame_hessians`."""
         x, cells = self.positions[frames], self.cells[frames]
         g = len(x) - 1
         m = self.sqrt_accel.size
         interior = self.bounds[1:-1]
         path = self._rollouts(x[:-1], v[:-1], cells[:-1], interior)[0] if len(interior) else None
-        at_frames = [_hessian(lambda y, c=cells[k]: self.forces(y, c), x[k], self.step) for k in range(g + 1)]
         out = [np.empty((g, m, m)) for _ in range(4)]
         for gap in range(g):
-            inner = [] if path is None else [_hessian(lambda y: self.forces(y, cells[gap]), p, self.step)
+            inner = [] if path is None else [_hessian(lambda y: self.displaced_forces(y, cells[gap]), p, self.step)
                                              for p in path[gap]]
-            self.hessians += len(inner) + (gap == 0) + 1
+            self.hessians += len(inner)
             nodes = [at_frames[gap], *inner, at_frames[gap + 1]]
             for array, jacobian in zip(out, _gap_jacobians(nodes, self.durations, self.sqrt_accel)):
                 array[gap] = jacobian
