@@ -272,6 +272,30 @@ def test_learning_a_box_resumes_and_a_finished_run_is_reused(copper_fine, tmp_pa
     assert card.stat().st_mtime_ns == stamp  # reused, not learned again
 
 
+def test_a_resumed_box_run_without_velocities_keeps_the_velocities_it_fitted(copper_fine, tmp_path, monkeypatch):
+    """Refitting on resume would cost minutes and use a model part-way through its gap stage."""
+    from mdsr_plugin.neural import adapt_box
+    from mdsr_plugin.neural.adapt import adapt
+    from mdsr_plugin.neural.adapt_box import BoxAdaptSettings
+
+    fits = []
+    real_fit = adapt_box._fitted_velocities
+    monkeypatch.setattr(adapt_box, "_fitted_velocities", lambda *a: fits.append(1) or real_fit(*a))
+    coarse = copper_fine[:201:FACTOR].without("velocities")
+    settings = BoxAdaptSettings(fine_dt=1.0, force_epochs=1, gap_epochs=2, gaps_per_epoch=2, max_minutes=1e-6)
+    stem = tmp_path / "cu"
+    for _ in range(3):  # forces; first gap epoch (the fit); second gap epoch, resumed
+        card = adapt([coarse], stem, settings, progress=False, manifest=False)
+    assert json.loads(card.read_text())["training"]["epochs"] == {"forces": 1, "gaps": 2}
+    assert len(fits) == 1
+    with np.load(tmp_path / "cu.train-velocities.npz", allow_pickle=False) as kept:
+        assert kept["file_0"].shape == coarse.positions.shape
+    # another run (other settings) in the same place fits its own
+    adapt([coarse], stem, BoxAdaptSettings(**{**vars(settings), "seed": 9, "max_minutes": None}), progress=False,
+          manifest=False)
+    assert len(fits) == 2
+
+
 @pytest.mark.parametrize("case", ["too few frames", "positions only", "velocities in one file only",
                                   "box and molecule"])
 def test_a_box_that_cannot_be_learned_from_is_one_line_and_writes_nothing(case, copper_fine, gfn1_fine, tmp_path):

@@ -55,6 +55,7 @@ from .coarse import (
     HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, CoarseData, LearningSettings, check_enough_gaps,
     finished_card, fingerprint_of, held_out_split, hermite_midpoint_error, learn_stages, save_learned, step_factor,
 )
+from .training import kept_fitted_velocities
 
 __all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES",
            "AUTO_PRIOR", "NO_PRIOR", "AUTOMATIC_PRIOR", "resolved_prior"]
@@ -401,9 +402,12 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
 
     @functools.cache
     def fitted_gaps() -> _Gaps:
-        """The gaps with velocities fitted by the model as it is when first asked (after the forces stage)."""
-        refined = [replace(t, velocities=_fitted_velocities(model, t, factor, reference, masses, settings.device))
-                   for t in trajectories]
+        """The gaps with velocities fitted by the model as it is when first asked (after the
+        forces stage), or as an earlier call of this run fitted them."""
+        velocities = kept_fitted_velocities(
+            output, fingerprint,
+            lambda: [_fitted_velocities(model, t, factor, reference, masses, settings.device) for t in trajectories])
+        refined = [replace(t, velocities=v) for t, v in zip(trajectories, velocities)]
         return _Gaps(refined, model.context, reference, masses, symmetries)
 
     force_rate = settings.warm_learning_rate if entry is not None else settings.learning_rate

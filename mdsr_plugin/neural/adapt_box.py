@@ -40,6 +40,7 @@ from .coarse import (
 )
 from ..periodic import unwrapped_positions
 from .shooting import first_guess
+from .training import kept_fitted_velocities
 
 __all__ = ["BoxAdaptSettings", "adapt_box", "box_settings"]
 
@@ -210,8 +211,11 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
 
     @functools.cache
     def fitted_data() -> _BoxData:
-        """The frames with velocities fitted by the model as it is when first asked (after the forces stage)."""
-        return _BoxData([replace(t, velocities=_fitted_velocities(model, t, factor)) for t in trajectories])
+        """The frames with velocities fitted by the model as it is when first asked (after the
+        forces stage), or as an earlier call of this run fitted them."""
+        velocities = kept_fitted_velocities(output, fingerprint,
+                                            lambda: [_fitted_velocities(model, t, factor) for t in trajectories])
+        return _BoxData([replace(t, velocities=v) for t, v in zip(trajectories, velocities)])
 
     run, stage_names, held_out = learn_stages(model, data, split, output, settings, force_rate=settings.learning_rate,
                                               fingerprint=fingerprint, tensor=tensor, factor=factor,

@@ -31,7 +31,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Stage", "TrainingRun", "run_stages", "optimise", "state_path", "log_path", "save_state"]
+__all__ = ["Stage", "TrainingRun", "run_stages", "optimise", "state_path", "log_path", "save_state",
+           "fitted_velocities_path", "kept_fitted_velocities"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,39 @@ def save_state(path: Path, obj) -> None:
 
     with AtomicFiles(path) as (temporary,):
         torch.save(obj, temporary)
+
+
+def fitted_velocities_path(output: Path) -> Path:
+    """Where a run of checkpoint stem ``output`` keeps the coarse velocities it fitted:
+    ``OUTPUT.train-velocities.npz`` (resumable state, like ``OUTPUT.train.pt``)."""
+    return output.with_name(output.name + ".train-velocities.npz")
+
+
+def kept_fitted_velocities(output: Path, fingerprint: str, fit: Callable) -> list:
+    """``fit()``, the coarse velocities a run fits for its gap stage (a list of (F, N, 3)
+    arrays, Å/fs, one per input file), or what an earlier call of the same run (same
+    ``fingerprint``) saved of them.
+
+    A run without stored velocities fits them once, with the model just after its forces
+    stage.  A resumed run must not fit them again: for a box that costs minutes, and its
+    model is then part-way through the gap stage, so the velocities would differ from those
+    the saved gap epochs learned on.  Saved as plain arrays (``allow_pickle=False``).
+    """
+    from ..io.atomic import AtomicFiles
+
+    path = fitted_velocities_path(output)
+    if path.exists():
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["fingerprint"]) == fingerprint:
+                log.info("%s: the fitted velocities of an earlier call", path.name)
+                return [saved[f"file_{k}"] for k in range(int(saved["files"]))]
+        log.warning("%s: saved for other data or settings; fitting afresh", path)
+    velocities = [np.asarray(v, dtype=np.float64) for v in fit()]
+    with AtomicFiles(path) as (temporary,):
+        with open(temporary, "wb") as handle:  # a handle: np.savez would append ".npz" to the name
+            np.savez(handle, fingerprint=np.array(fingerprint), files=np.array(len(velocities)),
+                     **{f"file_{k}": v for k, v in enumerate(velocities)})
+    return velocities
 
 
 def _optimizer(model, stage: Stage, settings):
