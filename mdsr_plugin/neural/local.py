@@ -288,10 +288,21 @@ class LocalIntegrator(nn.Module):
         outer = torch.stack([u[:, 0] * u[:, 0], u[:, 1] * u[:, 1], u[:, 2] * u[:, 2], root2 * u[:, 0] * u[:, 1],
                              root2 * u[:, 0] * u[:, 2], root2 * u[:, 1] * u[:, 2]], dim=1)
         density = x.new_zeros(n_total * n_el, radial.shape[1]).index_add_(0, slot, radial)
-        # the vector and tensor moments in one product and one scatter (they are most of the cost)
+        # The vector and tensor moments of each (atom, neighbour element) slot as one batched
+        # product over its neighbours, padded to the fullest slot: (S, C, K) @ (S, K, 9).  A
+        # scatter of the pairs' (P, C, 9) outer products gives the same, at 1.6x the time of
+        # a force call (24-atom water box, 20 frames; bench/box_fit_speed.py).
         directions = torch.cat([u, outer], dim=1)  # (P, 9)
-        moments = x.new_zeros(n_total * n_el, angular.shape[1], 9).index_add_(
-            0, slot, angular[:, :, None] * directions[:, None])
+        with torch.no_grad():
+            order = torch.sort(slot, stable=True).indices
+            counts = torch.bincount(slot, minlength=n_total * n_el)
+            sorted_slot = slot[order]
+            rank = torch.arange(len(slot), device=slot.device) - (torch.cumsum(counts, 0) - counts)[sorted_slot]
+            widest = int(counts.max()) if len(counts) else 0
+        padded_angular = x.new_zeros(n_total * n_el, widest, angular.shape[1]).index_put(
+            (sorted_slot, rank), angular[order])
+        padded_directions = x.new_zeros(n_total * n_el, widest, 9).index_put((sorted_slot, rank), directions[order])
+        moments = padded_angular.transpose(1, 2) @ padded_directions  # (S, C, 9)
         density = density.reshape(n_total, self.n_radial_channels)
         moments = moments.reshape(n_total, self.n_angular_channels, 9)
         vector, tensor = moments[:, :, :3], moments[:, :, 3:]
