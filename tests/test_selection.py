@@ -177,6 +177,30 @@ def test_a_bidirectional_method_is_estimated_from_its_disagreement_at_the_input_
     assert score.position_range[0] < score.position_estimate < score.position_range[1]
 
 
+def test_a_held_back_gap_whose_paths_ran_away_does_not_set_the_calibration():
+    """A box fitting velocities over 40 fs gaps: one gap's paths 608 Å apart, the others
+    0.3-2 Å.  That gap is left out of c; a gap merely a few times the median is not."""
+    from mdsr_plugin.selection import DIVERGED_DISAGREEMENT, STEEPENING, _HeldBack, _position_estimate
+
+    rng = np.random.default_rng(2)
+    p2, d2, p4, d1 = rng.uniform(0.1, 0.3, (1, 8)), rng.uniform(0.3, 0.7, (1, 8)), rng.uniform(1, 3, (3, 4)), \
+        rng.uniform(0.02, 0.05, 16)
+    calm = _HeldBack(p2, np.full_like(p2, np.nan), d2, p4, np.full_like(p4, np.nan), d1)
+    runaway_p2, runaway_d2 = p2.copy(), d2.copy()
+    runaway_p2[0, 3], runaway_d2[0, 3] = 4.8, 608.0
+    runaway = _HeldBack(runaway_p2, calm.velocity2, runaway_d2, p4, calm.velocity4, d1)
+    without_that_gap = np.delete(np.arange(8), 3)
+    expected = p2[0, without_that_gap].sum() / d2[0, without_that_gap].sum() * d1.mean() * 0.75 * p4.mean() \
+        / p4[1].mean()
+    assert _position_estimate(runaway, STEEPENING, True) == pytest.approx(expected)
+    # a gap a few times the median stays in: the plain ratio of sums
+    wide_d2 = d2.copy()
+    wide_d2[0, 3] = 0.5 * DIVERGED_DISAGREEMENT * np.median(d2)
+    wide = _HeldBack(p2, calm.velocity2, wide_d2, p4, calm.velocity4, d1)
+    assert _position_estimate(wide, STEEPENING, True) == pytest.approx(
+        p2.sum() / wide_d2.sum() * d1.mean() * 0.75 * p4.mean() / p4[1].mean())
+
+
 @pytest.mark.slow
 def test_fitted_velocities_of_positions_only_input_are_estimated_from_the_disagreement(xtb_fine):
     """Positions alone: the shipped checkpoint fits the coarse velocities, and ``auto``
