@@ -445,6 +445,25 @@ def test_box_velocities_of_the_model_s_own_motion_are_recovered_from_positions(c
         assert np.abs(fitted - v).mean() < 1e-3 * np.abs(start - v).mean()
 
 
+@pytest.mark.parametrize("segment_gaps", [None, 8])
+def test_of_several_starts_the_box_fit_starts_each_segment_from_the_one_that_lands_closer(copper_model, copper_fine,
+                                                                                        segment_gaps):
+    from mdsr_plugin.neural.shooting import estimate_box_velocities, first_guesses
+
+    model, x, v, f = _own_motion(copper_model, copper_fine[40], n_gaps=20)
+    cells = np.broadcast_to(np.reshape(copper_fine.cell, (-1, 3, 3))[0], (len(x), 3, 3))
+    close = v + 1e-4 * np.random.default_rng(0).normal(size=v.shape)
+    far = v + 3e-3 * np.random.default_rng(1).normal(size=v.shape)
+    for starts in ([far, close], [close, far]):
+        # no Gauss-Newton step: what comes back is the start each segment picked
+        picked = estimate_box_velocities(model, x, cells, copper_fine.masses, float(FACTOR), FACTOR, initial=starts,
+                                         max_iterations=0, segment_gaps=segment_gaps)
+        np.testing.assert_array_equal(picked, close)
+    assert len(first_guesses(x, None, copper_fine.masses, float(FACTOR))) == 1  # the cubic spline alone
+    quintic, cubic = first_guesses(x, f, copper_fine.masses, float(FACTOR))
+    assert np.abs(quintic - cubic).max() > 0
+
+
 def test_a_long_box_fit_is_cut_in_overlapping_segments_that_cover_every_frame_once():
     from mdsr_plugin.neural.shooting import SEGMENT_OVERLAP, _segments
 

@@ -238,18 +238,21 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
 def _fitted_velocities(model, traj, factor: int) -> np.ndarray:
     """Coarse velocities (F, N, 3), Å/fs, that make ``model`` run from every frame of the box
     onto its neighbours (:func:`~mdsr_plugin.neural.shooting.estimate_box_velocities`, in
-    float64), starting from ``traj.velocities`` (the first guess)."""
+    float64), starting from ``traj.velocities`` (the first guess) or the cubic spline's,
+    whichever lands closer."""
     import copy
     import time
 
-    from .shooting import estimate_box_velocities
+    from .shooting import estimate_box_velocities, first_guess
 
     started = time.perf_counter()
     fitting = copy.deepcopy(model).double()
     fitting.set_atoms(traj.numbers, traj.masses)
     device = str(next(model.parameters()).device)
-    v = estimate_box_velocities(fitting, unwrapped_positions(traj), np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)),
-                                traj.masses, traj.dt, factor, pbc=traj.pbc, device=device, initial=traj.velocities)
+    x = unwrapped_positions(traj)
+    v = estimate_box_velocities(fitting, x, np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)), traj.masses, traj.dt,
+                                factor, pbc=traj.pbc, device=device,
+                                initial=[traj.velocities, first_guess(x, None, traj.masses, traj.dt)])
     log.info("fitted the velocities of %d coarse frames of the box in %.0f s", traj.n_frames,
              time.perf_counter() - started)
     return v

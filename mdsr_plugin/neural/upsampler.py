@@ -405,16 +405,17 @@ class BoxFrame:
     def windows(self, coarse: Trajectory, factor: int, device, batch_gaps: int) -> _Windows:
         """Each gap's first and last frame, (G, N, 3) positions and velocities, and their cells;
         without stored velocities they are fitted (:func:`~mdsr_plugin.neural.shooting.
-        estimate_box_velocities`), from the quintic spline's where forces are stored."""
+        estimate_box_velocities`), from the quintic or the cubic spline's where forces are
+        stored (whichever lands closer), else from the cubic spline's."""
         self._check(coarse)
         x, v = coarse.positions, coarse.velocities
         cell = np.broadcast_to(coarse.cell, (coarse.n_frames, 3, 3))
         if v is None:
-            from .shooting import estimate_box_velocities, first_guess
+            from .shooting import estimate_box_velocities, first_guesses
 
             v = estimate_box_velocities(self._float64_model(coarse), x, cell, coarse.masses, coarse.dt, factor,
                                         pbc=coarse.pbc, device=device, batch_gaps=batch_gaps,
-                                        initial=first_guess(x, coarse.forces, coarse.masses, coarse.dt))
+                                        initial=first_guesses(x, coarse.forces, coarse.masses, coarse.dt))
         arrays = [x[:-1], v[:-1], x[1:], v[1:], cell[:-1], cell[1:]]
         return _Windows(arrays, lambda t, n, dt: self.model.interpolate(t[0:2], t[2:4], n, dt, t[4:6],
                                                                         pbc=coarse.pbc))
