@@ -169,7 +169,7 @@ def repeated_neighbour_list(nl: NeighbourList, copies: int, x: torch.Tensor) -> 
     For positions that stay within half the skin of those the list was built at (the
     small displacements of a finite-difference Hessian): the Verlet list of frame ``b``
     is then exact for frames ``b * copies`` to ``(b + 1) * copies - 1`` of ``x``, and
-    building it once instead of ``copies`` times saves a third of a Hessian's cost.
+    building it once instead of ``copies`` times saves about a quarter of a Hessian's cost.
 
     Parameters
     ----------
@@ -290,8 +290,8 @@ class LocalIntegrator(nn.Module):
         density = x.new_zeros(n_total * n_el, radial.shape[1]).index_add_(0, slot, radial)
         # The vector and tensor moments of each (atom, neighbour element) slot as one batched
         # product over its neighbours, padded to the fullest slot: (S, C, K) @ (S, K, 9).  A
-        # scatter of the pairs' (P, C, 9) outer products gives the same, at 1.6x the time of
-        # a force call (24-atom water box, 20 frames; bench/box_fit_speed.py).
+        # scatter of the pairs' (P, C, 9) outer products gives the same, at 1.5x the time of
+        # a force call (24-atom water box, 20 frames a call: 33-36 against 22-24 ms; docs/benchmarks.md).
         directions = torch.cat([u, outer], dim=1)  # (P, 9)
         with torch.no_grad():
             order = torch.sort(slot, stable=True).indices
