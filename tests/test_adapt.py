@@ -46,6 +46,26 @@ def test_adapting_from_coarse_frames_writes_an_ordinary_checkpoint(coarse_file, 
 
 
 @pytest.mark.slow
+def test_a_resumed_run_without_velocities_learns_on_from_the_velocities_it_fitted(coarse_file, tmp_path,
+                                                                                   monkeypatch):
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.neural import adapt as adapt_module
+
+    fits = []
+    real_fit = adapt_module._fitted_velocities
+    monkeypatch.setattr(adapt_module, "_fitted_velocities", lambda *a: fits.append(1) or real_fit(*a))
+    coarse = read_trajectory(coarse_file).without("velocities")
+    stem = tmp_path / "eth"
+    settings = AdaptSettings(**{**TINY, "force_epochs": 1, "max_minutes": 0.0})
+    for _ in range(3):  # forces; first gap epoch (the fit); second gap epoch, resumed
+        card = adapt([coarse], stem, settings, progress=False)
+    assert json.loads(card.read_text())["training"]["epochs"] == {"forces": 1, "gaps": 2}
+    assert len(fits) == 1
+    with np.load(tmp_path / "eth.train-velocities.npz", allow_pickle=False) as kept:
+        assert kept["file_0"].shape == coarse.positions.shape
+
+
+@pytest.mark.slow
 def test_adapting_resumes_where_it_stopped(coarse_file, tmp_path):
     stem = tmp_path / "m" / "eth"
     settings = AdaptSettings(**{**TINY, "gap_epochs": 3})
