@@ -11,7 +11,8 @@ Per gap ``g`` (frames ``g`` and ``g + 1``, coarse step ``T``) the residuals are
     x_b(x_{g+1}, -v_{g+1}) - x_g,    (v_b(x_{g+1}, -v_{g+1}) + v_g) T,
 
 where ``(x_f, v_f)`` and ``(x_b, v_b)`` are the end states of the forward and the
-backward (momenta reversed) rollouts.  Their sum of squares is minimised by
+backward (momenta reversed) rollouts (a box's velocity residuals are weighted by
+:data:`BOX_VELOCITY_WEIGHT`).  Their sum of squares is minimised by
 Gauss–Newton: each gap's end states depend only on the velocity it starts from,
 so the normal equations are block-tridiagonal in the frames and are solved as one
 banded system.
@@ -409,6 +410,12 @@ def estimate_box_velocities(model, positions, cells, masses, coarse_dt, factor, 
     return v
 
 
+BOX_VELOCITY_WEIGHT = 0.3
+"""Weight of a box fit's velocity residuals against its position residuals.  Chosen on the
+coarse frames a water box's models learned from (24-atom GFN1-xTB, 41 frames each): the
+upsampled positions' error fell from 1.25e-3 to 1.13e-3 Å at 10 fs and from 3.47e-3 to
+3.26e-3 Å at 20 fs (0.5 gave 1.15e-3 and 3.27e-3); ``docs/benchmarks.md``."""
+
 SEGMENT_OVERLAP = 3
 """Frames on each side of a segment of a long box fit that the next segment fits again
 (a velocity's influence on the others decays from gap to gap)."""
@@ -434,7 +441,7 @@ def _fit_box_segment(shooter, frames, starts, max_iterations, rtol, position_tol
     (a list of (k, N, 3) arrays) whose paths land closest to the frames."""
     x = shooter.positions[frames]
     k, n_atoms = x.shape[:2]
-    m, t = 3 * n_atoms, shooter.coarse_dt
+    m, t = 3 * n_atoms, shooter.coarse_dt * BOX_VELOCITY_WEIGHT  # the velocity residuals' scale
     targets = x.reshape(k, m)
 
     def evaluate(v):
@@ -445,11 +452,12 @@ def _fit_box_segment(shooter, frames, starts, max_iterations, rtol, position_tol
     v = starts[0] if len(starts) == 1 else min(starts, key=lambda start: evaluate(start)[0])
     at_frames = shooter.frame_hessians(frames)
     fitted = _quasi_newton(v.copy(), evaluate, lambda w: shooter.harmonic_jacobians(frames, w, at_frames),
-                           t, max_iterations, rtol, position_tolerance)
+                           shooter.coarse_dt, max_iterations, rtol, position_tolerance, velocity_scale=t)
     return fitted.reshape(k, n_atoms, 3)
 
 
-def _quasi_newton(v, evaluate, linearised_jacobians, coarse_dt, max_iterations, rtol, position_tolerance):
+def _quasi_newton(v, evaluate, linearised_jacobians, coarse_dt, max_iterations, rtol, position_tolerance,
+                  velocity_scale=None):
     """Gauss–Newton steps with approximate Jacobians, corrected by Broyden's update after
     every accepted step; returns the velocities (n, m), Å/fs.
 
@@ -459,11 +467,14 @@ def _quasi_newton(v, evaluate, linearised_jacobians, coarse_dt, max_iterations, 
     When a step gains less than ``rtol`` the Jacobians are linearised afresh about the
     current paths (far from the solution the first paths are far from the final ones);
     the fit stops when a step on fresh Jacobians gains less than that too.
+    ``velocity_scale`` (default ``coarse_dt``, fs) is what ``evaluate`` multiplied the velocity
+    residuals by.
     """
+    velocity_scale = coarse_dt if velocity_scale is None else velocity_scale
     misfit, residuals, ends = evaluate(v)
     jacobians, fresh = linearised_jacobians(v), True
     for _ in range(max_iterations):
-        delta = _gauss_newton_step(residuals, jacobians, coarse_dt)
+        delta = _gauss_newton_step(residuals, jacobians, velocity_scale)
         for shrink in (1.0, 0.5, 0.25, 0.125):  # backtrack where the linearisation overshoots
             trial = v + shrink * delta
             trial_misfit, trial_residuals, trial_ends = evaluate(trial)
