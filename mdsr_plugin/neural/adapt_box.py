@@ -238,12 +238,12 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
 def _fitted_velocities(model, traj, factor: int) -> np.ndarray:
     """Coarse velocities (F, N, 3), Å/fs, that make ``model`` run from every frame of the box
     onto its neighbours (:func:`~mdsr_plugin.neural.shooting.estimate_box_velocities`, in
-    float64), starting from ``traj.velocities`` (the first guess) or the cubic spline's,
-    whichever lands closer."""
+    float64), starting from the quintic or the cubic spline's (:func:`~mdsr_plugin.neural.
+    shooting.first_guesses`), whichever lands closer."""
     import copy
     import time
 
-    from .shooting import estimate_box_velocities, first_guess
+    from .shooting import estimate_box_velocities, first_guesses
 
     started = time.perf_counter()
     fitting = copy.deepcopy(model).double()
@@ -252,7 +252,7 @@ def _fitted_velocities(model, traj, factor: int) -> np.ndarray:
     x = unwrapped_positions(traj)
     v = estimate_box_velocities(fitting, x, np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)), traj.masses, traj.dt,
                                 factor, pbc=traj.pbc, device=device,
-                                initial=[traj.velocities, first_guess(x, None, traj.masses, traj.dt)])
+                                initial=first_guesses(x, traj.forces, traj.masses, traj.dt))
     log.info("fitted the velocities of %d coarse frames of the box in %.0f s", traj.n_frames,
              time.perf_counter() - started)
     return v
