@@ -23,9 +23,13 @@ of the same box) are scored on the whole of this one:
 With ``--input forces`` the coarse frames (learned from and upsampled) carry positions
 and forces only, as VASP writes them: the learned integrator fits their velocities
 (``velocities_fitted`` in the rows), and the Hermite methods, which need velocities, are
-not run.  With ``--input positions --reuse`` a checkpoint learned before (from frames with
-velocities and forces) upsamples coarse frames that carry positions alone (a box cannot be
-learned from those).
+not run.  With ``--input positions`` the coarse frames carry positions alone (as XDATCAR
+does): the box is learned on ``--prior``'s forces at its coarse frames (single points; never
+the reference's Hamiltonian), and upsampled by fitting the velocities; with ``--reuse`` a
+checkpoint learned before (from frames with velocities and forces) upsamples them instead.
+
+    OMP_NUM_THREADS=1 python bench/box_accuracy.py bench/data/water8_300K_nve_gfn1_s5.h5md --factors 10 \
+        --minutes 15 --input positions --prior gfn2-xtb --json bench/results/box_accuracy_s5.json
 """
 
 from __future__ import annotations
@@ -55,10 +59,12 @@ def unwrapped(traj) -> np.ndarray:
 
 
 def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: int, model_dir: Path, seed: int,
-             reuse: bool = False, model_stem: str | None = None, carried: str = "velocities+forces"):
+             reuse: bool = False, model_stem: str | None = None, carried: str = "velocities+forces",
+             prior: str = "none"):
     fine = read_trajectory(path)[::step]
     without_velocities = carried in ("forces", "positions")
-    suffix = "-forces" if carried == "forces" else ""
+    suffix = {"forces": "-forces", "positions": "-positions"}.get(carried, "") if not reuse or carried != "positions" \
+        else ""  # --reuse with positions: the model learned from velocities and forces
     for factor in factors:
         split = int(fine.n_frames * learn_fraction) // factor * factor
         learn, held = fine[:split + 1], fine[split:]
@@ -68,7 +74,7 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
         if without_velocities:
             coarse_learn, coarse = coarse_learn.without("velocities"), coarse.without("velocities")
         if carried == "positions":
-            coarse = coarse.without("forces")
+            coarse_learn, coarse = coarse_learn.without("forces"), coarse.without("forces")
         started = time.perf_counter()
         if reuse:  # the checkpoint learned before, as it is (its card says what it learned from)
             card, learn_minutes = model_dir / f"{model_stem or path.stem}-f{factor}{suffix}.json", None
@@ -76,7 +82,7 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
                 raise SystemExit(f"--reuse: no checkpoint {card}")
         else:
             card = adapt([coarse_learn], model_dir / f"{path.stem}-f{factor}{suffix}",
-                         BoxAdaptSettings(fine_dt=fine.dt, max_minutes=minutes, seed=seed), progress=False,
+                         BoxAdaptSettings(fine_dt=fine.dt, max_minutes=minutes, seed=seed, prior=prior), progress=False,
                          manifest=False)
             learn_minutes = (time.perf_counter() - started) / 60
         truth_x = unwrapped(held)
@@ -98,6 +104,7 @@ def rows_for(path: Path, factors, minutes: float, learn_fraction: float, step: i
                 yield dict(
                     file=path.name, factor=factor, method=method, precision=precision, n_atoms=fine.n_atoms,
                     input=carried, velocities_fitted=without_velocities and method == "neural",
+                    prior_forces=prior if carried == "positions" and not reuse and method == "neural" else None,
                     learn_coarse_frames=None if reuse else coarse_learn.n_frames,
                     held_out_coarse_frames=coarse.n_frames, model=str(card),
                     learn_minutes=learn_minutes if method == "neural" else None,
@@ -125,15 +132,18 @@ def main(argv=None) -> int:
                         "e.g. a model learned from another run of the same box")
     parser.add_argument("--input", choices=["velocities+forces", "forces", "positions"], default="velocities+forces",
                         help="what the coarse frames carry besides positions (forces: as VASP writes them; "
-                        "positions: nothing, with --reuse)")
+                        "positions: nothing, as XDATCAR)")
+    parser.add_argument("--prior", choices=["gfn1-xtb", "gfn2-xtb", "none"], default="none",
+                        help="with --input positions: the Hamiltonian whose forces at the coarse frames the box "
+                        "is learned on (not the reference's)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    if args.input == "positions" and not args.reuse:
-        parser.error("--input positions needs --reuse: a box is not learned from positions alone")
+    if args.input == "positions" and not args.reuse and args.prior == "none":
+        parser.error("--input positions needs --prior (or --reuse): a box is not learned from positions alone")
     rows = []
     print(f"{'file':<34} {'f':>3} {'method':<8} {'prec':<8} {'true Å':>9} {'est Å':>9} {'frames/s':>9} chosen")
     for row in rows_for(args.reference, args.factors, args.minutes, args.learn_fraction, args.step,
-                        args.model_dir, args.seed, args.reuse, args.model_stem, args.input):
+                        args.model_dir, args.seed, args.reuse, args.model_stem, args.input, args.prior):
         rows.append(row)
         print(f"{row['file']:<34} {row['factor']:>3} {row['method']:<8} {row['precision'] or '':<8} "
               f"{row['true_position_mae']:9.2e} {row['estimate'] or float('nan'):9.2e} "

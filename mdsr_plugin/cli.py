@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --adapt, for a molecule with no registry checkpoint: first learn a starting "
                         "model from a run of it on this cheap Hamiltonian (tblite; a few minutes), then from "
                         "the input; the most useful on a short DFT archive.  Default: gfn2-xtb when the input "
-                        "stores no forces (without them fast vibrations are aliased) and tblite is installed")
+                        "stores no forces (without them fast vibrations are aliased) and tblite is installed.  "
+                        "A periodic box with neither velocities nor forces (XDATCAR) gets this Hamiltonian's "
+                        "forces at its own coarse frames instead (default gfn2-xtb where tblite is installed)")
     return parser
 
 
@@ -264,7 +266,9 @@ def main(argv=None) -> int:
         if summary.get("adapted"):
             a = summary["adapted"]
             start = "from scratch"
-            if a.get("prior"):
+            if a.get("prior_forces"):
+                start = f"from scratch, on {a['prior']} forces at its coarse frames"
+            elif a.get("prior"):
                 start = f"from a run of the molecule on {a['prior']}"
             elif a["warm_start"]:
                 start = f"from {a['warm_start']}"

@@ -117,6 +117,7 @@ def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, re
     record = {"checkpoint": str(card_path), "minutes": (time.perf_counter() - started) / 60,
               "complete": training[schema.COMPLETE], "warm_start": training["warm_start"],
               "prior": training.get(schema.SETTINGS, {}).get("prior"),
+              "prior_forces": bool(training.get("forces_from_prior")),
               "velocities_fitted": bool(training.get("velocities_fitted", False)),
               "held_out_gap_position_mae": card[schema.VALIDATION][schema.POSITION_MAE], "held_out_frames": held}
     log.info("learned %s from the input in %.1f min (held-out gap error %.2e Å)", Path(card_path).stem,

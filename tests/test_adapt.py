@@ -217,13 +217,13 @@ def test_frames_without_forces_learn_from_an_automatic_prior(coarse_file, tmp_pa
     assert (tmp_path / "m" / "eth.prior.h5md").exists()
 
 
-def test_a_prior_is_refused_for_an_unknown_hamiltonian_or_a_box_and_nothing_is_written(xtb_fine, small_traj,
-                                                                                       tmp_path):
+def test_a_prior_is_refused_for_an_unknown_hamiltonian_or_too_short_input_and_nothing_is_written(xtb_fine,
+                                                                                                small_traj, tmp_path):
     out = tmp_path / "m"
     with pytest.raises(AdaptError, match="one of gfn1-xtb, gfn2-xtb, not 'pbe'"):
         adapt([xtb_fine[::20]], out / "x", AdaptSettings(**{**TINY, "prior": "pbe"}), progress=False)
-    with pytest.raises(AdaptError, match="a prior is for molecules"):
-        adapt([small_traj], out / "x", AdaptSettings(**{**TINY, "prior": "gfn1-xtb"}), progress=False)
+    with pytest.raises(AdaptError, match="one of gfn1-xtb, gfn2-xtb, not 'pbe'"):  # a box too
+        adapt([small_traj.without("forces")], out / "x", AdaptSettings(**{**TINY, "prior": "pbe"}), progress=False)
     # too short: refused before any work on the prior
     with pytest.raises(AdaptError, match="needs at least"):
         adapt([xtb_fine[::20][:12]], out / "x", AdaptSettings(**{**TINY, "prior": "gfn1-xtb"}), progress=False)

@@ -55,6 +55,7 @@ from .coarse import (
     HELD_OUT_FRAMES, MIN_GAPS, MIN_HELD_OUT_GAPS, AdaptError, CoarseData, LearningSettings, check_enough_gaps,
     finished_card, fingerprint_of, held_out_split, hermite_midpoint_error, learn_stages, save_learned, step_factor,
 )
+from .prior import AUTO_PRIOR, AUTOMATIC_PRIOR, NO_PRIOR, tblite_available
 from .training import kept_fitted_velocities
 
 __all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS", "MIN_HELD_OUT_GAPS", "HELD_OUT_FRAMES",
@@ -62,15 +63,6 @@ __all__ = ["AdaptSettings", "adapt", "AdaptError", "MIN_GAPS", "MIN_HELD_OUT_GAP
 
 log = logging.getLogger(__name__)
 
-#: ``AdaptSettings.prior`` that chooses: :data:`AUTOMATIC_PRIOR` for frames without
-#: forces and a molecule with no checkpoint to start from, else none.
-AUTO_PRIOR = "auto"
-#: ``AdaptSettings.prior`` (as None) that never runs one: ``--adapt-prior none``.
-NO_PRIOR = "none"
-#: The cheap Hamiltonian of an automatic prior.  GFN2-xTB rather than GFN1-xTB: the
-#: more accurate of the two on molecules, and not the Hamiltonian of the GFN1-xTB
-#: benchmark data, so that the default is measured on a Hamiltonian it does not share.
-AUTOMATIC_PRIOR = "gfn2-xtb"
 
 
 @dataclass
@@ -95,7 +87,9 @@ class AdaptSettings(LearningSettings):
         frame, and to learn a starting model from (:mod:`mdsr_plugin.neural.prior`).
         It takes up to ``prior_share`` of ``max_minutes``.  :data:`AUTO_PRIOR`: one on
         :data:`AUTOMATIC_PRIOR` when the frames carry no forces and tblite is installed
-        (see the module docstring); None or :data:`NO_PRIOR`: never.
+        (see the module docstring); None or :data:`NO_PRIOR`: never.  A periodic box gets
+        the prior's forces at its own coarse frames instead, where it has no forces
+        (:mod:`~mdsr_plugin.neural.adapt_box`).
     prior_frames : int
         Frames of that trajectory, one coarse step apart.
     """
@@ -316,8 +310,6 @@ def adapt(paths, output, settings: AdaptSettings | None = None, *, progress: boo
             raise AdaptError(f"a prior runs on one of {', '.join(PRIOR_HAMILTONIANS)}, not {prior!r}")
     trajectories = _load_coarse(paths, reader_options)
     if any(t.is_periodic for t in trajectories):
-        if prior not in (None, AUTO_PRIOR, NO_PRIOR):
-            raise AdaptError("a prior is for molecules; a periodic box learns from its own frames alone")
         from .adapt_box import adapt_box
 
         return adapt_box(trajectories, names, paths, output, settings, progress=progress,
@@ -444,9 +436,7 @@ def resolved_prior(prior, trajectories, has_checkpoint: bool):
         return None if prior == NO_PRIOR else prior
     if has_checkpoint or all(t.forces is not None for t in trajectories):
         return None  # a model of the molecule, or its forces, already pin the potential
-    try:
-        import tblite.ase  # noqa: F401  (the prior's Hamiltonian)
-    except ImportError:
+    if not tblite_available():
         log.warning("learning without stored forces and without a model of the molecule: the potential is "
                     "pinned only at the coarse frames, where fast vibrations are aliased; install tblite "
                     "(pip install 'mdsr_plugin[reference]') for a prior on %s", AUTOMATIC_PRIOR)

@@ -6,7 +6,12 @@ input here.  The model is a :class:`~mdsr_plugin.neural.local.LocalIntegrator`,
 always learned from scratch (a box has no registry checkpoint to start from):
 
 1. **Forces**: the atomic-energy networks are fitted to the stored forces of the
-   training frames (AIMD codes store them; a box without forces skips this stage).
+   training frames (AIMD codes store them).  Frames with neither velocities nor
+   forces (XDATCAR, an XYZ or DCD archive of a box) get a *prior*'s forces instead: a
+   cheap Hamiltonian's, computed at the frames themselves
+   (:func:`~mdsr_plugin.neural.prior.prior_forces`; ``prior``, automatic where tblite
+   is installed).  A box with velocities but no forces skips this stage unless a
+   prior is asked for.
 2. **Gaps**: from each training frame the integrator runs one gap forward and from
    the next frame one gap backward; both must land on the stored positions and
    velocities, and agree along the way.  Without stored velocities (VASP writes
@@ -39,6 +44,7 @@ from .coarse import (
     hermite_midpoint_error, learn_stages, save_learned, step_factor,
 )
 from ..periodic import unwrapped_positions
+from .prior import AUTO_PRIOR, AUTOMATIC_PRIOR, NO_PRIOR, prior_forces, tblite_available
 from .shooting import first_guess
 from .training import kept_fitted_velocities
 
@@ -59,6 +65,12 @@ class BoxAdaptSettings(LearningSettings):
         Gaussians per neighbour element of the radial densities and of the moments
         (on a 24-atom GFN1-xTB water box, 16 and 6 fitted held-out forces to 10.8 %
         where 8 and 4 gave 12.7 %: the O–H bond needs a fine radial grid).
+    prior : str or None
+        The cheap Hamiltonian (``"gfn1-xtb"`` or ``"gfn2-xtb"``; tblite) whose forces at the
+        coarse frames stand in for forces the frames do not have.  :data:`~mdsr_plugin.
+        neural.prior.AUTO_PRIOR`: :data:`~mdsr_plugin.neural.prior.AUTOMATIC_PRIOR` for
+        frames with neither velocities nor forces, where tblite is installed; None or
+        ``"none"``: never.
     frames_per_epoch, gaps_per_epoch : int
         Frames drawn per epoch of the forces stage, gaps per epoch of the gap stage: not all,
         so that an epoch is bounded in time however long the archive (a frame is a whole box).
@@ -75,6 +87,7 @@ class BoxAdaptSettings(LearningSettings):
     learning_rate: float = 2e-3
     gap_learning_rate: float = 2e-4
     patience: int = 3
+    prior: str | None = AUTO_PRIOR
     cutoff: float = 4.5
     n_radial: int = 16
     n_angular: int = 6
@@ -92,7 +105,7 @@ def box_settings(settings: LearningSettings) -> BoxAdaptSettings:
     chosen = {f.name: getattr(settings, f.name) for f in fields(LearningSettings)
               if getattr(settings, f.name) != getattr(molecular_defaults, f.name)
               or f.name in ("fine_dt", "seed", "max_minutes", "device")}
-    return BoxAdaptSettings(**chosen)
+    return BoxAdaptSettings(**chosen, prior=getattr(settings, "prior", AUTO_PRIOR))
 
 
 class _BoxData(CoarseData):
@@ -169,20 +182,28 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     from .local import LocalIntegrator, default_local_config
 
     settings = box_settings(settings)
+    settings = replace(settings, prior=_resolved_box_prior(settings.prior, trajectories))
     first = trajectories[0]
     # Without stored velocities (VASP) they are fitted from the stored forces' potential, as for
-    # a molecule; a box has no prior to learn from, so positions alone are refused.
+    # a molecule; positions alone take a prior's forces, and without one are refused.
     fit_velocities = first.velocities is None
     for name, traj in zip(names, trajectories):
-        if traj.velocities is None and traj.forces is None:
+        if traj.velocities is None and traj.forces is None and settings.prior is None:
             raise AdaptError(f"{name}: positions only: learning a periodic box from coarse frames needs their "
-                             f"velocities or their forces")
+                             f"velocities or their forces, or a prior's forces (--adapt-prior {AUTOMATIC_PRIOR}; "
+                             f"automatic where tblite is installed)")
         if not traj.is_periodic:
             raise AdaptError(f"{name}: not periodic, and {names[0]} is: learn a box and a molecule separately")
         if traj.numbers.tolist() != first.numbers.tolist():
             raise AdaptError(f"{name}: other atoms than {names[0]} (a box's files must list the same atoms)")
     coarse_dt = first.dt
     factor = step_factor(coarse_dt, settings.fine_dt)
+    if settings.prior is not None:
+        # refuse input too short to learn from before minutes of single points
+        check_enough_gaps(sum(t.n_frames - 1 for t in trajectories), context=1)
+        trajectories, seconds = _with_prior_forces(trajectories, output, settings.prior, progress)
+        if settings.max_minutes is not None:  # what the prior left of the budget
+            settings = replace(settings, max_minutes=max(settings.max_minutes - seconds / 60, 0.0))
     if fit_velocities:
         trajectories = [replace(t, velocities=first_guess(unwrapped_positions(t), t.forces, t.masses, t.dt))
                         for t in trajectories]
@@ -203,6 +224,8 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
 
     output.parent.mkdir(parents=True, exist_ok=True)  # only now: bad input has written nothing
     determining = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "device")}
+    if settings.prior is None:
+        determining.pop("prior")  # as before the setting existed: earlier runs' fingerprints still match
     fingerprint = fingerprint_of(paths, reader_options, determining, model="local")
     finished = finished_card(output, fingerprint)
     if finished is not None:
@@ -232,7 +255,47 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
                         names=names, warm_start=None, complete=run.complete, fingerprint=fingerprint, gaps=split[0],
                         held_out_frames=held_frames, held_out=held_out,
                         # the coarse velocities were not stored: fitted, the gap errors are against the fit
-                        velocities_fitted=fit_velocities)
+                        velocities_fitted=fit_velocities,
+                        # the forces learned from were the prior's, not the input's
+                        forces_from_prior=settings.prior)
+
+
+def _resolved_box_prior(prior, trajectories) -> str | None:
+    """The Hamiltonian whose forces the box's frames without forces get, or None.
+
+    An explicit name is used where a file has no forces (a box with stored forces needs
+    none); :data:`AUTO_PRIOR` picks :data:`AUTOMATIC_PRIOR` only for frames that carry
+    neither velocities nor forces (those could not be learned from otherwise), and only
+    where tblite is installed.
+    """
+    if prior in (None, NO_PRIOR) or all(t.forces is not None for t in trajectories):
+        return None
+    if prior != AUTO_PRIOR:
+        return prior
+    if all(t.velocities is not None for t in trajectories) or not tblite_available():
+        return None
+    log.info("a box with neither velocities nor forces: forces on %s at its coarse frames first", AUTOMATIC_PRIOR)
+    return AUTOMATIC_PRIOR
+
+
+def _with_prior_forces(trajectories, output: Path, hamiltonian: str, progress: bool):
+    """The trajectories, those without forces given ``hamiltonian``'s at their frames
+    (:func:`~mdsr_plugin.neural.prior.prior_forces`, kept in ``OUTPUT.prior.h5md``, and
+    ``OUTPUT.prior-K.h5md`` for the K-th file after the first), and the seconds it took."""
+    import time
+
+    started = time.perf_counter()
+    with_forces = []
+    for k, traj in enumerate(trajectories):
+        if traj.forces is None:
+            path = output.with_name(output.name + (".prior.h5md" if k == 0 else f".prior-{k}.h5md"))
+            try:
+                forces = prior_forces(traj, path, hamiltonian=hamiltonian, progress=progress).forces
+            except ValueError as err:
+                raise AdaptError(str(err)) from None
+            traj = replace(traj, forces=forces)
+        with_forces.append(traj)
+    return with_forces, time.perf_counter() - started
 
 
 def _fitted_velocities(model, traj, factor: int) -> np.ndarray:

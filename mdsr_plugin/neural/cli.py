@@ -44,7 +44,8 @@ def train_main(argv=None) -> int:
                         help="with --from-coarse and no checkpoint to warm-start from: first learn a starting model "
                         "from a run of the molecule on this cheap Hamiltonian (tblite), started from the first "
                         "coarse frame at its temperature (default auto: on gfn2-xtb when the frames carry no "
-                        "forces and tblite is installed)")
+                        "forces and tblite is installed); a periodic box without forces gets this Hamiltonian's "
+                        "forces at its coarse frames (auto: when it has no velocities either)")
     parser.add_argument("--factor", type=at_least_two, help="fine steps per coarse step the model serves")
     parser.add_argument("--arch", default="bilstm", choices=archs, help="architecture (default bilstm)")
     parser.add_argument("--fine-dt", type=positive_float, default=defaults.fine_dt,

@@ -14,6 +14,15 @@ checkpoint of the molecule, and fits it to the user's Hamiltonian (measured in
 The prior trajectory is written beside the checkpoint (``STEM.prior.h5md``, with the
 arguments that made it) and reused when they match; the model learned from it is an
 ordinary checkpoint (``STEM.prior.json``), which the final card names as its warm start.
+
+**A periodic box** gets its prior differently (:func:`prior_forces`): the cheap
+Hamiltonian's forces at the user's own coarse frames, single points rather than a run.
+A box's model is learned from scratch anyway (it is local, and no registry checkpoint
+holds the user's box), the frames are exactly the configurations the gaps cross, and
+no temperature is needed (positions-only frames have none to give).  The box is then
+learned as one with stored forces: the forces fix a first potential, the velocities
+are fitted through it, and the gap stage, which sees the user's positions only, moves
+the potential towards the user's Hamiltonian.
 """
 
 from __future__ import annotations
@@ -26,9 +35,29 @@ import numpy as np
 from ..hamiltonians import PRIOR_HAMILTONIANS
 from ..trajectory import Trajectory
 
-__all__ = ["prior_trajectory", "kinetic_temperature", "PRIOR_HAMILTONIANS"]
+__all__ = ["AUTO_PRIOR", "AUTOMATIC_PRIOR", "NO_PRIOR", "prior_forces", "tblite_available", "prior_trajectory", "kinetic_temperature", "PRIOR_HAMILTONIANS"]
 
 log = logging.getLogger(__name__)
+
+#: ``prior`` (of :class:`~mdsr_plugin.neural.adapt.AdaptSettings`) that chooses:
+#: :data:`AUTOMATIC_PRIOR` for frames without forces and a molecule with no checkpoint to
+#: start from, or a box without velocities or forces; else none.
+AUTO_PRIOR = "auto"
+#: ``prior`` (as None) that never runs one: ``--adapt-prior none``.
+NO_PRIOR = "none"
+#: The cheap Hamiltonian of an automatic prior.  GFN2-xTB rather than GFN1-xTB: the
+#: more accurate of the two on molecules, and not the Hamiltonian of the GFN1-xTB
+#: benchmark data, so that the default is measured on a Hamiltonian it does not share.
+AUTOMATIC_PRIOR = "gfn2-xtb"
+
+
+def tblite_available() -> bool:
+    """Whether tblite, which runs every prior Hamiltonian, is installed."""
+    try:
+        import tblite.ase  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 def kinetic_temperature(traj: Trajectory) -> float:
     """The mean kinetic temperature of ``traj``'s frames, K (a molecule: 3N − 6 degrees of freedom).
@@ -80,12 +109,11 @@ def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb
     from ase import Atoms
 
     from .. import units
-    from ..hamiltonians import describe_hamiltonian, make_calculator
+    from ..hamiltonians import describe_hamiltonian
     from ..io import read_trajectory, write_trajectory
     from ..reference import MDRun, finished_parameters
 
-    if hamiltonian not in PRIOR_HAMILTONIANS:
-        raise ValueError(f"a prior runs on one of {', '.join(PRIOR_HAMILTONIANS)}, not {hamiltonian!r}")
+    _check_hamiltonian(hamiltonian)
     if coarse.is_periodic:
         raise ValueError("a prior is for molecules; a periodic box learns from its own frames")
     if coarse.velocities is None:
@@ -112,10 +140,7 @@ def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb
         log.info("%s: the prior trajectory made with these arguments exists", output.name)
         return read_trajectory(output)
 
-    try:
-        calculator = make_calculator(hamiltonian)
-    except ImportError:
-        raise ValueError(f"a {hamiltonian} prior needs tblite: pip install 'mdsr_plugin[reference]'") from None
+    calculator = _calculator(hamiltonian)
     atoms = Atoms(numbers=coarse.numbers, positions=coarse.positions[0], masses=coarse.masses)
     atoms.set_velocities(coarse.velocities[0] / units.ASE_TIME_PER_FS)
     run = MDRun(atoms, calculator, {"temperature_K": temperature, "timestep_fs": timestep, "thermostat": "nve"},
@@ -142,3 +167,83 @@ def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb
     write_trajectory(output, prior, parameters=parameters)
     log.info("prior: %d frames on %s at %.0f K written to %s", n_frames, hamiltonian, temperature, output.name)
     return read_trajectory(output)  # as a later call reads it: the same data, the same fingerprint
+
+
+def prior_forces(coarse: Trajectory, output, *, hamiltonian: str = "gfn2-xtb", progress: bool = False) -> Trajectory:
+    """``coarse`` with ``hamiltonian``'s forces at every frame (single points; a box's prior).
+
+    Parameters
+    ----------
+    coarse : Trajectory
+        The user's coarse frames, positions (F, N, 3) Å, with their cell where periodic.
+    output : path-like
+        H5MD file the frames and forces are written to (atomically); an existing one made
+        from the same frames on the same Hamiltonian is read instead of computed again.
+    hamiltonian : {"gfn1-xtb", "gfn2-xtb"}
+    progress : bool
+        A progress bar over the frames (stderr).
+
+    Returns
+    -------
+    Trajectory
+        ``coarse`` with forces (F, N, 3) eV/Å, as read back from ``output``.
+
+    Raises
+    ------
+    ValueError
+        An unknown Hamiltonian, or tblite not installed.
+    """
+    import hashlib
+    from dataclasses import replace
+
+    from ..hamiltonians import describe_hamiltonian
+    from ..io import read_trajectory, write_trajectory
+    from ..reference import finished_parameters
+
+    _check_hamiltonian(hamiltonian)
+    output = Path(output)
+    cells = None if coarse.cell is None else np.broadcast_to(coarse.cell, (coarse.n_frames, 3, 3))
+    frames = hashlib.sha256(np.ascontiguousarray(coarse.positions, dtype=np.float64).tobytes())
+    if cells is not None:
+        frames.update(np.ascontiguousarray(cells, dtype=np.float64).tobytes())
+    parameters = {
+        "generator": "mdsr_plugin.neural.prior.prior_forces",
+        "potential": describe_hamiltonian(hamiltonian),
+        "numbers": [int(z) for z in coarse.numbers],
+        "pbc": [bool(p) for p in coarse.pbc],
+        "frames": int(coarse.n_frames),
+        "frames_sha256": frames.hexdigest(),
+    }
+    if finished_parameters(output) == parameters:
+        log.info("%s: the prior forces of these frames exist", output.name)
+        return read_trajectory(output)
+    calculator = _calculator(hamiltonian)
+    from ase import Atoms
+    from tqdm.auto import tqdm
+
+    forces = np.empty(coarse.positions.shape)
+    for k in tqdm(range(coarse.n_frames), unit="frame", desc=f"prior forces on {hamiltonian}",
+                  disable=not progress or None, leave=False):
+        atoms = Atoms(numbers=coarse.numbers, positions=coarse.positions[k], masses=coarse.masses,
+                      cell=None if cells is None else cells[k], pbc=coarse.pbc)
+        atoms.calc = calculator
+        forces[k] = atoms.get_forces()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_trajectory(output, replace(coarse, velocities=None, forces=forces), parameters=parameters)
+    log.info("prior: %s forces at %d frames written to %s", hamiltonian, coarse.n_frames, output.name)
+    return read_trajectory(output)  # as a later call reads it: the same data, the same fingerprint
+
+
+def _check_hamiltonian(hamiltonian: str) -> None:
+    if hamiltonian not in PRIOR_HAMILTONIANS:
+        raise ValueError(f"a prior runs on one of {', '.join(PRIOR_HAMILTONIANS)}, not {hamiltonian!r}")
+
+
+def _calculator(hamiltonian: str):
+    """The prior Hamiltonian's ASE calculator; ValueError naming the extra where tblite is missing."""
+    from ..hamiltonians import make_calculator
+
+    try:
+        return make_calculator(hamiltonian)
+    except ImportError:
+        raise ValueError(f"a {hamiltonian} prior needs tblite: pip install 'mdsr_plugin[reference]'") from None
