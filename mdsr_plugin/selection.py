@@ -42,7 +42,19 @@ held-back frames supply is how large the error is for a given disagreement::
 A held-back 2h gap whose paths ran away (its disagreement more than
 :data:`DIVERGED_DISAGREEMENT` times the median) is left out of c.  The last factor
 turns the error at the middle of a gap into its mean along the gap
-(the trapezoid rule through the gap's exact ends and its quarter points).  The ratio
+(the trapezoid rule through the gap's exact ends and its quarter points).
+
+With *fitted* velocities that factor is off: the coarse velocities are wrong, so the
+error grows from a gap's ends at once and is nearly flat along it, where the 4h gaps'
+profile is peaked in the middle.  Over eight models fitting velocities (molecules and a
+24-atom water box, positions + forces and positions alone, 10 and 20 fs) the true mean
+over middle at h was 0.70-1.04, the 4h profile's 0.60-0.74, and the disagreement's own
+profile along the h gaps (mean over middle) 1.01-1.24: biased the other way.  Such a
+method takes the geometric mean of the two, ``sqrt(0.75 mean_profile(4h) / midpoint(4h)
+* mean disagreement(h) / middle disagreement(h))``.  The estimates went from
+0.45-1.36x the true error to 0.58-1.77x (the box's four cases, which suggested it), and
+on the four molecular ones, measured after it was chosen, from 0.63-1.02x to 0.82-1.35x
+(``docs/benchmarks.md``, "auto's estimate with fitted velocities").  The ratio
 c holds from gap to gap where the power law does not: on ethanol and glycine (GFN1-xTB
 and PBE, a registry checkpoint on another Hamiltonian and models learned from the
 input, factors 5, 10 and 20) c at h is 0.70-1.65x c at 2h over whole runs
@@ -257,6 +269,9 @@ class _HeldBack:
     disagreement1 : ndarray, shape (G1,), or None
         The disagreement at the middle of the input's own gaps (h), Å; None for a
         method without one.
+    along1 : ndarray, shape (G1,), or None
+        The disagreement averaged along each of those gaps (its inner fine frames), Å:
+        for a method fitting the velocities (see the module docstring); None otherwise.
     """
 
     position2: np.ndarray
@@ -265,6 +280,7 @@ class _HeldBack:
     position4: np.ndarray
     velocity4: np.ndarray
     disagreement1: np.ndarray | None
+    along1: np.ndarray | None = None
 
     def blocks(self, picked) -> _HeldBack:
         """The same quantities for the level-4 gaps ``picked`` (int array, repeats allowed)."""
@@ -272,7 +288,8 @@ class _HeldBack:
         one = (4 * picked[:, None] + np.arange(4)).ravel()
         return _HeldBack(self.position2[:, two], self.velocity2[:, two], self.disagreement2[:, two],
                          self.position4[:, picked], self.velocity4[:, picked],
-                         None if self.disagreement1 is None else self.disagreement1[one])
+                         None if self.disagreement1 is None else self.disagreement1[one],
+                         None if self.along1 is None else self.along1[one])
 
     @property
     def has_disagreement(self) -> bool:
@@ -337,19 +354,22 @@ def _held_back(method: Method, sample: Trajectory, factor: int, level: int):
     return position, velocity, spread
 
 
-def _own_gap_disagreement(method: Method, sample: Trajectory, factor: int) -> np.ndarray | None:
-    """The method's disagreement (Å) at the middle of each of the sample's own gaps,
-    shape (n_frames - 1,); None for a method without one.  With an odd ``factor`` the
-    two fine frames around the middle are averaged."""
+def _own_gap_disagreement(method: Method, sample: Trajectory, factor: int):
+    """The method's disagreement (Å) at the middle of each of the sample's own gaps, and
+    averaged along each (its inner fine frames), each shape (n_frames - 1,); (None, None)
+    for a method without one.  With an odd ``factor`` the two fine frames around the
+    middle are averaged."""
     fine = _upsampled(method, sample, factor)
     disagreement = fine.frame_data.get("disagreement")
     if disagreement is None:
-        return None
+        return None, None
+    disagreement = np.asarray(disagreement)
     gap_starts = np.arange(sample.n_frames - 1) * factor
-    middle = np.asarray(disagreement)[gap_starts + factor // 2]
+    middle = disagreement[gap_starts + factor // 2]
     if factor % 2:
-        middle = 0.5 * (middle + np.asarray(disagreement)[gap_starts + factor // 2 + 1])
-    return middle
+        middle = 0.5 * (middle + disagreement[gap_starts + factor // 2 + 1])
+    along = disagreement[gap_starts[:, None] + np.arange(1, factor)].mean(axis=1)
+    return middle, along
 
 
 def _frame_mae(predicted, reference):
@@ -377,6 +397,8 @@ def _position_estimate(held: _HeldBack, steepening: float, from_disagreement: bo
         error_per_disagreement = _error_per_disagreement(held.position2, held.disagreement2)
         # trapezoid through the gap's ends (exact) and its quarter points, over the middle
         shape = 0.75 * held.position4.mean() / held.position4[1].mean()
+        if held.along1 is not None:  # fitted velocities: with the disagreement's own profile
+            shape = np.sqrt(shape * held.along1.mean() / held.disagreement1.mean())
         return float(error_per_disagreement * held.disagreement1.mean() * shape)
     estimate, _ = _extrapolate(held.position2.mean(), held.position4[1].mean(), held.position4.mean(), steepening)
     return float(estimate)
@@ -415,7 +437,7 @@ def _sampling_range(held: _HeldBack, steepening: float, from_disagreement: bool,
 
 
 def measure_method(method: Method, sample: Trajectory, factor: int, steepening: float = STEEPENING,
-                   from_disagreement: bool = True) -> CandidateScore:
+                   from_disagreement: bool = True, fitted_velocities: bool = False) -> CandidateScore:
     """Measure a prepared ``method`` on held-back frames of ``sample`` (see the module docstring).
 
     Parameters
@@ -436,6 +458,9 @@ def measure_method(method: Method, sample: Trajectory, factor: int, steepening: 
         ``sample``, where the driver checks that no atom leaves the envelope of the
         coarse frames (:func:`mdsr_plugin.checks.check_fine_envelope`); at the 2h and 4h
         gaps the errors are measured without that check, since what is written is at h.
+    fitted_velocities : bool
+        The method fits the velocities of input without them: the error's profile along
+        a gap is taken from its disagreement too (see the module docstring).
 
     Raises
     ------
@@ -447,13 +472,13 @@ def measure_method(method: Method, sample: Trajectory, factor: int, steepening: 
     unchecked = _Unchecked(method)
     p2, v2, d2 = _held_back(unchecked, sample, factor, 2)
     p4, v4, _ = _held_back(unchecked, sample, factor, 4)
-    d1 = None
+    d1 = along1 = None
     # at the input's own gap, as it would be written: refused if it leaves the envelope
     if from_disagreement and np.all(np.isfinite(d2)) and d2.sum() > 0:
-        d1 = _own_gap_disagreement(method, sample, factor)
+        d1, along1 = _own_gap_disagreement(method, sample, factor)
     elif from_disagreement:
         _upsampled(method, sample, factor)
-    held = _HeldBack(p2, v2, d2, p4, v4, d1)
+    held = _HeldBack(p2, v2, d2, p4, v4, d1, along1 if fitted_velocities else None)
     _, ratio = _extrapolate(p2.mean(), p4[1].mean(), p4.mean(), steepening)
     velocity_estimate, _ = _extrapolate(v2.mean(), v4[1].mean(), v4.mean(), steepening)
     position_estimate = _position_estimate(held, steepening, from_disagreement)
@@ -521,7 +546,8 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
         n = max_frames_fitted if fitted else max_frames
         try:
             # fitted velocities too are estimated from the disagreement (see the module docstring)
-            score = measure_method(method, measured_on[:n], factor, STEEPENING_FITTED if fitted else STEEPENING)
+            score = measure_method(method, measured_on[:n], factor, STEEPENING_FITTED if fitted else STEEPENING,
+                                   fitted_velocities=fitted)
         except (MethodError, TrajectoryError, FloatingPointError) as err:
             skipped[name] = str(err)
             log.info("self-validation: not %s: %s", name, err)

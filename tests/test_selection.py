@@ -201,6 +201,43 @@ def test_a_held_back_gap_whose_paths_ran_away_does_not_set_the_calibration():
         p2.sum() / wide_d2.sum() * d1.mean() * 0.75 * p4.mean() / p4[1].mean())
 
 
+def test_with_fitted_velocities_the_error_profile_along_a_gap_takes_in_the_disagreement_s_own():
+    """Fitted velocities are wrong at the coarse frames, so the error is nearly flat along a
+    gap: the 4h gaps' peaked profile and the disagreement's flat one at h are both used
+    (their geometric mean).  Stored velocities keep the 4h profile alone."""
+    from mdsr_plugin.selection import STEEPENING_FITTED, _HeldBack, _position_estimate, _sampling_range
+
+    rng = np.random.default_rng(3)
+    p2, d2, p4, d1 = rng.uniform(1, 2, (1, 8)), rng.uniform(3, 5, (1, 8)), rng.uniform(1, 3, (3, 4)), \
+        rng.uniform(0.5, 1, 16)
+    along = d1 * rng.uniform(1.0, 1.3, 16)
+    stored = _HeldBack(p2, np.full_like(p2, np.nan), d2, p4, np.full_like(p4, np.nan), d1)
+    fitted = _HeldBack(p2, stored.velocity2, d2, p4, stored.velocity4, d1, along)
+    trapezoid = 0.75 * p4.mean() / p4[1].mean()
+    c = p2.sum() / d2.sum()
+    assert _position_estimate(stored, STEEPENING_FITTED, True) == pytest.approx(c * d1.mean() * trapezoid)
+    assert _position_estimate(fitted, STEEPENING_FITTED, True) == pytest.approx(
+        c * d1.mean() * np.sqrt(trapezoid * along.mean() / d1.mean()))
+    # the resampled blocks carry the profile along: the range brackets the estimate
+    low, high = _sampling_range(fitted, STEEPENING_FITTED, True)
+    assert low < _position_estimate(fitted, STEEPENING_FITTED, True) < high
+
+
+def test_the_disagreement_along_a_gap_is_the_mean_over_its_inner_fine_frames(xtb_fine):
+    from mdsr_plugin.methods import method_plugins
+    from mdsr_plugin.selection import _own_gap_disagreement, _upsampled
+
+    coarse = xtb_fine[::2][::5][:9]
+    plugin, settings = method_plugins()["neural"], UpsampleSettings(factor=5)
+    method = plugin.factory(settings)
+    method.prepare(coarse, 5, plugin.suits(coarse, 5, settings).found)
+    middle, along = _own_gap_disagreement(method, coarse, 5)
+    every = np.asarray(_upsampled(method, coarse, 5).frame_data["disagreement"])
+    assert middle.shape == along.shape == (8,)
+    assert along[3] == pytest.approx(every[16:20].mean())  # fine frames 16-19 lie inside gap 3
+    assert middle[3] == pytest.approx(0.5 * (every[17] + every[18]))  # odd factor: the two around the middle
+
+
 @pytest.mark.slow
 def test_fitted_velocities_of_positions_only_input_are_estimated_from_the_disagreement(xtb_fine):
     """Positions alone: the shipped checkpoint fits the coarse velocities, and ``auto``
