@@ -449,15 +449,18 @@ def _fit_box_segment(shooter, frames, starts, max_iterations, rtol, position_tol
         return (*_residuals(ends, v, targets, t), ends)
 
     starts = [start.reshape(k, m) for start in starts]
-    v = starts[0] if len(starts) == 1 else min(starts, key=lambda start: evaluate(start)[0])
+    # each start's paths once; the fit goes on from the chosen one's without running them again
+    v, evaluated = (starts[0], None) if len(starts) == 1 else \
+        min(((start, evaluate(start)) for start in starts), key=lambda pair: pair[1][0])
     at_frames = shooter.frame_hessians(frames)
     fitted = _quasi_newton(v.copy(), evaluate, lambda w: shooter.harmonic_jacobians(frames, w, at_frames),
-                           shooter.coarse_dt, max_iterations, rtol, position_tolerance, velocity_scale=t)
+                           shooter.coarse_dt, max_iterations, rtol, position_tolerance, velocity_scale=t,
+                           evaluated=evaluated)
     return fitted.reshape(k, n_atoms, 3)
 
 
 def _quasi_newton(v, evaluate, linearised_jacobians, coarse_dt, max_iterations, rtol, position_tolerance,
-                  velocity_scale=None):
+                  velocity_scale=None, evaluated=None):
     """Gauss–Newton steps with approximate Jacobians, corrected by Broyden's update after
     every accepted step; returns the velocities (n, m), Å/fs.
 
@@ -468,10 +471,10 @@ def _quasi_newton(v, evaluate, linearised_jacobians, coarse_dt, max_iterations, 
     current paths (far from the solution the first paths are far from the final ones);
     the fit stops when a step on fresh Jacobians gains less than that too.
     ``velocity_scale`` (default ``coarse_dt``, fs) is what ``evaluate`` multiplied the velocity
-    residuals by.
+    residuals by; ``evaluated``, ``evaluate(v)`` where the caller has it already.
     """
     velocity_scale = coarse_dt if velocity_scale is None else velocity_scale
-    misfit, residuals, ends = evaluate(v)
+    misfit, residuals, ends = evaluate(v) if evaluated is None else evaluated
     jacobians, fresh = linearised_jacobians(v), True
     for _ in range(max_iterations):
         delta = _gauss_newton_step(residuals, jacobians, velocity_scale)
