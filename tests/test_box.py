@@ -431,6 +431,33 @@ def test_upsampling_a_wrapped_box_with_its_model_keeps_it_wrapped_and_close_to_t
     linear = upsample(coarse, FACTOR, "linear", self_validate=False)
     assert error < 0.2 * position_mae(Unwrapper(held.pbc)(linear.positions, linear.cell), truth, mask)
 
+def test_a_long_box_gets_the_prior_s_forces_at_every_k_th_frame_and_learns_its_forces_from_those(water_fine,
+                                                                                                   tmp_path):
+    from mdsr_plugin.neural.adapt import AdaptError, adapt
+    from dataclasses import replace
+
+    from mdsr_plugin.neural.adapt_box import BoxAdaptSettings, _BoxData, _prior_forces
+    from mdsr_plugin.neural.checkpoint import read_card
+
+    coarse = water_fine[::FACTOR].without("velocities").without("forces")[:41]
+    forces, _ = _prior_forces([coarse], tmp_path / "w", "gfn1-xtb", 16, progress=False)
+    computed = np.isfinite(forces[0]).all(axis=(1, 2))
+    np.testing.assert_array_equal(np.flatnonzero(computed), np.arange(0, 41, 3))  # 14 frames, every 3rd
+    stored = water_fine[::FACTOR][:41].forces  # the run's own Hamiltonian: equal to the SCF's convergence
+    np.testing.assert_allclose(forces[0][computed], stored[computed], atol=1e-3)
+    data = _BoxData([replace(coarse, velocities=np.zeros_like(coarse.positions))], forces)  # as adapt first-guesses them
+    (_, _), (train, held) = data.split(0.1)
+    assert computed[train].all() and computed[held].all() and len(held) >= 1
+    assert train.max() < held.min()  # no training force frame in the held-out part
+
+    settings = BoxAdaptSettings(fine_dt=1.0, force_epochs=2, gap_epochs=1, gaps_per_epoch=2, seed=1,
+                                prior="gfn1-xtb", prior_frames=16)
+    card = read_card(adapt([coarse], tmp_path / "m", settings, progress=False, manifest=False))
+    assert card["training"]["forces_from_prior"] == "gfn1-xtb" and card["training"]["settings"]["prior_frames"] == 16
+    with pytest.raises(AdaptError, match="prior_frames must be at least 16, got 4"):
+        adapt([coarse], tmp_path / "n", BoxAdaptSettings(**{**vars(settings), "prior_frames": 4}), progress=False)
+    assert not list(tmp_path.glob("n*"))
+
 
 def test_streaming_a_box_in_chunks_equals_upsampling_it_whole(copper_model, copper_fine):
     from mdsr_plugin.pipeline import upsample, upsample_stream

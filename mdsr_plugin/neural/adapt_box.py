@@ -52,6 +52,10 @@ __all__ = ["BoxAdaptSettings", "adapt_box", "box_settings"]
 
 log = logging.getLogger(__name__)
 
+#: The fewest frames a prior's forces may be computed at (``prior_frames``): about a tenth
+#: of them fall in the held-out part, which validates the forces stage.
+MIN_PRIOR_FRAMES = 16
+
 
 @dataclass
 class BoxAdaptSettings(LearningSettings):
@@ -71,6 +75,10 @@ class BoxAdaptSettings(LearningSettings):
         neural.prior.AUTO_PRIOR`: :data:`~mdsr_plugin.neural.prior.AUTOMATIC_PRIOR` for
         frames with neither velocities nor forces, where tblite is installed; None or
         ``"none"``: never.
+    prior_frames : int
+        The prior's single points per file at most: a longer file gets them at every k-th
+        frame (the force stage learns from those; the gaps from all).  A single point
+        costs seconds on a large box (GFN2-xTB, 96 waters' atoms: 5.4 s on one core).
     frames_per_epoch, gaps_per_epoch : int
         Frames drawn per epoch of the forces stage, gaps per epoch of the gap stage: not all,
         so that an epoch is bounded in time however long the archive (a frame is a whole box).
@@ -88,6 +96,7 @@ class BoxAdaptSettings(LearningSettings):
     gap_learning_rate: float = 2e-4
     patience: int = 3
     prior: str | None = AUTO_PRIOR
+    prior_frames: int = 256
     cutoff: float = 4.5
     n_radial: int = 16
     n_angular: int = 6
@@ -125,17 +134,19 @@ class _BoxData(CoarseData):
 
     validation_batch = 8  # a frame is a whole box
 
-    def __init__(self, trajectories):
+    def __init__(self, trajectories, forces=None):
         xs, vs, fs, cells, starts, offset = [], [], [], [], [], 0
-        for traj in trajectories:
+        for k, traj in enumerate(trajectories):
             xs.append(unwrapped_positions(traj))
             vs.append(traj.velocities)
-            fs.append(traj.forces)
+            fs.append(traj.forces if forces is None else forces[k])
             cells.append(np.broadcast_to(traj.cell, (traj.n_frames, 3, 3)))
             starts.append(offset + np.arange(traj.n_frames - 1))
             offset += traj.n_frames
         self.x, self.v, self.cell = np.concatenate(xs), np.concatenate(vs), np.concatenate(cells)
         self.f = np.concatenate(fs) if all(f is not None for f in fs) else None
+        # frames with forces (a prior's may be at every k-th frame only, NaN elsewhere)
+        self.force_frames = None if self.f is None else np.flatnonzero(np.isfinite(self.f).all(axis=(1, 2)))
         self.gap_start = np.concatenate(starts)
         self.pbc = trajectories[0].pbc
         self.frames_in_last_file = trajectories[-1].n_frames
@@ -146,9 +157,10 @@ class _BoxData(CoarseData):
         and no training force frame lies in the held-out part."""
         gaps = held_out_split(len(self.gap_start), fraction)
         first_held_frame = self.gap_start[gaps[1][0]]
-        frames = (np.arange(first_held_frame), np.arange(first_held_frame, len(self.x))) \
-            if self.f is not None else (None, None)
-        return gaps, frames
+        if self.f is None:
+            return gaps, (None, None)
+        held = self.force_frames >= first_held_frame
+        return gaps, (self.force_frames[~held], self.force_frames[held])
 
     def force_pairs(self, model, pick, rng, tensor, create_graph=False):
         x, cell, f = tensor(self.x[pick]), tensor(self.cell[pick]), tensor(self.f[pick])
@@ -198,16 +210,22 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
             raise AdaptError(f"{name}: other atoms than {names[0]} (a box's files must list the same atoms)")
     coarse_dt = first.dt
     factor = step_factor(coarse_dt, settings.fine_dt)
+    forces = None  # where a prior gives them (see _prior_forces)
     if settings.prior is not None:
+        if settings.prior_frames < MIN_PRIOR_FRAMES:
+            raise AdaptError(f"prior_frames must be at least {MIN_PRIOR_FRAMES}, got {settings.prior_frames}")
         # refuse input too short to learn from before minutes of single points
         check_enough_gaps(sum(t.n_frames - 1 for t in trajectories), context=1)
-        trajectories, seconds = _with_prior_forces(trajectories, output, settings.prior, progress)
+        forces, seconds = _prior_forces(trajectories, output, settings.prior, settings.prior_frames, progress)
+        # the splines' first guesses take forces at every frame (a subsampled prior's are not)
+        trajectories = [t if t.forces is not None or not np.isfinite(f).all() else replace(t, forces=f)
+                        for t, f in zip(trajectories, forces)]
         if settings.max_minutes is not None:  # what the prior left of the budget
             settings = replace(settings, max_minutes=max(settings.max_minutes - seconds / 60, 0.0))
     if fit_velocities:
         trajectories = [replace(t, velocities=first_guess(unwrapped_positions(t), t.forces, t.masses, t.dt))
                         for t in trajectories]
-    data = _BoxData(trajectories)
+    data = _BoxData(trajectories, forces)
     check_enough_gaps(len(data.gap_start), context=1)
     split = data.split(settings.validation_fraction)
     (gap_train, gap_held), (frame_train, _) = split
@@ -238,7 +256,7 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
         forces stage), or as an earlier call of this run fitted them."""
         velocities = kept_fitted_velocities(output, fingerprint,
                                             lambda: [_fitted_velocities(model, t, factor) for t in trajectories])
-        return _BoxData([replace(t, velocities=v) for t, v in zip(trajectories, velocities)])
+        return _BoxData([replace(t, velocities=v) for t, v in zip(trajectories, velocities)], forces)
 
     run, stage_names, held_out = learn_stages(model, data, split, output, settings, force_rate=settings.learning_rate,
                                               fingerprint=fingerprint, tensor=tensor, factor=factor,
@@ -278,24 +296,29 @@ def _resolved_box_prior(prior, trajectories) -> str | None:
     return AUTOMATIC_PRIOR
 
 
-def _with_prior_forces(trajectories, output: Path, hamiltonian: str, progress: bool):
-    """The trajectories, those without forces given ``hamiltonian``'s at their frames
-    (:func:`~mdsr_plugin.neural.prior.prior_forces`, kept in ``OUTPUT.prior.h5md``, and
-    ``OUTPUT.prior-K.h5md`` for the K-th file after the first), and the seconds it took."""
+def _prior_forces(trajectories, output: Path, hamiltonian: str, max_frames: int, progress: bool):
+    """Each file's forces (F, N, 3), eV/Å: its stored ones, else ``hamiltonian``'s at its
+    frames (:func:`~mdsr_plugin.neural.prior.prior_forces`, kept in ``OUTPUT.prior.h5md``
+    and ``OUTPUT.prior-K.h5md`` for the K-th file after the first), at every k-th frame
+    where the file has more than ``max_frames`` (NaN at the others); and the seconds it took."""
     import time
 
     started = time.perf_counter()
-    with_forces = []
+    forces = []
     for k, traj in enumerate(trajectories):
-        if traj.forces is None:
-            path = output.with_name(output.name + (".prior.h5md" if k == 0 else f".prior-{k}.h5md"))
-            try:
-                forces = prior_forces(traj, path, hamiltonian=hamiltonian, progress=progress).forces
-            except ValueError as err:
-                raise AdaptError(str(err)) from None
-            traj = replace(traj, forces=forces)
-        with_forces.append(traj)
-    return with_forces, time.perf_counter() - started
+        if traj.forces is not None:
+            forces.append(traj.forces)
+            continue
+        path = output.with_name(output.name + (".prior.h5md" if k == 0 else f".prior-{k}.h5md"))
+        at = np.arange(0, traj.n_frames, -(-traj.n_frames // max_frames))  # every k-th, at most max_frames
+        try:
+            computed = prior_forces(traj[at], path, hamiltonian=hamiltonian, progress=progress).forces
+        except ValueError as err:
+            raise AdaptError(str(err)) from None
+        full = np.full(traj.positions.shape, np.nan)
+        full[at] = computed
+        forces.append(full)
+    return forces, time.perf_counter() - started
 
 
 def _fitted_velocities(model, traj, factor: int) -> np.ndarray:

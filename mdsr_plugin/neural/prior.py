@@ -22,7 +22,8 @@ holds the user's box), the frames are exactly the configurations the gaps cross,
 no temperature is needed (positions-only frames have none to give).  The box is then
 learned as one with stored forces: the forces fix a first potential, the velocities
 are fitted through it, and the gap stage, which sees the user's positions only, moves
-the potential towards the user's Hamiltonian.
+the potential towards the user's Hamiltonian.  A long file gets them at every k-th
+frame only (``prior_frames`` of :class:`~mdsr_plugin.neural.adapt_box.BoxAdaptSettings`).
 """
 
 from __future__ import annotations
