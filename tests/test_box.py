@@ -629,3 +629,18 @@ def test_a_box_is_learned_from_positions_and_forces_and_upsampled_from_positions
     assert error < 0.2 * position_mae(unwrap(linear.positions, linear.cell), truth, mask)
     # the fitted coarse velocities are the box's, not noise
     assert np.abs(fine.velocities[::FACTOR] - held.velocities[:n:FACTOR]).mean() < 0.2 * np.abs(held.velocities).mean()
+
+
+def test_a_prior_single_point_that_fails_is_one_line_and_writes_nothing(tmp_path):
+    pytest.importorskip("tblite")
+    from mdsr_plugin.neural.adapt import AdaptError, adapt
+    from mdsr_plugin.neural.adapt_box import BoxAdaptSettings
+
+    rng = np.random.default_rng(0)
+    x = np.array([[0.0, 0, 0], [0, 0, 0], [1, 0, 0]]) + rng.normal(0, 1e-3, (25, 3, 3))
+    x[:, 1] = x[:, 0]  # an H on the O: tblite refuses the geometry
+    box = Trajectory(numbers=[8, 1, 1], positions=x, times=np.arange(25) * 5.0, cell=np.eye(3) * 5.0, pbc=True)
+    with pytest.raises(AdaptError, match=r"^the gfn1-xtb prior failed at frame 0: ") as err:
+        adapt([box], tmp_path / "m", BoxAdaptSettings(fine_dt=1.0, prior="gfn1-xtb"), progress=False)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []

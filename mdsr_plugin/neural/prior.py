@@ -192,7 +192,7 @@ def prior_forces(coarse: Trajectory, output, *, hamiltonian: str = "gfn2-xtb", p
     Raises
     ------
     ValueError
-        An unknown Hamiltonian, or tblite not installed.
+        An unknown Hamiltonian, tblite not installed, or a single point that failed (one line).
     """
     import hashlib
     from dataclasses import replace
@@ -220,6 +220,7 @@ def prior_forces(coarse: Trajectory, output, *, hamiltonian: str = "gfn2-xtb", p
         return read_trajectory(output)
     calculator = _calculator(hamiltonian)
     from ase import Atoms
+    from ase.calculators.calculator import CalculatorError
     from tqdm.auto import tqdm
 
     forces = np.empty(coarse.positions.shape)
@@ -228,7 +229,11 @@ def prior_forces(coarse: Trajectory, output, *, hamiltonian: str = "gfn2-xtb", p
         atoms = Atoms(numbers=coarse.numbers, positions=coarse.positions[k], masses=coarse.masses,
                       cell=None if cells is None else cells[k], pbc=coarse.pbc)
         atoms.calc = calculator
-        forces[k] = atoms.get_forces()
+        try:
+            forces[k] = atoms.get_forces()
+        except (CalculatorError, RuntimeError) as err:  # tblite: SCF not converged, a bad geometry
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"the {hamiltonian} prior failed at frame {k}: {message}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     write_trajectory(output, replace(coarse, velocities=None, forces=forces), parameters=parameters)
     log.info("prior: %s forces at %d frames written to %s", hamiltonian, coarse.n_frames, output.name)
