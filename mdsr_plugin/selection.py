@@ -436,7 +436,7 @@ def _sampling_range(held: _HeldBack, steepening: float, from_disagreement: bool,
     return float(estimate * low / median), float(estimate * high / median)
 
 
-def measure_method(method: Method, sample: Trajectory, factor: int, steepening: float = STEEPENING,
+def measure_method(method: Method, sample: Trajectory, factor: int, steepening: float | None = None,
                    from_disagreement: bool = True, fitted_velocities: bool = False) -> CandidateScore:
     """Measure a prepared ``method`` on held-back frames of ``sample`` (see the module docstring).
 
@@ -449,9 +449,8 @@ def measure_method(method: Method, sample: Trajectory, factor: int, steepening: 
     sample : Trajectory
         At least :data:`MIN_FRAMES` consecutive coarse frames.
     factor : int
-    steepening : float
-        :data:`STEEPENING`, or :data:`STEEPENING_FITTED` for a learned method fitting
-        the velocities of positions-only input.
+    steepening : float, optional
+        Default :data:`STEEPENING`, or :data:`STEEPENING_FITTED` with ``fitted_velocities``.
     from_disagreement : bool
         Estimate a bi-directional method's position error from its disagreement at the
         input's own gap (False: extrapolate it over the gap, as a classical method's).  With it, the method is also run at the input's own gap on
@@ -468,6 +467,8 @@ def measure_method(method: Method, sample: Trajectory, factor: int, steepening: 
         The method leaves the envelope at the input's own gap (or the sample is unusable).
     """
     started = time.perf_counter()
+    if steepening is None:
+        steepening = STEEPENING_FITTED if fitted_velocities else STEEPENING
     sample = _continuous(sample)
     unchecked = _Unchecked(method)
     p2, v2, d2 = _held_back(unchecked, sample, factor, 2)
@@ -546,8 +547,7 @@ def select_method(coarse: Trajectory, factor: int, settings, *, learned: bool = 
         n = max_frames_fitted if fitted else max_frames
         try:
             # fitted velocities too are estimated from the disagreement (see the module docstring)
-            score = measure_method(method, measured_on[:n], factor, STEEPENING_FITTED if fitted else STEEPENING,
-                                   fitted_velocities=fitted)
+            score = measure_method(method, measured_on[:n], factor, fitted_velocities=fitted)
         except (MethodError, TrajectoryError, FloatingPointError) as err:
             skipped[name] = str(err)
             log.info("self-validation: not %s: %s", name, err)
