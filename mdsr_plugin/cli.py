@@ -306,11 +306,14 @@ def log_format_choice(path, input_format: str | None = None) -> None:
 
 
 def adapt_paths(settings) -> list[Path]:
-    """The files ``--adapt STEM`` writes (the checkpoint and its card), for the overwrite rule."""
+    """The files ``--adapt STEM`` writes (the checkpoint and its card, their resumable state,
+    a prior's run or forces and its model), for the overwrite rule."""
     if settings is None or settings.adapt is None:
         return []
     stem = Path(settings.adapt)
-    written = (".safetensors", ".json", ".train.pt", ".log.jsonl")  # neural/adapt.py: adapt()
+    learned = (".safetensors", ".json", ".train.pt", ".log.jsonl")  # neural/adapt.py: adapt()
+    written = (*learned, ".train-velocities.npz", ".prior.h5md", ".prior.h5md.partial.npz",
+               *(".prior" + ext for ext in learned))  # neural/training.py, neural/prior.py
     return [stem.with_name(stem.name + ext) for ext in written]
 
 

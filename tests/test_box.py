@@ -379,7 +379,7 @@ def test_a_box_with_positions_alone_learns_on_a_prior_s_forces_at_its_frames(wat
     np.testing.assert_array_equal(prior.positions, learn.positions)
     atoms = Atoms(numbers=learn.numbers, positions=learn.positions[7], cell=learn.cell[7], pbc=True)
     atoms.calc = make_calculator("gfn2-xtb")
-    # (to the SCF's convergence: the prior's calculator starts each frame from the last one's density)
+    # (to the SCF's convergence)
     np.testing.assert_allclose(prior.forces[7], atoms.get_forces(), atol=1e-3)
     stored = water_fine[::FACTOR][:41].forces  # GFN1-xTB's: another Hamiltonian, close but not equal
     assert 0.02 < np.abs(prior.forces - stored).mean() / np.abs(stored).mean() < 0.5
@@ -440,7 +440,8 @@ def test_a_long_box_gets_the_prior_s_forces_at_every_k_th_frame_and_learns_its_f
     from mdsr_plugin.neural.checkpoint import read_card
 
     coarse = water_fine[::FACTOR].without("velocities").without("forces")[:41]
-    forces, _ = _prior_forces([coarse], tmp_path / "w", "gfn1-xtb", 16, progress=False)
+    forces, _, missing = _prior_forces([coarse], tmp_path / "w", "gfn1-xtb", 16, progress=False)
+    assert missing == 0
     computed = np.isfinite(forces[0]).all(axis=(1, 2))
     np.testing.assert_array_equal(np.flatnonzero(computed), np.arange(0, 41, 3))  # 14 frames, every 3rd
     stored = water_fine[::FACTOR][:41].forces  # the run's own Hamiltonian: equal to the SCF's convergence
@@ -457,6 +458,71 @@ def test_a_long_box_gets_the_prior_s_forces_at_every_k_th_frame_and_learns_its_f
     with pytest.raises(AdaptError, match="prior_frames must be at least 16, got 4"):
         adapt([coarse], tmp_path / "n", BoxAdaptSettings(**{**vars(settings), "prior_frames": 4}), progress=False)
     assert not list(tmp_path.glob("n*"))
+
+
+def test_a_prior_cut_short_by_its_deadline_keeps_frames_spread_over_the_file_and_the_next_call_adds_the_rest(
+        water_fine, tmp_path, monkeypatch):
+    """A large box's single points take minutes each: past the deadline the work stops (after
+    ``min_frames``), what was done is kept, and the next call computes only the rest, to the
+    same forces as one uninterrupted call."""
+    from mdsr_plugin.neural import prior
+    from mdsr_plugin.neural.prior import prior_forces, spread_order
+
+    coarse = water_fine[::FACTOR].without("velocities").without("forces")[:21]
+    whole = prior_forces(coarse, tmp_path / "whole.h5md", hamiltonian="gfn1-xtb")
+    calls = []
+    real = prior._calculator
+    monkeypatch.setattr(prior, "_calculator", lambda name: calls.append(name) or real(name))
+
+    path = tmp_path / "w.prior.h5md"
+    first = prior_forces(coarse, path, hamiltonian="gfn1-xtb", deadline=0.0, min_frames=5)
+    have = np.isfinite(first).all(axis=(1, 2))
+    np.testing.assert_array_equal(np.flatnonzero(have), [0, 4, 8, 16, 20])  # 0, 16, 8, 4, 20: the whole file
+    assert np.isnan(first[~have]).all()
+    # a fresh calculator per frame: the order does not matter (to the SCF's convergence)
+    np.testing.assert_allclose(first[have], whole[have], rtol=0, atol=1e-6)
+    assert not path.exists() and (tmp_path / "w.prior.h5md.partial.npz").is_file()
+
+    calls.clear()
+    second = prior_forces(coarse, path, hamiltonian="gfn1-xtb")
+    assert len(calls) == 1 + 16  # the check that tblite is there, and the 16 frames left
+    np.testing.assert_allclose(second, whole, rtol=0, atol=1e-6)
+    assert path.is_file() and not (tmp_path / "w.prior.h5md.partial.npz").exists()
+    # another box's partial file is not taken for this one's
+    prior_forces(coarse[1:], tmp_path / "v.prior.h5md", hamiltonian="gfn1-xtb", deadline=0.0, min_frames=2)
+    (tmp_path / "v.prior.h5md.partial.npz").rename(tmp_path / "u.prior.h5md.partial.npz")
+    calls.clear()
+    np.testing.assert_allclose(prior_forces(coarse, tmp_path / "u.prior.h5md", hamiltonian="gfn1-xtb"), whole,
+                               rtol=0, atol=1e-6)
+    assert len(calls) == 1 + 21
+    assert sorted(spread_order(6).tolist()) == list(range(6)) and spread_order(1).tolist() == [0]
+
+
+def test_a_box_whose_prior_outlasts_its_budget_is_learned_unfinished_and_afresh_once_the_prior_is_done(
+        water_fine, tmp_path):
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.neural.adapt import adapt
+    from mdsr_plugin.neural.adapt_box import MIN_PRIOR_FRAMES, BoxAdaptSettings
+    from mdsr_plugin.neural.checkpoint import read_card
+
+    coarse = water_fine[::FACTOR].without("velocities").without("forces")[:41]
+    settings = BoxAdaptSettings(fine_dt=1.0, force_epochs=2, gap_epochs=1, gaps_per_epoch=2, seed=1,
+                                prior="gfn1-xtb")
+    hurried = read_card(adapt([coarse], tmp_path / "w", BoxAdaptSettings(**{**vars(settings), "max_minutes": 0.0}),
+                              progress=False, manifest=False))
+    assert hurried["training"]["complete"] is False and hurried["training"]["forces_from_prior"] == "gfn1-xtb"
+    with np.load(tmp_path / "w.prior.h5md.partial.npz", allow_pickle=False) as kept:
+        assert np.isfinite(kept["forces"]).all(axis=(1, 2)).sum() == MIN_PRIOR_FRAMES
+    assert not (tmp_path / "w.prior.h5md").exists()
+
+    card = read_card(adapt([coarse], tmp_path / "w", settings, progress=False, manifest=False))
+    assert card["training"]["complete"] is True
+    assert read_trajectory(tmp_path / "w.prior.h5md").n_frames == 41
+    assert not (tmp_path / "w.prior.h5md.partial.npz").exists()
+    # the prior changed, so the learning started again rather than continuing the hurried run
+    assert card["training"]["fingerprint"] != hurried["training"]["fingerprint"]
+    records = [json.loads(line) for line in open(tmp_path / "w.log.jsonl")]
+    assert [(r["stage"], r["epoch"]) for r in records] == [("forces", 1), ("forces", 1), ("forces", 2), ("gaps", 1)]
 
 
 def test_streaming_a_box_in_chunks_equals_upsampling_it_whole(copper_model, copper_fine):

@@ -117,12 +117,14 @@ def test_output_is_the_input_by_another_name_or_a_hard_link(tmp_path, capsys):
     assert sha256(source) == before
 
 
-def test_adapt_checkpoint_never_overwrites_an_input(tmp_path, capsys):
-    source = tmp_path / "run.json"  # an input named like the checkpoint's card
+@pytest.mark.parametrize("name", ["run.json", "run.prior.h5md", "run.prior.json"])
+def test_adapt_checkpoint_never_overwrites_an_input(tmp_path, capsys, name):
+    source = tmp_path / name  # an input named like the checkpoint's card, or a prior's file
     source.write_bytes(EXAMPLE.read_bytes())
     code, _, err = run([source, "--format", "xyz", "--factor", "2", "-o", tmp_path / "fine.xyz",
                         "--adapt", tmp_path / "run"], capsys)
     assert_one_line_refusal(code, err, "would overwrite the input", exit_code=2)
+    assert sha256(source) == sha256(EXAMPLE)
 
 
 def test_output_naming_a_folder_is_refused_and_leaves_nothing(tmp_path, capsys):

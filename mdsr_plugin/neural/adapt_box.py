@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -79,6 +80,11 @@ class BoxAdaptSettings(LearningSettings):
         The prior's single points per file at most: a longer file gets them at every k-th
         frame (the force stage learns from those; the gaps from all).  A single point
         costs seconds on a large box (GFN2-xTB, 96 waters' atoms: 5.4 s on one core).
+    prior_share : float
+        The share of ``max_minutes`` the prior's single points may take; those left over are
+        computed by the next call (they are kept, see :func:`~mdsr_plugin.neural.prior.
+        prior_forces`), and this call learns from the frames that have them, as an
+        unfinished run.  Half: the box is learned from scratch, which takes the rest.
     frames_per_epoch, gaps_per_epoch : int
         Frames drawn per epoch of the forces stage, gaps per epoch of the gap stage: not all,
         so that an epoch is bounded in time however long the archive (a frame is a whole box).
@@ -97,6 +103,7 @@ class BoxAdaptSettings(LearningSettings):
     patience: int = 3
     prior: str | None = AUTO_PRIOR
     prior_frames: int = 256
+    prior_share: float = 0.5
     cutoff: float = 4.5
     n_radial: int = 16
     n_angular: int = 6
@@ -210,13 +217,16 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
             raise AdaptError(f"{name}: other atoms than {names[0]} (a box's files must list the same atoms)")
     coarse_dt = first.dt
     factor = step_factor(coarse_dt, settings.fine_dt)
-    forces = None  # where a prior gives them (see _prior_forces)
+    forces, missing = None, 0  # where a prior gives them (see _prior_forces)
     if settings.prior is not None:
         if settings.prior_frames < MIN_PRIOR_FRAMES:
             raise AdaptError(f"prior_frames must be at least {MIN_PRIOR_FRAMES}, got {settings.prior_frames}")
         # refuse input too short to learn from before minutes of single points
         check_enough_gaps(sum(t.n_frames - 1 for t in trajectories), context=1)
-        forces, seconds = _prior_forces(trajectories, output, settings.prior, settings.prior_frames, progress)
+        deadline = None if settings.max_minutes is None else \
+            time.perf_counter() + 60 * settings.max_minutes * settings.prior_share
+        forces, seconds, missing = _prior_forces(trajectories, output, settings.prior, settings.prior_frames,
+                                                 progress, deadline)
         # the splines' first guesses take forces at every frame (a subsampled prior's are not)
         trajectories = [t if t.forces is not None or not np.isfinite(f).all() else replace(t, forces=f)
                         for t, f in zip(trajectories, forces)]
@@ -244,6 +254,9 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     determining = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "device")}
     if settings.prior is None:
         determining.pop("prior")  # as before the setting existed: earlier runs' fingerprints still match
+    determining.pop("prior_share")  # like the budget it shares out, it does not change a finished result
+    if missing:  # learned from part of the prior: a later call with more of it starts afresh
+        determining["prior_frames_missing"] = missing
     fingerprint = fingerprint_of(paths, reader_options, determining, model="local")
     finished = finished_card(output, fingerprint)
     if finished is not None:
@@ -270,7 +283,8 @@ def adapt_box(trajectories, names, paths, output: Path, settings: LearningSettin
     return save_learned(model, output, settings, run, stage_names, manifest=manifest,
                         molecule="periodic box " + _formula(first.numbers), numbers=first.numbers, bonds=[],
                         coarse_dt=coarse_dt, factor=factor, input_modes=[schema.MODE_VELOCITIES, schema.MODE_POSITIONS],
-                        names=names, warm_start=None, complete=run.complete, fingerprint=fingerprint, gaps=split[0],
+                        names=names, warm_start=None, complete=run.complete and not missing, fingerprint=fingerprint,
+                        gaps=split[0],
                         held_out_frames=held_frames, held_out=held_out,
                         # the coarse velocities were not stored: fitted, the gap errors are against the fit
                         velocities_fitted=fit_velocities,
@@ -296,15 +310,17 @@ def _resolved_box_prior(prior, trajectories) -> str | None:
     return AUTOMATIC_PRIOR
 
 
-def _prior_forces(trajectories, output: Path, hamiltonian: str, max_frames: int, progress: bool):
+def _prior_forces(trajectories, output: Path, hamiltonian: str, max_frames: int, progress: bool,
+                  deadline: float | None = None):
     """Each file's forces (F, N, 3), eV/Å: its stored ones, else ``hamiltonian``'s at its
     frames (:func:`~mdsr_plugin.neural.prior.prior_forces`, kept in ``OUTPUT.prior.h5md``
     and ``OUTPUT.prior-K.h5md`` for the K-th file after the first), at every k-th frame
-    where the file has more than ``max_frames`` (NaN at the others); and the seconds it took."""
-    import time
-
+    where the file has more than ``max_frames`` (NaN at the others); the seconds it took;
+    and how many of those frames ``deadline`` (``time.perf_counter()``) left without forces
+    (each call computes at least :data:`MIN_PRIOR_FRAMES` of a file's, or all it has left,
+    however late: every call makes progress)."""
     started = time.perf_counter()
-    forces = []
+    forces, missing = [], 0
     for k, traj in enumerate(trajectories):
         if traj.forces is not None:
             forces.append(traj.forces)
@@ -312,13 +328,18 @@ def _prior_forces(trajectories, output: Path, hamiltonian: str, max_frames: int,
         path = output.with_name(output.name + (".prior.h5md" if k == 0 else f".prior-{k}.h5md"))
         at = np.arange(0, traj.n_frames, -(-traj.n_frames // max_frames))  # every k-th, at most max_frames
         try:
-            computed = prior_forces(traj[at], path, hamiltonian=hamiltonian, progress=progress).forces
+            computed = prior_forces(traj[at], path, hamiltonian=hamiltonian, progress=progress, deadline=deadline,
+                                    min_frames=MIN_PRIOR_FRAMES)
         except ValueError as err:
             raise AdaptError(str(err)) from None
+        missing += int((~np.isfinite(computed).all(axis=(1, 2))).sum())
         full = np.full(traj.positions.shape, np.nan)
         full[at] = computed
         forces.append(full)
-    return forces, time.perf_counter() - started
+    if missing:
+        log.info("the prior's single points took their share of the time budget; %d are left for the next call",
+                 missing)
+    return forces, time.perf_counter() - started, missing
 
 
 def _fitted_velocities(model, traj, factor: int) -> np.ndarray:
@@ -327,7 +348,6 @@ def _fitted_velocities(model, traj, factor: int) -> np.ndarray:
     float64), starting from the quintic or the cubic spline's (:func:`~mdsr_plugin.neural.
     shooting.first_guesses`), whichever lands closer."""
     import copy
-    import time
 
     from .shooting import estimate_box_velocities, first_guesses
 

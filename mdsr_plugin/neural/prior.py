@@ -36,7 +36,8 @@ import numpy as np
 from ..hamiltonians import PRIOR_HAMILTONIANS
 from ..trajectory import Trajectory
 
-__all__ = ["AUTO_PRIOR", "AUTOMATIC_PRIOR", "NO_PRIOR", "prior_forces", "tblite_available", "prior_trajectory", "kinetic_temperature", "PRIOR_HAMILTONIANS"]
+__all__ = ["AUTO_PRIOR", "AUTOMATIC_PRIOR", "NO_PRIOR", "PRIOR_HAMILTONIANS", "kinetic_temperature", "prior_forces",
+           "prior_trajectory", "spread_order", "tblite_available"]
 
 log = logging.getLogger(__name__)
 
@@ -170,24 +171,38 @@ def prior_trajectory(coarse: Trajectory, output, *, hamiltonian: str = "gfn1-xtb
     return read_trajectory(output)  # as a later call reads it: the same data, the same fingerprint
 
 
-def prior_forces(coarse: Trajectory, output, *, hamiltonian: str = "gfn2-xtb", progress: bool = False) -> Trajectory:
-    """``coarse`` with ``hamiltonian``'s forces at every frame (single points; a box's prior).
+def prior_forces(coarse: Trajectory, output, *, hamiltonian: str = "gfn2-xtb", progress: bool = False,
+                 deadline: float | None = None, min_frames: int = 0) -> np.ndarray:
+    """``hamiltonian``'s forces at the frames of ``coarse`` (single points; a box's prior).
+
+    Frames are computed in an order whose every prefix is spread over the file
+    (:func:`spread_order`), each on a fresh calculator (so a force does not depend on
+    which frame came before it: an interrupted and resumed run gives what an uninterrupted
+    one does; at 20 fs apart, reusing the last frame's density saved nothing on a water
+    box).  Progress is kept in ``OUTPUT.partial.npz`` (about every minute, and where
+    ``deadline`` stops the work), so a later call, or one after a killed job, goes on from it.
 
     Parameters
     ----------
     coarse : Trajectory
         The user's coarse frames, positions (F, N, 3) Å, with their cell where periodic.
     output : path-like
-        H5MD file the frames and forces are written to (atomically); an existing one made
-        from the same frames on the same Hamiltonian is read instead of computed again.
+        H5MD file the frames and forces are written to (atomically) once every frame has
+        its forces; an existing one made from the same frames on the same Hamiltonian is
+        read instead of computed again.
     hamiltonian : {"gfn1-xtb", "gfn2-xtb"}
     progress : bool
         A progress bar over the frames (stderr).
+    deadline : float, optional
+        ``time.perf_counter()`` after which no further single point is started, once this
+        call has computed ``min_frames`` (so that every call makes progress).
+    min_frames : int
+        The frames this call computes however late it is (or all that are left).
 
     Returns
     -------
-    Trajectory
-        ``coarse`` with forces (F, N, 3) eV/Å, as read back from ``output``.
+    ndarray, shape (F, N, 3), eV/Å
+        The forces; NaN rows at frames the deadline left without them.
 
     Raises
     ------
@@ -195,10 +210,13 @@ def prior_forces(coarse: Trajectory, output, *, hamiltonian: str = "gfn2-xtb", p
         An unknown Hamiltonian, tblite not installed, or a single point that failed (one line).
     """
     import hashlib
+    import json
+    import time
     from dataclasses import replace
 
     from ..hamiltonians import describe_hamiltonian
     from ..io import read_trajectory, write_trajectory
+    from ..io.atomic import AtomicFiles
     from ..reference import finished_parameters
 
     _check_hamiltonian(hamiltonian)
@@ -217,27 +235,75 @@ def prior_forces(coarse: Trajectory, output, *, hamiltonian: str = "gfn2-xtb", p
     }
     if finished_parameters(output) == parameters:
         log.info("%s: the prior forces of these frames exist", output.name)
-        return read_trajectory(output)
-    calculator = _calculator(hamiltonian)
+        return read_trajectory(output).forces
+    partial = output.with_name(output.name + ".partial.npz")
+    forces = np.full(coarse.positions.shape, np.nan)
+    if partial.is_file():
+        with np.load(partial, allow_pickle=False) as saved:
+            if json.loads(str(saved["parameters"])) == parameters:
+                forces = saved["forces"]
+                log.info("%s: %d frames' forces of an earlier call", partial.name,
+                         np.isfinite(forces).all(axis=(1, 2)).sum())
+
+    def keep():
+        with AtomicFiles(partial) as (temporary,):
+            with open(temporary, "wb") as handle:  # a handle: np.savez would append ".npz" to the name
+                np.savez(handle, parameters=np.array(json.dumps(parameters)), forces=forces)
+
+    _calculator(hamiltonian)  # tblite missing: one line before any work
     from ase import Atoms
     from ase.calculators.calculator import CalculatorError
     from tqdm.auto import tqdm
 
-    forces = np.empty(coarse.positions.shape)
-    for k in tqdm(range(coarse.n_frames), unit="frame", desc=f"prior forces on {hamiltonian}",
-                  disable=not progress or None, leave=False):
+    todo = [k for k in spread_order(coarse.n_frames) if not np.isfinite(forces[k]).all()]
+    done, kept_at = coarse.n_frames - len(todo), time.perf_counter()
+    for now, k in enumerate(tqdm(todo, unit="frame", desc=f"prior forces on {hamiltonian}",
+                                 disable=not progress or None, leave=False)):
+        if deadline is not None and now >= min_frames and time.perf_counter() > deadline:
+            break
         atoms = Atoms(numbers=coarse.numbers, positions=coarse.positions[k], masses=coarse.masses,
                       cell=None if cells is None else cells[k], pbc=coarse.pbc)
-        atoms.calc = calculator
+        atoms.calc = _calculator(hamiltonian)
         try:
             forces[k] = atoms.get_forces()
         except (CalculatorError, RuntimeError) as err:  # tblite: SCF not converged, a bad geometry
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ValueError(f"the {hamiltonian} prior failed at frame {k}: {message}") from None
+        done += 1
+        if time.perf_counter() - kept_at > KEEP_PRIOR_EVERY_S and done < coarse.n_frames:
+            keep()
+            kept_at = time.perf_counter()
+    if done < coarse.n_frames:
+        keep()
+        log.info("prior: %s forces at %d of %d frames within the time budget (kept in %s)", hamiltonian, done,
+                 coarse.n_frames, partial.name)
+        return forces
     output.parent.mkdir(parents=True, exist_ok=True)
     write_trajectory(output, replace(coarse, velocities=None, forces=forces), parameters=parameters)
+    partial.unlink(missing_ok=True)
     log.info("prior: %s forces at %d frames written to %s", hamiltonian, coarse.n_frames, output.name)
-    return read_trajectory(output)  # as a later call reads it: the same data, the same fingerprint
+    return read_trajectory(output).forces  # as a later call reads them: the same data
+
+
+#: Seconds between saves of a prior's single points done so far (``OUTPUT.partial.npz``).
+KEEP_PRIOR_EVERY_S = 60.0
+
+
+def spread_order(n: int) -> np.ndarray:
+    """``0 … n − 1`` in bit-reversed order (0, n/2, n/4, 3n/4, …): every prefix is spread
+    over the whole range, so a prior cut short by its budget still covers the whole file
+    (its last tenth is what validates the forces stage).
+
+    Returns
+    -------
+    ndarray, shape (n,), int
+    """
+    bits = max(int(n) - 1, 1).bit_length()
+    codes = np.arange(1 << bits)
+    reversed_codes = np.zeros_like(codes)
+    for bit in range(bits):
+        reversed_codes |= ((codes >> bit) & 1) << (bits - 1 - bit)
+    return reversed_codes[reversed_codes < n]
 
 
 def _check_hamiltonian(hamiltonian: str) -> None:
