@@ -12,6 +12,9 @@ machine:
         bench/training/box/water8_300K_nve_gfn1_s5-f20-forces.json --factor 20 --coarse-frames 41 \\
         --json bench/results/box_fit_speed.json
 
+With ``--input positions`` the coarse frames lose their forces too (XDATCAR's case; for the
+checkpoints learned on a prior's forces, ``bench/training/box/prior/``).
+
 The coarse frames start at ``--start`` of the 1 fs reference (``--step 2`` of its 0.5 fs
 frames), by default 60 % into the run: past the first 60 %, which is all the
 ``bench/box_accuracy.py`` checkpoints learned from.
@@ -42,12 +45,16 @@ def main(argv=None) -> int:
     parser.add_argument("--coarse-frames", type=int, default=41)
     parser.add_argument("--start", type=int, help="first fine frame (1 fs) of the input; default 60 %% of the run")
     parser.add_argument("--step", type=int, default=2, help="reference frames per fine frame (0.5 fs -> 1 fs)")
+    parser.add_argument("--input", choices=("forces", "positions"), default="forces",
+                        help="what the coarse frames carry besides positions: forces, or nothing")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     fine = read_trajectory(args.reference)[::args.step]
     start = int(0.6 * fine.n_frames) // args.factor * args.factor if args.start is None else args.start
     held = fine[start:start + (args.coarse_frames - 1) * args.factor + 1]
     coarse = held[::args.factor].without("velocities")
+    if args.input == "positions":
+        coarse = coarse.without("forces")
     started = time.perf_counter()
     result = upsample(coarse, args.factor, "neural", self_validate=False, model=str(args.checkpoint),
                       precision="float64")
@@ -57,7 +64,7 @@ def main(argv=None) -> int:
 
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                             cwd=Path(mdsr_plugin.__file__).parent).stdout.strip()
-    row = dict(reference=args.reference.name, checkpoint=args.checkpoint.name, factor=args.factor,
+    row = dict(reference=args.reference.name, checkpoint=args.checkpoint.name, factor=args.factor, input=args.input,
                n_atoms=fine.n_atoms, coarse_frames=coarse.n_frames, first_fine_frame=start, commit=commit,
                threads=torch.get_num_threads(), seconds=seconds, seconds_per_coarse_frame=seconds / coarse.n_frames,
                fine_frames_per_second=result.n_frames / seconds,
