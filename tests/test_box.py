@@ -569,6 +569,30 @@ def test_upsample_adapt_learns_the_box_and_auto_measures_it_on_the_frames_it_hel
     assert is_wrapped(fine.positions, fine.cell, fine.pbc).all()
 
 
+def test_upsample_adapt_on_a_box_s_positions_alone_says_the_forces_came_from_the_prior_and_what_is_left(
+        water_fine, tmp_path, capsys):
+    """An XDATCAR-like file (positions and the cell) through the command line, with a budget
+    too short for the prior: the summary says where the forces came from and that the
+    learning is unfinished; the output has every frame, its coarse frames exact."""
+    from mdsr_plugin.cli import main
+    from mdsr_plugin.io import read_trajectory
+    from mdsr_plugin.io.h5md import H5MDWriter
+
+    coarse = water_fine[::FACTOR].without("velocities").without("forces")[:41]
+    coarse_file, out = tmp_path / "water_5fs.h5md", tmp_path / "fine.h5md"
+    with H5MDWriter(coarse_file) as writer:
+        writer.write(coarse)
+    assert main([str(coarse_file), "--factor", str(FACTOR), "-o", str(out), "--adapt", "--adapt-minutes", "0.001",
+                 "--adapt-prior", "gfn1-xtb"]) == 0
+    printed = capsys.readouterr().out
+    assert "(from scratch, on gfn1-xtb forces at its coarse frames;" in printed
+    assert "time budget reached, run again to continue)" in printed
+    assert (tmp_path / "fine.adapted.prior.h5md.partial.npz").is_file()
+    fine = read_trajectory(out)
+    assert fine.n_frames == (coarse.n_frames - 1) * FACTOR + 1
+    np.testing.assert_array_equal(fine.positions[::FACTOR], read_trajectory(coarse_file).positions)
+
+
 def test_a_box_checkpoint_refuses_a_molecule_and_the_registry_never_offers_it(
         copper_model, copper_fine, gfn1_fine, monkeypatch):
     from mdsr_plugin.methods import MethodError
