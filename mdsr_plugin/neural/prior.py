@@ -23,7 +23,9 @@ no temperature is needed (positions-only frames have none to give).  The box is 
 learned as one with stored forces: the forces fix a first potential, the velocities
 are fitted through it, and the gap stage, which sees the user's positions only, moves
 the potential towards the user's Hamiltonian.  A long file gets them at every k-th
-frame only (``prior_frames`` of :class:`~mdsr_plugin.neural.adapt_box.BoxAdaptSettings`).
+frame only (``prior_frames`` of :class:`~mdsr_plugin.neural.adapt_box.BoxAdaptSettings`),
+and they take at most ``prior_share`` of the time budget: those done are kept, spread over
+the file, and the next call computes the rest.
 """
 
 from __future__ import annotations
