@@ -322,7 +322,8 @@ def test_a_box_that_cannot_be_learned_from_is_one_line_and_writes_nothing(case, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_box_gets_a_prior_only_for_frames_without_forces_and_automatically_only_without_velocities(copper_fine):
+def test_a_box_gets_a_prior_only_for_frames_without_forces_and_automatically_only_without_velocities(copper_fine,
+                                                                                                      caplog):
     from mdsr_plugin.neural.adapt_box import _resolved_box_prior
 
     coarse = copper_fine[::FACTOR]
@@ -336,6 +337,12 @@ def test_a_box_gets_a_prior_only_for_frames_without_forces_and_automatically_onl
     if importlib.util.find_spec("tblite") is not None:
         assert _resolved_box_prior("auto", [positions_only]) == "gfn2-xtb"
         assert _resolved_box_prior("auto", [coarse, positions_only]) == "gfn2-xtb"
+    # files with their own forces beside files that get the prior's: said, as two Hamiltonians
+    caplog.clear()
+    assert _resolved_box_prior("gfn1-xtb", [with_forces, positions_only, positions_only]) == "gfn1-xtb"
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["1 of 3 files store forces and the others get gfn1-xtb's: the forces stage learns from both "
+                      "Hamiltonians (give files of one kind for one)"]
 
 
 @pytest.fixture(scope="module")

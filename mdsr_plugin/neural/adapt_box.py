@@ -302,12 +302,16 @@ def _resolved_box_prior(prior, trajectories) -> str | None:
     """
     if prior in (None, NO_PRIOR) or all(t.forces is not None for t in trajectories):
         return None
-    if prior != AUTO_PRIOR:
-        return prior
-    if all(t.velocities is not None for t in trajectories) or not tblite_available():
-        return None
-    log.info("a box with neither velocities nor forces: forces on %s at its coarse frames first", AUTOMATIC_PRIOR)
-    return AUTOMATIC_PRIOR
+    if prior == AUTO_PRIOR:
+        if all(t.velocities is not None for t in trajectories) or not tblite_available():
+            return None
+        prior = AUTOMATIC_PRIOR
+        log.info("a box with neither velocities nor forces: forces on %s at its coarse frames first", prior)
+    stored = sum(t.forces is not None for t in trajectories)
+    if stored:  # a user's DFT forces beside a tight-binding prior's: one potential is fitted to both
+        log.warning("%d of %d files store forces and the others get %s's: the forces stage learns from both "
+                    "Hamiltonians (give files of one kind for one)", stored, len(trajectories), prior)
+    return prior
 
 
 def _prior_forces(trajectories, output: Path, hamiltonian: str, max_frames: int, progress: bool,
