@@ -52,7 +52,7 @@ MD17_SMILES = {
     "uracil": "O=c1cc[nH]c(=O)[nH]1",
 }
 
-THERMOSTATS = ("langevin", "nose-hoover", "nve")
+THERMOSTATS = ("langevin", "nose-hoover", "csvr", "nve")
 
 
 def build_molecule(name_or_smiles: str, seed: int = 0):
@@ -108,10 +108,11 @@ def generate_reference(
         (see :mod:`mdsr_plugin.hamiltonians`).
     temperature : float
         Thermostat temperature in K; also the initial Maxwell–Boltzmann temperature.
-    thermostat : {"langevin", "nose-hoover", "nve"}
+    thermostat : {"langevin", "nose-hoover", "csvr", "nve"}
         Stochastic Langevin (``friction`` in 1/fs), deterministic Nosé–Hoover
-        chain (``tdamp`` in fs), or none (velocity Verlet after a Langevin
-        equilibration at ``temperature``).
+        chain (``tdamp`` in fs), Bussi's stochastic velocity rescaling (CSVR, the
+        CP2K and GROMACS ``v-rescale`` thermostat; time constant ``tdamp`` in fs), or
+        none (velocity Verlet after a Langevin equilibration at ``temperature``).
     steps : int
         Production steps written to ``output``.
     timestep : float
@@ -150,7 +151,7 @@ def generate_reference(
         seed=seed,
         equilibration=equilibration,
         friction_per_fs=friction if thermostat == "langevin" else None,
-        tdamp_fs=tdamp if thermostat == "nose-hoover" else None,
+        tdamp_fs=tdamp if thermostat in ("nose-hoover", "csvr") else None,
         potential=describe_hamiltonian(hamiltonian),
     )
     state_path = output.with_name(output.name + ".resume.h5")
@@ -279,9 +280,9 @@ class MDRun:
     calculator : ase calculator
     parameters : dict
         ``temperature_K``, ``timestep_fs``, ``thermostat`` (``"langevin"``,
-        ``"nose-hoover"`` or ``"nve"``: a Langevin bath at 0.01/fs for
+        ``"nose-hoover"``, ``"csvr"`` or ``"nve"``: a Langevin bath at 0.01/fs for
         :meth:`equilibrate`, then velocity Verlet), and ``friction_per_fs`` or
-        ``tdamp_fs`` for the first two.
+        ``tdamp_fs`` for the first three.
     seed : int
         Seeds the drawn velocities and the Langevin noise.
     """
@@ -289,6 +290,7 @@ class MDRun:
     def __init__(self, system, calculator, parameters, seed):
         from ase import units as ase_units
         from ase.constraints import FixCom
+        from ase.md.bussi import Bussi
         from ase.md.langevin import Langevin
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
         from ase.md.verlet import VelocityVerlet
@@ -324,6 +326,11 @@ class MDRun:
         elif thermostat == "nose-hoover":
             self.dyn = NoseHooverChainNVT(atoms, dt, temperature_K=temperature,
                                           tdamp=parameters["tdamp_fs"] * ase_units.fs)
+            self._equilibrator = self.dyn
+        elif thermostat == "csvr":
+            # rescales all momenta by one factor per step: the centre of mass stays at rest
+            self.dyn = Bussi(atoms, dt, temperature_K=temperature, taut=parameters["tdamp_fs"] * ase_units.fs,
+                             rng=self.rng)
             self._equilibrator = self.dyn
         else:  # nve: thermalise with a Langevin bath, then run free
             self._equilibrator = langevin(0.01)
@@ -552,7 +559,7 @@ def main(argv=None) -> int:
     parser.add_argument("--friction", type=positive_float, default=0.01,
                         help="Langevin friction in 1/fs (default 0.01)")
     parser.add_argument("--tdamp", type=positive_float, default=50.0,
-                        help="Nosé–Hoover time constant in fs (default 50)")
+                        help="Nosé–Hoover or CSVR time constant in fs (default 50)")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--checkpoint-every", type=positive_int, default=1000,
                         help="steps between saves of the run's state to OUTPUT.resume.h5 (default 1000)")

@@ -22,7 +22,7 @@ def test_unknown_hamiltonian_is_one_clear_error(spec):
         make_calculator(spec)
 
 
-@pytest.mark.parametrize("thermostat", ["nve", "langevin", "nose-hoover"])
+@pytest.mark.parametrize("thermostat", ["nve", "langevin", "nose-hoover", "csvr"])
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, thermostat):
     """Killed after 13 of 20 steps with a save every 5, the run continues from step 10 and
     gives the uninterrupted trajectory (the thermostat's state and random stream restored)."""
@@ -135,7 +135,7 @@ def test_a_box_that_cannot_be_made_is_one_clear_error_and_writes_nothing(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("thermostat", ["langevin", "nose-hoover", "nve"])
+@pytest.mark.parametrize("thermostat", ["langevin", "nose-hoover", "csvr", "nve"])
 def test_the_recorded_forces_are_the_potentials(tmp_path, thermostat):
     """With a Langevin bath the centre of mass is held by FixCom, and ``get_forces()``
     returns constrained forces (0.2 eV/Å off for ethanol): the recorded ones must be the
@@ -154,3 +154,33 @@ def test_the_recorded_forces_are_the_potentials(tmp_path, thermostat):
         atoms.positions = traj.positions[frame]
         # 2e-4 eV/Å: a fresh SCF against the run's warm-started one; the bug was 0.2
         np.testing.assert_allclose(traj.forces[frame], atoms.get_forces(), rtol=0, atol=1e-3)
+
+
+def test_csvr_holds_the_temperature_and_keeps_the_centre_of_mass_at_rest(tmp_path):
+    """Bussi's velocity rescaling (CP2K's CSVR, GROMACS' v-rescale) started at 400 K with a
+    target of 250 K and a 10 fs time constant: the kinetic temperature moves to the target
+    within a few time constants, and scaling every momentum by one factor leaves the
+    centre of mass at rest."""
+    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+    from ase.units import kB
+    from tblite.ase import TBLite
+
+    from mdsr_plugin import units
+    from mdsr_plugin.reference import MDRun, build_system
+
+    atoms = build_system("ethanol", seed=3)
+    thermalize_momenta(atoms, temperature_K=400, rng=np.random.default_rng(3))
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    run = MDRun(atoms, TBLite(method="GFN1-xTB", verbosity=0),
+                dict(temperature_K=250, timestep_fs=0.5, thermostat="csvr", tdamp_fs=10.0), seed=3)
+    masses = run.masses[:, None]
+    temperatures, momenta = [], []
+    for _ in range(200):
+        run.dyn.run(1)
+        velocities = run.record()["velocities"] / units.ASE_TIME_PER_FS  # Å/fs -> ASE
+        temperatures.append((masses * velocities**2).sum() / (3 * len(masses) * kB))
+        momenta.append((masses * velocities).sum(axis=0))
+    late = np.mean(temperatures[100:])  # after 5 time constants
+    assert abs(late - 250) < 0.25 * 250, late
+    assert np.abs(momenta).max() < 1e-8 * np.abs(masses * velocities).sum()
