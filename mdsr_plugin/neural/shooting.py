@@ -417,6 +417,12 @@ coarse frames a water box's models learned from (24-atom GFN1-xTB, 41 frames eac
 upsampled positions' error fell from 1.25e-3 to 1.13e-3 Å at 10 fs and from 3.47e-3 to
 3.26e-3 Å at 20 fs (0.5 gave 1.15e-3 and 3.27e-3); ``docs/benchmarks.md``."""
 
+HESSIAN_ATOMS_PER_CALL = {False: 4096, True: 1024}
+"""Atoms per force call of a Hessian's displaced copies, on an accelerator (False) and on the CPU
+(True).  On one CPU core a call of about a thousand atoms costs 10-20 % less per atom than one of
+4096 (the learned water-box model, 24, 96 and 192 atoms: 40-42 against 44-57 µs per atom; larger
+calls leave the cache), and bounds the pairs' memory alike; ``docs/benchmarks.md``."""
+
 SEGMENT_OVERLAP = 3
 """Frames on each side of a segment of a long box fit that the next segment fits again
 (a velocity's influence on the others decays from gap to gap)."""
@@ -568,14 +574,14 @@ class _BoxShooter:
     def displaced_forces(self, x, cell):
         """The model's forces (B, m), eV/Å, at positions ``x`` (B, N, 3) in ``cell`` (3, 3):
         small displacements of ``x[0]`` (within half the Verlet skin, as a Hessian's), which
-        share its neighbour list; a few thousand atoms per call (bounds the pairs' memory)."""
+        share its neighbour list; :data:`HESSIAN_ATOMS_PER_CALL` atoms per call."""
         import torch
 
         from .local import repeated_neighbour_list
 
         if np.linalg.norm(x - x[:1], axis=-1).max() > 0.5 * self.model.skin:
             raise ValueError("displaced_forces: the displacements exceed half the Verlet skin")
-        chunk = max(1, 4096 // x.shape[1])
+        chunk = max(1, HESSIAN_ATOMS_PER_CALL[self.device.type == "cpu"] // x.shape[1])
         forces = []
         with torch.no_grad():
             base = self.model.neighbours(self._tensor(x[:1]), self._tensor(cell[None]), self.pbc)
