@@ -330,3 +330,42 @@ def test_cpmd_trajectory_with_fewer_steps_than_the_xyz_is_refused(tmp_path):
     with pytest.raises(FormatError, match="TRAJECTORY has 49 frames, TRAJEC.xyz has") as err:
         read_trajectory(tmp_path / "TRAJEC.xyz", velocities=tmp_path / "TRAJECTORY", dt=0.1)
     assert "\n" not in str(err.value)
+
+
+def test_a_cpmd_run_folder_is_one_batch_job_on_its_trajectory(tmp_path, capsys):
+    """mdsr-batch found only TRAJEC.xyz and GEOMETRY.xyz in a CPMD run (both failed: no time
+    step) and never the TRAJECTORY, which has the velocities and whose time step is in the
+    output.  Now the TRAJECTORY is the job, read with the files that give its elements and
+    time step; with an FTRAJECTORY beside it, that one (it adds the forces)."""
+    from mdsr_plugin.batch.archive import BatchSettings, plan_jobs
+    from mdsr_plugin.batch.cli import main as batch_main
+    from mdsr_plugin.settings import UpsampleSettings
+
+    run = tmp_path / "archive" / "h2"
+    shutil.copytree(H2_DIR, run)
+    for name in ("TRAJEC.xyz", "GEOMETRY.xyz"):
+        assert is_companion_file(run / name), name
+    assert not is_companion_file(run / "TRAJECTORY")
+    assert {k: p.name for k, p in companion_inputs(run / "TRAJECTORY").items()} == {
+        "elements": "TRAJEC.xyz", "timestep": "output.out"}
+    settings = BatchSettings(UpsampleSettings(factor=2, method="hermite"))
+    jobs = plan_jobs(tmp_path / "archive", tmp_path / "plan", settings)
+    assert [job.relative for job in jobs] == ["h2/TRAJECTORY"]
+    assert {Path(p).name for p in jobs[0].companions} == {"TRAJEC.xyz", "output.out"}
+
+    assert batch_main([str(tmp_path / "archive"), "-o", str(tmp_path / "out"), "--factor", "2",
+                       "--method", "hermite"]) == 0
+    fine = read_trajectory(tmp_path / "out" / "h2" / "TRAJECTORY.h5md")
+    coarse = read_trajectory(run / "TRAJECTORY")
+    assert fine.n_frames == 2 * coarse.n_frames - 1 and list(fine.numbers) == [1, 1]
+    np.testing.assert_allclose(fine.positions[::2], coarse.positions, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fine.velocities[::2], coarse.velocities, rtol=1e-9)
+    np.testing.assert_allclose(fine.dt, 2 * AU_TIME_FS, rtol=1e-6)  # TIME STEP FOR IONS: 4 a.u., halved
+
+    # an FTRAJECTORY beside it (the same steps with forces) is read instead of the TRAJECTORY
+    rows = [line.split() for line in (run / "TRAJECTORY").read_text().splitlines() if line.strip()]
+    (run / "FTRAJECTORY").write_text("".join(f"{r[0]:>7}" + "".join(f"  {float(v):22.14f}" for v in r[1:] + ["0"] * 3)
+                                             + "\n" for r in rows))
+    assert is_companion_file(run / "TRAJECTORY") and not is_companion_file(run / "FTRAJECTORY")
+    assert [job.relative for job in plan_jobs(tmp_path / "archive", tmp_path / "plan2", settings)] == [
+        "h2/FTRAJECTORY"]

@@ -117,9 +117,9 @@ class Job:
 
 
 def default_patterns() -> list[str]:
-    """Glob patterns for every readable trajectory extension (and VASP's fixed names)."""
+    """Glob patterns for every readable trajectory extension (and VASP's and CPMD's fixed names)."""
     patterns = {f"*{ext}" for fmt in formats().values() if fmt.open_reader for ext in fmt.extensions}
-    return sorted(patterns | {"XDATCAR*", "OUTCAR*", "vasprun*.xml"})
+    return sorted(patterns | {"XDATCAR*", "OUTCAR*", "vasprun*.xml", "TRAJECTORY", "FTRAJECTORY"})
 
 
 def plan_jobs(

@@ -297,10 +297,12 @@ def _check_is_file(path: Path) -> None:
 def companion_inputs(path, format: str | None = None) -> dict[str, Path]:
     """The files a reader of ``path`` also opens, by what they give, without reading it:
     CP2K's ``-vel-1.xyz``/``-frc-1.xyz``/``-1.cell``, i-PI's ``.vel_0.xyz``/``.for_0.xyz``
-    and cp.x's ``.vel``/``.for``/``.cel`` beside their positions file, and the cp.x input
-    and log that name its elements (keys ``"input"``, ``"log"``): the counterpart of
+    and cp.x's ``.vel``/``.for``/``.cel`` beside their positions file, the cp.x input
+    and log that name its elements (keys ``"input"``, ``"log"``), and a CPMD trajectory's
+    element XYZ and time-step log (``"elements"``, ``"timestep"``): the counterpart of
     :func:`output_paths`, for the batch and the overwrite rule."""
     from .cp2k import cp2k_companions, is_cp2k_comment
+    from .cpmd import cpmd_companions
     from .ipi import ipi_companions, ipi_quantity
     from .plain_xyz import first_comment
     from .qe_cp import cp_companions, cp_element_sources
@@ -313,6 +315,8 @@ def companion_inputs(path, format: str | None = None) -> dict[str, Path]:
     if fmt.name == "qe-cp":
         logs, inputs = cp_element_sources(path)
         return {**cp_companions(path), **_numbered("input", inputs), **_numbered("log", logs)}
+    if fmt.name == "cpmd":
+        return cpmd_companions(path)
     if fmt.name != "xyz":
         return {}
     if ipi_quantity(path) == "positions":
@@ -329,14 +333,17 @@ def _numbered(key: str, paths: list[Path]) -> dict[str, Path]:
 def is_companion_file(path) -> bool:
     """Whether ``path`` holds a quantity other than positions for another file's frames
     (a CP2K velocity/force file, an i-PI velocity/force file, cp.x's ``.vel``/``.for``/
-    ``.cel``/``.evp``... beside a cp.x ``.pos``): never an input of its own."""
+    ``.cel``/``.evp``... beside a cp.x ``.pos``), or less of a run than another file beside
+    it (a CPMD run's ``TRAJEC.xyz``, ``GEOMETRY.xyz``, and ``TRAJECTORY`` beside its
+    ``FTRAJECTORY``): never an input of its own in a batch."""
     from .cp2k import cp2k_role
+    from .cpmd import is_cpmd_companion
     from .ipi import ipi_quantity
     from .qe_cp import is_cp_companion
 
     path = Path(path)
     return (cp2k_role(path) in ("velocities", "forces") or ipi_quantity(path) in ("velocities", "forces")
-            or is_cp_companion(path))
+            or is_cp_companion(path) or is_cpmd_companion(path))
 
 
 def _companions_found(reader) -> dict[str, Path]:

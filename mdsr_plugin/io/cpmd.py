@@ -38,7 +38,8 @@ from ..units import AU_TIME_FS, BOHR, HARTREE
 from .base import FormatError, TrajectoryReader
 from .companions import QuantityChunk, QuantitySource
 
-__all__ = ["is_cpmd_trajectory", "CPMDTrajectoryReader", "CPMDQuantityFile", "cpmd_timestep"]
+__all__ = ["is_cpmd_trajectory", "CPMDTrajectoryReader", "CPMDQuantityFile", "cpmd_timestep", "cpmd_companions",
+           "is_cpmd_companion"]
 
 _VELOCITY = BOHR / AU_TIME_FS  # bohr / a.u. time → Å/fs
 _FORCE = HARTREE / BOHR  # hartree / bohr → eV/Å
@@ -168,6 +169,49 @@ def _elements_beside(path: Path, n_atoms: int):
             raise FormatError(f"{candidate.name} has {count} atoms, {path.name} {n_atoms}: not the same run")
         return [s[0] for s in symbols], candidate
     return None
+
+
+def _cpmd_trajectory_beside(path: Path) -> Path | None:
+    """The CPMD ``FTRAJECTORY`` or ``TRAJECTORY`` in ``path``'s folder (the one with forces first)."""
+    for name in ("FTRAJECTORY", "TRAJECTORY"):
+        candidate = path.with_name(name)
+        if candidate != path and candidate.is_file():
+            with open(candidate, "rb") as handle:
+                if is_cpmd_trajectory(name.lower(), handle.read(4096)):
+                    return candidate
+    return None
+
+
+def cpmd_companions(path) -> dict[str, Path]:
+    """The files a reader of the CPMD trajectory ``path`` also opens: the XYZ that names its
+    elements (key ``"elements"``) and the output or input giving the time step (``"timestep"``)."""
+    path = Path(path)
+    found = {}
+    for name in ("TRAJEC.xyz", "GEOMETRY.xyz"):
+        if path.with_name(name).is_file():
+            found["elements"] = path.with_name(name)
+            break
+    try:
+        step = cpmd_timestep(path.parent)
+    except FormatError:
+        step = None  # the reader says what is wrong with it
+    if step is not None:
+        found["timestep"] = step[1]
+    return found
+
+
+def is_cpmd_companion(path) -> bool:
+    """Whether ``path`` is another view of a CPMD run whose ``FTRAJECTORY`` or ``TRAJECTORY``
+    lies beside it, so that a batch reads that file instead: its ``TRAJEC.xyz`` (positions
+    alone, no time step) and ``GEOMETRY.xyz`` (the last frame) give its elements, and a
+    ``TRAJECTORY`` holds ``FTRAJECTORY``'s frames without the forces."""
+    path = Path(path)
+    if path.name in ("TRAJEC.xyz", "GEOMETRY.xyz"):
+        return _cpmd_trajectory_beside(path) is not None
+    if path.name == "TRAJECTORY":
+        beside = _cpmd_trajectory_beside(path)
+        return beside is not None and beside.name == "FTRAJECTORY"
+    return False
 
 
 class CPMDTrajectoryReader(TrajectoryReader):
