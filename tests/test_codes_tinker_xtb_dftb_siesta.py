@@ -349,3 +349,25 @@ def test_upsample_end_to_end(tmp_path, capsys, which):
     if coarse.pbc.any():  # a periodic atom may be unwrapped across the box: compare displacements
         middle = middle - fine.positions[0:-1:2] + coarse.positions[:-1]
     assert ((middle >= low) & (middle <= high)).all()
+
+
+def test_a_tinker_run_is_one_batch_job_whose_vel_and_frc_are_its_companions(tmp_path):
+    """The .vel/.frc beside an archive are read with it: a batch lists them among the job's
+    inputs, so that a changed velocity file redoes the job and no output may overwrite it."""
+    from mdsr_plugin.batch.archive import BatchSettings, plan_jobs
+    from mdsr_plugin.io import companion_inputs
+    from mdsr_plugin.settings import UpsampleSettings
+
+    (tmp_path / "archive").mkdir()
+    path = _tinker_run(tmp_path / "archive")
+    (path.parent / "water.key").write_text("parameters  water03\n")
+    assert {k: p.name for k, p in companion_inputs(path).items()} == {
+        "velocities": "water.vel", "forces": "water.frc", "key": "water.key"}
+    settings = BatchSettings(UpsampleSettings(factor=2, method="hermite"))
+    jobs = plan_jobs(tmp_path / "archive", tmp_path / "out", settings)
+    assert [job.relative for job in jobs] == ["water.arc"]
+    assert {Path(p).name for p in jobs[0].companions} == {"water.vel", "water.frc", "water.key"}
+    before = jobs[0].fingerprint
+    velocities = path.with_suffix(".vel")
+    velocities.write_text(velocities.read_text().replace("3.0", "3.5", 1))
+    assert plan_jobs(tmp_path / "archive", tmp_path / "out", settings)[0].fingerprint != before

@@ -298,8 +298,9 @@ def companion_inputs(path, format: str | None = None) -> dict[str, Path]:
     """The files a reader of ``path`` also opens, by what they give, without reading it:
     CP2K's ``-vel-1.xyz``/``-frc-1.xyz``/``-1.cell``, i-PI's ``.vel_0.xyz``/``.for_0.xyz``
     and cp.x's ``.vel``/``.for``/``.cel`` beside their positions file, the cp.x input
-    and log that name its elements (keys ``"input"``, ``"log"``), and a CPMD trajectory's
-    element XYZ and time-step log (``"elements"``, ``"timestep"``): the counterpart of
+    and log that name its elements (keys ``"input"``, ``"log"``), a CPMD trajectory's
+    element XYZ and time-step log (``"elements"``, ``"timestep"``), and a Tinker archive's
+    ``.vel``/``.frc``/``.key``: the counterpart of
     :func:`output_paths`, for the batch and the overwrite rule."""
     from .cp2k import cp2k_companions, is_cp2k_comment
     from .cpmd import cpmd_companions
@@ -317,6 +318,10 @@ def companion_inputs(path, format: str | None = None) -> dict[str, Path]:
         return {**cp_companions(path), **_numbered("input", inputs), **_numbered("log", logs)}
     if fmt.name == "cpmd":
         return cpmd_companions(path)
+    if fmt.name == "tinker-arc":
+        from .tinker import tinker_companions
+
+        return tinker_companions(path)
     if fmt.name != "xyz":
         return {}
     if ipi_quantity(path) == "positions":

@@ -36,7 +36,7 @@ from ..units import NATIVE_UNITS
 from .base import FormatError, TrajectoryReader
 from .plain_xyz import columns, fixed_frames
 
-__all__ = ["TinkerArchiveReader", "is_tinker_arc"]
+__all__ = ["TinkerArchiveReader", "is_tinker_arc", "tinker_companions"]
 
 _UNITS = NATIVE_UNITS["tinker"]
 _CURRENT_TIME = re.compile(r"^\s*Current Time\s+([-+0-9.eEdD]+)\s+Picosecond")
@@ -235,6 +235,19 @@ class TinkerArchiveReader(TrajectoryReader):
             raise FormatError(f"{source}: frame {frame}: expected the box line 'a b c alpha beta gamma', got "
                               f"{line.strip()[:60]!r}")
         return cellpar_to_cell([float(t) for t in tokens]) * _UNITS.length
+
+
+def tinker_companions(path) -> dict[str, Path]:
+    """The files a reader of the archive ``path`` also opens for its quantities and elements:
+    ``NAME.vel`` (``"velocities"``), ``NAME.frc`` (``"forces"``) and the ``.key`` (``"key"``)."""
+    path = Path(path)
+    found = {quantity: path.with_suffix(suffix) for suffix, quantity in _COMPANIONS.items()
+             if path.with_suffix(suffix).is_file()}
+    for key in (path.with_suffix(".key"), path.with_name("tinker.key")):
+        if key.is_file():
+            found["key"] = key
+            break
+    return found
 
 
 def _open_arc(path, **options):
