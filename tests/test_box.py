@@ -679,6 +679,58 @@ def test_of_several_starts_the_box_fit_starts_each_segment_from_the_one_that_lan
     assert np.abs(quintic - cubic).max() > 0
 
 
+def test_a_large_box_s_hessian_from_each_atom_s_neighbourhood_equals_the_whole_box_s():
+    """A box fit's Hessians are its cost on a VASP-sized box.  Displacing atom j changes only
+    the energies of the atoms within the cutoff of j, so each column is formed from those
+    atoms' energies alone: the same Hessian (to rounding), for about a third of the force
+    evaluations on 96 water atoms (docs/benchmarks.md).  Also: the energy of some atoms
+    (``centres``) sums to the whole box's over all of them."""
+    import ase
+    from ase.build import molecule
+
+    from mdsr_plugin.neural.local import neighbour_list
+    from mdsr_plugin.neural.shooting import _BoxShooter, _hessian
+
+    rng = np.random.default_rng(3)
+    waters = []
+    for k in range(4 * 4 * 4):  # 64 waters on a 3.1 Å grid, turned at random: 192 atoms
+        w = molecule("H2O")
+        w.rotate(rng.uniform(0, 360), rng.normal(size=3))
+        w.translate(3.1 * np.array([k % 4, (k // 4) % 4, k // 16]) + rng.normal(0, 0.1, 3))
+        waters.append(w)
+    box = sum(waters[1:], waters[0])
+    box.set_cell(np.eye(3) * 12.4)
+    box.pbc = True
+    model = _model(cutoff=3.5, skin=0.5)
+    model.set_atoms(box.numbers, box.get_masses())
+    x, cell = box.positions, np.array(box.cell)
+
+    xb, cb = torch.as_tensor(np.stack([x, x + 0.01])), torch.as_tensor(np.stack([cell, cell]))
+    nl = neighbour_list(xb, cb, [True] * 3, 4.0)
+    some = torch.tensor([3, 50, 100, 192 + 7])
+    split = model.energy(xb, cb, nl, torch.arange(2 * 192)).detach()
+    np.testing.assert_allclose(split, model.energy(xb, cb, nl).detach(), rtol=1e-12)
+    assert model.energy(xb, cb, nl, some)[1] != 0 and torch.isfinite(model.energy(xb, cb, nl, some)).all()
+
+    shooter = _BoxShooter(model, x[None], cell[None], box.get_masses(), (True,) * 3, 10, 10.0,
+                          torch.device("cpu"), torch.float64, 16, 1e-4, 5.0)
+    whole = _hessian(lambda y: shooter.displaced_forces(y, cell), x, 1e-4)
+    picked = shooter.hessian(x, cell)
+    np.testing.assert_allclose(picked, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+    assert np.abs(whole).max() > 1.0
+    calls = {"n": 0}
+    original = model.forces
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        assert kwargs.get("centres") is not None  # the neighbourhood path, not the whole box's
+        return original(*args, **kwargs)
+
+    model.forces = counting
+    shooter.hessian(x, cell)
+    assert calls["n"] >= 1
+
+
 def test_a_long_box_fit_is_cut_in_overlapping_segments_that_cover_every_frame_once():
     from mdsr_plugin.neural.shooting import SEGMENT_OVERLAP, _segments
 

@@ -263,18 +263,29 @@ class LocalIntegrator(nn.Module):
         """A Verlet list of positions (B, N, 3) Å in cells (B, 3, 3) Å."""
         return neighbour_list(x, cell, pbc, self.cutoff + self.skin)
 
-    def descriptors(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList) -> torch.Tensor:
-        """Raw (unstandardised) features of every atom, shape (B * N, n_features)."""
+    def descriptors(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList,
+                    centres: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw (unstandardised) features of every atom, shape (B * N, n_features), or of the
+        atoms ``centres`` (K,) (flat indices into the B * N atoms), shape (K, n_features)."""
         flat = x.reshape(-1, 3)
         shifts = torch.einsum("pi,pij->pj", nl.images.to(x.dtype), cell[nl.frame])
         with torch.no_grad():  # the Verlet list's pairs in the skin contribute nothing: drop them first
             separation = flat[nl.second] - flat[nl.first] + shifts
-            inside = ((separation * separation).sum(-1) < self.cutoff ** 2).nonzero(as_tuple=True)[0]
+            keep = (separation * separation).sum(-1) < self.cutoff ** 2
+            if centres is not None:  # only the pairs of the centres, which are renumbered 0 … K − 1
+                row = torch.full((flat.shape[0],), -1, dtype=torch.long, device=flat.device)
+                row[centres] = torch.arange(len(centres), device=flat.device)
+                keep &= row[nl.first] >= 0
+            inside = keep.nonzero(as_tuple=True)[0]
         first, second = nl.first[inside], nl.second[inside]
         r = flat[second] - flat[first] + shifts[inside]
         d = (r * r).sum(-1).sqrt()
         envelope = 0.5 * (torch.cos(math.pi * d / self.cutoff) + 1.0)  # zero, with zero slope, at the cutoff
-        n_el, n_total = len(self.elements), flat.shape[0]
+        n_el = len(self.elements)
+        if centres is None:
+            n_total = flat.shape[0]
+        else:
+            n_total, first = len(centres), row[first]
         # Scatter each pair straight into (atom, neighbour element) rows: no one-hot products.
         slot = first * n_el + self._species.repeat(len(x))[second]
         radial = torch.exp(-(((d[:, None] - self.radial_centres.to(x.dtype)) / self.radial_width) ** 2))
@@ -310,26 +321,34 @@ class LocalIntegrator(nn.Module):
         tensor_gram = torch.einsum("acx,adx->acd", tensor, tensor)[:, self.gram_rows, self.gram_cols]
         return torch.cat([density, vector_gram, tensor_gram], dim=1)
 
-    def energy(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList) -> torch.Tensor:
-        """Potential energy of each frame, shape (B,), eV (up to a constant)."""
-        features = self.descriptors(x, cell, nl)
+    def energy(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList,
+               centres: torch.Tensor | None = None) -> torch.Tensor:
+        """Potential energy of each frame, shape (B,), eV (up to a constant); with ``centres``
+        (K,) (flat indices into the B * N atoms), the sum of those atoms' energies only."""
+        features = self.descriptors(x, cell, nl, centres)
         species = self._species.repeat(len(x))
+        if centres is not None:
+            species = species[centres]
         standard = (features - self.feature_mean[species]) / self.feature_std[species]
         atomic = x.new_zeros(len(features))
         for k, network in enumerate(self.energies):
             mine = (species == k).nonzero(as_tuple=True)[0]
             if len(mine):
                 atomic = atomic.index_put((mine,), network(standard[mine]).squeeze(-1))
+        if centres is not None:
+            return x.new_zeros(len(x)).index_add(0, centres // x.shape[1], atomic) * self.energy_scale
         return atomic.reshape(len(x), -1).sum(1) * self.energy_scale
 
     def forces(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList | None = None,
-               pbc=(True, True, True), create_graph: bool = False) -> torch.Tensor:
-        """Forces −∇E, shape (B, N, 3), eV/Å, at positions (B, N, 3) Å in cells (B, 3, 3) Å."""
+               pbc=(True, True, True), create_graph: bool = False, centres: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """Forces −∇E, shape (B, N, 3), eV/Å, at positions (B, N, 3) Å in cells (B, 3, 3) Å; with
+        ``centres``, −∇ of those atoms' energies only (:meth:`energy`)."""
         if self._species is None:
             raise RuntimeError("call set_atoms() first")
         if nl is None:
             nl = self.neighbours(x, cell, pbc)
-        return forces_from_energy(lambda y: self.energy(y, cell, nl), x, self.training, create_graph)
+        return forces_from_energy(lambda y: self.energy(y, cell, nl, centres), x, self.training, create_graph)
 
     # ------------------------------------------------------------------ rollout
     def rollout(self, x0, v0, cell, n_steps: int, dt: float, pbc=(True, True, True)):

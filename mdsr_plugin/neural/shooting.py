@@ -28,7 +28,9 @@ motion is harmonic about the learned potential's Hessian there (mass-weighted ``
 ``∂x/∂v₀ = sin(√K τ)/√K``, ``∂v/∂v₀ = cos(√K τ)``; free motion along negative
 curvature), and the sub-intervals' transfer matrices are multiplied across the gap.
 A Hessian costs ``3N + 1`` force evaluations, a rollout 40-80, so a gap's Jacobians
-cost a few rollouts.  They are approximate: after every step each gap's four
+cost a few rollouts; on a larger box each Hessian column is formed from the energies of
+the displaced atom's neighbours alone, which is the same Hessian at a fraction of the
+cost (2.6× less at 96 water atoms, 4.5× at 192; ``bench/box_hessian_cost.py``).  They are approximate: after every step each gap's four
 Jacobians are corrected by Broyden's secant update (per gap, since a gap's ends
 depend on one start velocity), and linearised afresh about the current paths only
 when no step along their direction lowers the misfit.  The residuals are always the
@@ -423,6 +425,11 @@ HESSIAN_ATOMS_PER_CALL = {False: 4096, True: 1024}
 4096 (the learned water-box model, 24, 96 and 192 atoms: 40-42 against 44-57 µs per atom; larger
 calls leave the cache), and bounds the pairs' memory alike; ``docs/benchmarks.md``."""
 
+LOCAL_HESSIAN_SAVING = 1.25
+"""How much cheaper (in atoms whose energy is evaluated) a box's Hessian from each displaced
+atom's neighbourhood (:meth:`_BoxShooter.local_hessian`) must be than the whole box's
+displaced forces for it to be used: it makes more, smaller configurations."""
+
 SEGMENT_OVERLAP = 3
 """Frames on each side of a segment of a long box fit that the next segment fits again
 (a velocity's influence on the others decays from gap to gap)."""
@@ -592,12 +599,67 @@ class _BoxShooter:
                 forces.append(self.model.forces(part, cells, nl).double().cpu().numpy().reshape(len(part), -1))
         return np.concatenate(forces)
 
+    def hessian(self, x, cell):
+        """The model's Hessian (m, m), eV/Å², at positions ``x`` (N, 3) Å in ``cell`` (3, 3) Å, by
+        forward differences: column by column from the energies of the atoms within the cutoff
+        of the displaced atom only (:meth:`local_hessian`) where that costs less than the
+        whole box's forces at each of the ``3N + 1`` displacements (:func:`_hessian`)."""
+        import torch
+
+        with torch.no_grad():
+            base = self.model.neighbours(self._tensor(x[None]), self._tensor(cell[None]), self.pbc)
+            flat = self._tensor(x)
+            r = flat[base.second] - flat[base.first] + base.images.to(flat.dtype) @ self._tensor(cell)
+            close = (r * r).sum(-1) < self.model.cutoff ** 2
+        n = len(x)
+        # whose energy a displacement of atom j changes: j and its neighbours within the cutoff
+        moves = torch.eye(n, dtype=torch.bool, device=flat.device)
+        moves[base.first[close], base.second[close]] = True
+        if LOCAL_HESSIAN_SAVING * 4 * int(moves.sum()) < (3 * n + 1) * n:
+            return self.local_hessian(x, cell, base, moves)
+        return _hessian(lambda y: self.displaced_forces(y, cell), x, self.step)
+
+    def local_hessian(self, x, cell, base, moves):
+        """:meth:`hessian` from the energies of the atoms ``moves[j]`` (N, N bool) at the atom
+        ``j`` displaced and not: ``4`` configurations per atom, each as costly as its ``moves[j]``
+        atoms, instead of ``3`` of the whole box.  ``base`` is the Verlet list at ``x``."""
+        import torch
+
+        from .local import NeighbourList
+
+        n, m = len(x), 3 * len(x)
+        hessian = np.empty((m, m))
+        per_atom = 4 * float(moves.sum()) / n  # centres per atom's four configurations
+        group = max(1, int(HESSIAN_ATOMS_PER_CALL[self.device.type == "cpu"] // per_atom))
+        x0, cell_t = self._tensor(x), self._tensor(cell)
+        with torch.no_grad():
+            for lo in range(0, n, group):
+                atoms = torch.arange(lo, min(lo + group, n), device=x0.device)
+                k = len(atoms)
+                xb = x0.expand(4 * k, n, 3).clone()
+                for d in range(3):  # configuration 4 a + 1 + d: atom `atoms[a]` moved along axis d
+                    xb[4 * torch.arange(k) + 1 + d, atoms, d] += self.step
+                # each configuration gets the base list's pairs of its centres only
+                owner, pair = moves[atoms][:, base.first].nonzero(as_tuple=True)
+                frame = (4 * owner[:, None] + torch.arange(4, device=x0.device)).reshape(-1)
+                pair = pair.repeat_interleave(4)
+                nl = NeighbourList(frame * n + base.first[pair], frame * n + base.second[pair], base.images[pair],
+                                   frame, xb)
+                centre_owner, centre = moves[atoms].nonzero(as_tuple=True)
+                centres = ((4 * centre_owner[:, None] + torch.arange(4, device=x0.device)) * n
+                           + centre[:, None]).reshape(-1)
+                forces = self.model.forces(xb, cell_t.expand(4 * k, 3, 3), nl, centres=centres.sort().values)
+                forces = forces.double().cpu().numpy().reshape(k, 4, m)
+                columns = -(forces[:, 1:] - forces[:, :1]) / self.step  # (k, 3, m): d F / d x_{a, d}
+                hessian[3 * lo:3 * (lo + k)] = columns.reshape(3 * k, m)
+        return 0.5 * (hessian + hessian.T)
+
     def frame_hessians(self, frames):
         """The Hessians (k, m, m), eV/Å², at the coarse frames ``frames`` (a slice): they do
         not depend on the velocities, so a fit forms them once."""
         x, cells = self.positions[frames], self.cells[frames]
         self.hessians += len(x)
-        return np.stack([_hessian(lambda y, c=c: self.displaced_forces(y, c), p, self.step) for p, c in zip(x, cells)])
+        return np.stack([self.hessian(p, c) for p, c in zip(x, cells)])
 
     def harmonic_jacobians(self, frames, v, at_frames):
         """Each gap's four (G, m, m) Jacobians (:func:`_gap_jacobians`) along the forward
@@ -610,8 +672,7 @@ class _BoxShooter:
         path = self._rollouts(x[:-1], v[:-1], cells[:-1], interior)[0] if len(interior) else None
         out = [np.empty((g, m, m)) for _ in range(4)]
         for gap in range(g):
-            inner = [] if path is None else [_hessian(lambda y: self.displaced_forces(y, cells[gap]), p, self.step)
-                                             for p in path[gap]]
+            inner = [] if path is None else [self.hessian(p, cells[gap]) for p in path[gap]]
             self.hessians += len(inner)
             nodes = [at_frames[gap], *inner, at_frames[gap + 1]]
             for array, jacobian in zip(out, _gap_jacobians(nodes, self.durations, self.sqrt_accel)):
