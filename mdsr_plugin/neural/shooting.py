@@ -638,7 +638,7 @@ class _BoxShooter:
                 k = len(atoms)
                 xb = x0.expand(4 * k, n, 3).clone()
                 for d in range(3):  # configuration 4 a + 1 + d: atom `atoms[a]` moved along axis d
-                    xb[4 * torch.arange(k) + 1 + d, atoms, d] += self.step
+                    xb[4 * torch.arange(k, device=x0.device) + 1 + d, atoms, d] += self.step
                 # each configuration gets the base list's pairs of its centres only
                 owner, pair = moves[atoms][:, base.first].nonzero(as_tuple=True)
                 frame = (4 * owner[:, None] + torch.arange(4, device=x0.device)).reshape(-1)
