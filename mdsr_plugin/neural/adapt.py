@@ -95,7 +95,12 @@ class AdaptSettings(LearningSettings):
     """
 
     warm_start: str | None = "auto"
-    gap_epochs: int = 100  # glycine, 20 fs, scratch: 3.0e-3 Å after 25 (0.9 min), 2.3e-3 after 100 (4.2 min)
+    # glycine, 20 fs, scratch: 3.0e-3 Å after 25 epochs (0.9 min), 2.3e-3 after 100 (4.2 min).  With
+    # 100 and a patience of 4 the learning rate reached its floor in 4-6 minutes of the default 10
+    # while the held-out loss still fell; 250 and 8 gained 6-18 % on alanine dipeptide at 20 fs
+    # (CSVR and Nosé–Hoover, with and without forces; docs/benchmarks.md, "A longer gap stage")
+    gap_epochs: int = 250
+    patience: int = 8
     # A started model is fine-tuned, not retrained: a lower rate keeps what it knows where the
     # few coarse frames say nothing (glycine PBE 1.25 ps from a GFN1-xTB model: held-out force
     # error 20 % at 1e-3, 16 % at 3e-4)
