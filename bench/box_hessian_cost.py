@@ -49,13 +49,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         whole = _hessian(lambda y: shooter.displaced_forces(y, cell), x, 1e-4)
         whole_s = time.perf_counter() - started
-        with torch.no_grad():
-            base = model.neighbours(torch.as_tensor(x[None]), torch.as_tensor(cell[None]), (True,) * 3)
-            flat = torch.as_tensor(x)
-            r = flat[base.second] - flat[base.first] + base.images @ torch.as_tensor(cell)
-            close = (r * r).sum(-1) < model.cutoff ** 2
-        moves = torch.eye(n, dtype=torch.bool)
-        moves[base.first[close], base.second[close]] = True
+        base, moves = shooter.neighbourhoods(x, cell)
         started = time.perf_counter()
         local = shooter.local_hessian(x, cell, base, moves)
         local_s = time.perf_counter() - started

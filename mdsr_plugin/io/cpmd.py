@@ -46,6 +46,7 @@ _FORCE = HARTREE / BOHR  # hartree / bohr → eV/Å
 _MARK = "NEW DATA"
 _COLUMNS = {7: "TRAJECTORY", 10: "FTRAJECTORY"}
 _OUTPUT_STEP = re.compile(r"TIME STEP FOR IONS:\s*([-+0-9.eEdD]+)")
+_ELEMENT_FILES = ("TRAJEC.xyz", "GEOMETRY.xyz")  # a run's XYZ movie and last geometry, in that order
 
 
 def _is_cpmd_name(name: str) -> bool:
@@ -154,7 +155,7 @@ def cpmd_timestep(folder) -> tuple[float, Path] | None:
 
 def _elements_beside(path: Path, n_atoms: int):
     """Symbols from the first frame of ``TRAJEC.xyz`` or ``GEOMETRY.xyz`` beside ``path``, and that file."""
-    for name in ("TRAJEC.xyz", "GEOMETRY.xyz"):
+    for name in _ELEMENT_FILES:
         candidate = path.with_name(name)
         if not candidate.is_file():
             continue
@@ -187,10 +188,9 @@ def cpmd_companions(path) -> dict[str, Path]:
     elements (key ``"elements"``) and the output or input giving the time step (``"timestep"``)."""
     path = Path(path)
     found = {}
-    for name in ("TRAJEC.xyz", "GEOMETRY.xyz"):
-        if path.with_name(name).is_file():
-            found["elements"] = path.with_name(name)
-            break
+    elements = next((path.with_name(name) for name in _ELEMENT_FILES if path.with_name(name).is_file()), None)
+    if elements is not None:
+        found["elements"] = elements
     try:
         step = cpmd_timestep(path.parent)
     except FormatError:
@@ -206,7 +206,7 @@ def is_cpmd_companion(path) -> bool:
     alone, no time step) and ``GEOMETRY.xyz`` (the last frame) give its elements, and a
     ``TRAJECTORY`` holds ``FTRAJECTORY``'s frames without the forces."""
     path = Path(path)
-    if path.name in ("TRAJEC.xyz", "GEOMETRY.xyz"):
+    if path.name in _ELEMENT_FILES:
         return _cpmd_trajectory_beside(path) is not None
     if path.name == "TRAJECTORY":
         beside = _cpmd_trajectory_beside(path)

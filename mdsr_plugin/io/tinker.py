@@ -96,13 +96,11 @@ class TinkerArchiveReader(TrajectoryReader):
         self.n_header = 2 if self.periodic else 1
         self.n_frames = self._count_frames()
         self.notes = [f"positions{' and cell' if self.periodic else ''} from {self.path.name} (Tinker archive, Å)"]
-        self.companions = {}
-        for suffix, quantity in _COMPANIONS.items():
-            candidate = self.path.with_suffix(suffix)
-            if candidate.is_file():
-                self.companions[quantity] = candidate
-                unit = "Å/ps" if quantity == "velocities" else "kcal/(mol·Å)"
-                self.notes.append(f"{quantity} from {candidate.name} ({unit})")
+        found = tinker_companions(self.path)
+        self.companions = {quantity: found[quantity] for quantity in _COMPANIONS.values() if quantity in found}
+        for quantity, candidate in self.companions.items():
+            unit = "Å/ps" if quantity == "velocities" else "kcal/(mol·Å)"
+            self.notes.append(f"{quantity} from {candidate.name} ({unit})")
         self.times_fs = None if dt is not None else self._log_times()
         self.types_z, self.types_mass = self._force_field()
 
@@ -243,7 +241,7 @@ def tinker_companions(path) -> dict[str, Path]:
     path = Path(path)
     found = {quantity: path.with_suffix(suffix) for suffix, quantity in _COMPANIONS.items()
              if path.with_suffix(suffix).is_file()}
-    for key in (path.with_suffix(".key"), path.with_name("tinker.key")):
+    for key in (path.with_suffix(".key"), path.with_name("tinker.key")):  # as _force_field reads them
         if key.is_file():
             found["key"] = key
             break

@@ -263,15 +263,25 @@ class LocalIntegrator(nn.Module):
         """A Verlet list of positions (B, N, 3) Å in cells (B, 3, 3) Å."""
         return neighbour_list(x, cell, pbc, self.cutoff + self.skin)
 
+    @staticmethod
+    def image_shifts(cell: torch.Tensor, nl: NeighbourList) -> torch.Tensor:
+        """The lattice translation of each pair of ``nl``, (P, 3) Å, in cells (B, 3, 3) Å."""
+        return torch.einsum("pi,pij->pj", nl.images.to(cell.dtype), cell[nl.frame])
+
+    def within_cutoff(self, flat: torch.Tensor, shifts: torch.Tensor, nl: NeighbourList) -> torch.Tensor:
+        """Which pairs of the Verlet list ``nl`` are closer than the cutoff, (P,) bool, at the
+        positions ``flat`` (B * N, 3) Å with the pairs' ``shifts`` (:meth:`image_shifts`)."""
+        separation = flat[nl.second] - flat[nl.first] + shifts
+        return (separation * separation).sum(-1) < self.cutoff ** 2
+
     def descriptors(self, x: torch.Tensor, cell: torch.Tensor, nl: NeighbourList,
                     centres: torch.Tensor | None = None) -> torch.Tensor:
         """Raw (unstandardised) features of every atom, shape (B * N, n_features), or of the
         atoms ``centres`` (K,) (flat indices into the B * N atoms), shape (K, n_features)."""
         flat = x.reshape(-1, 3)
-        shifts = torch.einsum("pi,pij->pj", nl.images.to(x.dtype), cell[nl.frame])
+        shifts = self.image_shifts(cell, nl)
         with torch.no_grad():  # the Verlet list's pairs in the skin contribute nothing: drop them first
-            separation = flat[nl.second] - flat[nl.first] + shifts
-            keep = (separation * separation).sum(-1) < self.cutoff ** 2
+            keep = self.within_cutoff(flat, shifts, nl)
             if centres is not None:  # only the pairs of the centres, which are renumbered 0 … K − 1
                 row = torch.full((flat.shape[0],), -1, dtype=torch.long, device=flat.device)
                 row[centres] = torch.arange(len(centres), device=flat.device)

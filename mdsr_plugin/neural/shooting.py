@@ -578,10 +578,11 @@ class _BoxShooter:
         xs, vs = xs[:, 0].reshape(2, g, -1), vs[:, 0].reshape(2, g, -1)
         return xs[0], vs[0], xs[1], vs[1]
 
-    def displaced_forces(self, x, cell):
+    def displaced_forces(self, x, cell, base=None):
         """The model's forces (B, m), eV/Å, at positions ``x`` (B, N, 3) in ``cell`` (3, 3):
         small displacements of ``x[0]`` (within half the Verlet skin, as a Hessian's), which
-        share its neighbour list; :data:`HESSIAN_ATOMS_PER_CALL` atoms per call."""
+        share its neighbour list (``base``, built here if not given);
+        :data:`HESSIAN_ATOMS_PER_CALL` atoms per call."""
         import torch
 
         from .local import repeated_neighbour_list
@@ -591,7 +592,8 @@ class _BoxShooter:
         chunk = max(1, HESSIAN_ATOMS_PER_CALL[self.device.type == "cpu"] // x.shape[1])
         forces = []
         with torch.no_grad():
-            base = self.model.neighbours(self._tensor(x[:1]), self._tensor(cell[None]), self.pbc)
+            if base is None:
+                base = self.model.neighbours(self._tensor(x[:1]), self._tensor(cell[None]), self.pbc)
             for lo in range(0, len(x), chunk):
                 part = self._tensor(x[lo:lo + chunk])
                 cells = self._tensor(np.broadcast_to(cell, (len(part), 3, 3)))
@@ -604,20 +606,25 @@ class _BoxShooter:
         forward differences: column by column from the energies of the atoms within the cutoff
         of the displaced atom only (:meth:`local_hessian`) where that costs less than the
         whole box's forces at each of the ``3N + 1`` displacements (:func:`_hessian`)."""
+        n = len(x)
+        base, moves = self.neighbourhoods(x, cell)
+        if LOCAL_HESSIAN_SAVING * 4 * int(moves.sum()) < (3 * n + 1) * n:
+            return self.local_hessian(x, cell, base, moves)
+        return _hessian(lambda y: self.displaced_forces(y, cell, base), x, self.step)
+
+    def neighbourhoods(self, x, cell):
+        """The Verlet list at positions ``x`` (N, 3) Å in ``cell`` (3, 3) Å, and whose energy a
+        displacement of each atom changes: ``moves[j]`` (N, N bool) is ``j`` and its neighbours
+        within the cutoff."""
         import torch
 
         with torch.no_grad():
             base = self.model.neighbours(self._tensor(x[None]), self._tensor(cell[None]), self.pbc)
             flat = self._tensor(x)
-            r = flat[base.second] - flat[base.first] + base.images.to(flat.dtype) @ self._tensor(cell)
-            close = (r * r).sum(-1) < self.model.cutoff ** 2
-        n = len(x)
-        # whose energy a displacement of atom j changes: j and its neighbours within the cutoff
-        moves = torch.eye(n, dtype=torch.bool, device=flat.device)
+            close = self.model.within_cutoff(flat, self.model.image_shifts(self._tensor(cell[None]), base), base)
+        moves = torch.eye(len(x), dtype=torch.bool, device=flat.device)
         moves[base.first[close], base.second[close]] = True
-        if LOCAL_HESSIAN_SAVING * 4 * int(moves.sum()) < (3 * n + 1) * n:
-            return self.local_hessian(x, cell, base, moves)
-        return _hessian(lambda y: self.displaced_forces(y, cell), x, self.step)
+        return base, moves
 
     def local_hessian(self, x, cell, base, moves):
         """:meth:`hessian` from the energies of the atoms ``moves[j]`` (N, N bool) at the atom
