@@ -207,3 +207,43 @@ def test_real_files_upsample_end_to_end(tmp_path, capsys, path):
     np.testing.assert_allclose(fine.positions[::2], coarse.positions, atol=1e-5)
     captured = capsys.readouterr()
     assert f"read {coarse.n_frames} frames" in captured.out + captured.err
+
+
+# --------------------------------------------------------------------------- batch
+def test_a_batch_finds_trajectories_in_logs_and_upper_case_names_by_default(tmp_path):
+    """mdsr-batch skipped, silently, every AIMD trajectory whose name carries no trajectory
+    extension (pw.x's and FHI-aims' ``.out`` logs, CASTEP's ``SEED.md``, a LAMMPS dump named
+    ``dump.out``) and the upper-case ``HISTORY``/``.ANI`` (the patterns were matched with
+    the case).  Without ``--include`` it now selects by content too; a log of another program
+    is still no job, and an explicit ``--include`` keeps its shell-like meaning."""
+    from mdsr_plugin.batch import process_archive
+    from mdsr_plugin.batch.archive import BatchSettings, plan_jobs
+    from mdsr_plugin.settings import UpsampleSettings
+
+    archive = tmp_path / "archive"
+    for folder, source in [("castep", CASTEP), ("aims", AIMS), ("dlpoly", HISTORY),
+                           ("qe", REAL / "qe" / "si_md_qe53" / "out.out"),
+                           ("lammps", REAL / "lammps" / "water_real_forces" / "dump.out"),
+                           ("siesta", REAL / "siesta" / "h2o_relax" / "h2o.ANI")]:
+        (archive / folder).mkdir(parents=True)
+        shutil.copy(source, archive / folder / source.name)
+    (archive / "lammps" / "log.out").write_text("LAMMPS (2 Aug 2023)\nunits real\nrun 100\n")  # no trajectory
+    shutil.copy(REAL / "siesta" / "h2o_relax" / "h2o.fdf", archive / "siesta")
+    shutil.copytree(REAL / "xtb" / "ethane_md", archive / "xtb")
+    settings = BatchSettings(UpsampleSettings(factor=2, method="linear", output_format="h5md"))
+    jobs = plan_jobs(archive, tmp_path / "plan", settings)
+    assert sorted(job.relative for job in jobs) == [
+        "aims/H2O_periodic_MD.out", "castep/PBAnew.md", "dlpoly/HISTORY", "lammps/dump.out", "qe/out.out",
+        "siesta/h2o.ANI", "xtb/xtb.trj"]
+    # a fixed name keeps its name (the output of HISTORY was ".h5md", a hidden file)
+    assert {Path(job.output).name for job in jobs} >= {"HISTORY.h5md", "xtb.h5md", "out.h5md", "PBAnew.h5md"}
+    assert plan_jobs(archive, tmp_path / "plan", settings, include=["*history"]) == []  # as a shell would
+    result = process_archive(archive, tmp_path / "out", settings)
+    failed = {Path(record["file"]).name: record["error"] for record in result.failed}
+    # the two that cannot be read as they stand say what to give, as mdsr-upsample does
+    assert set(failed) == {"dump.out", "h2o.ANI"}
+    assert "--lammps-units" in failed["dump.out"] and "relaxation" in failed["h2o.ANI"]
+    for name, source in [("aims/H2O_periodic_MD.h5md", AIMS), ("dlpoly/HISTORY.h5md", HISTORY)]:
+        coarse, fine = read_trajectory(source), read_trajectory(tmp_path / "out" / name)
+        assert fine.n_frames == 2 * coarse.n_frames - 1
+        np.testing.assert_allclose(fine.positions[::2], coarse.positions, atol=1e-6)

@@ -50,7 +50,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io import FormatError, companion_inputs, formats, get_format, is_companion_file, output_paths, refuse_overwrite
+from ..io import (FormatError, companion_inputs, format_of_content, formats, get_format, is_companion_file,
+                  output_paths, refuse_overwrite)
 from ..settings import UpsampleSettings
 from .manifest import LOCK_NAME, MANIFEST_NAME
 
@@ -135,7 +136,8 @@ def plan_jobs(
     settings : BatchSettings
     include, exclude : sequence of str
         Glob patterns matched against the file name and against the path relative to
-        ``archive``; ``include`` defaults to every readable trajectory extension.
+        ``archive``; without ``include``, every file with a readable trajectory's extension
+        or fixed name (in any case) or whose content a reader recognises.
         A file that an explicit pattern selects but that is no readable trajectory
         becomes a failing job ("unknown format"), so that it is reported.
 
@@ -157,11 +159,14 @@ def plan_jobs(
     if out_dir.exists() and not out_dir.is_dir():
         raise PlanError(f"{out_dir}: the output folder is a file")
     _refuse_foreign_output_folder(archive, out_dir)
-    include = list(include) if include else default_patterns()
     # Files in an output folder inside the archive are never inputs; an archive inside
     # the output folder is the input, all of it.
     skip = None if archive.is_relative_to(out_dir) else out_dir
-    files = [p for p in _walk(archive, skip=skip) if _matches(p, archive, include)]
+    if include:
+        files = [p for p in _walk(archive, skip=skip) if _matches(p, archive, include)]
+    else:
+        folded = [pattern.lower() for pattern in default_patterns()]
+        files = [p for p in _walk(archive, skip=skip) if _selected_by_default(p, archive, folded)]
     files = [p for p in files if not _matches(p, archive, exclude)]
     velocity_files = {p for p in files if p.name.lower().endswith(VELOCITY_SUFFIXES)}
     topology_files = {p for p in files if p.suffix.lower() in TOPOLOGY_EXTENSIONS}
@@ -289,6 +294,19 @@ def _matches(path: Path, root: Path, patterns) -> bool:
     return any(fnmatch.fnmatch(path.name, p) or fnmatch.fnmatch(relative, p) for p in patterns)
 
 
+def _selected_by_default(path: Path, root: Path, folded) -> bool:
+    """A readable trajectory's extension or fixed name in any case (DL_POLY's ``HISTORY``,
+    SIESTA's ``run.ANI``), or content a reader recognises whatever the name: AIMD codes
+    write their trajectories into logs and files named by the user (pw.x's and FHI-aims'
+    ``run.out``, CASTEP's ``SEED.md``, a LAMMPS dump called ``dump.out``).  ``folded``:
+    :func:`default_patterns` in lower case."""
+    name, relative = path.name.lower(), path.relative_to(root).as_posix().lower()
+    if any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(relative, p) for p in folded):
+        return True
+    fmt = format_of_content(path)
+    return fmt is not None and fmt.open_reader is not None
+
+
 def _readable(path: Path, settings: BatchSettings) -> bool:
     try:
         return get_format(path, settings.upsample.input_format).open_reader is not None
@@ -349,7 +367,10 @@ def _output_path(path: Path, fmt, archive: Path, out_dir: Path, settings: BatchS
     target_dir = out_dir / path.parent.relative_to(archive)
     name = path.name
     matched = _matched_extension(name, fmt)
-    stem = name[: -len(matched)] if matched else path.stem
+    if matched.startswith("."):
+        stem = name[: -len(matched)]
+    else:  # a name ending, not a suffix (DL_POLY's HISTORY, xtb.trj): the whole name, less its suffix
+        stem = path.stem if path.suffix else name
     if settings.upsample.output_format is not None:
         extension = formats()[settings.upsample.output_format].extensions[0]
     elif fmt is not None and fmt.open_writer is not None and matched:

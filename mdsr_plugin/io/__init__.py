@@ -42,6 +42,7 @@ __all__ = [
     "unregister_format",
     "get_format",
     "choose_format",
+    "format_of_content",
     "formats",
     "open_reader",
     "open_writer",
@@ -164,6 +165,13 @@ def choose_format(path, format: str | None = None, *, writing: bool = False) -> 
         raise FormatError(f"{path.name}: mdsr_plugin cannot write {fmt.name} files; "
                           f"it writes {', '.join(_extensions(writing=True))}")
     return fmt, why
+
+
+def format_of_content(path) -> Format | None:
+    """The one format whose ``sniff`` recognises the first :data:`SNIFF_BYTES` of ``path``,
+    whatever its name (a pw.x log ``run.out``, a LAMMPS dump ``dump.out``), or None."""
+    found = _format_of_content(Path(path))
+    return None if found is None else found[0]
 
 
 def _format_of_content(path: Path) -> tuple[Format, str] | None:
