@@ -280,6 +280,46 @@ def test_lammps_netcdf_through_the_cli_and_amber_netcdf_still_needs_its_topology
     assert code == 1 and "need a topology" in one_line(capsys.readouterr().err)
 
 
+
+# ------------------------------------------------------------------ a real LAMMPS NetCDF dump: a slab
+SLAB = REAL / "netcdf_electrode" / "version-5.nc"
+SLAB_TYPES = "1:C,2:C,3:C,4:C"  # no element or mass in the file or beside it
+
+
+def test_real_lammps_netcdf_slab_numbers_are_the_files_converted_by_hand():
+    """LAMMPS 21 Nov 2023 ``dump netcdf`` of a run periodic in x and y only (cell_lengths z = 0):
+    the slab kept its cell was read as no box at all, so its image flags were dropped and an
+    atom crossing a periodic face would have been drawn through the box."""
+    assert get_format(SLAB).name == "lammps-netcdf"
+    traj = read_trajectory(SLAB, type_map=SLAB_TYPES)
+    assert (traj.n_frames, traj.n_atoms) == (11, 1576)
+    np.testing.assert_allclose(traj.times, np.arange(11) * 8.058974, rtol=1e-6)  # step × scale_factor (fs)
+    np.testing.assert_array_equal(traj.pbc, [True, True, False])
+    np.testing.assert_allclose(traj.cell[0], [[24.0, 0, 0], [0, 23.382687, 0], [0, 0, 1.0]], atol=1e-5)
+    # atom id 8, frame 0: x = 23.46999359 with ix = -1 → unwrapped by one cell length (24 Å)
+    np.testing.assert_allclose(traj.positions[0, 7], [23.46999359 - 24.0, 1.51194096, 17.20757294], atol=1e-5)
+    np.testing.assert_allclose(traj.velocities[0, 7], [-0.00297797, -0.00302525, -0.00312715], rtol=1e-5)  # Å/fs
+    np.testing.assert_allclose(traj.forces[0, 7], np.array([0.0239206, -0.08770612, -0.08445013]) * KCALMOL_EV,
+                               rtol=1e-5)
+    # the velocities carry the atoms from frame to frame in the file's own time step
+    step = np.diff(traj.positions, axis=0)
+    mean_v = 0.5 * (traj.velocities[1:] + traj.velocities[:-1])
+    assert abs((step * mean_v).sum() / (mean_v * mean_v).sum() / 8.058974 - 1) < 0.01
+
+
+def test_real_lammps_netcdf_slab_upsampled_keeps_its_periodic_axes(tmp_path, capsys):
+    import ase.io
+
+    out = tmp_path / "fine.extxyz"
+    assert main([str(SLAB), "--type-map", SLAB_TYPES, "--factor", "2", "--method", "hermite", "-o", str(out)]) == 0
+    coarse, fine = read_trajectory(SLAB, type_map=SLAB_TYPES), read_trajectory(out)
+    assert fine.n_frames == 21
+    np.testing.assert_allclose(fine.positions[::2], coarse.positions, atol=1e-7)
+    np.testing.assert_array_equal(fine.pbc, [True, True, False])
+    atoms = ase.io.read(out, index=1)
+    np.testing.assert_array_equal(atoms.pbc, [True, True, False])
+    np.testing.assert_allclose(atoms.cell.lengths()[:2], [24.0, 23.382687], atol=1e-5)
+
 # ------------------------------------------------------------------ MDAnalysis integration
 def test_upsample_universe_takes_lammps_units_and_type_map(tmp_path):
     import MDAnalysis as mda

@@ -238,17 +238,22 @@ class LAMMPSNetCDFReader(TrajectoryReader):
                 if "cell_origin" in variables else np.zeros((stop - start, 3))
             lengths = np.asarray(variables["cell_lengths"][start:stop], dtype=np.float64)
             angles = np.asarray(variables["cell_angles"][start:stop], dtype=np.float64)
-            # LAMMPS writes length 0 for a non-periodic direction (the AMBER convention).
+            # LAMMPS writes length 0 for a non-periodic direction (the AMBER convention): a slab
+            # (boundary p p f) keeps its periodic rows, and gets a unit row normal to them where
+            # the length is 0 (ASE's complete_cell), so that its atoms are unwrapped across the
+            # periodic faces; that row is no box, as pbc says.
             pbc = lengths[0] > 0
-            cell = dimensions_to_cell(np.column_stack([lengths, angles])) if pbc.all() else None
+            cell = dimensions_to_cell(np.column_stack([lengths, angles])) if pbc.any() else None
             positions = self._block(self._position_name, start, stop)
             if self._position_name == "scaled_coordinates":
-                if cell is None:
-                    raise FormatError(f"{self.path.name}: scaled coordinates in a non-periodic box; dump x y z")
+                if not pbc.all():
+                    raise FormatError(f"{self.path.name}: scaled coordinates in a box that is not periodic "
+                                      "along every axis; dump x y z")
                 positions = origin[:, None, :] + np.einsum("fni,fij->fnj", positions, cell)
             elif self._position_name == "coordinates" and cell is not None \
                     and all(v in variables for v in ("ix", "iy", "iz")):
                 images = np.stack([self._block(v, start, stop) for v in ("ix", "iy", "iz")], axis=-1)
+                images[..., ~pbc] = 0  # no image along a non-periodic axis
                 positions = positions + np.einsum("fni,fij->fnj", images, cell)
             steps = np.rint(np.asarray(variables["time"][start:stop], dtype=np.float64)).astype(np.int64)
             file_times = None if self._timestep is None else steps * self._timestep
@@ -260,7 +265,7 @@ class LAMMPSNetCDFReader(TrajectoryReader):
                 times=self._times(start, stop - start, file_times),
                 velocities=self._block("velocities", start, stop) * native.velocity if self._has_velocities else None,
                 forces=self._block("forces", start, stop) * native.force if self._has_forces else None,
-                cell=None if cell is None else cell * length,
+                cell=None if cell is None else _completed(cell, length, pbc),
                 pbc=pbc,
                 steps=steps,
             )
@@ -270,6 +275,17 @@ class LAMMPSNetCDFReader(TrajectoryReader):
         if data is not None:
             data.close()
             self._data = None
+
+
+def _completed(cell, length, pbc) -> np.ndarray:
+    """``cell`` (F, 3, 3) in Å (× ``length``), each zero row of a non-periodic axis replaced by
+    a 1 Å row normal to the others, as ASE completes a cell."""
+    from ase.geometry import complete_cell
+
+    cell = cell * length
+    if pbc.all():
+        return cell
+    return np.stack([complete_cell(frame) for frame in cell])
 
 
 def _open(path, **options):
