@@ -281,6 +281,32 @@ def test_lammps_netcdf_through_the_cli_and_amber_netcdf_still_needs_its_topology
 
 
 
+
+# ------------------------------------------------------------------ real: a dump with velocities
+POLYMER = REAL / "polymer_real_velocities"
+
+
+def test_real_units_velocities_give_the_temperature_lammps_printed():
+    """A ``units real`` dump with velocities (CHARMM-GUI's polymer melt, LAMMPS 12 Dec 2018):
+    the units come from ``step4.1_equilibration.inp`` beside it, whose ``write_dump`` writes
+    this file (the log was written with ``echo screen`` and names no units).  Velocities are
+    Å/fs as written, and with the data file's masses (H 1.008, C 12.011, O 15.999: types 1-3,
+    4-5, 6-7) give the log's Temp, 405.4631 K, and KinEng, 8700.7724 kcal/mol, at step 100000."""
+    traj = read_trajectory(POLYMER / "step4.1_equilibration.dump", type_map="1:H,2:H,3:H,4:C,5:C,6:O,7:O")
+    assert (traj.n_frames, traj.n_atoms) == (1, 7200)
+    np.testing.assert_allclose(traj.times, [100000.0])  # step × timestep 1 fs
+    raw = dump_frames(POLYMER / "step4.1_equilibration.dump")[0][3]
+    by_id = raw[np.argsort(raw[:, 0])]
+    np.testing.assert_allclose(traj.velocities[0], by_id[:, 5:8], rtol=1e-12)  # Å/fs: nothing to convert
+    masses = np.choose(by_id[:, 1].astype(int) - 1, [1.008, 1.008, 1.008, 12.011, 12.011, 15.999, 15.999])
+    np.testing.assert_allclose(traj.masses, masses)
+    kinetic = 0.5 * np.sum(masses[:, None] * traj.velocities[0] ** 2) * 1e7 / 4184.0  # (g/mol)(Å/fs)² → kcal/mol
+    assert kinetic == pytest.approx(8700.7724, rel=1e-6)
+    kcalmol_per_kelvin = BOLTZMANN_EV / KCALMOL_EV
+    assert 2 * kinetic / ((3 * traj.n_atoms - 3) * kcalmol_per_kelvin) == pytest.approx(405.4631, rel=1e-5)
+    # positions unwrapped with the image flags (box -24.0079 … 24.0079 Å)
+    np.testing.assert_allclose(traj.positions[0], by_id[:, 2:5] + by_id[:, 8:11] * 2 * 24.0079, atol=1e-9)
+
 # ------------------------------------------------------------------ a real LAMMPS NetCDF dump: a slab
 SLAB = REAL / "netcdf_electrode" / "version-5.nc"
 SLAB_TYPES = "1:C,2:C,3:C,4:C"  # no element or mass in the file or beside it

@@ -11,7 +11,8 @@ applies:
 2. the dump's own ``ITEM: UNITS`` header;
 3. the ``units`` command (or the ``Unit style :`` line LAMMPS prints before each run)
    in the log and input files beside the file (``log.lammps``, ``log.*``, ``in.*``,
-   ``*.in``, ``*.lmp``, ``*.lammps``) whose ``dump`` command writes that file (LAMMPS
+   ``*.in``, ``*.inp``, ``*.lmp``, ``*.lammps``) whose ``dump`` or ``write_dump`` command
+   writes that file (LAMMPS
    echoes each command into its log with the variables substituted; ``variable NAME
    index|string VALUE`` is substituted here too), else of ``log.lammps`` alone.
 
@@ -81,7 +82,9 @@ __all__ = [
 ]
 
 #: Log and input files that may describe the run, in the dump's folder.
-RUN_FILE_PATTERNS = ("log.lammps", "log.*", "in.*", "*.in", "*.lmp", "*.lammps")
+RUN_FILE_PATTERNS = ("log.lammps", "log.*", "in.*", "*.in", "*.inp", "*.lmp", "*.lammps")
+"""Names of the log and input files looked at beside a LAMMPS file (``*.inp``: CHARMM-GUI's
+``step4.1_equilibration.inp``)."""
 
 _LOG_UNITS = re.compile(r"^\s*Unit style\s*:\s*(\S+)")
 _LOG_TIMESTEP = re.compile(r"^\s*Time step\s*:\s*(\S+)")
@@ -144,8 +147,10 @@ def _scan_run_file(path: Path) -> _RunFile:
                 timesteps.append(_substitute(words[1], variables))
             elif head == "variable" and len(words) > 3 and words[2] in ("index", "string"):
                 variables[words[1]] = words[3]
-            elif head == "dump" and len(words) > 5:
+            elif head == "dump" and len(words) > 5:  # dump ID group style N file ...
                 dumps.append(_substitute(words[5], variables))
+            elif head == "write_dump" and len(words) > 3:  # write_dump group style file ...: one frame
+                dumps.append(_substitute(words[3], variables))
     values = []
     for text in timesteps:
         try:
