@@ -22,6 +22,8 @@ REAL = Path(__file__).parent / "data" / "real"
 ICE = REAL / "tinker" / "ice_npt" / "ice.arc"
 XTB = REAL / "xtb" / "ethane_md" / "xtb.trj"
 ANI = REAL / "siesta" / "h2o_relax" / "h2o.ANI"
+MD_CAR = REAL / "siesta" / "mgco3_md_nose" / "md_nose.MD_CAR"
+BOHR_A = 0.529177210903  # CODATA 2018, by hand
 
 # By hand (CODATA 2018), not the package's table.
 BOHR_A = 0.529177210903
@@ -295,9 +297,73 @@ def test_siesta_binary_md_and_mde_are_refused_naming_the_ani(tmp_path):
     mde.write_text("# Step     T (K)     E_KS (eV)    E_tot (eV)   Vol (A^3)    P (kBar)\n"
                    "     1    600.00   -6215.45626   -6214.75826      93.166     238.781\n")
     for path in (md, mde):
-        with pytest.raises(FormatError, match="md_nose.ANI") as err:
+        with pytest.raises(FormatError, match="md_nose.ANI or md_nose.MD_CAR") as err:
             read_trajectory(path)
         assert "\n" not in str(err.value)
+
+
+def _outcoor(log: Path, step: int) -> np.ndarray:
+    """The fractional coordinates SIESTA printed after ``Begin MD step = step`` in its log."""
+    lines = log.read_text().splitlines()
+    begin = next(k for k, line in enumerate(lines) if line.split() == ["Begin", "MD", "step", "=", str(step)])
+    start = next(k for k in range(begin, len(lines)) if lines[k].startswith("outcoor: Atomic coordinates (fractional)"))
+    return np.array([row.split()[:3] for row in lines[start + 1:start + 11]], dtype=float)
+
+
+def test_siesta_md_car_numbers_are_the_files_converted_by_hand():
+    """A real SIESTA 5.1 Nosé run's .MD_CAR: no element in it, so the species come from the
+    .fdf's coordinate block; block k is the positions after step k (the log prints block 1's
+    coordinates where step 2 begins), 1 fs apart."""
+    assert get_format(MD_CAR).name == "siesta-md-car"
+    traj = read_trajectory(MD_CAR)
+    assert (traj.n_frames, traj.n_atoms) == (5, 10)
+    assert list(traj.numbers) == [12, 12, 6, 6, 8, 8, 8, 8, 8, 8]
+    np.testing.assert_array_equal(traj.steps, [1, 2, 3, 4, 5])
+    np.testing.assert_allclose(traj.times, [1.0, 2.0, 3.0, 4.0, 5.0])  # MD.LengthTimeStep 1 fs
+    cell = np.array([[5.677830000, 0, 0], [3.786009162, 4.231298635, 0], [3.786009162, 1.692731155, 3.877956855]])
+    np.testing.assert_array_equal(traj.cell[0], cell)
+    assert traj.pbc.all()
+    np.testing.assert_allclose(traj.positions[0, 0], np.array([0.002029621, -0.002203747, 0.000377242]) @ cell,
+                               rtol=1e-12)
+    log = MD_CAR.parent / "RUN.out"
+    for k in range(4):  # block k + 1 = the coordinates SIESTA printed as step k + 2 began
+        np.testing.assert_allclose(np.linalg.solve(cell.T, traj.positions[k].T).T, _outcoor(log, k + 2), atol=6e-9)
+    # the .XV, written after the last step in bohr, holds the last block's positions
+    xv = np.loadtxt(MD_CAR.parent / "md_nose.XV", skiprows=4)
+    np.testing.assert_allclose(traj.positions[-1], xv[:, 2:5] * BOHR_A, atol=1e-8)
+
+
+def test_siesta_md_car_upsampled_keeps_its_coarse_frames(tmp_path, capsys):
+    out = tmp_path / "fine.extxyz"
+    assert main([str(MD_CAR), "--factor", "2", "--method", "spline", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "SIESTA .MD_CAR" in captured.out + captured.err
+    coarse, fine = read_trajectory(MD_CAR), read_trajectory(out)
+    assert fine.n_frames == 9
+    np.testing.assert_allclose(fine.positions[::2], coarse.positions, atol=1e-7)
+    np.testing.assert_allclose(fine.times, np.arange(9) * 0.5 + 1.0)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_fdf", "names no element; put the run's .fdf"),
+    ("other_run", "species counts \\[2, 2, 6\\] are not those of the input"),
+    ("cut", "cut short|fewer than 10 atoms"),
+    ("relaxation", "relaxation"),
+])
+def test_siesta_md_car_without_its_input_or_cut_short_is_refused_in_one_line(tmp_path, case, message):
+    shutil.copy(MD_CAR, tmp_path / "md_nose.MD_CAR")
+    fdf = (MD_CAR.parent / "md_nose.fdf").read_text()
+    if case == "other_run":  # a carbonate of another cation order: 1 1 2 3 3 3 ...
+        fdf = fdf.replace(" -0.25       -0.25       -0.25     2", " -0.25       -0.25       -0.25     3")
+    if case == "cut":
+        (tmp_path / "md_nose.MD_CAR").write_text(MD_CAR.read_text()[:-60])
+    if case == "relaxation":
+        fdf = fdf.replace("MD.TypeOfRun         Nose", "MD.TypeOfRun         CG")
+    if case != "no_fdf":
+        (tmp_path / "md_nose.fdf").write_text(fdf)
+    with pytest.raises(FormatError, match=message) as err:
+        read_trajectory(tmp_path / "md_nose.MD_CAR")
+    assert "\n" not in str(err.value)
 
 
 # --------------------------------------------------------------------------- shared
@@ -371,3 +437,23 @@ def test_a_tinker_run_is_one_batch_job_whose_vel_and_frc_are_its_companions(tmp_
     velocities = path.with_suffix(".vel")
     velocities.write_text(velocities.read_text().replace("3.0", "3.5", 1))
     assert plan_jobs(tmp_path / "archive", tmp_path / "out", settings)[0].fingerprint != before
+
+
+def test_a_siesta_run_with_ani_and_md_car_is_one_batch_job_on_the_md_car(tmp_path):
+    """Both hold the same steps; the .MD_CAR has the cell too.  Two jobs would write the same
+    output name and the whole plan would be refused."""
+    from mdsr_plugin.batch.archive import BatchSettings, plan_jobs
+    from mdsr_plugin.settings import UpsampleSettings
+
+    run = tmp_path / "archive" / "siesta"
+    shutil.copytree(MD_CAR.parent, run)
+    traj = read_trajectory(MD_CAR)
+    symbols = {12: "Mg", 6: "C", 8: "O"}
+    with open(run / "md_nose.ANI", "w") as handle:  # constructed in SIESTA's .ANI layout from the same steps
+        for frame in traj.positions:
+            handle.write(f"{traj.n_atoms}\n\n")
+            handle.writelines(f"{symbols[z]} {x:.6f} {y:.6f} {w:.6f}\n" for z, (x, y, w) in zip(traj.numbers, frame))
+    settings = BatchSettings(UpsampleSettings(factor=2, method="spline"))
+    jobs = plan_jobs(tmp_path / "archive", tmp_path / "out", settings)
+    assert [job.relative for job in jobs] == ["siesta/md_nose.MD_CAR"]
+    assert Path(jobs[0].output).name == "md_nose.h5md"

@@ -348,15 +348,17 @@ def is_companion_file(path) -> bool:
     (a CP2K velocity/force file, an i-PI velocity/force file, cp.x's ``.vel``/``.for``/
     ``.cel``/``.evp``... beside a cp.x ``.pos``), or less of a run than another file beside
     it (a CPMD run's ``TRAJEC.xyz``, ``GEOMETRY.xyz``, and ``TRAJECTORY`` beside its
-    ``FTRAJECTORY``): never an input of its own in a batch."""
+    ``FTRAJECTORY``; a SIESTA ``.ANI`` beside its ``.MD_CAR``): never an input of its own in
+    a batch."""
     from .cp2k import cp2k_role
     from .cpmd import is_cpmd_companion
     from .ipi import ipi_quantity
     from .qe_cp import is_cp_companion
+    from .siesta import is_siesta_companion
 
     path = Path(path)
     return (cp2k_role(path) in ("velocities", "forces") or ipi_quantity(path) in ("velocities", "forces")
-            or is_cp_companion(path) or is_cpmd_companion(path))
+            or is_cp_companion(path) or is_cpmd_companion(path) or is_siesta_companion(path))
 
 
 def _companions_found(reader) -> dict[str, Path]:

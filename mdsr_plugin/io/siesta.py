@@ -16,9 +16,20 @@ SIESTA's default) make the ``.ANI`` a relaxation path, which is refused unless
 ``--dt`` is given.
 
 Because a plain XYZ with empty comments looks the same, an ``.ANI`` is recognised by
-its extension and shape together.  SIESTA's ``.MD`` (unformatted Fortran, binary) and
-``.MDE`` (energies and temperature per step, no positions) are refused in one line
-that names the ``.ANI`` to give instead.
+its extension and shape together.
+
+``SystemLabel.MD_CAR`` (``WriteMDHistory``) holds the same steps as VASP-like blocks: a
+``---SystemLabel---`` line, a scale, the three cell rows (Å), the atom count of each
+species, ``Direct`` and the fractional positions of every atom in the input's order.  It
+names no element: each atom's species is the fourth column of the input's
+``AtomicCoordinatesAndAtomicSpecies`` block, and ``ChemicalSpeciesLabel`` maps it to an
+atomic number.  Block ``k`` holds the positions *after* MD step ``MD.InitialTimeStep + k``
+(a real SIESTA 5.1 run prints its first block as the coordinates at which step 2 begins),
+so its time is that step × ``MD.LengthTimeStep``.
+
+SIESTA's ``.MD`` (unformatted Fortran, binary) and ``.MDE`` (energies and temperature per
+step, no positions) are refused in one line that names the ``.ANI`` and ``.MD_CAR`` to
+give instead.
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ from ..units import TIME_UNITS_FS
 from .base import FormatError, TrajectoryReader
 from .plain_xyz import columns, fixed_frames
 
-__all__ = ["SiestaAniReader", "is_siesta_ani", "is_siesta_md_binary"]
+__all__ = ["SiestaAniReader", "SiestaMDCarReader", "is_siesta_ani", "is_siesta_companion", "is_siesta_md_car",
+           "is_siesta_md_binary"]
 
 _RELAXATIONS = ("cg", "broyden", "fire")
 
@@ -55,6 +67,29 @@ def is_siesta_ani(name: str, head: bytes) -> bool:
             and len(lines[2].split()) == 4)
 
 
+def is_siesta_md_car(name: str, head: bytes) -> bool:
+    """Whether ``name`` ends in ``.md_car`` and ``head`` starts with a ``---label---`` line."""
+    first = head.split(b"\n", 1)[0].strip()
+    return name.endswith(".md_car") and first.startswith(b"---") and first.endswith(b"---")
+
+
+def is_siesta_companion(path) -> bool:
+    """Whether ``path`` is less of a SIESTA run than a file beside it, so that a batch reads
+    that file only: a ``.ANI`` beside the run's ``.MD_CAR`` (the same steps, and the cell
+    too), or the ``.MDE``/``.MD`` (energies; binary) beside either of them."""
+    from pathlib import Path
+
+    path = Path(path)
+    suffix, stem = path.suffix.lower(), path.stem.lower()
+    beside = {other.suffix.lower() for other in path.parent.iterdir() if other.stem.lower() == stem}
+    if suffix == ".ani":
+        return ".md_car" in beside
+    if suffix not in (".mde", ".md") or not beside & {".ani", ".md_car"}:
+        return False
+    with open(path, "rb") as handle:  # a CASTEP SEED.md is text: never SIESTA's
+        return is_siesta_md_binary(path.name.lower(), handle.read(64))
+
+
 def is_siesta_md_binary(name: str, head: bytes) -> bool:
     """SIESTA's ``.MD`` (binary Fortran records) or ``.MDE`` (``# Step  T (K)  E_KS …``)."""
     if name.endswith(".md"):
@@ -62,18 +97,14 @@ def is_siesta_md_binary(name: str, head: bytes) -> bool:
     return name.endswith(".mde") and head.lstrip().startswith(b"# Step")
 
 
-class SiestaAniReader(TrajectoryReader):
-    """``SystemLabel.ANI``: positions (Å) of every step; times (fs) from ``MD.LengthTimeStep``."""
+class _SiestaRunReader(TrajectoryReader):
+    """What a SIESTA trajectory's input (``.fdf`` or ``fdf*.log`` beside it) says: elements,
+    time step, whether the run was dynamics; ``what`` names the file in messages."""
 
-    def __init__(self, path, *, dt=None, topology=None):
-        super().__init__(path, dt=dt)
-        with open(self.path, "r", errors="replace") as handle:
-            head = handle.read(8192)
-        if not is_siesta_ani(self.path.name.lower(), head.encode()):
-            raise FormatError(f"{self.path.name}: not a SIESTA .ANI (expected an atom count, a comment line and "
-                              "'label x y z' lines)")
-        self.n_atoms = int(head.split("\n", 1)[0])
-        self.notes = [f"positions from {self.path.name} (SIESTA .ANI, Å; no velocities in it)"]
+    what = "SIESTA file"
+
+    def _read_input(self, dt) -> None:
+        self.notes = [f"positions from {self.path.name} ({self.what}, Å; no velocities in it)"]
         self.species, self.dt_fs, run_type, source = self._input()
         if run_type in _RELAXATIONS:
             if dt is None:
@@ -82,26 +113,40 @@ class SiestaAniReader(TrajectoryReader):
             self.notes.append(f"MD.TypeOfRun {run_type} in {source}: a relaxation path, read as asked")
 
     def _input(self):
-        """Labels → atomic numbers, time step (fs), MD.TypeOfRun and the file they came from."""
+        """Labels → atomic numbers, time step (fs), MD.TypeOfRun and the file they came from;
+        also sets ``species_numbers`` (species index → atomic number), ``atom_species`` (each
+        atom's species index in ``AtomicCoordinatesAndAtomicSpecies``) and ``first_step``
+        (``MD.InitialTimeStep``, default 1)."""
         folder = self.path.parent
-        label = self.path.stem.lower()
+        label = re.sub(r"\.(ani|md_car)$", "", self.path.name, flags=re.IGNORECASE).lower()
         fdfs = sorted(folder.glob("*.fdf")) + sorted(folder.glob("fdf*.log"))
+        self.species_numbers, self.atom_species, self.first_step = {}, [], 1
         for fdf in sorted(fdfs, key=lambda p: (self._system_label(p) != label, p.suffix != ".fdf")):
             species, dt, run_type = {}, None, None
-            in_species = False
+            by_index, atom_species, first_step = {}, [], None
+            block = None
             with open(fdf, "r", errors="replace") as handle:
                 for line in handle:
                     key, values = _key(line)
-                    if key == "%block" and values and _key(values[0])[0] == "chemicalspecieslabel":
-                        in_species = True
+                    if key == "%block" and values:
+                        block = _key(values[0])[0]
                     elif key == "%endblock":
-                        in_species = False
-                    elif in_species and len(values) >= 2:
+                        block = None
+                    elif block == "chemicalspecieslabel" and len(values) >= 2:
                         try:
                             species[values[1]] = int(values[0])
+                            by_index[int(key)] = int(values[0])
                         except ValueError:
                             raise FormatError(f"{fdf.name}: ChemicalSpeciesLabel line {line.strip()!r} does not "
                                               "give an atomic number") from None
+                    elif block == "atomiccoordinatesandatomicspecies" and len(values) >= 3:
+                        try:
+                            atom_species.append(int(values[2]))
+                        except ValueError:
+                            raise FormatError(f"{fdf.name}: AtomicCoordinatesAndAtomicSpecies line "
+                                              f"{line.strip()!r} does not end in a species index") from None
+                    elif key == "mdinitialtimestep" and values and first_step is None:
+                        first_step = int(values[0])
                     elif key == "mdlengthtimestep" and values and dt is None:
                         unit = values[1].lower() if len(values) > 1 else "fs"
                         if unit not in TIME_UNITS_FS:
@@ -113,6 +158,8 @@ class SiestaAniReader(TrajectoryReader):
                     elif key == "mdtypeofrun" and values and run_type is None:
                         run_type = values[0].lower()
             if species or dt is not None or run_type is not None:
+                self.species_numbers, self.atom_species = by_index, atom_species
+                self.first_step = 1 if first_step is None else first_step
                 if species:
                     self.notes.append(f"elements from ChemicalSpeciesLabel in {fdf.name}")
                 # SIESTA's default MD.TypeOfRun is CG: an input that names none is a relaxation.
@@ -150,6 +197,23 @@ class SiestaAniReader(TrajectoryReader):
                               "(ChemicalSpeciesLabel) beside it")
         return numbers
 
+
+
+class SiestaAniReader(_SiestaRunReader):
+    """``SystemLabel.ANI``: positions (Å) of every step; times (fs) from ``MD.LengthTimeStep``."""
+
+    what = "SIESTA .ANI"
+
+    def __init__(self, path, *, dt=None, topology=None):
+        super().__init__(path, dt=dt)
+        with open(self.path, "r", errors="replace") as handle:
+            head = handle.read(8192)
+        if not is_siesta_ani(self.path.name.lower(), head.encode()):
+            raise FormatError(f"{self.path.name}: not a SIESTA .ANI (expected an atom count, a comment line and "
+                              "'label x y z' lines)")
+        self.n_atoms = int(head.split("\n", 1)[0])
+        self._read_input(dt)
+
     def _chunks(self, chunk_size) -> Iterator[Trajectory]:
         n = self.n_atoms
         source = self.path.name
@@ -175,8 +239,77 @@ class SiestaAniReader(TrajectoryReader):
             raise FormatError(f"{source}: no frames")
 
 
+class SiestaMDCarReader(_SiestaRunReader):
+    """``SystemLabel.MD_CAR``: fractional positions and the cell of every MD step (module
+    docstring); elements from the input's species columns, times from its time step."""
+
+    what = "SIESTA .MD_CAR"
+
+    def __init__(self, path, *, dt=None, topology=None):
+        super().__init__(path, dt=dt)
+        with open(self.path, "rb") as handle:
+            head = handle.read(8192)
+        if not is_siesta_md_car(self.path.name.lower(), head):
+            raise FormatError(f"{self.path.name}: not a SIESTA .MD_CAR (expected a '---SystemLabel---' line)")
+        lines = head.decode("ascii", errors="replace").splitlines()
+        try:
+            counts = [int(word) for word in lines[5].split()]
+        except (IndexError, ValueError):
+            raise FormatError(f"{self.path.name}: line 6 should give the atom count of each species") from None
+        self.n_atoms = sum(counts)
+        self._read_input(dt)
+        species = self.atom_species
+        if len(species) != self.n_atoms or not self.species_numbers:
+            raise FormatError(f"{self.path.name}: names no element; put the run's .fdf (ChemicalSpeciesLabel and "
+                              f"AtomicCoordinatesAndAtomicSpecies for its {self.n_atoms} atoms) beside it")
+        if [species.count(k) for k in sorted(self.species_numbers)] != counts:
+            raise FormatError(f"{self.path.name}: its species counts {counts} are not those of the input's "
+                              "AtomicCoordinatesAndAtomicSpecies block: another run's .fdf?")
+        self.numbers = np.array([self.species_numbers[k] for k in species], dtype=np.int64)
+        self.notes.append("each atom's species from AtomicCoordinatesAndAtomicSpecies")
+
+    def _blocks(self, handle):
+        """(cell (3, 3) Å, fractional positions (N, 3)) of each block, checked."""
+        n, source = self.n_atoms, self.path.name
+        while True:
+            header = [handle.readline() for _ in range(7)]
+            if not header[0]:
+                return
+            if not header[-1] or not header[0].strip().startswith("---"):
+                raise FormatError(f"{source}: a block is cut short or does not start with '---SystemLabel---'")
+            if header[6].strip().lower()[:1] != "d":
+                raise FormatError(f"{source}: {header[6].strip()!r} positions; SIESTA writes 'Direct' ones")
+            scale = float(header[1])
+            if scale <= 0:
+                raise FormatError(f"{source}: scale {scale} (SIESTA writes 1.0)")
+            cell = np.array([row.split()[:3] for row in header[2:5]], dtype=np.float64) * scale
+            rows = [handle.readline() for _ in range(n)]
+            if not rows[-1]:
+                raise FormatError(f"{source}: the last block has fewer than {n} atoms (a run still writing?)")
+            yield cell, columns(rows, 0, 3, source)
+
+    def _chunks(self, chunk_size) -> Iterator[Trajectory]:
+        start = 0
+        with open(self.path, "r", errors="replace") as handle:
+            blocks = self._blocks(handle)
+            while batch := [block for _, block in zip(range(chunk_size), blocks)]:
+                cells = np.stack([cell for cell, _ in batch])
+                positions = np.einsum("fni,fij->fnj", np.stack([frac for _, frac in batch]), cells)
+                steps = self.first_step + start + np.arange(len(batch))
+                file_times = None if self.dt_fs is None else steps * self.dt_fs
+                yield Trajectory(numbers=self.numbers, positions=positions, cell=cells, pbc=np.ones(3, dtype=bool),
+                                 times=self._times(start, len(batch), file_times), steps=steps)
+                start += len(batch)
+        if start == 0:
+            raise FormatError(f"{self.path.name}: no frames")
+
+
 def _open_ani(path, **options):
     return SiestaAniReader(path, **options)
+
+
+def _open_md_car(path, **options):
+    return SiestaMDCarReader(path, **options)
 
 
 def _refuse_md(path, **options):
@@ -185,8 +318,8 @@ def _refuse_md(path, **options):
     path = Path(path)
     what = "holds energies and temperatures only" if path.suffix.lower() == ".mde" else \
         "is SIESTA's binary (unformatted Fortran) MD file, which mdsr_plugin does not read"
-    raise FormatError(f"{path.name}: {what}; give {path.stem}.ANI, which SIESTA writes beside it with the positions "
-                      "of every step (and the .fdf for the time step)")
+    raise FormatError(f"{path.name}: {what}; give {path.stem}.ANI or {path.stem}.MD_CAR, which SIESTA writes beside "
+                      "it with the positions of every step (and the .fdf for the time step)")
 
 
 def _register() -> None:
@@ -195,6 +328,10 @@ def _register() -> None:
     register_format(Format("siesta-ani", (".ani",), "SIESTA SystemLabel.ANI (positions of every step; time step "
                            "from the .fdf beside it)", _open_ani, None, "none (SIESTA's .ANI has none)",
                            sniff=is_siesta_ani, signature=".ANI name and XYZ frames"))
+    register_format(Format("siesta-md-car", (".md_car",), "SIESTA SystemLabel.MD_CAR (positions and cell of every "
+                           "step; elements and time step from the .fdf beside it)", _open_md_car, None,
+                           "none (SIESTA's .MD_CAR has none)", sniff=is_siesta_md_car,
+                           signature="a .MD_CAR name and a '---SystemLabel---' line"))
     register_format(Format("siesta-md", (".mde",), "SIESTA .MD/.MDE (refused: give SystemLabel.ANI)", _refuse_md,
                            None, sniff=is_siesta_md_binary,
                            signature="a binary .MD or an energies-only .MDE"))
