@@ -235,15 +235,57 @@ def test_a_batch_finds_trajectories_in_logs_and_upper_case_names_by_default(tmp_
     assert sorted(job.relative for job in jobs) == [
         "aims/H2O_periodic_MD.out", "castep/PBAnew.md", "dlpoly/HISTORY", "lammps/dump.out", "qe/out.out",
         "siesta/h2o.ANI", "xtb/xtb.trj"]
-    # a fixed name keeps its name (the output of HISTORY was ".h5md", a hidden file)
-    assert {Path(job.output).name for job in jobs} >= {"HISTORY.h5md", "xtb.h5md", "out.h5md", "PBAnew.h5md"}
+    # a fixed name keeps its name (the output of HISTORY was ".h5md", a hidden file); a file
+    # recognised by its content keeps its whole name (dump.0 and dump.200 must not meet)
+    assert {Path(job.output).name for job in jobs} >= {"HISTORY.h5md", "xtb.h5md", "out.out.h5md", "PBAnew.md.h5md",
+                                                        "dump.out.h5md"}
     assert plan_jobs(archive, tmp_path / "plan", settings, include=["*history"]) == []  # as a shell would
     result = process_archive(archive, tmp_path / "out", settings)
     failed = {Path(record["file"]).name: record["error"] for record in result.failed}
-    # the two that cannot be read as they stand say what to give, as mdsr-upsample does
-    assert set(failed) == {"dump.out", "h2o.ANI"}
-    assert "--lammps-units" in failed["dump.out"] and "relaxation" in failed["h2o.ANI"]
-    for name, source in [("aims/H2O_periodic_MD.h5md", AIMS), ("dlpoly/HISTORY.h5md", HISTORY)]:
+    # the dump cannot be read as it stands and says what to give, as mdsr-upsample does; the
+    # SIESTA relaxation is no MD run: listed apart, not a failure
+    assert set(failed) == {"dump.out"} and "--lammps-units" in failed["dump.out"]
+    assert [(Path(r["file"]).name, "relaxation" in r["error"]) for r in result.no_md_run] == [("h2o.ANI", True)]
+    for name, source in [("aims/H2O_periodic_MD.out.h5md", AIMS), ("dlpoly/HISTORY.h5md", HISTORY)]:
         coarse, fine = read_trajectory(source), read_trajectory(tmp_path / "out" / name)
         assert fine.n_frames == 2 * coarse.n_frames - 1
         np.testing.assert_allclose(fine.positions[::2], coarse.positions, atol=1e-6)
+
+
+def test_a_batch_lists_logs_of_no_md_run_apart_and_keeps_content_named_outputs_apart(tmp_path, capsys):
+    """A QE project folder holds scf and relax logs beside the MD one: they are no failures
+    (exit 0), listed apart and not read again while unchanged.  LAMMPS' one-file-per-frame
+    dumps, xtb's optimisation log and CASTEP's .geom are no trouble either."""
+    from mdsr_plugin.batch.archive import BatchSettings, plan_jobs
+    from mdsr_plugin.batch.cli import main as batch_main
+    from mdsr_plugin.settings import UpsampleSettings
+
+    md_log = REAL / "qe" / "si_md_qe53" / "out.out"
+    archive = tmp_path / "archive"
+    (archive / "qe").mkdir(parents=True)
+    shutil.copy(md_log, archive / "qe" / "md.out")
+    text = md_log.read_text()
+    (archive / "qe" / "scf.out").write_text(text[:text.index("Entering Dynamics")])  # the same run's SCF part
+    (archive / "lammps").mkdir()
+    dump = (REAL / "lammps" / "water_real_forces" / "dump.out").read_text()
+    for step in (0, 200):
+        (archive / "lammps" / f"dump.{step}").write_text(dump)
+    (archive / "xtb").mkdir()
+    trj = (REAL / "xtb" / "ethane_md" / "xtb.trj").read_text()
+    (archive / "xtb" / "xtbopt.log").write_text(trj)  # xtb writes its optimisation path in the same layout
+    (archive / "castep").mkdir()
+    (archive / "castep" / "relax.geom").write_text(CASTEP.read_text())  # CASTEP's .geom shares the header
+    settings = BatchSettings(UpsampleSettings(factor=2, method="linear"))
+    jobs = plan_jobs(archive, tmp_path / "plan", settings)
+    assert sorted(job.relative for job in jobs) == ["lammps/dump.0", "lammps/dump.200", "qe/md.out", "qe/scf.out"]
+    assert sorted(Path(job.output).name for job in jobs) == ["dump.0.h5md", "dump.200.h5md", "md.out.h5md",
+                                                               "scf.out.h5md"]
+
+    out = tmp_path / "out"
+    args = [str(archive), "-o", str(out), "--factor", "2", "--method", "linear", "--exclude", "lammps/*"]
+    assert batch_main(args) == 0
+    printed = capsys.readouterr().out
+    assert "no MD run" in printed and "qe/scf.out" in printed and "no MD step" in printed
+    assert (out / "qe" / "md.out.h5md").is_file() and not (out / "qe" / "scf.out.h5md").exists()
+    assert batch_main(args) == 0  # the second run reads neither again
+    assert "already done        2" in capsys.readouterr().out.replace("  skipped", "")

@@ -457,3 +457,40 @@ def test_a_siesta_run_with_ani_and_md_car_is_one_batch_job_on_the_md_car(tmp_pat
     jobs = plan_jobs(tmp_path / "archive", tmp_path / "out", settings)
     assert [job.relative for job in jobs] == ["siesta/md_nose.MD_CAR"]
     assert Path(jobs[0].output).name == "md_nose.h5md"
+
+
+def test_siesta_md_car_species_from_a_log_where_the_fdf_includes_them_and_unused_labels_are_fine(tmp_path):
+    """SIESTA counts species 1 to the highest any atom is of, so an unused label after them is
+    no contradiction; coordinates given by %include are read from the fdf*.log SIESTA writes
+    with every block expanded.  Where the .MD_CAR cannot be read, a batch takes the .ANI."""
+    from mdsr_plugin.batch.archive import BatchSettings, plan_jobs
+    from mdsr_plugin.settings import UpsampleSettings
+
+    fdf = (MD_CAR.parent / "md_nose.fdf").read_text()
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(MD_CAR, run)
+    (run / "md_nose.fdf").write_text(fdf.replace("      3       8     O\n", "      3       8     O\n      4       1     H\n"))
+    assert list(read_trajectory(run / "md_nose.MD_CAR").numbers) == [12, 12, 6, 6, 8, 8, 8, 8, 8, 8]
+
+    start = fdf.index("%block AtomicCoordinatesAndAtomicSpecies")
+    stop = fdf.index("%endblock AtomicCoordinatesAndAtomicSpecies") + len("%endblock AtomicCoordinatesAndAtomicSpecies")
+    (run / "md_nose.fdf").write_text(fdf[:start] + "%include coords.fdf" + fdf[stop:])
+    with pytest.raises(FormatError, match="names no element; put the run's .fdf"):
+        read_trajectory(run / "md_nose.MD_CAR")
+    traj = read_trajectory(MD_CAR)
+    with open(run / "md_nose.ANI", "w") as handle:  # constructed in SIESTA's .ANI layout from the same steps
+        for frame in traj.positions:
+            handle.write("10\n\n")
+            handle.writelines(f"{s} {x:.6f} {y:.6f} {z:.6f}\n" for s, (x, y, z) in zip(
+                ["Mg", "Mg", "C", "C"] + ["O"] * 6, frame))
+    jobs = plan_jobs(run, tmp_path / "out", BatchSettings(UpsampleSettings(factor=2, method="spline")))
+    assert [job.relative for job in jobs] == ["md_nose.ANI"]
+    (run / "fdf-12345.log").write_text(fdf)  # SIESTA's log of the input, blocks expanded
+    assert list(read_trajectory(run / "md_nose.MD_CAR").numbers) == [12, 12, 6, 6, 8, 8, 8, 8, 8, 8]
+
+    (run / "md_nose.fdf").write_text(fdf.replace("      1      12     Mg", "      1     -12     Mg"))  # a ghost
+    (run / "fdf-12345.log").unlink()
+    with pytest.raises(FormatError, match="atomic number -12 .*ghost") as err:
+        read_trajectory(run / "md_nose.MD_CAR")
+    assert "\n" not in str(err.value)

@@ -346,6 +346,32 @@ def test_real_lammps_netcdf_slab_upsampled_keeps_its_periodic_axes(tmp_path, cap
     np.testing.assert_array_equal(atoms.pbc, [True, True, False])
     np.testing.assert_allclose(atoms.cell.lengths()[:2], [24.0, 23.382687], atol=1e-5)
 
+
+@pytest.mark.parametrize("extension", [".dcd", ".nc"])
+def test_real_lammps_netcdf_slab_written_without_a_fake_box(tmp_path, extension):
+    """DCD and AMBER NetCDF have no per-axis periodicity: the slab's vacuum axis is written
+    with length 0 (the AMBER convention LAMMPS follows), not as the 1 Å completed row, and
+    read back (by MDAnalysis and by us) as periodic in x and y only."""
+    import warnings
+
+    import ase
+    import ase.io
+    import MDAnalysis as mda
+
+    out = tmp_path / f"fine{extension}"
+    assert main([str(SLAB), "--type-map", SLAB_TYPES, "--factor", "2", "--method", "hermite", "-o", str(out)]) == 0
+    coarse = read_trajectory(SLAB, type_map=SLAB_TYPES)
+    topology = tmp_path / "slab.pdb"
+    ase.io.write(topology, ase.Atoms(numbers=coarse.numbers, positions=coarse.positions[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        universe = mda.Universe(str(topology), str(out))
+    np.testing.assert_allclose(universe.dimensions, [24.0, 23.382687, 0.0, 90.0, 90.0, 90.0], atol=1e-4)
+    fine = read_trajectory(out, topology=str(topology))
+    np.testing.assert_array_equal(fine.pbc, [True, True, False])
+    np.testing.assert_allclose(fine.cell[0], coarse.cell[0], atol=1e-4)
+    np.testing.assert_allclose(fine.positions[::2], coarse.positions, atol=1e-3)  # float32 in the file
+
 # ------------------------------------------------------------------ MDAnalysis integration
 def test_upsample_universe_takes_lammps_units_and_type_map(tmp_path):
     import MDAnalysis as mda

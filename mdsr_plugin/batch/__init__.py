@@ -31,7 +31,7 @@ from pathlib import Path
 from ..io.atomic import is_temporary_name
 from ..methods import checked_settings
 from .archive import BatchSettings, Job, PlanError, plan_jobs
-from .manifest import LOCK_NAME, MANIFEST_NAME, Manifest
+from .manifest import LOCK_NAME, MANIFEST_NAME, NO_MD_RUN, Manifest
 
 __all__ = ["BatchSettings", "BatchResult", "Job", "PlanError", "process_archive", "MANIFEST_NAME", "LOCK_NAME"]
 
@@ -51,7 +51,12 @@ class BatchResult:
 
     @property
     def failed(self) -> list[dict]:
-        return [r for r in self.records if r["status"] != "done"]
+        return [r for r in self.records if r["status"] == "failed"]
+
+    @property
+    def no_md_run(self) -> list[dict]:
+        """Files a reader recognised as a code's output of no MD run (single points, relaxations)."""
+        return [r for r in self.records if r["status"] == NO_MD_RUN]
 
 
 def process_archive(

@@ -369,8 +369,10 @@ def _output_path(path: Path, fmt, archive: Path, out_dir: Path, settings: BatchS
     matched = _matched_extension(name, fmt)
     if matched.startswith("."):
         stem = name[: -len(matched)]
-    else:  # a name ending, not a suffix (DL_POLY's HISTORY, xtb.trj): the whole name, less its suffix
+    elif matched:  # a name ending, not a suffix (DL_POLY's HISTORY, xtb.trj): the whole name, less its suffix
         stem = path.stem if path.suffix else name
+    else:  # recognised by its content: the whole name, so that dump.0 and dump.200 stay apart
+        stem = name
     if settings.upsample.output_format is not None:
         extension = formats()[settings.upsample.output_format].extensions[0]
     elif fmt is not None and fmt.open_writer is not None and matched:

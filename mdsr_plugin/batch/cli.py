@@ -1,6 +1,7 @@
 """``mdsr-batch``: upsample every trajectory of an archive, resumably, on workers or Dask.
 
-Exit codes: 0 every file done (or already done), 1 some file failed, 2 usage
+Exit codes: 0 every file done (or already done, or found to hold no MD run: a single point
+or relaxation log among the runs, listed apart), 1 some file failed, 2 usage
 error, 130 interrupted (finished files are kept and recorded; run again to go on).
 """
 
@@ -113,7 +114,7 @@ class _Display:
 
     def record(self, entry):
         self.frames += entry.get("frames_out") or 0
-        self.failures += entry["status"] != "done"
+        self.failures += entry["status"] == "failed"
         if self.bar is not None:
             self.bar.set_postfix(fine_frames=self.frames, failed=self.failures, refresh=False)
             self.bar.update(1)
@@ -132,6 +133,7 @@ def _print_summary(result, out_dir: Path) -> None:
         ("done", len(done), f"{frames_in} -> {frames_out} frames"),
         ("already done", len(result.skipped), "skipped"),
         ("failed", len(failed), "see below" if failed else ""),
+        ("no MD run", len(result.no_md_run), "single points, relaxations: see below" if result.no_md_run else ""),
         ("not started", result.planned - len(result.skipped) - len(result.records), ""),
     ]
     print(f"{'status':<14}{'files':>7}  detail")
@@ -142,6 +144,11 @@ def _print_summary(result, out_dir: Path) -> None:
         width = max(len(r["file"]) for r in failed)
         print("\nfailed files:")
         for r in failed:
+            print(f"  {r['file']:<{width}}  {r['error']}")
+    if result.no_md_run:
+        width = max(len(r["file"]) for r in result.no_md_run)
+        print("\nfiles of no MD run (not upsampled; --exclude them to keep them out of the manifest):")
+        for r in result.no_md_run:
             print(f"  {r['file']:<{width}}  {r['error']}")
     fallbacks = [r for r in done if r.get("fallback")]
     if fallbacks:

@@ -5,8 +5,9 @@ leaves at most one incomplete last line, which is ignored when read.  The latest
 record of a file is its state.  A record (all sizes in bytes, times in seconds):
 
 ``file``        the input's path relative to the archive (the key)
-``status``      ``done`` or ``failed``
-``error``       one-line reason (failed records)
+``status``      ``done``, ``failed``, or :data:`NO_MD_RUN` (a code's output of no MD run:
+                a single point, a relaxation; not retried while the input is unchanged)
+``error``       one-line reason (failed and no-MD records)
 ``input_size``  the input's size
 ``fingerprint`` hash of settings and input size/mtime (see :mod:`.archive`)
 ``outputs``     ``{path relative to OUT_DIR: size}`` of every file written
@@ -25,7 +26,10 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["Manifest", "MANIFEST_NAME", "LOCK_NAME"]
+__all__ = ["Manifest", "MANIFEST_NAME", "LOCK_NAME", "NO_MD_RUN"]
+
+NO_MD_RUN = "no-md-run"
+"""The status of a file its reader recognised as a code's output of no MD run."""
 
 MANIFEST_NAME = "mdsr-manifest.jsonl"
 LOCK_NAME = ".mdsr-batch.lock"
@@ -51,9 +55,14 @@ class Manifest:
                 self._torn = not line.endswith("\n") if self.path.stat().st_size else False
 
     def is_complete(self, job) -> bool:
-        """Whether ``job``'s output is done, valid for its current input and settings."""
+        """Whether ``job``'s output is done, valid for its current input and settings (or its
+        unchanged input was found to hold no MD run)."""
         record = self.latest.get(job.relative)
-        if record is None or record.get("status") != "done" or record.get("fingerprint") != job.fingerprint:
+        if record is None or record.get("fingerprint") != job.fingerprint:
+            return False
+        if record.get("status") == NO_MD_RUN:
+            return True
+        if record.get("status") != "done":
             return False
         for relative, size in record.get("outputs", {}).items():
             path = self.out_dir / relative

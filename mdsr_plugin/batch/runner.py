@@ -29,7 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..io import NotATrajectory
 from .archive import Job
+from .manifest import NO_MD_RUN
 
 __all__ = ["run_job", "run_local", "run_dask"]
 
@@ -78,6 +80,8 @@ def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
                 raise
             record["fallback"] = str(err)
             summary = _upsample(job, settings.with_method(job.settings.fallback, model=None))
+    except NotATrajectory as err:  # a single point or relaxation among the runs: listed apart, no failure
+        record.update(status=NO_MD_RUN, error=_one_line(err))
     except Exception as err:  # noqa: BLE001  a batch records every failure and goes on
         record.update(status="failed", error=_one_line(err))
     else:

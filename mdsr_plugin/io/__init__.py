@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..trajectory import Trajectory
-from .base import FormatError, TrajectoryReader, TrajectoryWriter
+from .base import FormatError, NotATrajectory, TrajectoryReader, TrajectoryWriter
 from .paths import output_paths, refuse_overwrite
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Format",
     "FormatError",
+    "NotATrajectory",
     "TrajectoryReader",
     "TrajectoryWriter",
     "register_format",

@@ -35,7 +35,7 @@ import numpy as np
 from ..elements import numbers_from_symbols
 from ..trajectory import Trajectory
 from ..units import FS_PER_PS
-from .base import FormatError, TrajectoryReader
+from .base import FormatError, NotATrajectory, TrajectoryReader
 
 __all__ = ["AimsMDReader", "is_aims_output"]
 
@@ -164,7 +164,7 @@ class AimsMDReader(TrajectoryReader):
                 times=self._times(start, len(batch), np.array([f[1] for f in batch]) * FS_PER_PS))
             start += len(batch)
         if start == 0:
-            raise FormatError(f"{self.path.name}: no MD steps ('Complete information for previous time-step'): "
+            raise NotATrajectory(f"{self.path.name}: no MD steps ('Complete information for previous time-step'): "
                               "not an FHI-aims molecular dynamics run")
 
     def _elements(self, labels):

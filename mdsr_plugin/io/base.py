@@ -28,6 +28,12 @@ class FormatError(ValueError):
     """A file that cannot be read or written as asked (missing metadata, wrong contents)."""
 
 
+class NotATrajectory(FormatError):
+    """A code's output that holds no MD run (a pw.x SCF or relaxation log, an FHI-aims single
+    point, a SIESTA relaxation): nothing to upsample.  ``mdsr-batch`` lists such files apart
+    from its failures."""
+
+
 def frame_times(first_frame: int, n: int, file_times, dt: float | None, source: str) -> np.ndarray:
     """Times (fs) of ``n`` frames from ``first_frame`` on: the user's ``dt`` (fs) when given,
     else the file's ``file_times`` (fs), else a :class:`FormatError` asking for a step."""

@@ -45,7 +45,11 @@ _FORCE = HARTREE / BOHR  # hartree / bohr → eV/Å (≈ 51.422)
 
 
 def is_castep_md(name: str, head: bytes) -> bool:
-    """Whether ``head`` starts with CASTEP's ``BEGIN header`` … ``END header``."""
+    """Whether ``head`` starts with CASTEP's ``BEGIN header`` … ``END header``, in a file not
+    named as CASTEP names its relaxations' and transition searches' files in that layout
+    (``SEED.geom``, ``SEED.ts``)."""
+    if name.endswith((".geom", ".ts")):
+        return False
     return head.lstrip().startswith(b"BEGIN header") and b"END header" in head
 
 

@@ -38,7 +38,7 @@ from .. import units
 from ..trajectory import Trajectory
 from .base import FormatError, TrajectoryReader
 from .lammps import check_identities, dump_identities, missing_units_message, refuse_tiny_box, run_units
-from .mdanalysis import dimensions_to_cell, parse_type_map
+from .mdanalysis import completed_cells, dimensions_to_cell, parse_type_map
 
 __all__ = ["LAMMPSNetCDFReader", "is_lammps_netcdf", "style_of_unit_attributes"]
 
@@ -265,7 +265,7 @@ class LAMMPSNetCDFReader(TrajectoryReader):
                 times=self._times(start, stop - start, file_times),
                 velocities=self._block("velocities", start, stop) * native.velocity if self._has_velocities else None,
                 forces=self._block("forces", start, stop) * native.force if self._has_forces else None,
-                cell=None if cell is None else _completed(cell, length, pbc),
+                cell=None if cell is None else completed_cells(np.column_stack([lengths * length, angles])),
                 pbc=pbc,
                 steps=steps,
             )
@@ -275,17 +275,6 @@ class LAMMPSNetCDFReader(TrajectoryReader):
         if data is not None:
             data.close()
             self._data = None
-
-
-def _completed(cell, length, pbc) -> np.ndarray:
-    """``cell`` (F, 3, 3) in Å (× ``length``), each zero row of a non-periodic axis replaced by
-    a 1 Å row normal to the others, as ASE completes a cell."""
-    from ase.geometry import complete_cell
-
-    cell = cell * length
-    if pbc.all():
-        return cell
-    return np.stack([complete_cell(frame) for frame in cell])
 
 
 def _open(path, **options):

@@ -36,6 +36,7 @@ __all__ = [
     "fill_unknown",
     "open_topology",
     "cell_to_dimensions",
+    "completed_cells",
     "dimensions_to_cell",
     "register_universe_reader",
     "unregister_universe_reader",
@@ -51,6 +52,18 @@ def dimensions_to_cell(dimensions) -> np.ndarray:
     if dimensions.ndim == 1:
         return cellpar_to_cell(dimensions)
     return np.array([cellpar_to_cell(d) for d in dimensions])
+
+
+def completed_cells(dimensions) -> np.ndarray:
+    """Cell rows (F, 3, 3), Å, of MDAnalysis boxes (F, 6) some of whose lengths may be 0 (a
+    non-periodic axis): each such row becomes a 1 Å row normal to the others, as ASE
+    completes a cell, so that positions can be unwrapped across the periodic faces."""
+    from ase.geometry import complete_cell
+
+    cells = dimensions_to_cell(np.asarray(dimensions, dtype=np.float64).reshape(-1, 6))
+    if np.all(np.asarray(dimensions)[..., :3] > 0):
+        return cells
+    return np.stack([complete_cell(cell) for cell in cells])
 
 
 def cell_to_dimensions(cell) -> np.ndarray:
@@ -478,7 +491,8 @@ class MDAnalysisReader(TrajectoryReader):
                     if ts.has_forces:
                         forces = np.empty((n, n_atoms, 3)) if forces is None else forces
                         forces[i] = ts.forces
-                    if ts.dimensions is not None and np.all(ts.dimensions[:3] > 0):
+                    # a length of 0 marks a non-periodic axis (AMBER's convention, and ours for a slab)
+                    if ts.dimensions is not None and np.any(ts.dimensions[:3] > 0):
                         boxes = np.empty((n, 6)) if boxes is None else boxes
                         boxes[i] = ts.dimensions
         except (OSError, ValueError, EOFError) as err:
@@ -508,8 +522,8 @@ class MDAnalysisReader(TrajectoryReader):
                 times=self._times(start, stop - start, times if self.has_time else None),
                 velocities=velocities,
                 forces=forces,
-                cell=None if boxes is None else dimensions_to_cell(boxes),
-                pbc=np.full(3, boxes is not None),
+                cell=None if boxes is None else completed_cells(boxes),
+                pbc=np.zeros(3, dtype=bool) if boxes is None else boxes[0, :3] > 0,
                 steps=steps,
             )
 
@@ -618,10 +632,7 @@ class MDAnalysisWriter(TrajectoryWriter):
         ts.time = traj.times[i] / units.FS_PER_PS
         ts.frame = self.frames_written + i
         ts.data["step"] = int(traj.steps[i]) if traj.steps is not None else self.frames_written + i
-        if traj.cell is not None:
-            ts.dimensions = cell_to_dimensions(traj.cell[i])
-        else:
-            ts.dimensions = None
+        ts.dimensions = None if traj.cell is None else _box(traj.cell[i], traj.pbc)
 
     def _write(self, traj):
         with warnings.catch_warnings():
@@ -708,7 +719,7 @@ class DCDWriter(TrajectoryWriter):
         records = np.empty(traj.n_frames, self._record)
         for name, value in self._markers.items():
             records[name] = value
-        records["box"] = _dcd_unit_cells(traj.cell, traj.n_frames)
+        records["box"] = _dcd_unit_cells(traj.cell, traj.n_frames, traj.pbc)
         rotations = _rotations_to_mda_frame(traj.cell)
         vectors = [traj.positions]
         if len(self._handles) > 1:
@@ -731,14 +742,25 @@ class DCDWriter(TrajectoryWriter):
             self._files.temporary.pop()
 
 
-def _dcd_unit_cells(cell, n_frames) -> np.ndarray:
+def _box(cell, pbc) -> np.ndarray:
+    """MDAnalysis dimensions of ``cell`` (3, 3) Å, with length 0 along each non-periodic axis
+    (``pbc`` False: a slab's vacuum direction), the AMBER convention LAMMPS writes too.  These
+    formats have no per-axis periodicity, and the completed row of such an axis is no box."""
+    dimensions = cell_to_dimensions(cell)
+    if pbc is not None:
+        dimensions[:3][~np.asarray(pbc, dtype=bool)] = 0.0
+    return dimensions
+
+
+def _dcd_unit_cells(cell, n_frames, pbc=None) -> np.ndarray:
     """DCD unit-cell records (F, 6) as MDAnalysis' DCD writer makes them: the box in
     float32, ordered [A, cos γ, B, cos β, cos α, C] (the NAMD/VMD convention), zeros
-    (angle cosines 1) without a cell."""
+    (angle cosines 1) without a cell; length 0 along a non-periodic axis (:func:`_box`)."""
     if cell is None:
         dimensions = np.zeros((n_frames, 6), dtype=np.float32)
     else:
-        dimensions = cell_to_dimensions(cell).reshape(n_frames, 6).astype(np.float32)
+        cells = np.asarray(cell).reshape(n_frames, 3, 3)
+        dimensions = np.stack([_box(c, pbc) for c in cells]).astype(np.float32)
     box = dimensions[:, [0, 5, 1, 4, 3, 2]]
     box[:, [1, 3, 4]] = np.sin(np.deg2rad(90.0 - box[:, [1, 3, 4]]))
     return box

@@ -40,7 +40,7 @@ import numpy as np
 from ..elements import numbers_from_symbols
 from ..trajectory import Trajectory
 from ..units import AU_TIME_FS, BOHR, FS_PER_PS, HARTREE
-from .base import FormatError, TrajectoryReader
+from .base import FormatError, NotATrajectory, TrajectoryReader
 
 __all__ = ["is_pwscf_output", "PWscfMDReader", "RY_TIME_FS", "RY_FORCE"]
 
@@ -151,7 +151,7 @@ class PWscfMDReader(TrajectoryReader):
                 raise FormatError(f"{self.path.name}: not a pw.x output (no 'Program PWSCF' line)")
         head = _Header(self.path)
         if not head.steps:
-            raise FormatError(f"{self.path.name}: a pw.x log with no MD step ('Entering Dynamics'); mdsr_plugin reads "
+            raise NotATrajectory(f"{self.path.name}: a pw.x log with no MD step ('Entering Dynamics'); mdsr_plugin reads "
                               "calculation='md' or 'vc-md' runs, not scf/relax")
         if head.alat is None or len(head.axes) != 3 or not head.labels:
             raise FormatError(f"{self.path.name}: the pw.x header lacks the lattice parameter, crystal axes or "

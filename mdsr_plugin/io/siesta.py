@@ -42,7 +42,7 @@ import numpy as np
 from ..elements import numbers_from_symbols
 from ..trajectory import Trajectory
 from ..units import TIME_UNITS_FS
-from .base import FormatError, TrajectoryReader
+from .base import FormatError, NotATrajectory, TrajectoryReader
 from .plain_xyz import columns, fixed_frames
 
 __all__ = ["SiestaAniReader", "SiestaMDCarReader", "is_siesta_ani", "is_siesta_companion", "is_siesta_md_car",
@@ -75,19 +75,32 @@ def is_siesta_md_car(name: str, head: bytes) -> bool:
 
 def is_siesta_companion(path) -> bool:
     """Whether ``path`` is less of a SIESTA run than a file beside it, so that a batch reads
-    that file only: a ``.ANI`` beside the run's ``.MD_CAR`` (the same steps, and the cell
-    too), or the ``.MDE``/``.MD`` (energies; binary) beside either of them."""
+    that file only: a ``.ANI`` beside the run's readable ``.MD_CAR`` (the same steps, and the
+    cell too), the ``.MD_CAR`` beside an ``.ANI`` where it cannot be read (its input names
+    no species of its atoms), or the ``.MDE``/``.MD`` (energies; binary) beside either."""
     from pathlib import Path
 
     path = Path(path)
     suffix, stem = path.suffix.lower(), path.stem.lower()
-    beside = {other.suffix.lower() for other in path.parent.iterdir() if other.stem.lower() == stem}
+    if suffix not in (".ani", ".md_car", ".mde", ".md"):
+        return False
+    beside = {other.suffix.lower(): other for other in path.parent.glob(f"{path.stem}.*") if other.stem.lower() == stem}
     if suffix == ".ani":
-        return ".md_car" in beside
-    if suffix not in (".mde", ".md") or not beside & {".ani", ".md_car"}:
+        return ".md_car" in beside and _readable_md_car(beside[".md_car"])
+    if suffix == ".md_car":
+        return ".ani" in beside and not _readable_md_car(path)
+    if not {".ani", ".md_car"} & set(beside):
         return False
     with open(path, "rb") as handle:  # a CASTEP SEED.md is text: never SIESTA's
         return is_siesta_md_binary(path.name.lower(), handle.read(64))
+
+
+def _readable_md_car(path) -> bool:
+    try:
+        SiestaMDCarReader(path).close()
+    except (FormatError, OSError, ValueError):
+        return False
+    return True
 
 
 def is_siesta_md_binary(name: str, head: bytes) -> bool:
@@ -97,18 +110,63 @@ def is_siesta_md_binary(name: str, head: bytes) -> bool:
     return name.endswith(".mde") and head.lstrip().startswith(b"# Step")
 
 
+def _read_fdf(fdf):
+    """What one ``.fdf`` or ``fdf*.log`` says (a dict), or None where it says nothing of use."""
+    species, dt, run_type, notes = {}, None, None, []
+    by_index, atom_species, first_step = {}, [], None
+    block = None
+    with open(fdf, "r", errors="replace") as handle:
+        for line in handle:
+            key, values = _key(line)
+            if key == "%block" and values:
+                block = _key(values[0])[0]
+            elif key == "%endblock":
+                block = None
+            elif block == "chemicalspecieslabel" and len(values) >= 2:
+                try:
+                    species[values[1]] = int(values[0])
+                    by_index[int(key)] = int(values[0])
+                except ValueError:
+                    raise FormatError(f"{fdf.name}: ChemicalSpeciesLabel line {line.strip()!r} does not give an "
+                                      "atomic number") from None
+            elif block == "atomiccoordinatesandatomicspecies" and len(values) >= 3:
+                try:
+                    atom_species.append(int(values[2]))
+                except ValueError:
+                    raise FormatError(f"{fdf.name}: AtomicCoordinatesAndAtomicSpecies line {line.strip()!r} does "
+                                      "not end in a species index") from None
+            elif key == "mdinitialtimestep" and values and first_step is None:
+                first_step = int(values[0])
+            elif key == "mdlengthtimestep" and values and dt is None:
+                unit = values[1].lower() if len(values) > 1 else "fs"
+                if unit not in TIME_UNITS_FS:
+                    raise FormatError(f"{fdf.name}: MD.LengthTimeStep unit {values[1]!r} is not fs, ps or ns; "
+                                      "pass --dt")
+                dt = float(values[0].lower().replace("d", "e")) * TIME_UNITS_FS[unit]
+                notes.append(f"time step MD.LengthTimeStep {values[0]} {unit} = {dt:.6g} fs ({fdf.name})")
+            elif key == "mdtypeofrun" and values and run_type is None:
+                run_type = values[0].lower()
+    if not (species or dt is not None or run_type is not None):
+        return None
+    if species:
+        notes.append(f"elements from ChemicalSpeciesLabel in {fdf.name}")
+    return dict(path=fdf, species=species, dt=dt, run_type=run_type, notes=notes, by_index=by_index,
+                atom_species=atom_species, first_step=1 if first_step is None else first_step)
+
+
 class _SiestaRunReader(TrajectoryReader):
     """What a SIESTA trajectory's input (``.fdf`` or ``fdf*.log`` beside it) says: elements,
     time step, whether the run was dynamics; ``what`` names the file in messages."""
 
     what = "SIESTA file"
+    needs_atom_species = False  # True where the file names no element: each atom's species comes from the input
 
     def _read_input(self, dt) -> None:
         self.notes = [f"positions from {self.path.name} ({self.what}, Å; no velocities in it)"]
         self.species, self.dt_fs, run_type, source = self._input()
         if run_type in _RELAXATIONS:
             if dt is None:
-                raise FormatError(f"{self.path.name}: the run is a relaxation (MD.TypeOfRun {run_type} in {source}), "
+                raise NotATrajectory(f"{self.path.name}: the run is a relaxation (MD.TypeOfRun {run_type} in {source}), "
                                   "so its frames are no trajectory; pass --dt to read them anyway")
             self.notes.append(f"MD.TypeOfRun {run_type} in {source}: a relaxation path, read as asked")
 
@@ -116,57 +174,28 @@ class _SiestaRunReader(TrajectoryReader):
         """Labels → atomic numbers, time step (fs), MD.TypeOfRun and the file they came from;
         also sets ``species_numbers`` (species index → atomic number), ``atom_species`` (each
         atom's species index in ``AtomicCoordinatesAndAtomicSpecies``) and ``first_step``
-        (``MD.InitialTimeStep``, default 1)."""
+        (``MD.InitialTimeStep``, default 1).  Where the file names no element and the ``.fdf``
+        has no coordinate block (``%include``, ``< file``), an ``fdf*.log``, which SIESTA writes
+        with every block expanded, is read instead."""
         folder = self.path.parent
         label = re.sub(r"\.(ani|md_car)$", "", self.path.name, flags=re.IGNORECASE).lower()
         fdfs = sorted(folder.glob("*.fdf")) + sorted(folder.glob("fdf*.log"))
         self.species_numbers, self.atom_species, self.first_step = {}, [], 1
-        for fdf in sorted(fdfs, key=lambda p: (self._system_label(p) != label, p.suffix != ".fdf")):
-            species, dt, run_type = {}, None, None
-            by_index, atom_species, first_step = {}, [], None
-            block = None
-            with open(fdf, "r", errors="replace") as handle:
-                for line in handle:
-                    key, values = _key(line)
-                    if key == "%block" and values:
-                        block = _key(values[0])[0]
-                    elif key == "%endblock":
-                        block = None
-                    elif block == "chemicalspecieslabel" and len(values) >= 2:
-                        try:
-                            species[values[1]] = int(values[0])
-                            by_index[int(key)] = int(values[0])
-                        except ValueError:
-                            raise FormatError(f"{fdf.name}: ChemicalSpeciesLabel line {line.strip()!r} does not "
-                                              "give an atomic number") from None
-                    elif block == "atomiccoordinatesandatomicspecies" and len(values) >= 3:
-                        try:
-                            atom_species.append(int(values[2]))
-                        except ValueError:
-                            raise FormatError(f"{fdf.name}: AtomicCoordinatesAndAtomicSpecies line "
-                                              f"{line.strip()!r} does not end in a species index") from None
-                    elif key == "mdinitialtimestep" and values and first_step is None:
-                        first_step = int(values[0])
-                    elif key == "mdlengthtimestep" and values and dt is None:
-                        unit = values[1].lower() if len(values) > 1 else "fs"
-                        if unit not in TIME_UNITS_FS:
-                            raise FormatError(f"{fdf.name}: MD.LengthTimeStep unit {values[1]!r} is not fs, ps or "
-                                              "ns; pass --dt")
-                        dt = float(values[0].lower().replace("d", "e")) * TIME_UNITS_FS[unit]
-                        self.notes.append(f"time step MD.LengthTimeStep {values[0]} {unit} = {dt:.6g} fs "
-                                          f"({fdf.name})")
-                    elif key == "mdtypeofrun" and values and run_type is None:
-                        run_type = values[0].lower()
-            if species or dt is not None or run_type is not None:
-                self.species_numbers, self.atom_species = by_index, atom_species
-                self.first_step = 1 if first_step is None else first_step
-                if species:
-                    self.notes.append(f"elements from ChemicalSpeciesLabel in {fdf.name}")
-                # SIESTA's default MD.TypeOfRun is CG: an input that names none is a relaxation.
-                if run_type is None and fdf.suffix == ".fdf":
-                    return species, dt, "cg", f"{fdf.name}, which names none: SIESTA's default"
-                return species, dt, run_type, fdf.name
-        return {}, None, None, None
+        found = [run for fdf in sorted(fdfs, key=lambda p: (self._system_label(p) != label, p.suffix != ".fdf"))
+                 if (run := _read_fdf(fdf)) is not None]
+        if not found:
+            return {}, None, None, None
+        run = found[0]
+        if self.needs_atom_species and not run["atom_species"]:
+            run = next((other for other in found if other["atom_species"]), run)
+        self.species_numbers, self.atom_species, self.first_step = run["by_index"], run["atom_species"], \
+            run["first_step"]
+        self.notes.extend(run["notes"])
+        fdf, run_type = run["path"], run["run_type"]
+        # SIESTA's default MD.TypeOfRun is CG: an input that names none is a relaxation.
+        if run_type is None and fdf.suffix == ".fdf":
+            return run["species"], run["dt"], "cg", f"{fdf.name}, which names none: SIESTA's default"
+        return run["species"], run["dt"], run_type, fdf.name
 
     @staticmethod
     def _system_label(fdf) -> str | None:
@@ -244,6 +273,7 @@ class SiestaMDCarReader(_SiestaRunReader):
     docstring); elements from the input's species columns, times from its time step."""
 
     what = "SIESTA .MD_CAR"
+    needs_atom_species = True
 
     def __init__(self, path, *, dt=None, topology=None):
         super().__init__(path, dt=dt)
@@ -262,10 +292,19 @@ class SiestaMDCarReader(_SiestaRunReader):
         if len(species) != self.n_atoms or not self.species_numbers:
             raise FormatError(f"{self.path.name}: names no element; put the run's .fdf (ChemicalSpeciesLabel and "
                               f"AtomicCoordinatesAndAtomicSpecies for its {self.n_atoms} atoms) beside it")
-        if [species.count(k) for k in sorted(self.species_numbers)] != counts:
+        # SIESTA counts species 1 to the highest one any atom is of (md_out.F90), not every label
+        if [species.count(k) for k in range(1, max(species) + 1)] != counts:
             raise FormatError(f"{self.path.name}: its species counts {counts} are not those of the input's "
                               "AtomicCoordinatesAndAtomicSpecies block: another run's .fdf?")
+        unknown = sorted(set(species) - set(self.species_numbers))
+        if unknown:
+            raise FormatError(f"{self.path.name}: species {unknown[0]} of the input's AtomicCoordinatesAndAtomicSpecies "
+                              "is not in its ChemicalSpeciesLabel block")
         self.numbers = np.array([self.species_numbers[k] for k in species], dtype=np.int64)
+        if ((self.numbers <= 0) | (self.numbers > 118)).any():
+            i = int(np.argmax((self.numbers <= 0) | (self.numbers > 118)))
+            raise FormatError(f"{self.path.name}: atom {i + 1} has atomic number {self.numbers[i]} (a ghost or "
+                              "synthetic atom), which mdsr_plugin cannot upsample")
         self.notes.append("each atom's species from AtomicCoordinatesAndAtomicSpecies")
 
     def _blocks(self, handle):

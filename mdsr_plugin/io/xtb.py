@@ -46,7 +46,11 @@ _SCAN_LINES = 5000  # the MD header and input blocks come first; logs can be lon
 
 
 def is_xtb_trj(name: str, head: bytes) -> bool:
-    """Whether ``head`` starts an XYZ frame with xtb's ``energy: … gnorm: … xtb: …`` comment."""
+    """Whether ``head`` starts an XYZ frame with xtb's ``energy: … gnorm: … xtb: …`` comment,
+    in a file not named as xtb names its optimisation and scan paths (``xtbopt.log``,
+    ``xtbscan.log``, ``xtbpath*.xyz``), which it writes in the same layout."""
+    if name.startswith(("xtbopt", "xtbscan", "xtbpath")):
+        return False
     lines = head.decode("ascii", errors="replace").splitlines()[:2]
     return len(lines) == 2 and lines[0].strip().isdigit() and _COMMENT.match(lines[1]) is not None
 
