@@ -6,6 +6,8 @@
 # checkpoint; ethanol NVE 400 K, seed 99), the default 10-minute budget.  Two runs at a time,
 # one thread each; rows appended to bench/results/default_schedule.json, logs in
 # bench/results/logs/default_schedule_*.log, checkpoints in bench/training/adapted/default_schedule/.
+# Then the 8 ps water box (GFN1-xTB, seed 11) with and without stored velocities at 10 fs
+# (checkpoints in bench/training/box/default_schedule/; boxes: 80 gap epochs of 16 gaps).
 #   bash bench/default_schedule.sh      (the data: bench/no_velocities.sh makes it)
 set -u
 cd "$(dirname "$0")"
@@ -30,4 +32,14 @@ run eth_f10_all $ETH --factors 10 --input velocities+forces &
 wait
 run eth_f20_forces $ETH --factors 20 --input forces &
 run eth_f20_all $ETH --factors 20 --input velocities+forces &
+wait
+BOX=data/water8_300K_nve_gfn1_s11_8ps.h5md  # its command is in docs/benchmarks.md
+box() {  # name, then box_accuracy.py arguments
+    local name=$1; shift
+    grep -q "learned / spline" "results/logs/default_schedule_box_$name.log" 2>/dev/null && return 0
+    python box_accuracy.py $BOX --factors 10 --model-dir training/box/default_schedule \
+        --json results/default_schedule.json "$@" > "results/logs/default_schedule_box_$name.log" 2>&1
+}
+box s11_all_f10 --input velocities+forces &
+box s11_forces_f10 --input forces &
 wait
