@@ -488,9 +488,17 @@ def test_siesta_md_car_species_from_a_log_where_the_fdf_includes_them_and_unused
     assert [job.relative for job in jobs] == ["md_nose.ANI"]
     (run / "fdf-12345.log").write_text(fdf)  # SIESTA's log of the input, blocks expanded
     assert list(read_trajectory(run / "md_nose.MD_CAR").numbers) == [12, 12, 6, 6, 8, 8, 8, 8, 8, 8]
+    (run / "fdf-12345.log").unlink()
+    # the included file itself, and a block read from a file ("%block NAME < FILE")
+    (run / "coords.fdf").write_text(fdf[start:stop] + "\n")
+    assert list(read_trajectory(run / "md_nose.MD_CAR").numbers) == [12, 12, 6, 6, 8, 8, 8, 8, 8, 8]
+    rows = fdf[start:stop].splitlines()[1:-1]
+    (run / "coords.dat").write_text("\n".join(rows) + "\n")
+    (run / "coords.fdf").unlink()
+    (run / "md_nose.fdf").write_text(fdf[:start] + "%block AtomicCoordinatesAndAtomicSpecies < coords.dat" + fdf[stop:])
+    assert list(read_trajectory(run / "md_nose.MD_CAR").numbers) == [12, 12, 6, 6, 8, 8, 8, 8, 8, 8]
 
     (run / "md_nose.fdf").write_text(fdf.replace("      1      12     Mg", "      1     -12     Mg"))  # a ghost
-    (run / "fdf-12345.log").unlink()
     with pytest.raises(FormatError, match="atomic number -12 .*ghost") as err:
         read_trajectory(run / "md_nose.MD_CAR")
     assert "\n" not in str(err.value)

@@ -110,42 +110,67 @@ def is_siesta_md_binary(name: str, head: bytes) -> bool:
     return name.endswith(".mde") and head.lstrip().startswith(b"# Step")
 
 
+_FDF_INCLUDE_DEPTH = 8  # an include chain deeper than this is a loop
+
+
+def _fdf_lines(fdf, depth=0):
+    """The lines of ``fdf`` with fdf's ``%include FILE`` and ``%block NAME < FILE`` expanded
+    (files relative to ``fdf``'s folder; one that is missing is skipped, as nothing of it
+    can be read)."""
+    if depth > _FDF_INCLUDE_DEPTH:
+        raise FormatError(f"{fdf.name}: %include nested more than {_FDF_INCLUDE_DEPTH} deep (a loop?)")
+    with open(fdf, "r", errors="replace") as handle:
+        for line in handle:
+            tokens = line.split("#", 1)[0].split()
+            if len(tokens) == 2 and tokens[0].lower() == "%include":
+                included = fdf.parent / tokens[1]
+                if included.is_file():
+                    yield from _fdf_lines(included, depth + 1)
+            elif len(tokens) == 4 and tokens[0].lower() == "%block" and tokens[2] == "<":
+                included = fdf.parent / tokens[3]
+                if included.is_file():
+                    yield f"%block {tokens[1]}\n"
+                    yield from _fdf_lines(included, depth + 1)
+                    yield f"%endblock {tokens[1]}\n"
+            else:
+                yield line
+
+
 def _read_fdf(fdf):
     """What one ``.fdf`` or ``fdf*.log`` says (a dict), or None where it says nothing of use."""
     species, dt, run_type, notes = {}, None, None, []
     by_index, atom_species, first_step = {}, [], None
     block = None
-    with open(fdf, "r", errors="replace") as handle:
-        for line in handle:
-            key, values = _key(line)
-            if key == "%block" and values:
-                block = _key(values[0])[0]
-            elif key == "%endblock":
-                block = None
-            elif block == "chemicalspecieslabel" and len(values) >= 2:
-                try:
-                    species[values[1]] = int(values[0])
-                    by_index[int(key)] = int(values[0])
-                except ValueError:
-                    raise FormatError(f"{fdf.name}: ChemicalSpeciesLabel line {line.strip()!r} does not give an "
-                                      "atomic number") from None
-            elif block == "atomiccoordinatesandatomicspecies" and len(values) >= 3:
-                try:
-                    atom_species.append(int(values[2]))
-                except ValueError:
-                    raise FormatError(f"{fdf.name}: AtomicCoordinatesAndAtomicSpecies line {line.strip()!r} does "
-                                      "not end in a species index") from None
-            elif key == "mdinitialtimestep" and values and first_step is None:
-                first_step = int(values[0])
-            elif key == "mdlengthtimestep" and values and dt is None:
-                unit = values[1].lower() if len(values) > 1 else "fs"
-                if unit not in TIME_UNITS_FS:
-                    raise FormatError(f"{fdf.name}: MD.LengthTimeStep unit {values[1]!r} is not fs, ps or ns; "
-                                      "pass --dt")
-                dt = float(values[0].lower().replace("d", "e")) * TIME_UNITS_FS[unit]
-                notes.append(f"time step MD.LengthTimeStep {values[0]} {unit} = {dt:.6g} fs ({fdf.name})")
-            elif key == "mdtypeofrun" and values and run_type is None:
-                run_type = values[0].lower()
+    for line in _fdf_lines(fdf):
+        key, values = _key(line)
+        if key == "%block" and values:
+            block = _key(values[0])[0]
+        elif key == "%endblock":
+            block = None
+        elif block == "chemicalspecieslabel" and len(values) >= 2:
+            try:
+                species[values[1]] = int(values[0])
+                by_index[int(key)] = int(values[0])
+            except ValueError:
+                raise FormatError(f"{fdf.name}: ChemicalSpeciesLabel line {line.strip()!r} does not give an "
+                                  "atomic number") from None
+        elif block == "atomiccoordinatesandatomicspecies" and len(values) >= 3:
+            try:
+                atom_species.append(int(values[2]))
+            except ValueError:
+                raise FormatError(f"{fdf.name}: AtomicCoordinatesAndAtomicSpecies line {line.strip()!r} does "
+                                  "not end in a species index") from None
+        elif key == "mdinitialtimestep" and values and first_step is None:
+            first_step = int(values[0])
+        elif key == "mdlengthtimestep" and values and dt is None:
+            unit = values[1].lower() if len(values) > 1 else "fs"
+            if unit not in TIME_UNITS_FS:
+                raise FormatError(f"{fdf.name}: MD.LengthTimeStep unit {values[1]!r} is not fs, ps or ns; "
+                                  "pass --dt")
+            dt = float(values[0].lower().replace("d", "e")) * TIME_UNITS_FS[unit]
+            notes.append(f"time step MD.LengthTimeStep {values[0]} {unit} = {dt:.6g} fs ({fdf.name})")
+        elif key == "mdtypeofrun" and values and run_type is None:
+            run_type = values[0].lower()
     if not (species or dt is not None or run_type is not None):
         return None
     if species:
@@ -174,9 +199,10 @@ class _SiestaRunReader(TrajectoryReader):
         """Labels → atomic numbers, time step (fs), MD.TypeOfRun and the file they came from;
         also sets ``species_numbers`` (species index → atomic number), ``atom_species`` (each
         atom's species index in ``AtomicCoordinatesAndAtomicSpecies``) and ``first_step``
-        (``MD.InitialTimeStep``, default 1).  Where the file names no element and the ``.fdf``
-        has no coordinate block (``%include``, ``< file``), an ``fdf*.log``, which SIESTA writes
-        with every block expanded, is read instead."""
+        (``MD.InitialTimeStep``, default 1).  ``%include`` and ``%block … < FILE`` are followed
+        (:func:`_fdf_lines`); where the file names no element and the ``.fdf`` still has no
+        coordinate block, an ``fdf*.log``, which SIESTA writes with every block expanded, is
+        read instead."""
         folder = self.path.parent
         label = re.sub(r"\.(ani|md_car)$", "", self.path.name, flags=re.IGNORECASE).lower()
         fdfs = sorted(folder.glob("*.fdf")) + sorted(folder.glob("fdf*.log"))
