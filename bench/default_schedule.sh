@@ -7,7 +7,8 @@
 # one thread each; rows appended to bench/results/default_schedule.json, logs in
 # bench/results/logs/default_schedule_*.log, checkpoints in bench/training/adapted/default_schedule/.
 # Then the 8 ps water box (GFN1-xTB, seed 11) with and without stored velocities at 10 fs
-# (checkpoints in bench/training/box/default_schedule/; boxes: 80 gap epochs of 16 gaps).
+# (checkpoints in bench/training/box/default_schedule/; boxes: 80 gap epochs of 16 gaps), and
+# both from positions alone on the default GFN2-xTB prior (the box with a 15-minute budget).
 #   bash bench/default_schedule.sh      (the data: bench/no_velocities.sh makes it)
 set -u
 cd "$(dirname "$0")"
@@ -42,4 +43,12 @@ box() {  # name, then box_accuracy.py arguments
 }
 box s11_all_f10 --input velocities+forces &
 box s11_forces_f10 --input forces &
+wait
+# positions alone (the default GFN2-xTB prior: the molecule's run, the box's forces at its frames)
+run ala_f10_positions $ALA --factors 10 --input positions --coarse-frames 501 &
+mkdir -p training/box/default_schedule_prior
+grep -q "learned / spline" results/logs/default_schedule_box_s11_positions_f10.log 2>/dev/null || \
+    python box_accuracy.py $BOX --factors 10 --minutes 15 --input positions --prior gfn2-xtb \
+        --model-dir training/box/default_schedule_prior --json results/default_schedule.json \
+        > results/logs/default_schedule_box_s11_positions_f10.log 2>&1 &
 wait
