@@ -38,7 +38,7 @@ from .. import units
 from ..trajectory import Trajectory
 from .base import FormatError, TrajectoryReader
 from .lammps import check_identities, dump_identities, missing_units_message, refuse_tiny_box, run_units
-from .mdanalysis import completed_cells, dimensions_to_cell, parse_type_map
+from .mdanalysis import completed_cells, parse_type_map
 
 __all__ = ["LAMMPSNetCDFReader", "is_lammps_netcdf", "style_of_unit_attributes"]
 
@@ -243,7 +243,9 @@ class LAMMPSNetCDFReader(TrajectoryReader):
             # the length is 0 (ASE's complete_cell), so that its atoms are unwrapped across the
             # periodic faces; that row is no box, as pbc says.
             pbc = lengths[0] > 0
-            cell = dimensions_to_cell(np.column_stack([lengths, angles])) if pbc.any() else None
+            # in Å; over the length unit, the file's cell for its positions and image flags
+            cell_a = completed_cells(np.column_stack([lengths * length, angles])) if pbc.any() else None
+            cell = None if cell_a is None else cell_a / length
             positions = self._block(self._position_name, start, stop)
             if self._position_name == "scaled_coordinates":
                 if not pbc.all():
@@ -265,7 +267,7 @@ class LAMMPSNetCDFReader(TrajectoryReader):
                 times=self._times(start, stop - start, file_times),
                 velocities=self._block("velocities", start, stop) * native.velocity if self._has_velocities else None,
                 forces=self._block("forces", start, stop) * native.force if self._has_forces else None,
-                cell=None if cell is None else completed_cells(np.column_stack([lengths * length, angles])),
+                cell=cell_a,
                 pbc=pbc,
                 steps=steps,
             )

@@ -743,12 +743,13 @@ class DCDWriter(TrajectoryWriter):
 
 
 def _box(cell, pbc) -> np.ndarray:
-    """MDAnalysis dimensions of ``cell`` (3, 3) Å, with length 0 along each non-periodic axis
-    (``pbc`` False: a slab's vacuum direction), the AMBER convention LAMMPS writes too.  These
-    formats have no per-axis periodicity, and the completed row of such an axis is no box."""
+    """MDAnalysis dimensions (..., 6) of cells (..., 3, 3) Å, with length 0 along each
+    non-periodic axis (``pbc`` False: a slab's vacuum direction), the AMBER convention LAMMPS
+    writes too.  These formats have no per-axis periodicity, and the completed row of such an
+    axis is no box."""
     dimensions = cell_to_dimensions(cell)
     if pbc is not None:
-        dimensions[:3][~np.asarray(pbc, dtype=bool)] = 0.0
+        dimensions[..., :3][..., ~np.asarray(pbc, dtype=bool)] = 0.0
     return dimensions
 
 
@@ -759,8 +760,7 @@ def _dcd_unit_cells(cell, n_frames, pbc=None) -> np.ndarray:
     if cell is None:
         dimensions = np.zeros((n_frames, 6), dtype=np.float32)
     else:
-        cells = np.asarray(cell).reshape(n_frames, 3, 3)
-        dimensions = np.stack([_box(c, pbc) for c in cells]).astype(np.float32)
+        dimensions = _box(np.asarray(cell).reshape(n_frames, 3, 3), pbc).reshape(n_frames, 6).astype(np.float32)
     box = dimensions[:, [0, 5, 1, 4, 3, 2]]
     box[:, [1, 3, 4]] = np.sin(np.deg2rad(90.0 - box[:, [1, 3, 4]]))
     return box

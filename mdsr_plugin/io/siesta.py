@@ -207,11 +207,12 @@ class _SiestaRunReader(TrajectoryReader):
         label = re.sub(r"\.(ani|md_car)$", "", self.path.name, flags=re.IGNORECASE).lower()
         fdfs = sorted(folder.glob("*.fdf")) + sorted(folder.glob("fdf*.log"))
         self.species_numbers, self.atom_species, self.first_step = {}, [], 1
-        found = [run for fdf in sorted(fdfs, key=lambda p: (self._system_label(p) != label, p.suffix != ".fdf"))
-                 if (run := _read_fdf(fdf)) is not None]
-        if not found:
+        # read in order of preference, and only as far as needed
+        found = (run for fdf in sorted(fdfs, key=lambda p: (self._system_label(p) != label, p.suffix != ".fdf"))
+                 if (run := _read_fdf(fdf)) is not None)
+        run = next(found, None)
+        if run is None:
             return {}, None, None, None
-        run = found[0]
         if self.needs_atom_species and not run["atom_species"]:
             run = next((other for other in found if other["atom_species"]), run)
         self.species_numbers, self.atom_species, self.first_step = run["by_index"], run["atom_species"], \
