@@ -115,6 +115,34 @@ def test_tpr_elements_masses_and_units_without_the_virtual_sites(tmp_path):
     assert traj.masses[ow] == pytest.approx(15.9994, abs=1e-4) and traj.numbers[ow] == 8
 
 
+@pytest.mark.parametrize("first_has_velocities", [True, False], ids=["every-2nd-from-0", "every-2nd-from-1"])
+@pytest.mark.parametrize("chunk_size", [1, 2, 1000])
+def test_a_trr_whose_velocities_are_saved_less_often_than_its_positions_is_refused(tmp_path, first_has_velocities,
+                                                                                     chunk_size):
+    """GROMACS writes velocities every nstvout steps and positions every nstxout: frames
+    without velocities were filled from uninitialised memory (1e-303 Å/fs), or with zeros,
+    depending on the chunk size.  Every frame must store what the first one read stores."""
+    from MDAnalysis.lib.formats.libmdaxdr import TRRFile
+
+    full = universe(data.TPR_xvf)
+    keep = np.flatnonzero(full.atoms.names != "MW")
+    subset = tmp_path / "every_2nd_velocity.trr"
+    with TRRFile(str(data.TRR_xvf)) as source, TRRFile(str(subset), "w") as sink:
+        for k, frame in enumerate(source):
+            with_velocities = (k % 2 == 0) == first_has_velocities
+            sink.write(frame.x[keep], frame.v[keep] if with_velocities else None, None, frame.box, frame.step,
+                       frame.time, frame.lmbda, len(keep))
+    atoms = mda.Merge(full.atoms[keep])
+    atoms.load_new(str(subset), format="TRR")
+    assert [ts.has_velocities for ts in atoms.trajectory] == [first_has_velocities, not first_has_velocities,
+                                                               first_has_velocities]
+    reader = MDAnalysisReader.from_universe(atoms)
+    with pytest.raises(FormatError) as refused:
+        list(reader.chunks(chunk_size))
+    message = str(refused.value)
+    assert "\n" not in message and "stores velocities and frame" in message and "gmx trjconv" in message
+
+
 @pytest.mark.parametrize("trajectory, topology, expected", [
     # PSF masses only (no elements): 1.008 H, 12.011 C, 14.007 N, 15.999 O, 32.06 S.
     (data.DCD, data.PSF, {1: 1685, 6: 1040, 7: 289, 8: 320, 16: 7}),

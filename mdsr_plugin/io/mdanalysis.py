@@ -468,6 +468,28 @@ class MDAnalysisReader(TrajectoryReader):
         #: ``ts -> MD step``, and fs per MD step, where times are step × timestep.
         self._step_of = None
         self._timestep = None
+        #: (frame, fields) of the first frame read: every frame must store what it stores.
+        self._fields_of_first = None
+
+    def _check_fields(self, frame: int, ts) -> None:
+        """One-line :class:`FormatError` where frame ``frame`` stores velocities, forces or a box
+        and the first frame read does not, or the other way round (GROMACS writes velocities
+        and forces to a TRR every ``nstvout``/``nstfout`` steps, positions every ``nstxout``):
+        a value missing from one frame cannot be made up, and every method needs it at all."""
+        fields = {"velocities": ts.has_velocities, "forces": ts.has_forces,
+                  "a box": ts.dimensions is not None and bool(np.any(ts.dimensions[:3] > 0))}
+        if self._fields_of_first is None:
+            self._fields_of_first = (frame, fields)
+            return
+        first, expected = self._fields_of_first
+        for name, present in fields.items():
+            if present != expected[name]:
+                has, lacks = (frame, first) if present else (first, frame)
+                raise FormatError(
+                    f"{self.path.name}: frame {has} stores {name} and frame {lacks} does not (a TRR whose "
+                    f"velocities or forces are saved less often than its positions?); give frames that all "
+                    f"store the same, e.g. gmx trjconv -skip to keep those with {name}, or -o run.xtc for "
+                    f"positions alone")
 
     def _read_frames(self, start: int, stop: int):
         """Positions (Å), times (fs), steps, velocities (Å/fs), forces (eV/Å) and boxes
@@ -481,6 +503,7 @@ class MDAnalysisReader(TrajectoryReader):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "no dt information": times are handled here
                 for i, ts in enumerate(self.universe.trajectory[start:stop]):
+                    self._check_fields(start + i, ts)
                     positions[i] = ts.positions
                     times[i] = ts.time * units.FS_PER_PS
                     if steps is not None:
@@ -495,6 +518,8 @@ class MDAnalysisReader(TrajectoryReader):
                     if ts.dimensions is not None and np.any(ts.dimensions[:3] > 0):
                         boxes = np.empty((n, 6)) if boxes is None else boxes
                         boxes[i] = ts.dimensions
+        except FormatError:
+            raise
         except (OSError, ValueError, EOFError) as err:
             raise FormatError(f"{self.path.name}: frame {start + i} is unreadable ({err})") from None
         if self._length != 1.0:
