@@ -366,6 +366,41 @@ def test_siesta_md_car_without_its_input_or_cut_short_is_refused_in_one_line(tmp
     assert "\n" not in str(err.value)
 
 
+def test_siesta_md_car_with_blank_lines_at_its_end_reads_every_block(tmp_path):
+    shutil.copy(MD_CAR.parent / "md_nose.fdf", tmp_path)
+    (tmp_path / "md_nose.MD_CAR").write_text(MD_CAR.read_text() + "\n  \n")
+    np.testing.assert_array_equal(read_trajectory(tmp_path / "md_nose.MD_CAR").positions,
+                                  read_trajectory(MD_CAR).positions)
+
+
+def test_siesta_reads_only_its_own_run_s_input(tmp_path):
+    """An .fdf of another SystemLabel in the same folder was read for the time step and the
+    species: its run's files are others.  It is named in the refusal, and --dt still reads
+    an .ANI (its lines name the elements)."""
+    ani = tmp_path / "h2o.ANI"
+    shutil.copy(ANI, ani)
+    (tmp_path / "other.fdf").write_text("SystemLabel other\nMD.TypeOfRun Verlet\nMD.LengthTimeStep 2.0 fs\n")
+    with pytest.raises(FormatError, match=r"no input of this run \(SystemLabel h2o\).*other.fdf: SystemLabel "
+                                          r"other.*or pass --dt") as err:
+        read_trajectory(ani)
+    assert "\n" not in str(err.value)
+    np.testing.assert_allclose(read_trajectory(ani, dt=0.5).times[:3], [0.0, 0.5, 1.0])
+    # an input without SystemLabel is SIESTA's default run, "siesta"
+    (tmp_path / "other.fdf").write_text("MD.TypeOfRun Verlet\nMD.LengthTimeStep 2.0 fs\n")
+    with pytest.raises(FormatError, match="other.fdf: no SystemLabel"):
+        read_trajectory(ani)
+    shutil.copy(ANI, tmp_path / "siesta.ANI")
+    np.testing.assert_allclose(read_trajectory(tmp_path / "siesta.ANI").times[:3], [0.0, 2.0, 4.0])
+    # this run's label set in an %include'd file is found there
+    (tmp_path / "h2o.fdf").write_text("%include label.fdf\nMD.TypeOfRun Verlet\nMD.LengthTimeStep 1.0 fs\n")
+    (tmp_path / "label.fdf").write_text("SystemLabel h2o\n")
+    np.testing.assert_allclose(read_trajectory(ani).times[:3], [0.0, 1.0, 2.0])
+    # an MD_CAR beside another run's input only: no species, so --dt does not help
+    shutil.copy(MD_CAR, tmp_path / "md_nose.MD_CAR")
+    with pytest.raises(FormatError, match="put the run's .fdf beside it$"):
+        read_trajectory(tmp_path / "md_nose.MD_CAR", dt=1.0)
+
+
 # --------------------------------------------------------------------------- shared
 def test_plain_xyz_is_not_claimed(tmp_path):
     plain = tmp_path / "water.xyz"

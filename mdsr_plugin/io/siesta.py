@@ -189,6 +189,11 @@ class _SiestaRunReader(TrajectoryReader):
     def _read_input(self, dt) -> None:
         self.notes = [f"positions from {self.path.name} ({self.what}, Å; no velocities in it)"]
         self.species, self.dt_fs, run_type, source = self._input()
+        if source is None and self.other_inputs and (dt is None or self.needs_atom_species):
+            label = re.sub(r"\.(ani|md_car)$", "", self.path.name, flags=re.IGNORECASE)
+            raise FormatError(f"{self.path.name}: no input of this run (SystemLabel {label}) beside it, only another "
+                              f"run's ({', '.join(self.other_inputs)}): put the run's .fdf beside it"
+                              + ("" if self.needs_atom_species else ", or pass --dt"))
         if run_type in _RELAXATIONS:
             if dt is None:
                 raise NotATrajectory(f"{self.path.name}: the run is a relaxation (MD.TypeOfRun {run_type} in {source}), "
@@ -205,11 +210,17 @@ class _SiestaRunReader(TrajectoryReader):
         read instead."""
         folder = self.path.parent
         label = re.sub(r"\.(ani|md_car)$", "", self.path.name, flags=re.IGNORECASE).lower()
-        fdfs = sorted(folder.glob("*.fdf")) + sorted(folder.glob("fdf*.log"))
+        inputs = sorted(folder.glob("*.fdf")) + sorted(folder.glob("fdf*.log"))
+        # Only this run's input: SystemLabel names the run's files (SIESTA's default is "siesta").
+        labels = {fdf: self._system_label(fdf) for fdf in inputs}
+        fdfs = [fdf for fdf in inputs if (labels[fdf] or "siesta") == label]
+        self.other_inputs = [f"{fdf.name}: " + (f"SystemLabel {labels[fdf]}" if labels[fdf] else "no SystemLabel")
+                             for fdf in inputs if fdf not in fdfs]
+        if self.other_inputs:
+            self.notes.append(f"not read, another run's input: {', '.join(self.other_inputs)}")
         self.species_numbers, self.atom_species, self.first_step = {}, [], 1
-        # read in order of preference, and only as far as needed
-        found = (run for fdf in sorted(fdfs, key=lambda p: (self._system_label(p) != label, p.suffix != ".fdf"))
-                 if (run := _read_fdf(fdf)) is not None)
+        # read in order of preference (an .fdf before a log), and only as far as needed
+        found = (run for fdf in sorted(fdfs, key=lambda p: p.suffix != ".fdf") if (run := _read_fdf(fdf)) is not None)
         run = next(found, None)
         if run is None:
             return {}, None, None, None
@@ -226,11 +237,10 @@ class _SiestaRunReader(TrajectoryReader):
 
     @staticmethod
     def _system_label(fdf) -> str | None:
-        with open(fdf, "r", errors="replace") as handle:
-            for line in handle:
-                key, values = _key(line)
-                if key == "systemlabel" and values:
-                    return values[0].lower()
+        for line in _fdf_lines(fdf):  # %include'd files too
+            key, values = _key(line)
+            if key == "systemlabel" and values:
+                return values[0].lower()
         return None
 
     def _numbers(self, labels: list[str]) -> np.ndarray:
@@ -338,9 +348,12 @@ class SiestaMDCarReader(_SiestaRunReader):
         """(cell (3, 3) Å, fractional positions (N, 3)) of each block, checked."""
         n, source = self.n_atoms, self.path.name
         while True:
-            header = [handle.readline() for _ in range(7)]
-            if not header[0]:
+            first = handle.readline()
+            while first and not first.strip():  # blank lines at the end (an editor's, a copy's)
+                first = handle.readline()
+            if not first:
                 return
+            header = [first] + [handle.readline() for _ in range(6)]
             if not header[-1] or not header[0].strip().startswith("---"):
                 raise FormatError(f"{source}: a block is cut short or does not start with '---SystemLabel---'")
             if header[6].strip().lower()[:1] != "d":
