@@ -107,6 +107,38 @@ def test_tinker_velocities_and_forces_beside_the_archive_constructed(tmp_path):
     np.testing.assert_allclose(traj.cell[0], np.eye(3) * 18.643, atol=1e-12)
 
 
+def _tinker_log(step_fs: float, every: int, n: int, decimals: int = 4, steps: bool = True) -> str:
+    """mdsave.f's lines for ``n`` saved frames, 'Current Time' printed to ``decimals`` (f15.4 ps
+    by default: Tinker's 'digits' below 6)."""
+    return "".join((f"\n Instantaneous Values for Frame Saved at{(k + 1) * every:10d} Dynamics Steps\n\n" if steps else "")
+                   + f" Current Time{(k + 1) * every * step_fs * 1e-3:19.{decimals}f} Picosecond\n"
+                   f" Frame Number{k + 1:23d}\n Coordinate File            water.arc\n" for k in range(n))
+
+
+@pytest.mark.parametrize("n, steps, expected", [
+    (3, True, None),         # 0.25 fs printed to 0.1 fs: 0.3, 0.5, 0.8 read before; refused
+    (3, False, None),
+    (4001, True, "exact"),   # 1 ps of them: the step numbers give the time per step to 5e-5
+    (4001, False, None),
+])
+def test_tinker_times_printed_coarser_than_their_spacing_come_from_the_steps_or_are_refused(tmp_path, n, steps,
+                                                                                            expected):
+    arc = _tinker_frame("Water", BOX, WATER)
+    (tmp_path / "water.arc").write_text(arc * n)
+    (tmp_path / "water.log").write_text(_tinker_log(0.25, 1, n, steps=steps))
+    if expected is None:
+        with pytest.raises(FormatError, match="prints the frames' times to 0.1 fs.*pass --dt") as err:
+            read_trajectory(tmp_path / "water.arc")
+        assert "\n" not in str(err.value)
+        np.testing.assert_allclose(read_trajectory(tmp_path / "water.arc", dt=0.25).times[:3], [0.0, 0.25, 0.5])
+    else:
+        times = read_trajectory(tmp_path / "water.arc").times
+        np.testing.assert_allclose(times, 0.25 * np.arange(1, n + 1), rtol=1e-6)
+    # printed to enough digits ('digits 8': f15.6), the times are read as they are
+    (tmp_path / "water.log").write_text(_tinker_log(0.25, 1, n, decimals=6, steps=steps))
+    np.testing.assert_allclose(read_trajectory(tmp_path / "water.arc").times, 0.25 * np.arange(1, n + 1), rtol=1e-9)
+
+
 def test_tinker_elements_and_masses_from_the_key_and_parameter_file(tmp_path):
     path = _tinker_run(tmp_path)
     # Names that guess wrong on purpose; the force field's atom lines decide.

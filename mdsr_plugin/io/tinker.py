@@ -41,6 +41,9 @@ __all__ = ["TinkerArchiveReader", "is_tinker_arc", "tinker_companions"]
 _UNITS = NATIVE_UNITS["tinker"]
 _CURRENT_TIME = re.compile(r"^\s*Current Time\s+([-+0-9.eEdD]+)\s+Picosecond")
 _COORDINATE_FILE = re.compile(r"^\s*Coordinate File\s+(\S+)")
+_SAVED_AT = re.compile(r"^\s*Instantaneous Values for Frame Saved at\s+(\d+)\s+Dynamics Steps", re.I)
+#: Largest error of a frame spacing, relative, that printed times may carry (as for pw.x).
+TIME_ROUNDING_TOLERANCE = 1e-3
 _PRM_ATOM = re.compile(r'^\s*atom\s+(\d+)\s+\d+\s+\S+\s+"[^"]*"\s+(\d+)\s+([-+0-9.eE]+)', re.I)
 _COMPANIONS = {".vel": "velocities", ".frc": "forces"}
 
@@ -119,21 +122,56 @@ class TinkerArchiveReader(TrajectoryReader):
         for log in sorted(self.path.parent.iterdir()):
             if log.suffix.lower() not in (".log", ".out", ".txt") or not log.is_file():
                 continue
-            times, current = [], None
+            times, steps, current, step, decimals = [], [], None, None, 0
             with open(log, "r", errors="replace") as handle:
                 for line in handle:
-                    if m := _CURRENT_TIME.match(line):
+                    if m := _SAVED_AT.match(line):
+                        step = int(m[1])
+                    elif m := _CURRENT_TIME.match(line):
                         current = float(m[1].lower().replace("d", "e"))
+                        decimals = max(decimals, len(m[1].partition(".")[2]))
                     elif (m := _COORDINATE_FILE.match(line)) and Path(m[1]).name == self.path.name:
                         times.append(current)
+                        steps.append(step)
             if not times:
                 continue
             if len(times) != self.n_frames or None in times:
                 raise FormatError(f"{log.name} logs {len(times)} frames of {self.path.name}, which has "
                                   f"{self.n_frames} (an archive appended over several runs?); pass --dt")
-            self.notes.append(f"times from {log.name} ('Current Time' of each saved frame, ps)")
-            return np.array(times) * _UNITS.time
+            return self._exact_times(log, np.array(times), steps, 0.5 * 10.0 ** -decimals) * _UNITS.time
         return None
+
+    def _exact_times(self, log, printed, steps, rounding):
+        """Times (ps) of the frames from their printed ``Current Time`` (ps, each within
+        ``rounding``) and their step numbers: Tinker prints the time to 4 decimals (0.1 fs) by
+        default, so frames 0.25 fs apart read 0.3, 0.5, 0.8 fs.  Evenly spaced printed times
+        are taken as they are; uneven ones come from the logged step numbers, the time per
+        step fitted to every frame (+ the fitted origin where it is not zero), or from the
+        printed times where the rounding is within :data:`TIME_ROUNDING_TOLERANCE` of the
+        closest spacing; else refused (pass --dt)."""
+        spacing = np.diff(printed)
+        if not len(spacing) or (spacing.min() > 0 and np.ptp(spacing) <= 1e-9 * np.abs(printed).max()):
+            # evenly spaced as printed: a spacing that rounding had changed would vary (0.2, 0.3)
+            self.notes.append(f"times from {log.name} ('Current Time' of each saved frame, ps)")
+            return printed
+        if None not in steps and len(set(steps)) == len(steps):
+            steps = np.array(steps, dtype=np.float64)
+            slope, origin = np.polyfit(steps, printed, 1)
+            # the slope is sure to the rounding over the whole span of times
+            if slope > 0 and rounding / (slope * np.ptp(steps)) <= TIME_ROUNDING_TOLERANCE \
+                    and np.abs(printed - (origin + slope * steps)).max() <= 2 * rounding:
+                if abs(origin) <= rounding:  # a run from time 0: the shortest time step every printed time allows
+                    origin, slope = 0.0, next((step for step in (round(slope, k) for k in range(1, 16))
+                                               if np.abs(printed - step * steps).max() <= 1.001 * rounding), slope)
+                self.notes.append(f"times from {log.name}: its step numbers × {slope * 1e3:.6g} fs, fitted to the "
+                                  f"'Current Time' of each saved frame (printed to {rounding * 2e3:g} fs)")
+                return origin + slope * steps
+        if spacing.min() > 0 and rounding / spacing.min() <= TIME_ROUNDING_TOLERANCE:
+            self.notes.append(f"times from {log.name} ('Current Time' of each saved frame, ps)")
+            return printed
+        raise FormatError(f"{log.name} prints the frames' times to {rounding * 2e3:g} fs, too coarse for their "
+                          f"spacing of {np.median(spacing) * 1e3 if len(spacing) else 0:g} fs (Tinker's 'digits'); "
+                          "pass --dt")
 
     def _force_field(self):
         """Atomic number and mass (u) per atom type, from the parameter file the key names."""
