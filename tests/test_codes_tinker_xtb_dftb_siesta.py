@@ -381,6 +381,7 @@ def test_siesta_md_car_upsampled_keeps_its_coarse_frames(tmp_path, capsys):
     ("other_run", "species counts \\[2, 2, 6\\] are not those of the input"),
     ("cut", "cut short|fewer than 10 atoms"),
     ("relaxation", "relaxation"),
+    ("force_constants", "not molecular dynamics \\(MD.TypeOfRun fc"),
 ])
 def test_siesta_md_car_without_its_input_or_cut_short_is_refused_in_one_line(tmp_path, case, message):
     shutil.copy(MD_CAR, tmp_path / "md_nose.MD_CAR")
@@ -391,6 +392,8 @@ def test_siesta_md_car_without_its_input_or_cut_short_is_refused_in_one_line(tmp
         (tmp_path / "md_nose.MD_CAR").write_text(MD_CAR.read_text()[:-60])
     if case == "relaxation":
         fdf = fdf.replace("MD.TypeOfRun         Nose", "MD.TypeOfRun         CG")
+    if case == "force_constants":  # FC's displaced geometries are no dynamics either
+        fdf = fdf.replace("MD.TypeOfRun         Nose", "MD.TypeOfRun         FC")
     if case != "no_fdf":
         (tmp_path / "md_nose.fdf").write_text(fdf)
     with pytest.raises(FormatError, match=message) as err:

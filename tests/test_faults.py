@@ -401,3 +401,21 @@ def test_every_method_streams_exactly_n_minus_1_times_factor_plus_1_frames(case)
     assert np.isfinite(streamed.positions).all() and np.isfinite(streamed.velocities).all()
     np.testing.assert_array_equal(streamed.positions, whole.positions)
     np.testing.assert_array_equal(streamed.velocities, whole.velocities)
+
+
+def test_a_companion_one_frame_off_late_in_a_long_run_is_refused(tmp_path):
+    """Frames matched by their times (where either file has no step numbers): the tolerance
+    was 1e-3 of the time, which at 100 ps is 100 fs, ten frames of 10 fs; now it is also at
+    most a quarter of the spacing, so a companion one frame off is refused there too."""
+    from mdsr_plugin.io.base import FormatError
+    from mdsr_plugin.io.companions import QuantityChunk, QuantitySource, _check_frames_match
+    from mdsr_plugin.trajectory import Trajectory
+
+    times = 100_000.0 + 10.0 * np.arange(4)  # fs: frames 10 fs apart, 100 ps into the run
+    chunk = Trajectory(numbers=[1], positions=np.zeros((4, 1, 3)), times=times)
+    source = QuantitySource(tmp_path / "run-vel-1.xyz", "velocities", "CP2K")
+    printed = np.round(times, 3)  # CP2K prints the time to 1e-3 fs: that rounding passes
+    _check_frames_match(chunk, QuantityChunk(np.zeros((4, 1, 3)), None, printed), source, 0, "run-pos-1.xyz")
+    with pytest.raises(FormatError, match="frame 0: run-pos-1.xyz is at 100000 fs, run-vel-1.xyz at 100010 fs"):
+        _check_frames_match(chunk, QuantityChunk(np.zeros((4, 1, 3)), None, times + 10.0), source, 0,
+                            "run-pos-1.xyz")

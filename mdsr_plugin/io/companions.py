@@ -161,7 +161,12 @@ def _check_frames_match(chunk: Trajectory, part: QuantityChunk, source: Quantity
             raise FormatError(f"frame {start + i}: {main_name} is MD step {chunk.steps[i]}, {source.path.name} "
                               f"step {part.steps[i]}; the files must hold the same steps")
     elif part.times is not None:
-        bad = np.abs(chunk.times - part.times) > 1e-3 * max(abs(chunk.times[-1]), 1.0)
+        # printed times agree to their rounding, and never to within a quarter of a frame spacing
+        # of another frame (late in a long run 1e-3 of the time is more than a spacing)
+        tolerance = 1e-3 * max(abs(chunk.times[-1]), 1.0)
+        if len(chunk.times) > 1 and np.diff(chunk.times).min() > 0:
+            tolerance = min(tolerance, 0.25 * np.diff(chunk.times).min())
+        bad = np.abs(chunk.times - part.times) > tolerance
         if bad.any():
             i = int(np.argmax(bad))
             raise FormatError(f"frame {start + i}: {main_name} is at {chunk.times[i]:g} fs, {source.path.name} at "

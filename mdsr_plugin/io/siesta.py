@@ -49,6 +49,9 @@ __all__ = ["SiestaAniReader", "SiestaMDCarReader", "is_siesta_ani", "is_siesta_c
            "is_siesta_md_binary"]
 
 _RELAXATIONS = ("cg", "broyden", "fire")
+#: MD.TypeOfRun values that are dynamics; any other (relaxations, FC's displaced geometries, a
+#: Lua script's or an external driver's steps) is no trajectory unless --dt says to read it.
+_DYNAMICS = ("verlet", "nose", "parrinellorahman", "noseparrinellorahman", "anneal", "tded")
 
 
 def _key(line: str) -> tuple[str, list[str]]:
@@ -194,11 +197,12 @@ class _SiestaRunReader(TrajectoryReader):
             raise FormatError(f"{self.path.name}: no input of this run (SystemLabel {label}) beside it, only another "
                               f"run's ({', '.join(self.other_inputs)}): put the run's .fdf beside it"
                               + ("" if self.needs_atom_species else ", or pass --dt"))
-        if run_type in _RELAXATIONS:
+        if run_type is not None and run_type not in _DYNAMICS:
+            what = "a relaxation" if run_type in _RELAXATIONS else "not molecular dynamics"
             if dt is None:
-                raise NotATrajectory(f"{self.path.name}: the run is a relaxation (MD.TypeOfRun {run_type} in {source}), "
-                                  "so its frames are no trajectory; pass --dt to read them anyway")
-            self.notes.append(f"MD.TypeOfRun {run_type} in {source}: a relaxation path, read as asked")
+                raise NotATrajectory(f"{self.path.name}: the run is {what} (MD.TypeOfRun {run_type} in {source}), "
+                                     "so its frames are no trajectory; pass --dt to read them anyway")
+            self.notes.append(f"MD.TypeOfRun {run_type} in {source}: {what}, read as asked")
 
     def _input(self):
         """Labels → atomic numbers, time step (fs), MD.TypeOfRun and the file they came from;
