@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     if isinstance(args, int):
         return args
 
-    from .io import FormatError, get_format, output_paths, refuse_overwrite
+    from .io import FormatError, get_format, input_paths, output_paths, refuse_overwrite
     from .io.atomic import Interrupted, remove_open_temporaries, stop_on_signals
     from .methods import MethodError
 
@@ -232,7 +232,8 @@ def main(argv=None) -> int:
         # One rule for every file the run writes (the output, its companions, a learned
         # checkpoint) against every file it reads.
         writes = [*output_paths(args.output, args.output_format), *adapt_paths(args.settings)]
-        refuse_overwrite([args.input, args.top, args.velocities, args.forces, args.cell], writes)
+        refuse_overwrite(input_paths(args.input, args.input_format, args.top, args.velocities, args.forces, args.cell),
+                         writes)
     except FormatError as err:
         return usage(str(err))
 

@@ -234,7 +234,7 @@ def upsample_file(
         ``outputs`` (list of paths), ``seconds``, ``read`` (what was read from which file,
         in which units: one phrase each).
     """
-    from .io import open_reader, open_writer
+    from .io import input_paths, open_reader, open_writer, output_paths, refuse_overwrite
 
     started = time.perf_counter()
     if settings is None:
@@ -243,6 +243,9 @@ def upsample_file(
         raise TypeError("give either settings or factor/method/options, not both")
     else:
         settings = checked_settings(settings)
+    # never replace a file the run reads, also one its reader finds beside the input
+    refuse_overwrite(input_paths(input_path, settings.input_format, topology, velocities, forces, cell),
+                     output_paths(output_path, settings.output_format))
     files = {"topology": topology, "velocities": velocities, "forces": forces, "cell": cell}
     reader_options = {**{k: v for k, v in files.items() if v is not None}, **settings.reader_options()}
     reader_options.pop("dt", None)  # given to the main reader only: the dt check re-reads without it

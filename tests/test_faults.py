@@ -117,6 +117,33 @@ def test_output_is_the_input_by_another_name_or_a_hard_link(tmp_path, capsys):
     assert sha256(source) == before
 
 
+@pytest.mark.parametrize("run_folder, positions, companion, options", [
+    ("cp2k/h2o_nvt", "H2O_restart-pos-1.xyz", "H2O_restart-vel-1.xyz", []),
+    ("cp2k/h2o_nvt", "H2O_restart-pos-1.xyz", "H2O_restart-frc-1.xyz", []),
+    ("ipi/driven_zundel", "ref_simulation.pos_0.xyz", "ref_simulation.vel_0.xyz", []),
+    ("qe/cp_h2o_qeheat", "traj/cp.pos", "traj/cp.vel", ["--output-format", "xyz"]),
+], ids=["cp2k-vel", "cp2k-frc", "ipi-vel", "cp-vel"])
+def test_a_companion_the_reader_finds_beside_the_input_is_never_overwritten(tmp_path, capsys, run_folder, positions,
+                                                                             companion, options):
+    """Only companions named with --velocities/--forces/--cell were protected: those found
+    beside the positions were replaced by the output (command line and Python alike)."""
+    import shutil
+
+    from mdsr_plugin import upsample_file
+    from mdsr_plugin.io import FormatError
+
+    run_copy = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "real" / run_folder, run_copy)
+    before = {path: sha256(path) for path in run_copy.rglob("*") if path.is_file()}
+    code, _, err = run([run_copy / positions, "--factor", "2", "--method", "linear", *options,
+                        "-o", run_copy / companion], capsys)
+    assert_one_line_refusal(code, err, "would overwrite the input", exit_code=2)
+    output_format = options[1] if options else None
+    with pytest.raises(FormatError, match="would overwrite the input"):
+        upsample_file(run_copy / positions, run_copy / companion, 2, method="linear", output_format=output_format)
+    assert {path: sha256(path) for path in run_copy.rglob("*") if path.is_file()} == before
+
+
 @pytest.mark.parametrize("name", ["run.json", "run.prior.h5md", "run.prior.json"])
 def test_adapt_checkpoint_never_overwrites_an_input(tmp_path, capsys, name):
     source = tmp_path / name  # an input named like the checkpoint's card, or a prior's file

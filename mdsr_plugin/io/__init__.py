@@ -52,6 +52,7 @@ __all__ = [
     "output_paths",
     "refuse_overwrite",
     "companion_inputs",
+    "input_paths",
     "is_companion_file",
 ]
 
@@ -338,6 +339,13 @@ def companion_inputs(path, format: str | None = None) -> dict[str, Path]:
     if is_cp2k_comment(first_comment(path)):
         return cp2k_companions(path)
     return {}
+
+
+def input_paths(path, format: str | None = None, *given) -> list[Path]:
+    """Every file a run reading ``path`` reads: ``path``, the files ``given`` (a topology, a
+    velocity, force or cell file; Nones skipped) and the companions its reader finds beside
+    it (:func:`companion_inputs`), for the overwrite rule (:func:`refuse_overwrite`)."""
+    return [Path(path), *(Path(p) for p in given if p is not None), *companion_inputs(path, format).values()]
 
 
 def _numbered(key: str, paths: list[Path]) -> dict[str, Path]:
