@@ -115,6 +115,23 @@ def test_tpr_elements_masses_and_units_without_the_virtual_sites(tmp_path):
     assert traj.masses[ow] == pytest.approx(15.9994, abs=1e-4) and traj.numbers[ow] == 8
 
 
+@pytest.mark.parametrize("trajectory, topology, frames", [
+    (data.DCD, data.PSF, 98), (data.XTC, data.TPR, 10), (data.TRR, data.TPR, 10)], ids=["dcd", "xtc", "trr"])
+@pytest.mark.parametrize("cut", [1, 50, 1000])
+def test_a_binary_trajectory_cut_inside_its_last_frame_is_refused(tmp_path, trajectory, topology, frames, cut):
+    """MDAnalysis read a cut DCD or XTC without its last frame and said nothing (97 of 98
+    frames), and a cut TRR failed on 'a periodic cell of volume 0'."""
+    from mdsr_plugin.io.binary_ends import check_complete
+
+    whole = Path(trajectory)
+    check_complete(whole, whole.suffix[1:])  # the whole file passes (its TPR's TIP4P sites are refused later)
+    assert len(universe(topology, whole).trajectory) == frames
+    part = tmp_path / ("cut" + whole.suffix)
+    part.write_bytes(whole.read_bytes()[:-cut])
+    with pytest.raises(FormatError, match=f"ends inside frame {frames - 1} \\(cut short.*after frame {frames - 2}$"):
+        read_trajectory(part, topology=topology)
+
+
 @pytest.mark.parametrize("first_has_velocities", [True, False], ids=["every-2nd-from-0", "every-2nd-from-1"])
 @pytest.mark.parametrize("chunk_size", [1, 2, 1000])
 def test_a_trr_whose_velocities_are_saved_less_often_than_its_positions_is_refused(tmp_path, first_has_velocities,

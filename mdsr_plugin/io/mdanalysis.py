@@ -20,6 +20,7 @@ from .. import units
 from ..elements import symbols_of
 from ..trajectory import Trajectory
 from .base import FormatError, TrajectoryReader, TrajectoryWriter
+from .binary_ends import check_complete
 
 __all__ = [
     "MDAnalysisReader",
@@ -396,6 +397,7 @@ class MDAnalysisReader(TrajectoryReader):
             raise FormatError(f"{self.path.name}: {mda_format} files need a topology; pass --top FILE")
         self.has_time = has_time
         type_map = parse_type_map(type_map)
+        check_complete(self.path, mda_format)  # MDAnalysis drops a DCD's or XTC's cut last frame silently
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -416,6 +418,7 @@ class MDAnalysisReader(TrajectoryReader):
         if velocities is not None:
             from MDAnalysis.coordinates.DCD import DCDReader
 
+            check_complete(velocities, "DCD")
             try:
                 self._velocity_reader = DCDReader(str(velocities))
             except Exception as err:
