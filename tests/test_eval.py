@@ -125,6 +125,25 @@ def test_candidate_mode_scores_an_existing_file_like_the_method_itself(reference
     assert scored["velocity_mae"] == pytest.approx(direct["velocity_mae"], rel=1e-5)
 
 
+def test_candidate_upsampled_with_another_factor_is_refused(reference_1fs, tmp_path, capsys):
+    """A factor-20 candidate scored at --factor 10 has as many frames as asked for when the
+    reference's length is a multiple of 20 frames, but its frames 10, 30... are filled ones:
+    they were left out of the errors as coarse, and the scores were wrong without a word."""
+    whole = read_trajectory(reference_1fs)
+    reference = tmp_path / "reference.h5md"
+    write_trajectory(reference, whole[: (whole.n_frames - 1) // FACTOR * FACTOR + 1])
+    coarse = tmp_path / "coarse.xyz"
+    write_trajectory(coarse, read_trajectory(reference)[::FACTOR])
+    candidate = tmp_path / "fine.h5md"
+    upsample_file(coarse, candidate, FACTOR, method="hermite")
+    code = eval_main(["--reference", str(reference), "--candidate", str(candidate), "--factor", str(FACTOR // 2),
+                      "-o", str(tmp_path / "report")])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert f"frame {FACTOR // 2} is" in err and "off the reference's coarse frame 1" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "report" / "report.html").exists()
+
+
 def test_candidate_at_other_times_is_refused(reference_1fs, tmp_path, capsys):
     shifted = read_trajectory(reference_1fs)[3:]
     write_trajectory(tmp_path / "shifted.h5md", shifted)

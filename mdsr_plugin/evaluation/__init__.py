@@ -155,6 +155,8 @@ def evaluate(
                     if fine is None or fine.n_frames < chunk.n_frames:
                         had = position + (0 if fine is None else fine.n_frames)
                         raise TrajectoryError(_count_mismatch(name, str(had), n_frames, coarse.n_frames, factor))
+                    if name == "candidate":
+                        _check_coarse_frames(fine, chunk, position, factor)
                     result.errors[name].add(fine, chunk, position)
                     result.observables[name].add(fine.positions, fine.velocities)
                 position += chunk.n_frames
@@ -278,6 +280,33 @@ def _check_times(fine: Trajectory, reference: Trajectory, name: str) -> None:
         )
     if not np.array_equal(fine.numbers, reference.numbers):
         raise TrajectoryError(f"{name}: its atoms differ from the reference's")
+
+
+#: Largest difference, Å, between a candidate's coarse frame and the reference's: what storage
+#: rounds (XTC keeps 0.001 nm, so up to 0.005 Å), not what a method makes of a frame it fills.
+COARSE_FRAME_TOLERANCE = 6e-3
+
+
+def _check_coarse_frames(fine: Trajectory, reference: Trajectory, position: int, factor: int) -> None:
+    """Refuse a candidate whose every ``factor``-th frame is not the reference's coarse frame:
+    upsampled with another factor, its frame counts can still match (a factor-20 file of a
+    reference's every 20th frame scored at ``--factor 10`` of every 10th), and its filled
+    frames would be taken for coarse ones and left out of the errors."""
+    index = np.flatnonzero((position + np.arange(reference.n_frames)) % factor == 0)
+    if not len(index):
+        return
+    difference = fine.positions[index] - reference.positions[index]
+    if reference.cell is not None:  # the same frame wrapped otherwise is still the same frame
+        fractional = np.einsum("fnj,fjk->fnk", difference, np.linalg.inv(reference.cell[index]))
+        fractional -= np.where(reference.pbc, np.round(fractional), 0.0)
+        difference = np.einsum("fnk,fkj->fnj", fractional, reference.cell[index])
+    largest = np.abs(difference).max(axis=(1, 2))
+    if (largest > COARSE_FRAME_TOLERANCE).any():
+        k = int(np.argmax(largest > COARSE_FRAME_TOLERANCE))
+        raise TrajectoryError(
+            f"candidate: frame {position + index[k]} is {largest[k]:.2g} Å off the reference's coarse frame "
+            f"{(position + index[k]) // factor}, which an upsampled file keeps exactly: was it upsampled from "
+            f"this reference with --factor {factor}?")
 
 
 def _chain(first, rest):
