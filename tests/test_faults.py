@@ -446,3 +446,20 @@ def test_a_companion_one_frame_off_late_in_a_long_run_is_refused(tmp_path):
     with pytest.raises(FormatError, match="frame 0: run-pos-1.xyz is at 100000 fs, run-vel-1.xyz at 100010 fs"):
         _check_frames_match(chunk, QuantityChunk(np.zeros((4, 1, 3)), None, times + 10.0), source, 0,
                             "run-pos-1.xyz")
+
+
+def test_a_warning_on_the_command_line_is_one_line_of_the_command_s(tmp_path):
+    """Python's own format printed the source file and line of the warning call after it."""
+    import bz2
+
+    from MDAnalysisTests import datafiles as data
+
+    dump = tmp_path / "wat.lammpstrj"  # atom types with no element: a warning, then a result
+    dump.write_bytes(bz2.open(Path(data.PSF).parent / "lammps" / "wat.lammpstrj.bz2").read())
+    result = subprocess.run([sys.executable, "-m", "mdsr_plugin.cli", str(dump), "--factor", "2", "--dt", "10",
+                             "--method", "linear", "-o", str(tmp_path / "out.xyz")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    warning = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and warning[0].startswith("mdsr-upsample: warning: wat.lammpstrj: atom types 1, 2")
+    assert ".py:" not in result.stderr and "reader = " not in result.stderr
