@@ -141,6 +141,11 @@ def generate_reference(
     if molecule.lower().startswith("water-box:") and hamiltonian.startswith("pyscf:"):
         raise ValueError("PySCF's molecular Kohn-Sham cannot run a periodic box; use gfn1-xtb or gfn2-xtb")
     output = Path(output)
+    for path in (output, *([] if snapshot is None else [Path(snapshot)])):
+        if path.is_dir():
+            raise ValueError(f"{path}: names a folder, not a file")
+        if not path.resolve().parent.is_dir():
+            raise ValueError(f"{path.parent}: output folder does not exist")
     parameters = dict(
         generator="mdsr_plugin.reference.generate_reference",
         molecule=molecule,

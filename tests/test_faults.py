@@ -154,11 +154,13 @@ def test_adapt_checkpoint_never_overwrites_an_input(tmp_path, capsys, name):
     assert sha256(source) == sha256(EXAMPLE)
 
 
-def test_output_naming_a_folder_is_refused_and_leaves_nothing(tmp_path, capsys):
-    (tmp_path / "out.xyz").mkdir()
-    code, _, err = run([EXAMPLE, "--factor", "2", "-o", tmp_path / "out.xyz"], capsys)
+@pytest.mark.parametrize("folder", ["out.xyz", "results", "."])
+def test_output_naming_a_folder_is_refused_and_leaves_nothing(tmp_path, capsys, folder):
+    # a folder without an extension was refused for that ("cannot tell the format from the extension")
+    (tmp_path / folder).mkdir(exist_ok=True)
+    code, _, err = run([EXAMPLE, "--factor", "2", "-o", tmp_path / folder], capsys)
     assert_one_line_refusal(code, err, "names a folder", exit_code=2)
-    assert not leftovers(tmp_path) and not any((tmp_path / "out.xyz").iterdir())
+    assert not leftovers(tmp_path) and not any((tmp_path / folder).iterdir())
 
 
 # ---------------------------------------------------------------------- non-finite or absurd

@@ -306,6 +306,18 @@ def test_generate_reference_refuses_a_bad_number_before_touching_a_file(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("output", ["missing/ref.h5md", "folder"])
+def test_generate_refuses_an_output_in_no_folder_or_naming_one_in_one_line(tmp_path, capsys, output):
+    """A missing folder gave h5py's own message ("Unable to synchronously create file ...")."""
+    from mdsr_plugin.reference import main as generate_main
+
+    (tmp_path / "folder").mkdir()
+    code = generate_main(["ethanol", "-o", str(tmp_path / output), "--steps", "2"])
+    line = one_line_error(capsys.readouterr().err, "mdsr-generate")
+    assert code == 1 and ("output folder does not exist" in line or "names a folder" in line)
+    assert [p.name for p in tmp_path.iterdir()] == ["folder"] and not any((tmp_path / "folder").iterdir())
+
+
 def test_a_run_failing_before_its_first_save_is_one_line_and_leaves_no_resume_file(tmp_path, capsys, monkeypatch):
     pytest.importorskip("tblite")
     pytest.importorskip("rdkit")

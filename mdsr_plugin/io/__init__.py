@@ -154,6 +154,8 @@ def choose_format(path, format: str | None = None, *, writing: bool = False) -> 
     refused in one line that lists the known formats.
     """
     path = Path(path)
+    if writing and path.is_dir():  # "-o ." or "-o results/": not a name without an extension
+        raise FormatError(f"{path}: the output names a folder, not a file")
     if format is not None:
         try:
             fmt = _FORMATS[format.lower()]
