@@ -194,6 +194,17 @@ def test_an_aims_log_without_md_steps_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_an_aims_log_cut_inside_a_structure_block_says_so(tmp_path):
+    """It said 'MD step 4: the atoms differ from the first step'."""
+    lines = AIMS.read_text().splitlines(keepends=True)
+    last_atom = max(i for i, line in enumerate(lines) if line.split()[:1] == ["atom"])
+    cut = tmp_path / "aims.out"
+    cut.write_text("".join(lines[:last_atom]))  # the last step's block loses its last atom
+    with pytest.raises(FormatError, match="MD step 4: the log ends inside its structure block") as err:
+        read_trajectory(cut)
+    assert "\n" not in str(err.value)
+
+
 # --------------------------------------------------------------------------- end to end
 @pytest.mark.parametrize("path", [CASTEP, AIMS, HISTORY, HISTORY_CLASSIC], ids=lambda p: p.name)
 def test_real_files_upsample_end_to_end(tmp_path, capsys, path):

@@ -133,6 +133,9 @@ class AimsMDReader(TrajectoryReader):
                     velocities.append([_float(v) for v in fields[1:4]])
             except (ValueError, IndexError):
                 raise FormatError(f"{self.path.name}: MD step {step}: cannot read {line.strip()!r}") from None
+        else:  # the log ended inside the block
+            raise FormatError(f"{self.path.name}: MD step {step}: the log ends inside its structure block (cut "
+                              f"short: a run still writing?); remove that step")
         if not positions or len(cell) not in (0, 3) or len(velocities) not in (0, len(positions)):
             raise FormatError(f"{self.path.name}: MD step {step}: the structure block is incomplete "
                               f"({len(positions)} atoms, {len(velocities)} velocities, {len(cell)} lattice vectors)")
