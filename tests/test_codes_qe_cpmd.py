@@ -199,6 +199,24 @@ def test_cpmd_time_step_from_the_input_elements_from_geometry(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_cpmd_logs_of_runs_with_other_time_steps_are_not_read_as_one(tmp_path):
+    """The first log in name order gave the step, also where a restart's log beside it says
+    another."""
+    for name in ("TRAJECTORY", "TRAJEC.xyz", "output.out"):
+        shutil.copy(H2_DIR / name, tmp_path / name)
+    assert read_trajectory(tmp_path / "TRAJECTORY").dt == pytest.approx(4 * AU_TIME_FS, rel=1e-8)
+    text = (H2_DIR / "output.out").read_text()
+    assert "TIME STEP FOR IONS:" in text
+    shutil.copy(H2_DIR / "output.out", tmp_path / "restart.out")  # the same step: one run's logs
+    assert read_trajectory(tmp_path / "TRAJECTORY").dt == pytest.approx(4 * AU_TIME_FS, rel=1e-8)
+    (tmp_path / "restart.out").write_text(text.replace("TIME STEP FOR IONS:", "TIME STEP FOR IONS:  8.0  was", 1))
+    with pytest.raises(FormatError, match=r"different TIME STEP FOR IONS \(output.out: 4, restart.out: 8 a.u.\).*"
+                                          r"pass --dt") as err:
+        read_trajectory(tmp_path / "TRAJECTORY")
+    assert "\n" not in str(err.value)
+    assert read_trajectory(tmp_path / "TRAJECTORY", dt=0.5).dt == pytest.approx(0.5)
+
+
 def _ftrajectory(steps, rows, mark=True) -> str:
     """CPMD's FTRAJECTORY layout, '(I7,9(2X,F22.14))', one line per atom and step."""
     lines = ["   <<<<<<  NEW DATA  >>>>>>"] if mark else []

@@ -134,13 +134,22 @@ def cpmd_timestep(folder) -> tuple[float, Path] | None:
     """The ions' time step (Hartree a.u.) and the file it came from: an output log's
     ``TIME STEP FOR IONS:``, else an input's ``TIMESTEP`` (``TIMESTEP IONS``), in ``folder``."""
     folder = Path(folder)
+    found = {}  # every log's step: a folder of restarts with another step is not read as one
     for pattern in ("*.out", "*.log", "*out*"):
         for candidate in sorted(folder.glob(pattern)):
-            if candidate.is_file() and candidate.stat().st_size < 50_000_000:
+            if candidate not in found and candidate.is_file() and candidate.stat().st_size < 50_000_000:
                 with open(candidate, "r", errors="replace") as handle:
                     for line in handle:
                         if m := _OUTPUT_STEP.search(line):
-                            return float(m[1].lower().replace("d", "e")), candidate
+                            found[candidate] = float(m[1].lower().replace("d", "e"))
+                            break
+    if len(set(found.values())) > 1:
+        listed = ", ".join(f"{path.name}: {step:g}" for path, step in found.items())
+        raise FormatError(f"{folder}: its CPMD logs give different TIME STEP FOR IONS ({listed} a.u.): runs with "
+                          "another step; pass --dt")
+    if found:
+        first = next(iter(found))
+        return found[first], first
     for candidate in sorted(folder.glob("*.inp")):
         lines = candidate.read_text(errors="replace").splitlines()
         for i, line in enumerate(lines[:-1]):
