@@ -420,16 +420,14 @@ def test_siesta_reads_only_its_own_run_s_input(tmp_path):
         read_trajectory(ani)
     assert "\n" not in str(err.value)
     np.testing.assert_allclose(read_trajectory(ani, dt=0.5).times[:3], [0.0, 0.5, 1.0])
-    # an input without SystemLabel is SIESTA's default run, "siesta"
+    # an input that sets no SystemLabel may be a part of this run's (or SIESTA's default run's)
     (tmp_path / "other.fdf").write_text("MD.TypeOfRun Verlet\nMD.LengthTimeStep 2.0 fs\n")
-    with pytest.raises(FormatError, match="other.fdf: no SystemLabel"):
-        read_trajectory(ani)
-    shutil.copy(ANI, tmp_path / "siesta.ANI")
-    np.testing.assert_allclose(read_trajectory(tmp_path / "siesta.ANI").times[:3], [0.0, 2.0, 4.0])
-    # this run's label set in an %include'd file is found there
+    np.testing.assert_allclose(read_trajectory(ani).times[:3], [0.0, 2.0, 4.0])
+    # this run's label set in an %include'd file is found there, and that input is read first
     (tmp_path / "h2o.fdf").write_text("%include label.fdf\nMD.TypeOfRun Verlet\nMD.LengthTimeStep 1.0 fs\n")
     (tmp_path / "label.fdf").write_text("SystemLabel h2o\n")
     np.testing.assert_allclose(read_trajectory(ani).times[:3], [0.0, 1.0, 2.0])
+    (tmp_path / "other.fdf").unlink()
     # an MD_CAR beside another run's input only: no species, so --dt does not help
     shutil.copy(MD_CAR, tmp_path / "md_nose.MD_CAR")
     with pytest.raises(FormatError, match="put the run's .fdf beside it$"):

@@ -215,16 +215,18 @@ class _SiestaRunReader(TrajectoryReader):
         folder = self.path.parent
         label = re.sub(r"\.(ani|md_car)$", "", self.path.name, flags=re.IGNORECASE).lower()
         inputs = sorted(folder.glob("*.fdf")) + sorted(folder.glob("fdf*.log"))
-        # Only this run's input: SystemLabel names the run's files (SIESTA's default is "siesta").
+        # Never another run's input: SystemLabel names a run's files.  One that sets no label may
+        # be a part of this run's (an %include'd struct.fdf, an input named md.in that is no
+        # .fdf), or SIESTA's default run "siesta": it is read after those that name this run.
         labels = {fdf: self._system_label(fdf) for fdf in inputs}
-        fdfs = [fdf for fdf in inputs if (labels[fdf] or "siesta") == label]
-        self.other_inputs = [f"{fdf.name}: " + (f"SystemLabel {labels[fdf]}" if labels[fdf] else "no SystemLabel")
-                             for fdf in inputs if fdf not in fdfs]
+        fdfs = [fdf for fdf in inputs if labels[fdf] in (None, label)]
+        self.other_inputs = [f"{fdf.name}: SystemLabel {labels[fdf]}" for fdf in inputs if fdf not in fdfs]
         if self.other_inputs:
             self.notes.append(f"not read, another run's input: {', '.join(self.other_inputs)}")
         self.species_numbers, self.atom_species, self.first_step = {}, [], 1
-        # read in order of preference (an .fdf before a log), and only as far as needed
-        found = (run for fdf in sorted(fdfs, key=lambda p: p.suffix != ".fdf") if (run := _read_fdf(fdf)) is not None)
+        # read in order of preference (this run's label, then an .fdf before a log), only as far as needed
+        found = (run for fdf in sorted(fdfs, key=lambda p: (labels[p] != label, p.suffix != ".fdf"))
+                 if (run := _read_fdf(fdf)) is not None)
         run = next(found, None)
         if run is None:
             return {}, None, None, None
