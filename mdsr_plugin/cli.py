@@ -14,6 +14,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from .console import one_line_warnings
+
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger(__name__)
@@ -193,16 +195,10 @@ def start_command(parser: argparse.ArgumentParser, argv):
         return usage_error(parser, problem)
     # A deprecation notice about MDAnalysis' own DCD internals says nothing to the user.
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="MDAnalysis")
-    # A warning is one line of the command's, as its errors are: not a source file and line.
-    warnings.formatwarning = functools.partial(_one_line_warning, parser.prog)
+    one_line_warnings(parser.prog)  # as its errors are: not Python's source file and line
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format=f"{parser.prog}: %(message)s")
     return args
-
-
-def _one_line_warning(prog, message, category, filename, lineno, line=None) -> str:
-    """``warnings.formatwarning`` for the command line: ``PROG: warning: MESSAGE``."""
-    return f"{prog}: warning: {' '.join(str(message).split())}\n"
 
 
 def usage_error(parser: argparse.ArgumentParser, message: str) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .console import one_line_warnings
 from .trajectory import Trajectory
 
 __all__ = ["MD17_SMILES", "build_molecule", "build_system", "water_box", "generate_reference", "MDRun",
@@ -575,6 +576,7 @@ def main(argv=None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    one_line_warnings("mdsr-generate")
     try:
         generate_reference(
             args.molecule, args.output, hamiltonian=args.hamiltonian, temperature=args.temperature, thermostat=args.thermostat,

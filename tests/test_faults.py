@@ -465,3 +465,17 @@ def test_a_warning_on_the_command_line_is_one_line_of_the_command_s(tmp_path):
     warning = [line for line in result.stderr.splitlines() if "warning" in line]
     assert len(warning) == 1 and warning[0].startswith("mdsr-upsample: warning: wat.lammpstrj: atom types 1, 2")
     assert ".py:" not in result.stderr and "reader = " not in result.stderr
+
+
+def test_every_command_prints_a_warning_as_one_line_of_its_own():
+    import warnings
+
+    from mdsr_plugin.console import one_line_warnings
+
+    saved = warnings.formatwarning
+    try:
+        one_line_warnings("mdsr-generate")
+        assert warnings.formatwarning("two\n  lines", UserWarning, "/x/reference.py", 446) == \
+            "mdsr-generate: warning: two lines\n"
+    finally:
+        warnings.formatwarning = saved

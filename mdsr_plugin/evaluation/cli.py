@@ -15,6 +15,7 @@ import warnings
 
 from ..cli import (EXIT_FAILURE, EXIT_OK, OneLineParser, at_least_two, check_device, positive_float, positive_int,
                    usage_error)
+from ..console import one_line_warnings
 
 __all__ = ["main", "build_parser"]
 
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="MDAnalysis")
+    one_line_warnings(parser.prog)
     usage = functools.partial(usage_error, parser)
 
     reference = args.reference or args.positional_reference

@@ -23,6 +23,8 @@ __all__ = ["check_complete"]
 _XTC_HEADER = 92
 #: XTC stores up to 9 atoms uncompressed (3 floats each after the natoms word).
 _XTC_UNCOMPRESSED_ATOMS = 9
+#: The magic number of XTC frames whose compressed size needs 64 bits.
+_XTC_MAGIC_WIDE = 2023
 
 
 def check_complete(path, mda_format: str) -> None:
@@ -65,17 +67,19 @@ def _xtc_end(path: Path) -> None:
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         handle.seek(offsets[-1])
-        header = handle.read(_XTC_HEADER)
+        header = handle.read(_XTC_HEADER + 4)
     if len(header) < 8:
         raise _cut_short(path, len(offsets) - 1)
-    n_atoms = struct.unpack(">i", header[4:8])[0]
+    magic, n_atoms = struct.unpack(">ii", header[:8])
+    # magic 2023 (GROMACS 2023, frames over 2 GB) stores the byte count in 8 bytes
+    wide = magic == _XTC_MAGIC_WIDE
     if n_atoms <= _XTC_UNCOMPRESSED_ATOMS:
         length = 56 + 12 * n_atoms
-    elif len(header) < _XTC_HEADER:
+    elif len(header) < _XTC_HEADER + 4 * wide:
         raise _cut_short(path, len(offsets) - 1)
     else:
-        compressed = struct.unpack(">i", header[88:92])[0]
-        length = _XTC_HEADER + (compressed + 3) // 4 * 4
+        compressed = struct.unpack(">q" if wide else ">i", header[88:96 if wide else 92])[0]
+        length = _XTC_HEADER + 4 * wide + (compressed + 3) // 4 * 4
     _compare_end(path, offsets, offsets[-1] + length, size)
 
 
@@ -97,6 +101,9 @@ def _trr_end(path: Path) -> None:
         position += 52
         box, x, v, f, n_atoms = sizes[2], sizes[7], sizes[8], sizes[9], sizes[10]
         # the frame's precision (4 or 8 bytes) from a block's size: the box is 9 reals, x/v/f 3N
+        if n_atoms <= 0 or min(sizes[:10]) < 0:
+            raise FormatError(f"{path.name}: frame {len(offsets) - 1} has a corrupt TRR header "
+                              f"({n_atoms} atoms, block sizes {list(sizes[:10])})")
         precision = box // 9 if box else next((block // (3 * n_atoms) for block in (x, v, f) if block), 4)
         position += 2 * precision  # time and lambda, in that precision
         end = offsets[-1] + position + sum(sizes[:10])

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from . import card as schema
+from ..console import one_line_warnings
 from ..cli import (EXIT_FAILURE, EXIT_OK, OneLineParser, integer_at_least, at_least_two, check_device, positive_float,
                    usage_error)
 
@@ -86,6 +87,7 @@ def train_main(argv=None) -> int:
         print(f"mdsr-train: error: {args.provenance}: not valid JSON ({err})", file=sys.stderr)
         return EXIT_FAILURE
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="mdsr-train: %(message)s")
+    one_line_warnings("mdsr-train")
     reader_options = {k: v for k, v in {"dt": args.dt, "topology": args.top}.items() if v}
     if args.from_coarse:
         from .adapt import AdaptSettings, adapt
@@ -205,6 +207,7 @@ def models_main(argv=None) -> int:
         return int(exit_.code or 0)
     # a registry folder or entry that cannot be used is one warning line, then skipped
     logging.basicConfig(level=logging.WARNING, format="mdsr-models: %(message)s")
+    one_line_warnings("mdsr-models")
     from .checkpoint import CheckpointError, verify_checkpoint
     from .registry import get_model_entry, list_models, registry_dirs
 
