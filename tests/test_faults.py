@@ -448,6 +448,11 @@ def test_a_companion_one_frame_off_late_in_a_long_run_is_refused(tmp_path):
     with pytest.raises(FormatError, match="frame 0: run-pos-1.xyz is at 100000 fs, run-vel-1.xyz at 100010 fs"):
         _check_frames_match(chunk, QuantityChunk(np.zeros((4, 1, 3)), None, times + 10.0), source, 0,
                             "run-pos-1.xyz")
+    # a chunk of one frame (the last of a read): the spacing of the chunks before it
+    last = chunk[3:]
+    with pytest.raises(FormatError, match="frame 3: run-pos-1.xyz is at 100030 fs"):
+        _check_frames_match(last, QuantityChunk(np.zeros((1, 1, 3)), None, last.times + 10.0), source, 3,
+                            "run-pos-1.xyz", spacing=10.0)
 
 
 def test_a_warning_on_the_command_line_is_one_line_of_the_command_s(tmp_path):

@@ -96,14 +96,16 @@ class WithCompanions(TrajectoryReader):
 
     def _chunks(self, chunk_size) -> Iterator[Trajectory]:
         streams = [_Buffered(s, s.chunks(chunk_size)) for s in self.sources]
-        start = 0
+        start, spacing = 0, None  # the frames' spacing, fs, for a chunk of one frame
         for chunk in self.main.chunks(chunk_size):
+            if chunk.n_frames > 1 and np.diff(chunk.times).min() > 0:
+                spacing = float(np.diff(chunk.times).min())
             changes = {}
             for stream in streams:
                 part = stream.take(chunk.n_frames, start, self.path.name)
                 if self.dt_override is not None:  # the user's times replace the files': match by step only
                     part.times = None
-                _check_frames_match(chunk, part, stream.source, start, self.path.name)
+                _check_frames_match(chunk, part, stream.source, start, self.path.name, spacing)
                 if getattr(chunk, stream.source.quantity) is not None and stream.source.quantity != "cell":
                     raise FormatError(f"{self.path.name} already stores {stream.source.quantity}; "
                                       f"{stream.source.path.name} would replace them (give one or the other)")
@@ -152,8 +154,9 @@ class _Buffered:
 
 
 def _check_frames_match(chunk: Trajectory, part: QuantityChunk, source: QuantitySource, start: int,
-                        main_name: str) -> None:
-    """Refuse a companion frame that is not the same MD step (or time) as the positions' frame."""
+                        main_name: str, spacing: float | None = None) -> None:
+    """Refuse a companion frame that is not the same MD step (or time) as the positions' frame;
+    ``spacing`` (fs), the frames' spacing where ``chunk`` is too short to show it."""
     if chunk.steps is not None and part.steps is not None:
         bad = chunk.steps != part.steps
         if bad.any():
@@ -165,7 +168,9 @@ def _check_frames_match(chunk: Trajectory, part: QuantityChunk, source: Quantity
         # of another frame (late in a long run 1e-3 of the time is more than a spacing)
         tolerance = 1e-3 * max(abs(chunk.times[-1]), 1.0)
         if len(chunk.times) > 1 and np.diff(chunk.times).min() > 0:
-            tolerance = min(tolerance, 0.25 * np.diff(chunk.times).min())
+            spacing = np.diff(chunk.times).min()
+        if spacing is not None:
+            tolerance = min(tolerance, 0.25 * spacing)
         bad = np.abs(chunk.times - part.times) > tolerance
         if bad.any():
             i = int(np.argmax(bad))
