@@ -484,3 +484,24 @@ def test_every_command_prints_a_warning_as_one_line_of_its_own():
             "mdsr-generate: warning: two lines\n"
     finally:
         warnings.formatwarning = saved
+
+
+@pytest.mark.parametrize("suffix", [".trr", ".xtc"])
+def test_reading_a_gromacs_trajectory_leaves_nothing_beside_it(tmp_path, suffix):
+    """MDAnalysis caches an XTC's or TRR's frame offsets as hidden files beside it: inside the
+    user's archive, which the tool never writes to (mdsr-batch left two in every such folder)."""
+    import ase.io
+
+    from mdsr_plugin.io import read_trajectory, write_trajectory
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    coarse = read_trajectory(EXAMPLE)
+    ase.io.write(archive / "top.pdb", ase.Atoms(numbers=coarse.numbers, positions=coarse.positions[0]))
+    write_trajectory(archive / f"md{suffix}", coarse)
+    before = sorted(p.name for p in archive.iterdir())
+    assert read_trajectory(archive / f"md{suffix}", topology=archive / "top.pdb").n_frames == coarse.n_frames
+    code = subprocess.run([sys.executable, "-m", "mdsr_plugin.cli", str(archive / f"md{suffix}"), "--top",
+                           str(archive / "top.pdb"), "--factor", "2", "--method", "linear", "-o",
+                           str(tmp_path / "fine.xyz")], capture_output=True, text=True, timeout=120).returncode
+    assert code == 0 and sorted(p.name for p in archive.iterdir()) == before

@@ -359,6 +359,27 @@ def _drop_half_built_reader(err: BaseException) -> None:
         sys.unraisablehook = previous
 
 
+def _reader_without_offset_cache(base):
+    """``base`` (MDAnalysis' XTC or TRR reader) that finds its frames' offsets by scanning the
+    file every time: MDAnalysis otherwise saves them as hidden ``.NAME_offsets.npz`` and
+    ``.lock`` files beside the trajectory, that is inside the user's archive, which is
+    never written to (scanning costs about 0.1 s per 100 000 frames)."""
+
+    class Reader(base):
+        def _load_offsets(self):
+            self._read_offsets(store=False)
+
+    Reader.__name__ = Reader.__qualname__ = f"{base.__name__}WithoutOffsetCache"
+    return Reader
+
+
+def _readers_without_cache() -> dict:
+    from MDAnalysis.coordinates.TRR import TRRReader
+    from MDAnalysis.coordinates.XTC import XTCReader
+
+    return {"XTC": _reader_without_offset_cache(XTCReader), "TRR": _reader_without_offset_cache(TRRReader)}
+
+
 class MDAnalysisReader(TrajectoryReader):
     """Stream a trajectory through an MDAnalysis ``Universe``.
 
@@ -402,7 +423,7 @@ class MDAnalysisReader(TrajectoryReader):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 args = [str(topology)] if topology is not None else []
-                kwargs = {"format": mda_format}
+                kwargs = {"format": _readers_without_cache().get(str(mda_format).upper(), mda_format)}
                 if topology is None:
                     kwargs["topology_format"] = mda_format
                 elif topology_format(topology):
