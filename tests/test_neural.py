@@ -209,6 +209,21 @@ def test_checkpoint_round_trip_and_tampering(tmp_path, xtb_fine):
         load_checkpoint(card_file, expected_card_sha256="0" * 64)
 
 
+def test_checkpoint_weights_are_as_readable_as_its_card(tmp_path):
+    """safetensors creates its file 0600: colleagues could read a card but not its weights."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        card_file = save_checkpoint(tiny_model("hnn"), {"id": "t", "fine_dt_fs": 1.0, "factors": [10], "bonds": []},
+                                    tmp_path / "t")
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE(path.stat().st_mode) for path in (card_file, tmp_path / "t.safetensors")}
+    assert modes == {0o644}
+
+
 def test_checkpoint_files_hold_no_pickles(tmp_path):
     model = tiny_model("hnn")
     save_checkpoint(model, {"id": "t", "fine_dt_fs": 1.0, "factors": [10], "bonds": []}, tmp_path / "t")

@@ -159,7 +159,10 @@ class AtomicFiles:
         if _STOP_SIGNAL:  # an interrupt a library swallowed: publish nothing
             self.abort()
             raise Interrupted(_STOP_SIGNAL[0])
+        mode = _new_file_mode()
         for temp, final in zip(self.temporary, self.final):
+            # as open() would have made it: a library may create its file private (safetensors: 0600)
+            os.chmod(temp, mode)
             os.replace(temp, final)
             _OPEN.discard(temp)
 
@@ -178,6 +181,13 @@ class AtomicFiles:
         for temp in self.temporary:
             _OPEN.discard(temp)
             _unlink(temp)
+
+
+def _new_file_mode() -> int:
+    """The permissions open() gives a new file: 0o666 less the process's umask."""
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_text_atomically(path, text: str) -> Path:
