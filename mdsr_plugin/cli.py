@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first learn a model from the input's own coarse frames (stored forces and gap consistency; "
         "needs velocities), then let auto measure it against the others; the checkpoint is written to "
         "STEM.safetensors/.json (default: beside the output, OUTPUT.adapted) and reused when run again")
-    parser.add_argument("--adapt-minutes", type=positive_float, default=10.0,
+    parser.add_argument("--adapt-minutes", type=positive_float,
                         help="time budget of that learning (default 10; run again to continue)")
     parser.add_argument("--adapt-prior", choices=("gfn1-xtb", "gfn2-xtb", "none"),
                         help="with --adapt, for a molecule with no registry checkpoint: first learn a starting "
@@ -134,13 +134,15 @@ def _adapt_settings(args) -> dict:
 
     stem = getattr(args, "adapt", None)
     if stem is None:
-        if getattr(args, "adapt_prior", None):
-            raise SettingsError("--adapt-prior goes with --adapt")
+        for option in ("adapt_prior", "adapt_minutes"):  # they would be ignored without a word
+            if getattr(args, option, None) is not None:
+                raise SettingsError(f"--{option.replace('_', '-')} goes with --adapt")
         return {}
     if stem == "":  # beside the output: fine.xyz -> fine.adapted.{safetensors,json}
         output = Path(args.output)
         stem = str(output.with_name(output.stem + ".adapted"))
-    return {"adapt": stem, "adapt_minutes": args.adapt_minutes, "adapt_prior": args.adapt_prior}
+    minutes = {} if args.adapt_minutes is None else {"adapt_minutes": args.adapt_minutes}  # else the settings' 10
+    return {"adapt": stem, **minutes, "adapt_prior": args.adapt_prior}
 
 
 def check_upsample_options(args) -> str | None:

@@ -336,6 +336,7 @@ def test_upsample_adapt_refuses_bad_input_in_one_line_and_writes_nothing(case, g
     (["--method", "adapted"], "needs a checkpoint learned from the input"),
     (["--adapt", "--adapt-minutes", "0"], "must be > 0"),
     (["--adapt-prior", "gfn1-xtb"], "--adapt-prior goes with --adapt"),
+    (["--adapt-minutes", "5", "--method", "hermite"], "--adapt-minutes goes with --adapt"),  # was ignored
 ])
 def test_adapt_options_that_contradict_each_other_are_usage_errors(argv, message, tmp_path, capsys):
     from mdsr_plugin.cli import main
