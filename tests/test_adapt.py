@@ -360,6 +360,8 @@ def test_force_check_tells_the_checkpoints_hamiltonian_from_another(xtb_fine, gf
     # measured: 4 % on its own GFN2-xTB, 14.5 % on GFN1-xTB (docs/benchmarks.md "Force check")
     assert own.force_check["relative"] < FORCE_MISMATCH < other.force_check["relative"]
     assert not own.force_check["mismatch"] and other.force_check["mismatch"]
+    # the record an output stores says "another Hamiltonian" only where the check found one
+    assert own.force_check["warning"] is None and "another Hamiltonian" in other.force_check["warning"]
     assert own.force_check["frames"] == 61 and own.force_check["force_mae"] > 0  # every frame, up to 64
     # used on the other Hamiltonian's input, the user is warned and the output records it
     source = tmp_path / "gfn1.h5md"

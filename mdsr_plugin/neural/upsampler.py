@@ -193,8 +193,9 @@ class LearnedUpsampler(Method):
                    f"{relative:.0%} (MAE {mae:.2g} eV/Å over {len(forces)} frames), against {against}: "
                    "the input is probably from another Hamiltonian (or system), where the learned advantage "
                    "shrinks; --adapt learns from the input itself")
+        mismatch = bool(relative > threshold)
         return {"force_mae": mae, "relative": relative, "frames": int(len(forces)), "own_relative": own,
-                "mismatch": bool(relative > threshold), "warning": warning}
+                "mismatch": mismatch, "warning": warning if mismatch else None}  # stored in the output too
 
     def _held_out_force_error(self) -> float | None:
         own = self.card.get(schema.VALIDATION, {}).get("held_out_gaps", {}).get("force_relative_mae")
