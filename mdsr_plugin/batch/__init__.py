@@ -44,6 +44,8 @@ class BatchResult:
     skipped: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
     interrupted: bool = False
+    #: The manifest's records of unchanged files an earlier run found to hold no MD run (not redone).
+    known_no_md_run: list[dict] = field(default_factory=list)
 
     @property
     def done(self) -> list[dict]:
@@ -55,8 +57,9 @@ class BatchResult:
 
     @property
     def no_md_run(self) -> list[dict]:
-        """Files a reader recognised as a code's output of no MD run (single points, relaxations)."""
-        return [r for r in self.records if r["status"] == NO_MD_RUN]
+        """Files a reader recognised as a code's output of no MD run (single points, relaxations),
+        in this run or, unchanged since, in an earlier one."""
+        return [*self.known_no_md_run, *(r for r in self.records if r["status"] == NO_MD_RUN)]
 
 
 def process_archive(
@@ -126,7 +129,11 @@ def process_archive(
         todo = []
         for job in jobs:
             if not force and manifest.is_complete(job):
-                result.skipped.append(job.relative)
+                earlier = manifest.latest[job.relative]
+                if earlier.get("status") == NO_MD_RUN:  # listed as such again, not as done
+                    result.known_no_md_run.append(earlier)
+                else:
+                    result.skipped.append(job.relative)
             else:
                 todo.append(job)
         if on_plan is not None:

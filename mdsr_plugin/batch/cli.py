@@ -134,7 +134,7 @@ def _print_summary(result, out_dir: Path) -> None:
         ("already done", len(result.skipped), "skipped"),
         ("failed", len(failed), "see below" if failed else ""),
         ("no MD run", len(result.no_md_run), "single points, relaxations: see below" if result.no_md_run else ""),
-        ("not started", result.planned - len(result.skipped) - len(result.records), ""),
+        ("not started", result.planned - len(result.skipped) - len(result.records) - len(result.known_no_md_run), ""),
     ]
     print(f"{'status':<14}{'files':>7}  detail")
     for status, count, detail in rows:
