@@ -505,3 +505,13 @@ def test_reading_a_gromacs_trajectory_leaves_nothing_beside_it(tmp_path, suffix)
                            str(archive / "top.pdb"), "--factor", "2", "--method", "linear", "-o",
                            str(tmp_path / "fine.xyz")], capture_output=True, text=True, timeout=120).returncode
     assert code == 0 and sorted(p.name for p in archive.iterdir()) == before
+
+
+def test_an_extended_xyz_cut_inside_a_frame_is_refused_naming_it(tmp_path, capsys):
+    lines = EXAMPLE.read_text().splitlines(keepends=True)
+    per_frame = int(lines[0]) + 2
+    cut = tmp_path / "cut.xyz"
+    cut.write_text("".join(lines[:5 * per_frame + 4]))  # 5 frames and 2 atoms of the sixth
+    code, _, err = run([cut, "--factor", "2", "-o", tmp_path / "fine.xyz"], capsys)
+    assert_one_line_refusal(code, err, "cut.xyz: frame 5 cannot be read as extxyz", exit_code=1)
+    assert "cut short" in err and not (tmp_path / "fine.xyz").exists() and not leftovers(tmp_path)

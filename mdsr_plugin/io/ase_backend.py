@@ -67,8 +67,11 @@ class AseReader(TrajectoryReader):
     def _frames(self):
         from ase.io import iread
 
+        frame = 0
         try:
-            yield from iread(self.path, index=":", format=self.ase_format)
+            for atoms in iread(self.path, index=":", format=self.ase_format):
+                yield atoms
+                frame += 1
         except TrajectoryError:
             raise
         except KeyError as err:
@@ -78,7 +81,10 @@ class AseReader(TrajectoryReader):
                                   "(not in the periodic table)") from None
             raise FormatError(f"{self.path.name}: cannot be read as {self.ase_format} (missing {key!r})") from None
         except Exception as err:  # ASE raises many types for malformed files
-            raise FormatError(f"{self.path.name}: cannot be read as {self.ase_format} ({err})") from None
+            message = " ".join(str(err).split())
+            hint = "; the file is cut short, or the frame's atom count is wrong" if "atoms, expected" in message else ""
+            raise FormatError(f"{self.path.name}: frame {frame} cannot be read as {self.ase_format} "
+                              f"({message}{hint})") from None
 
     def _chunks(self, chunk_size) -> Iterator[Trajectory]:
         frames = self._frames()
