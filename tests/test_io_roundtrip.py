@@ -6,6 +6,7 @@ ASE reads XYZ, ``.traj`` and NetCDF positions; MDAnalysis reads XYZ positions, D
 
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import ase.io
 import MDAnalysis as mda
@@ -254,3 +255,18 @@ def test_unknown_extension_and_missing_folder(tmp_path, small_traj):
         get_format(unknown, writing=True)
     with pytest.raises(FormatError, match="output folder does not exist"):
         write_trajectory(tmp_path / "missing" / "out.xyz", small_traj)
+
+
+def test_the_topology_option_is_also_top_and_an_unknown_option_is_named(tmp_path):
+    """``top=``, as the command line's --top and the MDSR Universe reader name it, raised
+    'MDAnalysisReader.__init__() got an unexpected keyword argument' from deep inside."""
+    import ase
+
+    coarse = read_trajectory(Path(__file__).parents[1] / "mdsr_plugin/data/examples/ethanol_coarse.xyz")
+    write_trajectory(tmp_path / "e.trr", coarse)
+    ase.io.write(tmp_path / "e.pdb", ase.Atoms(numbers=coarse.numbers, positions=coarse.positions[0]))
+    assert read_trajectory(tmp_path / "e.trr", top=tmp_path / "e.pdb").n_frames == coarse.n_frames
+    with pytest.raises(TypeError, match="topology= or top=, not both"):
+        read_trajectory(tmp_path / "e.trr", top=tmp_path / "e.pdb", topology=tmp_path / "e.pdb")
+    with pytest.raises(TypeError, match="e.trr: the trr reader takes no option 'toplogy'"):
+        read_trajectory(tmp_path / "e.trr", toplogy=tmp_path / "e.pdb")

@@ -23,6 +23,7 @@ DCD).  XYZ files are recognised by their comment lines: CP2K's and i-PI's reader
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -259,6 +260,10 @@ def open_reader(path, *, format: str | None = None, velocities=None, forces=None
     if fmt.open_reader is None:
         raise FormatError(f"{path.name}: mdsr_plugin cannot read {fmt.name} files")
     named = {"velocities": velocities, "forces": forces, "cell": cell}
+    if "top" in options:  # the command line's --top, and the MDSR Universe reader's top=
+        if options.get("topology") is not None:
+            raise TypeError("give topology= or top=, not both")
+        options["topology"] = options.pop("top")
     for key in ("topology",):
         if options.get(key) is not None:
             _check_is_file(Path(options[key]))
@@ -271,7 +276,13 @@ def open_reader(path, *, format: str | None = None, velocities=None, forces=None
         # A NAMD velocity DCD is read frame by frame beside its coordinates (io/mdanalysis.py).
         options["velocities"] = velocities
         named["velocities"] = None
-    reader = fmt.open_reader(path, **options)
+    try:
+        reader = fmt.open_reader(path, **options)
+    except TypeError as err:  # an option this format's reader does not take: say which, not where
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        if unknown is None:
+            raise
+        raise TypeError(f"{path.name}: the {fmt.name} reader takes no option {unknown[1]!r}") from None
     from .companions import WithCompanions
 
     found = {**_companions_found(reader), **{k: Path(v) for k, v in named.items() if v is not None}}
