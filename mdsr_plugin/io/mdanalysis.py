@@ -8,6 +8,7 @@ to Å, fs, Å/fs and eV/Å here.  A NAMD velocity DCD stores velocities as
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Mapping
@@ -373,7 +374,10 @@ def _reader_without_offset_cache(base):
     return Reader
 
 
+@functools.lru_cache(maxsize=None)
 def _readers_without_cache() -> dict:
+    """{"XTC": ..., "TRR": ...}, made once (the subclasses set no ``format``, so MDAnalysis does
+    not register them in place of its own readers)."""
     from MDAnalysis.coordinates.TRR import TRRReader
     from MDAnalysis.coordinates.XTC import XTCReader
 
