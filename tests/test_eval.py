@@ -207,3 +207,17 @@ def test_model_and_precision_choose_the_checkpoint_and_how_it_runs(reference_1fs
     assert eval_main([str(reference_1fs), "--factor", "20", "-o", str(tmp_path / "bad"), "--methods", "ml",
                       "--model", "no-such-checkpoint", "-q"]) == 1
     assert eval_main([str(reference_1fs), "--factor", "20", "-o", str(tmp_path / "bad"), "--precision", "half"]) == 2
+
+
+def test_the_terminal_table_keeps_its_columns_for_long_method_names():
+    from types import SimpleNamespace
+
+    from mdsr_plugin.evaluation.report import format_table
+
+    metrics = {"position_mae": 1e-3, "position_rmse": 2e-3, "velocity_mae": 3e-4, "distance_mae": 4e-4,
+               "spectral_overlap": 0.9}
+    table = format_table(SimpleNamespace(metrics={"quintic-spline": metrics, "ml": dict(metrics, position_mae=5e-4)},
+                                         skipped={"hermite": "needs velocities"}))
+    header, _, *rows = table.splitlines()
+    ends = {line.index("e-0") for line in rows[:2]}  # each row's first number at the same column
+    assert len(ends) == 1 and header.index("pos MAE") < min(ends) + 4

@@ -273,10 +273,12 @@ class _FrameSource:
 
 def _check_times(fine: Trajectory, reference: Trajectory, name: str) -> None:
     tolerance = 1e-3 * max(reference.dt if reference.n_frames > 1 else 1.0, 1e-9)
-    if not np.allclose(fine.times, reference.times[: fine.n_frames], atol=tolerance):
+    off = ~np.isclose(fine.times, reference.times[: fine.n_frames], rtol=0, atol=tolerance)
+    if off.any():
+        k = int(np.argmax(off))  # the first frame off, not the chunk's first
         raise TrajectoryError(
-            f"{name}: its frames are not at the reference's times (frame at {fine.times[0]:g} fs "
-            f"vs {reference.times[0]:g} fs); was it upsampled from this reference with this --factor?"
+            f"{name}: its frames are not at the reference's times (frame at {fine.times[k]:g} fs "
+            f"vs {reference.times[k]:g} fs); was it upsampled from this reference with this --factor?"
         )
     if not np.array_equal(fine.numbers, reference.numbers):
         raise TrajectoryError(f"{name}: its atoms differ from the reference's")

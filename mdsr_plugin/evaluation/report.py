@@ -32,17 +32,18 @@ KT_LABEL = "−ln P (kT)"
 def format_table(evaluation) -> str:
     """The metrics as a plain-text table (best method first by position MAE)."""
     rows = sorted(evaluation.metrics.items(), key=lambda kv: kv[1]["position_mae"])
-    header = (f"{'method':<10} {'pos MAE Å':>10} {'pos RMSE Å':>10} {'vel MAE Å/fs':>12} "
+    width = max([len("method"), *(len(name) for name in [*evaluation.metrics, *evaluation.skipped])])
+    header = (f"{'method':<{width}} {'pos MAE Å':>10} {'pos RMSE Å':>10} {'vel MAE Å/fs':>12} "
               f"{'dist MAE Å':>10} {'VDOS ovl':>8}")
     lines = [header, "-" * len(header)]
-    for name, m in rows:
+    for name, m in rows:  # the name column as wide as the longest name ("quintic-spline")
         lines.append(
-            f"{name:<10} {m['position_mae']:>10.2e} {m['position_rmse']:>10.2e} "
+            f"{name:<{width}} {m['position_mae']:>10.2e} {m['position_rmse']:>10.2e} "
             f"{_fmt(m['velocity_mae'], '.2e'):>12} {_fmt(m['distance_mae'], '.2e'):>10} "
             f"{_fmt(m['spectral_overlap'], '.3f'):>8}"
         )
     for name, why in evaluation.skipped.items():
-        lines.append(f"{name:<10} skipped: {why}")
+        lines.append(f"{name:<{width}} skipped: {why}")
     return "\n".join(lines)
 
 
