@@ -123,6 +123,9 @@ def test_a_prior_on_a_cheap_hamiltonian_is_learned_first_and_warm_starts_the_lea
     assert card["training"]["warm_start"] == "eth.prior" and card["training"]["settings"]["prior"] == "gfn1-xtb"
     prior_card = json.loads((tmp_path / "m" / "eth.prior.json").read_text())
     assert prior_card["training"]["warm_start"] is None and prior_card["training"]["files"] != card["training"]["files"]
+    # the architecture settings are recorded where they built the network: the prior's, not the warm-started one's
+    assert prior_card["training"]["settings"]["hidden"] == prior_card["config"]["hidden"]
+    assert not {"arch", "hidden", "width", "depth"} & set(card["training"]["settings"])
 
     coarse, prior = read_trajectory(coarse_file), read_trajectory(tmp_path / "m" / "eth.prior.h5md")
     assert prior.n_frames == 40 and prior.dt == pytest.approx(coarse.dt) and list(prior.numbers) == list(coarse.numbers)

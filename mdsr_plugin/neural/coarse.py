@@ -309,7 +309,7 @@ def save_learned(model, output: Path, settings: LearningSettings, run, stage_nam
             schema.FILES: names,
             "from_coarse": True,
             "warm_start": warm_start,
-            schema.SETTINGS: asdict(settings),
+            schema.SETTINGS: _recorded_settings(settings, warm_start),
             schema.HISTORY_TAIL: history[-3:],
             schema.COMPLETE: complete,
             FINGERPRINT: fingerprint,
@@ -324,6 +324,20 @@ def save_learned(model, output: Path, settings: LearningSettings, run, stage_nam
     if manifest:
         write_manifest(card_file.parent)
     return card_file
+
+
+#: Settings of a model built from scratch: a warm-started one has its checkpoint's (the card's config).
+SCRATCH_ARCHITECTURE = ("arch", "hidden", "width", "depth")
+
+
+def _recorded_settings(settings: LearningSettings, warm_start) -> dict:
+    """The settings a card records: without the scratch architecture where the model started
+    from a checkpoint, whose network (``config``) it kept (a card said width 128 of a width-256 model)."""
+    recorded = asdict(settings)
+    if warm_start is not None:
+        for key in SCRATCH_ARCHITECTURE:
+            recorded.pop(key, None)
+    return recorded
 
 
 def identity(source) -> str:
