@@ -94,6 +94,9 @@ def test_cli_writes_json_every_plot_and_a_self_contained_html(reference_1fs, tmp
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
     assert not list(out.glob(".*partial*"))
+    # the folder again, without the neural method: its uncertainty plot is not left behind
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", str(out), "--methods", "hermite", "-q"]) == 0
+    assert not (out / "uncertainty.png").exists() and (out / "vdos.png").exists()
 
 
 def test_stride_evaluates_a_finer_reference_like_its_subsampled_copy(xtb_fine, reference_1fs, tmp_path, capsys):

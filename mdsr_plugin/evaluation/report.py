@@ -51,6 +51,11 @@ def _fmt(value, spec):
     return "—" if value is None else format(value, spec)
 
 
+#: Every plot a report can hold (the module docstring's list); a report removes those it does not make.
+REPORT_PLOTS = ("error_in_gap.png", "error_by_atom.png", "coordinates.png", "distributions.png", "vdos.png",
+                "free_energy.png", "uncertainty.png")
+
+
 def write_report(evaluation, out_dir, max_scatter: int = 20000) -> dict:
     """Write ``metrics.json``, the plots and ``report.html`` into ``out_dir``.
 
@@ -74,6 +79,8 @@ def write_report(evaluation, out_dir, max_scatter: int = 20000) -> dict:
         _plot_uncertainty(evaluation, out_dir, max_scatter),
     ]
     plots = [p for p in plots if p is not None]
+    for stale in set(REPORT_PLOTS) - {Path(p).name for p in plots}:  # an earlier report's, of other methods
+        (out_dir / stale).unlink(missing_ok=True)
     json_path = write_text_atomically(out_dir / "metrics.json", json.dumps(evaluation.to_json(), indent=1))
     html_path = write_text_atomically(out_dir / "report.html", _html(evaluation, plots))
     return {"json": json_path, "html": html_path, "plots": plots}
