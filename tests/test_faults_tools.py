@@ -95,6 +95,22 @@ def test_an_entry_without_card_is_skipped_with_a_warning_and_the_shipped_checkpo
     assert SHIPPED_ETHANOL in out and "no-card" not in out and "Traceback" not in err
 
 
+def test_a_user_checkpoint_with_a_shipped_id_is_named_where_the_shipped_one_is_used(tmp_path, monkeypatch, capsys,
+                                                                                      caplog):
+    """The first directory's entry of an id is used (shipped first); a user's of the same id
+    disappeared without a word."""
+    from mdsr_plugin.neural.registry import write_manifest
+
+    folder = tmp_path / "mine"
+    card_file = copy_shipped(folder)  # the same id as the shipped checkpoint
+    write_manifest(folder)
+    monkeypatch.setenv("MDSR_MODELS_PATH", str(folder))
+    assert models_main(["list"]) == 0
+    warned = [w for w in registry_warnings(caplog) if str(card_file) in w]
+    assert len(warned) == 1 and f"its id {SHIPPED_ETHANOL!r} is also" in warned[0] and "--model" in warned[0]
+    assert models_main(["show", str(card_file)]) == 0  # by its path it is the user's
+
+
 def test_models_show_of_an_entry_without_card_refuses_it_in_one_line(broken_folder, capsys, caplog):
     assert models_main(["show", "no-card"]) == 1
     line = one_line_error(capsys.readouterr().err, "mdsr-models")

@@ -135,7 +135,11 @@ def _scan(requested: str | None = None) -> tuple[list[ModelEntry], dict[str, str
             if model_id is not None:
                 broken.setdefault(model_id, problem)
         for entry in found:
-            first.setdefault(entry.id, entry)
+            taken = first.setdefault(entry.id, entry)
+            if taken is not entry and taken.card_path.resolve() != entry.card_path.resolve():
+                # the first directory wins (shipped before MDSR_MODELS_PATH): say so, not silently
+                _report(f"{entry.card_path}: its id {entry.id!r} is also {taken.card_path}'s, which is used; give "
+                        f"this one by its path (--model {entry.card_path}) or give it another id")
     broken = {k: v for k, v in broken.items() if k not in first}
     for model_id, problem in problems:
         if model_id is None or model_id != requested or broken.get(model_id) != problem:
