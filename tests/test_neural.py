@@ -504,3 +504,25 @@ def test_packaged_models_are_found_from_an_installed_wheel(tmp_path):
     module, directory, ids = json.loads(result.stdout)
     assert module.startswith(str(site)) and directory.startswith(str(site))
     assert ids == [record["id"] for record in shipped]
+
+
+def test_models_show_says_what_a_user_learned_card_was_learned_from_and_held_out():
+    """Cards of mdsr-train and --from-coarse said 'held out: not measured' and named no data."""
+    import copy
+
+    from mdsr_plugin.neural.cli import describe_card
+    from mdsr_plugin.neural.registry import get_model_entry
+
+    shipped = get_model_entry("ethanol-bilstm-f20-1fs").card
+    learned = copy.deepcopy(shipped)
+    learned["training"] = {"files": ["aimd.xyz"], "from_coarse": True, "warm_start": "ethanol-bilstm-f20-1fs",
+                           "complete": True}
+    learned["validation"] = {"held_out_gaps": {"gap_end_position_mae": 2.96e-2, "force_relative_mae": 0.084}}
+    text = describe_card(learned, "mine/eth.json")
+    assert "trained on    1 file(s): aimd.xyz (its own coarse frames; started from ethanol-bilstm-f20-1fs)" in text
+    assert "gap-end position MAE 2.96e-02 Å, forces 8% off the stored ones" in text
+    trained = copy.deepcopy(shipped)
+    trained["training"] = {"files": ["ref.h5md"], "provenance": {}}
+    trained["validation"] = {"neural": {"position_mae": 6.42e-3}, "hermite": {"position_mae": 2.12e-2}}
+    text = describe_card(trained, "mine/eth-a.json")
+    assert "1 file(s): ref.h5md" in text and "position MAE 6.42e-03 Å, cubic Hermite 2.12e-02 Å (3.3x)" in text

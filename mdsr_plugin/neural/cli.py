@@ -141,6 +141,21 @@ def _data_label(file: str) -> str:
     return HELD_OUT_DATA.get(parts[2], file) if len(parts) == 4 else file
 
 
+def _own_validation(validation: dict) -> str:
+    """What a card learned from the user's data says of the data it held out, in one line."""
+    gaps = validation.get("held_out_gaps")
+    if gaps:  # --from-coarse, --adapt: coarse gaps of the input the learning never saw
+        force = gaps.get("force_relative_mae")
+        return (f"the input's held-out coarse gaps: gap-end position MAE {gaps['gap_end_position_mae']:.2e} Å"
+                + ("" if force is None else f", forces {force:.0%} off the stored ones"))
+    neural = validation.get("neural", {}).get("position_mae")
+    if neural is not None:  # mdsr-train: the last part of its training trajectories
+        baseline = validation.get("hermite", {}).get("position_mae")
+        return (f"the end of its training data: position MAE {neural:.2e} Å"
+                + ("" if baseline is None else f", cubic Hermite {baseline:.2e} Å ({baseline / neural:.1f}x)"))
+    return "not measured (bench/neural_accuracy.py --publish records it)"
+
+
 def describe_card(card: dict, path) -> str:
     """A model card as a person reads it: what the checkpoint serves, what it was trained
     on, and its held-out position MAE against the classical methods (``--json`` has the rest)."""
@@ -162,6 +177,13 @@ def describe_card(card: dict, path) -> str:
         f"serves        factors {', '.join(map(str, factors))} at a {card[schema.FINE_DT_FS]:g} fs output step; "
         f"input: {inputs}",
     ]
+    if not provenance and training.get(schema.FILES):  # mdsr-train's and --from-coarse's own cards
+        how = ""
+        if training.get("from_coarse"):
+            how = " (its own coarse frames" + (f"; started from {training['warm_start']}" if training.get(
+                "warm_start") else "") + (", velocities fitted" if training.get("velocities_fitted") else "") + ")"
+        lines.append(f"trained on    {len(training[schema.FILES])} file(s): {', '.join(training[schema.FILES])}{how}"
+                     + ("" if training.get(schema.COMPLETE, True) else " (training incomplete)"))
     if provenance:
         lines.append(
             f"trained on    {len(training.get(schema.FILES, []))} files, {provenance.get(schema.POTENTIAL, '?')}, "
@@ -171,7 +193,7 @@ def describe_card(card: dict, path) -> str:
             + ("" if training.get(schema.COMPLETE, True) else " (training incomplete)"))
     rows = schema.held_out_rows(card)
     if not rows:
-        lines.append("held out      not measured (bench/neural_accuracy.py --publish records it)")
+        lines.append("held out      " + _own_validation(card.get(schema.VALIDATION, {})))
         return "\n".join(lines)
     held_out = provenance.get(schema.HELD_OUT, {})
     lines += [
