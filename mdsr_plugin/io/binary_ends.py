@@ -61,13 +61,9 @@ def _dcd_frames(path: Path) -> None:
 
 def _xtc_end(path: Path) -> None:
     """The last XTC frame's header gives its byte count: the file must end with its data."""
-    offsets = _offsets(path, "XTC")
+    offsets, header = _last_frame_header(path, "XTC", _XTC_HEADER + 4)
     if not offsets:
         return
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        handle.seek(offsets[-1])
-        header = handle.read(_XTC_HEADER + 4)
     if len(header) < 8:
         raise _cut_short(path, len(offsets) - 1)
     magic, n_atoms = struct.unpack(">ii", header[:8])
@@ -80,18 +76,14 @@ def _xtc_end(path: Path) -> None:
     else:
         compressed = struct.unpack(">q" if wide else ">i", header[88:96 if wide else 92])[0]
         length = _XTC_HEADER + 4 * wide + (compressed + 3) // 4 * 4
-    _compare_end(path, offsets, offsets[-1] + length, size)
+    _compare_end(path, offsets, offsets[-1] + length)
 
 
 def _trr_end(path: Path) -> None:
     """A TRR frame is its header and the blocks the header sizes: the file must end with them."""
-    offsets = _offsets(path, "TRR")
+    offsets, header = _last_frame_header(path, "TRR", 256)
     if not offsets:
         return
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        handle.seek(offsets[-1])
-        header = handle.read(256)
     try:  # magic, version string (its length + 1, its length, the padded characters), then the
         # sizes of ir, e, box, vir, pres, top, sym, x, v, f, and natoms, step, nre
         position = 8
@@ -109,14 +101,26 @@ def _trr_end(path: Path) -> None:
         end = offsets[-1] + position + sum(sizes[:10])
     except struct.error:
         raise _cut_short(path, len(offsets) - 1) from None
-    _compare_end(path, offsets, end, size)
+    _compare_end(path, offsets, end)
 
 
-def _compare_end(path: Path, offsets, end: int, size: int) -> None:
+def _compare_end(path: Path, offsets, end: int) -> None:
+    size = os.path.getsize(path)
     if size < end:
         raise _cut_short(path, len(offsets) - 1)
     if size > end:  # a frame begun after the last whole one, its header cut before it counted
         raise _cut_short(path, len(offsets))
+
+
+def _last_frame_header(path: Path, kind: str, n_bytes: int) -> tuple[list[int], bytes]:
+    """The frames' byte offsets (:func:`_offsets`) and the first ``n_bytes`` of the last frame
+    (fewer where the file ends first); ([], b"") where MDAnalysis finds no frame."""
+    offsets = _offsets(path, kind)
+    if not offsets:
+        return [], b""
+    with open(path, "rb") as handle:
+        handle.seek(offsets[-1])
+        return offsets, handle.read(n_bytes)
 
 
 def _offsets(path: Path, kind: str) -> list[int]:

@@ -26,6 +26,7 @@ other positions (``TRAJEC.xyz --velocities TRAJECTORY``).
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Iterator
@@ -134,15 +135,13 @@ def cpmd_timestep(folder) -> tuple[float, Path] | None:
     """The ions' time step (Hartree a.u.) and the file it came from: an output log's
     ``TIME STEP FOR IONS:``, else an input's ``TIMESTEP`` (``TIMESTEP IONS``), in ``folder``."""
     folder = Path(folder)
-    found = {}  # every log's step: a folder of restarts with another step is not read as one
+    logs = []  # every log's step: a folder of restarts with another step is not read as one
     for pattern in ("*.out", "*.log", "*out*"):
         for candidate in sorted(folder.glob(pattern)):
-            if candidate not in found and candidate.is_file() and candidate.stat().st_size < 50_000_000:
-                with open(candidate, "r", errors="replace") as handle:
-                    for line in handle:
-                        if m := _OUTPUT_STEP.search(line):
-                            found[candidate] = float(m[1].lower().replace("d", "e"))
-                            break
+            if candidate not in logs and candidate.is_file() and candidate.stat().st_size < 50_000_000:
+                logs.append(candidate)
+    # read once per state of the logs: the companion listing, the overwrite rule and the reader all ask
+    found = dict(_log_steps(tuple((log, log.stat().st_size, log.stat().st_mtime_ns) for log in logs)))
     if len(set(found.values())) > 1:
         listed = ", ".join(f"{path.name}: {step:g}" for path, step in found.items())
         raise FormatError(f"{folder}: its CPMD logs give different TIME STEP FOR IONS ({listed} a.u.): runs with "
@@ -160,6 +159,19 @@ def cpmd_timestep(folder) -> tuple[float, Path] | None:
                 except (ValueError, IndexError):
                     raise FormatError(f"{candidate.name}: TIMESTEP is not followed by a number") from None
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _log_steps(logs: tuple) -> tuple:
+    """((log, ions' step in a.u.), ...) of the logs ``((path, size, mtime_ns), ...)`` that print one."""
+    found = []
+    for log, _, _ in logs:
+        with open(log, "r", errors="replace") as handle:
+            for line in handle:
+                if m := _OUTPUT_STEP.search(line):
+                    found.append((log, float(m[1].lower().replace("d", "e"))))
+                    break
+    return tuple(found)
 
 
 def _elements_beside(path: Path, n_atoms: int):
