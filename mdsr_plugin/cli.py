@@ -166,6 +166,15 @@ def check_upsample_options(args) -> str | None:
         args.settings = checked_settings(settings_from_args(args))
     except SettingsError as err:
         return str(err)
+    if args.settings.model is not None:
+        # a mistyped id is an option's error: say so before any input is read
+        from .neural.checkpoint import CheckpointError
+        from .neural.registry import get_model_entry
+
+        try:
+            get_model_entry(args.settings.model)
+        except CheckpointError as err:
+            return f"--model: {err}"
     return None
 
 

@@ -424,8 +424,9 @@ def test_cli_model_option_summary_and_outputs(registry, xtb_fine, tmp_path, caps
     assert main([str(positions_only), "--factor", "10", "-o", str(tmp_path / "fitted.xyz"), "--model", "ethanol-bilstm"]) == 0
     assert "the input has no velocities: they were fitted by shooting" in capsys.readouterr().out
     assert "disagreement" in read_trajectory(tmp_path / "fine.h5md").frame_data
-    assert main([str(source), "--factor", "10", "-o", str(tmp_path / "bad.xyz"), "--model", "nope"]) == 1
-    assert "no checkpoint 'nope'" in capsys.readouterr().err
+    assert main([str(source), "--factor", "10", "-o", str(tmp_path / "bad.xyz"), "--model", "nope"]) == 2
+    # a mistyped id is a usage error, refused before the input is read
+    assert "error: --model: no checkpoint 'nope'; registered:" in capsys.readouterr().err
     assert not (tmp_path / "bad.xyz").exists()
     assert main([str(source), "--factor", "10", "-o", str(tmp_path / "fine.xyz"), "--model", "ethanol-bilstm", "-q"]) == 0
     assert main([str(source), "--factor", "10", "-o", str(tmp_path / "fine64.xyz"), "--model", "ethanol-bilstm",
