@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from ase import units as ase_units
 
-from mdsr_plugin.io import FormatError, formats, get_format, open_writer, read_trajectory, write_trajectory
+from mdsr_plugin.io import (FormatError, formats, get_format, open_reader, open_writer, read_trajectory,
+                             write_trajectory)
 from mdsr_plugin.io.mdanalysis import DCDWriter
+from mdsr_plugin.trajectory import TrajectoryError
 
 WRITABLE = sorted(name for name, fmt in formats().items() if fmt.open_writer is not None)
 EXTENSION = {"xyz": ".xyz", "traj": ".traj", "h5md": ".h5md", "dcd": ".dcd", "trr": ".trr",
@@ -222,17 +224,112 @@ def test_ase_reads_netcdf_positions(tmp_path, small_traj):
     np.testing.assert_allclose([a.positions for a in images], small_traj.positions, atol=1e-5)
 
 
-def test_rotated_cell_is_written_in_mdanalysis_orientation(tmp_path, small_traj, topology):
-    """MDAnalysis keeps only box lengths and angles: rotated cells go through fractional coordinates."""
-    theta = 0.3
+def _rotated(traj, theta=0.3):
     rotation = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
-    rotated = replace(small_traj, positions=small_traj.positions @ rotation.T,
-                      cell=small_traj.cell @ rotation.T, velocities=small_traj.velocities @ rotation.T)
-    path = tmp_path / "out.trr"
-    write_trajectory(path, rotated)
-    back = read_trajectory(path, topology=topology)
+    return replace(traj, positions=traj.positions @ rotation.T, cell=traj.cell @ rotation.T,
+                   velocities=traj.velocities @ rotation.T, forces=traj.forces @ rotation.T)
+
+
+@pytest.mark.parametrize("name", ["trr", "h5md", "dcd", "netcdf"])
+def test_rotated_cell_is_written_in_mdanalysis_orientation(tmp_path, small_traj, topology, name):
+    """MDAnalysis keeps only box lengths and angles (also of an H5MD's box/edges): vectors of
+    a rotated cell are rotated into its orientation, and the writer says so once."""
+    from MDAnalysis.lib.distances import distance_array
+
+    path = tmp_path / f"out{EXTENSION[name]}"
+    with pytest.warns(UserWarning, match="not in the orientation MDAnalysis reads") as said:
+        with open_writer(path) as writer:  # two chunks: one notice
+            writer.write(_rotated(small_traj)[:3])
+            writer.write(_rotated(small_traj)[3:])
+    assert sum("orientation MDAnalysis" in str(w.message) for w in said) == 1
+    options = {"topology": topology} if name != "h5md" else {}
+    if name == "dcd":
+        options["velocities"] = DCDWriter.velocity_path(path)
+    back = read_trajectory(path, **options)
     np.testing.assert_allclose(back.positions, small_traj.positions, atol=1e-5)
     np.testing.assert_allclose(back.velocities, small_traj.velocities, atol=1e-7)
+    universe = mda_universe(topology, path) if name != "dcd" else mda.Universe(str(topology), str(path))
+    for ts, positions in zip(universe.trajectory, small_traj.positions):
+        theirs = distance_array(ts.positions, ts.positions, box=ts.dimensions)
+        ours = ase.Atoms(numbers=small_traj.numbers, positions=positions, cell=small_traj.cell[0],
+                         pbc=True).get_all_distances(mic=True)
+        np.testing.assert_allclose(theirs, ours, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["trr", "xtc"])
+def test_a_slab_s_gromacs_file_keeps_its_whole_box(tmp_path, small_traj, topology, name):
+    """TRR and XTC hold a box matrix, which MDAnalysis zeroes whole for a length of 0: a slab
+    (periodic in x and y) is written with its whole cell, with a notice, not without a box."""
+    slab = replace(small_traj, pbc=np.array([True, True, False]))
+    path = tmp_path / f"slab{EXTENSION[name]}"
+    with pytest.warns(UserWarning, match="cannot say which axes are periodic"):
+        write_trajectory(path, slab)
+    back = read_trajectory(path, topology=topology)
+    np.testing.assert_allclose(back.cell, small_traj.cell, atol=POSITION_TOLERANCE[name])
+    assert back.pbc.all()
+    # NetCDF marks the vacuum axis by a length of 0 (AMBER's convention) and keeps the slab
+    write_trajectory(tmp_path / "slab.nc", slab)
+    assert list(read_trajectory(tmp_path / "slab.nc", topology=topology).pbc) == [True, True, False]
+
+
+def _gromacs_file(path, topology, times_ps):
+    """An XTC or TRR MDAnalysis writes (GROMACS' float32 times) of drifting atoms."""
+    universe = mda_universe(topology, topology)
+    rng = np.random.default_rng(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mda.Writer(str(path), universe.atoms.n_atoms) as writer:
+            for i, time in enumerate(times_ps):
+                universe.atoms.positions = universe.atoms.positions + rng.normal(0, 0.01, (universe.atoms.n_atoms, 3))
+                universe.trajectory.ts.time = time
+                universe.trajectory.ts.data["step"] = 20 * i
+                writer.write(universe.atoms)
+
+
+@pytest.mark.parametrize("ext", [".xtc", ".trr"])
+def test_float32_times_far_into_a_run_are_evenly_spaced(tmp_path, topology, ext):
+    """At 1 ns GROMACS' float32 times are rounded to 0.061 fs, 0.6 % of a 10 fs step: the
+    frames were refused as uneven.  They are read on the line through the first and last."""
+    path = tmp_path / f"late{ext}"
+    _gromacs_file(path, topology, 1000.0 + 0.01 * np.arange(40))
+    stored = np.array([ts.time for ts in mda_universe(topology, path).trajectory]) * 1000.0
+    assert np.ptp(np.diff(stored)) > 0.05  # what the file holds: uneven by its rounding
+    with open_reader(path, topology=topology) as reader:
+        back = reader.read()
+        assert "times stored as float32, rounded to 0.061 fs" in " ".join(reader.notes)
+    np.testing.assert_allclose(np.diff(back.times), np.diff(back.times)[0], rtol=1e-9)
+    assert abs(back.dt - 10.0) < 2e-4 * 10.0 and abs(back.times[0] - 1e6) <= 0.061
+    # a missing frame is a real gap, not rounding: still refused, naming it
+    _gromacs_file(tmp_path / f"gap{ext}", topology, 1000.0 + 0.01 * np.delete(np.arange(40), 20))
+    with pytest.raises(TrajectoryError, match="frame 20: non-uniform time step"):
+        read_trajectory(tmp_path / f"gap{ext}", topology=topology).dt
+
+
+def test_our_trr_of_late_fine_frames_reads_back_with_a_notice(tmp_path, small_traj, topology):
+    late = replace(small_traj, times=1e6 + 0.25 * np.arange(small_traj.n_frames))
+    with pytest.warns(UserWarning, match=r"float32 ps: at 1000 ps they are rounded to 0\.061 fs"):
+        write_trajectory(tmp_path / "late.trr", late)
+    back = read_trajectory(tmp_path / "late.trr", topology=topology)
+    np.testing.assert_allclose(back.times, late.times, atol=0.061)
+    np.testing.assert_allclose(np.diff(back.times), 0.25, rtol=0.061 / 0.25 / 5)
+
+
+def test_dcd_says_where_it_moves_the_start_time(tmp_path, small_traj, topology):
+    offset = replace(small_traj, times=1002.5 + 2.0 * np.arange(small_traj.n_frames))
+    with pytest.warns(UserWarning, match="1002.5 fs is written as 1002 fs"):
+        write_trajectory(tmp_path / "off.dcd", offset)
+
+
+def test_h5md_forces_and_observables_keep_their_numbers_and_units(tmp_path, small_traj):
+    import h5py
+
+    path = tmp_path / "out.h5md"
+    disagreement = np.linspace(0.0, 0.1, small_traj.n_frames)
+    write_trajectory(path, replace(small_traj, frame_data={"disagreement": disagreement}))
+    np.testing.assert_allclose(read_trajectory(path).forces, small_traj.forces, rtol=1e-15, atol=0)
+    with h5py.File(path) as f:
+        assert list(f["h5md/modules/units"].attrs["version"]) == [1, 0]
+        assert f["observables/disagreement/value"].attrs["unit"] == "Angstrom"
 
 
 def test_failed_write_leaves_nothing(tmp_path, small_traj):

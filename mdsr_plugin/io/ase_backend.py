@@ -63,6 +63,25 @@ class AseReader(TrajectoryReader):
     def __init__(self, path, *, ase_format: str, dt=None, topology=None):
         super().__init__(path, dt=dt)
         self.ase_format = ase_format
+        self._first_atoms = None
+
+    @property
+    def notes(self) -> list[str]:
+        """What the first frame gave, in which units (the summary's "read" line)."""
+        atoms = self._first_atoms
+        if atoms is None:
+            return []
+        read = ["positions (Å)"]
+        column = next((key for key in _VELOCITY_COLUMNS if key in atoms.arrays), None)
+        if "momenta" in atoms.arrays:
+            read.append("velocities (ASE momenta ÷ masses, Å per ASE time unit → Å/fs)")
+        elif column is not None:
+            read.append(f"velocities (per-atom {column!r} column, taken as Å/fs)")
+        if _atoms_forces(atoms) is not None:
+            read.append("forces (eV/Å)")
+        if atoms.pbc.any() and atoms.cell.rank > 0:
+            read.append("cell (Å)")
+        return [f"{', '.join(read)} from {self.path.name} ({self.ase_format} through ASE)"]
 
     def _frames(self):
         from ase.io import iread
@@ -97,7 +116,7 @@ class AseReader(TrajectoryReader):
                     raise FormatError(f"{self.path.name}: no frames")
                 return
             if first_atoms is None:
-                first_atoms = batch[0]
+                first_atoms = self._first_atoms = batch[0]
             yield self._to_trajectory(batch, first_atoms, start)
             start += len(batch)
 

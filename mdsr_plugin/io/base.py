@@ -12,6 +12,7 @@ To add a format, subclass these two classes in a module of
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +22,7 @@ import numpy as np
 from ..trajectory import Trajectory, TrajectoryError
 from .atomic import AtomicFiles
 
-__all__ = ["TrajectoryReader", "TrajectoryWriter", "FormatError", "frame_times"]
+__all__ = ["TrajectoryReader", "TrajectoryWriter", "FormatError", "frame_times", "Float32Times"]
 
 
 class FormatError(ValueError):
@@ -42,6 +43,75 @@ def frame_times(first_frame: int, n: int, file_times, dt: float | None, source: 
     if file_times is None:
         raise FormatError(f"{source}: the file records no time step; pass --dt or dt= (coarse step in fs)")
     return np.asarray(file_times, dtype=np.float64)
+
+
+class Float32Times:
+    """Even frame times for a file that stores each time as a float32 number.
+
+    XTC, single-precision TRR and AMBER NetCDF store a frame's time as float32 ps: at
+    100 ps it is rounded to 0.0076 fs, at 1 ns to 0.061 fs, so frames 10 fs apart look
+    uneven by far more than :func:`~mdsr_plugin.trajectory.check_uniform_times` allows,
+    and a step taken from two neighbours is off by as much.  Where the first and last
+    times are float32 values, frames lie on the line through them to within that
+    rounding, and the rounding matters, the times are taken from that line; a file whose
+    times stray further keeps them, and is refused as uneven downstream.
+
+    Parameters
+    ----------
+    first, last : float
+        The first and last frames' times as stored, in ``unit_fs`` (ps: 1000).
+    n_frames : int
+    unit_fs : float
+        fs per unit of the stored times.
+    """
+
+    #: Rounding below this fraction of the step leaves the times as stored.
+    NEGLIGIBLE = 1e-5
+
+    def __init__(self, first: float, last: float, n_frames: int, unit_fs: float):
+        self.grid = None
+        stored_as_float32 = all(float(np.float32(t)) == t for t in (first, last))
+        if n_frames < 2 or not stored_as_float32 or last <= first:
+            return
+        step = (last - first) / (n_frames - 1) * unit_fs
+        self.rounding = float(np.spacing(np.float32(max(abs(first), abs(last))))) * unit_fs
+        if self.rounding > self.NEGLIGIBLE * step:
+            self.grid = (first * unit_fs, step)
+            #: relative uncertainty of the step: two endpoints each rounded
+            self.step_uncertainty = self.rounding / (step * (n_frames - 1))
+
+    def __call__(self, times: np.ndarray, first_frame: int) -> np.ndarray:
+        """``times`` (fs) of frames ``first_frame`` on, from the line where they lie on it.
+
+        Raises
+        ------
+        TrajectoryError
+            A step that differs from the others by more than the rounding (a frame
+            missing, a restart), named: the check downstream would name the rounding instead.
+        """
+        if self.grid is None:
+            return times
+        start, step = self.grid
+        even = start + (first_frame + np.arange(len(times))) * step
+        if np.all(np.abs(times - even) <= self.rounding + 1e-9):
+            return even
+        steps = np.diff(times)
+        usual = float(np.median(steps)) if len(steps) else step
+        uneven = np.abs(steps - usual) > 2 * self.rounding + 1e-4 * abs(usual)
+        if uneven.any():
+            i = int(np.argmax(uneven))
+            raise TrajectoryError(
+                f"frame {first_frame + i + 1}: non-uniform time step ({steps[i]:g} fs after {usual:g} fs; the "
+                f"file's float32 times are rounded to {self.rounding:.2g} fs); upsampling needs evenly spaced frames")
+        return times
+
+    def note(self, name: str) -> str | None:
+        """What was done, for the summary of what was read; None where nothing was."""
+        if self.grid is None:
+            return None
+        return (f"{name}: times stored as float32, rounded to {self.rounding:.2g} fs; taken evenly spaced "
+                f"from the first and last frame (step {self.grid[1]:.6g} fs, known to {self.step_uncertainty:.1g} "
+                "of itself; --dt gives it exactly)")
 
 
 class TrajectoryReader(ABC):
@@ -103,6 +173,13 @@ class TrajectoryWriter(ABC):
         self._files = AtomicFiles(*self._paths())
         self._opened = False
         self.frames_written = 0
+        self._said: set[str] = set()  # the notices already given for this file
+
+    def say_once(self, key: str, message: str) -> None:
+        """Warn ``message`` about this file, once per ``key`` (a later chunk repeats nothing)."""
+        if key not in self._said:
+            self._said.add(key)
+            warnings.warn(f"{self.path.name}: {message}", stacklevel=3)
 
     def _paths(self) -> list[Path]:
         return [self.path]

@@ -89,10 +89,14 @@ class WithCompanions(TrajectoryReader):
         super().__init__(main.path, dt=main.dt_override)
         self.main, self.sources = main, sources
         self.n_frames = main.n_frames
-        self.notes = [*getattr(main, "notes", []), *(s.describe() for s in sources)]
         seen = [s.quantity for s in sources]
         if len(set(seen)) != len(seen):
             raise FormatError(f"{self.path.name}: two files give the {seen[0]}")
+
+    @property
+    def notes(self) -> list[str]:
+        """The main reader's phrases (some known only once it has read), then each companion's."""
+        return [*getattr(self.main, "notes", []), *(s.describe() for s in self.sources)]
 
     def _chunks(self, chunk_size) -> Iterator[Trajectory]:
         streams = [_Buffered(s, s.chunks(chunk_size)) for s in self.sources]

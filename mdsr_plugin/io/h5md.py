@@ -4,8 +4,10 @@ The writer follows H5MD 1.1 the way MDAnalysis' H5MD reader expects it:
 ``particles/<group>/{position,velocity,force}/{value,step,time}`` with per-frame
 ``step`` and ``time`` arrays (MDAnalysis cannot read the fixed-increment form),
 ``unit`` attributes it knows (``Angstrom``, ``fs``, ``Angstrom fs-1``,
-``kJ mol-1 Angstrom-1``), ``species`` (atomic numbers), ``mass`` (u) and the box.
-Extra per-frame values (the neural model's disagreement) go to ``observables/``,
+``kJ mol-1 Angstrom-1``) and the units module they belong to, ``species`` (atomic
+numbers), ``mass`` (u) and the box, in MDAnalysis' orientation (a along x, b in the xy
+plane: it reads ``box/edges`` as lengths and angles, so vectors of a cell in another
+orientation are rotated into that one).  Extra per-frame values (the neural model's disagreement) go to ``observables/``,
 and provenance to ``parameters/``; MDAnalysis ignores both.
 
 The reader takes files of any writer, or refuses them in one line.  H5MD leaves
@@ -57,6 +59,10 @@ _L, _M, _T = (1, 0, 0), (0, 1, 0), (0, 0, 1)
 _ENERGY = (2, 1, -2)
 _FORCE = (1, 1, -2)
 
+#: Units of the per-frame values methods add (``Trajectory.frame_data``), for their ``unit``
+#: attribute: the neural model's forward/backward disagreement, a reference run's energy.
+OBSERVABLE_UNITS = {"disagreement": "Angstrom", "potential_energy": "eV"}
+
 #: Unit symbols the reader converts: symbol → (value in ASE units, (length, mass, time) powers).
 UNIT_SYMBOLS: dict[str, tuple[float, tuple[int, int, int]]] = {
     **dict.fromkeys(("Angstrom", "angstrom", "Ang", "A", "\u00c5"), (_ase.Angstrom, _L)),
@@ -74,8 +80,10 @@ UNIT_SYMBOLS: dict[str, tuple[float, tuple[int, int, int]]] = {
     "g": (_ase.kg * 1e-3, _M),
     "kg": (_ase.kg, _M),
     "eV": (_ase.eV, _ENERGY),
-    "J": (_ase.J, _ENERGY),
-    "kJ": (_ase.kJ, _ENERGY),
+    # kJ/mol is exactly 1/KJMOL_PER_EV eV, the factor the writer (and MDAnalysis) uses, so that
+    # forces written and read back are the same numbers (ase.units' CODATA 2014 kJ is 8e-9 off)
+    "J": (_ase.mol / units.KJMOL_PER_EV * 1e-3, _ENERGY),
+    "kJ": (_ase.mol / units.KJMOL_PER_EV, _ENERGY),
     "cal": (_ase.kcal * 1e-3, _ENERGY),
     "kcal": (_ase.kcal, _ENERGY),
     **dict.fromkeys(("Ha", "hartree", "Hartree"), (_ase.Hartree, _ENERGY)),
@@ -542,6 +550,8 @@ class H5MDWriter(TrajectoryWriter):
         self._file = h5py.File(self.temporary_paths[0], "w", rdcc_nbytes=0)
         root = self._file.create_group("h5md")
         root.attrs["version"] = np.array([1, 1])
+        # values carry "unit" attributes, which H5MD 1.1 ties to its units module
+        root.create_group("modules").create_group("units").attrs["version"] = np.array([1, 0])
         root.create_group("author").attrs["name"] = "mdsr_plugin user"
         creator = root.create_group("creator")
         creator.attrs["name"] = _CREATOR
@@ -570,7 +580,7 @@ class H5MDWriter(TrajectoryWriter):
             self._series["edges"] = self._time_series(box, "edges", (3, 3), "Angstrom")
         for key, values in first.frame_data.items():
             self._series[f"observables/{key}"] = self._time_series(
-                self._file.require_group("observables"), key, values.shape[1:], None
+                self._file.require_group("observables"), key, values.shape[1:], OBSERVABLE_UNITS.get(key)
             )
         params = self._file.create_group("parameters")
         params.attrs["mdsr_plugin"] = json.dumps(self.parameters, sort_keys=True)
@@ -602,6 +612,8 @@ class H5MDWriter(TrajectoryWriter):
         return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
     def _write(self, traj: Trajectory) -> None:
+        from .mdanalysis import ROTATED, rotations_to_mda_frame
+
         steps = traj.steps if traj.steps is not None else self.frames_written + np.arange(traj.n_frames)
         arrays = {
             "position": traj.positions,
@@ -609,6 +621,13 @@ class H5MDWriter(TrajectoryWriter):
             "force": None if traj.forces is None else traj.forces * units.KJMOL_PER_EV,
             "edges": traj.cell,
         }
+        # MDAnalysis reads box/edges as lengths and angles (a along x): vectors of a cell in
+        # another orientation are rotated into that one, as every other writer does
+        rotations = rotations_to_mda_frame(traj.cell)
+        if rotations is not None:
+            self.say_once("rotated", ROTATED)
+            arrays = {key: None if value is None else np.einsum("f...i,fij->f...j", value, rotations)
+                      for key, value in arrays.items()}
         arrays.update({f"observables/{k}": v for k, v in traj.frame_data.items()})
         for key, (value, step, time) in self._series.items():
             data = arrays.get(key)

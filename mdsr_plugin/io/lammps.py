@@ -212,16 +212,28 @@ class RunUnits:
         The run's MD time step in fs, where its files give one value.
     timestep_note : str
         Why there is no ``timestep`` (for messages).
+    timestep_source : str
+        The files that gave ``timestep``.
     """
 
     style: str | None
     source: str = ""
     timestep: float | None = None
     timestep_note: str = ""
+    timestep_source: str = ""
 
     @property
     def native(self) -> units.NativeUnits | None:
         return None if self.style is None else units.NATIVE_UNITS[f"lammps-{self.style}"]
+
+    def describe(self, stored: list[str], name: str) -> list[str]:
+        """The summary's phrases: what ``name`` gave, in which units, and the time step's origin."""
+        units_said = (f"{self.native.name}, units {self.style} from {self.source}" if self.style is not None
+                      else "LAMMPS, units unknown: positions taken as Å")
+        notes = [f"{', '.join(['positions', *stored])} from {name} ({units_said})"]
+        if self.timestep is not None:
+            notes.append(f"time step {self.timestep:g} fs per MD step from {self.timestep_source}")
+        return notes
 
     @property
     def length(self) -> float:
@@ -299,7 +311,8 @@ def run_units(path, lammps_units: str | None = None, dump_style: str | None = No
     values = sorted({t for f in agreeing for t in f.timesteps})
     native = units.NATIVE_UNITS[f"lammps-{style}"]
     if len(values) == 1:
-        return RunUnits(style, source, values[0] * native.time)
+        given_by = ", ".join(f.path.name for f in agreeing if f.timesteps)
+        return RunUnits(style, source, values[0] * native.time, timestep_source=given_by)
     where = ", ".join(f.path.name for f in agreeing)
     if values:
         note = f"{where} set timestep {' and '.join(f'{v:g}' for v in values)} (several runs)"
@@ -658,6 +671,8 @@ class LAMMPSDumpReader(TrajectoryReader):
         check_identities(self._numbers, self._masses, self._names, has_forces=self._has_forces, source=name)
         self._n_atoms = len(first.table)
         self._frame_count = None
+        stored = [q for q, has in (("velocities", self._has_velocities), ("forces", self._has_forces)) if has]
+        self.notes = self.run.describe([*stored, "box"], name)
 
     @property
     def n_frames(self) -> int:
@@ -742,7 +757,7 @@ class LAMMPSUniverseReader(MDAnalysisReader):
         trajectory = universe.trajectory
         filename = Path(trajectory.filename)
         is_dump = type(trajectory).__name__ == "DumpReader"
-        run = run_units(filename, lammps_units)
+        run = self._run = run_units(filename, lammps_units)
         ts = trajectory.ts
         if run.style is None:
             if ts.has_velocities or ts.has_forces:
@@ -773,6 +788,14 @@ class LAMMPSUniverseReader(MDAnalysisReader):
                 self._names = [str(t) for t in universe.atoms.types]
         check_identities(self._numbers, self._masses, self._names,
                          has_forces=bool(ts.has_forces), source=filename.name)
+
+
+    @property
+    def notes(self) -> list[str]:
+        """What was read in which units: the run's, not the format's (the summary's "read" line)."""
+        fields = {} if self._fields_of_first is None else self._fields_of_first[1]
+        stored = [q for q in ("velocities", "forces") if fields.get(q)] + (["box"] if fields.get("a box") else [])
+        return self._run.describe(stored, self.path.name)
 
 
 def universe_reader_class(universe):

@@ -20,7 +20,7 @@ import numpy as np
 from .. import units
 from ..elements import symbols_of
 from ..trajectory import Trajectory
-from .base import FormatError, TrajectoryReader, TrajectoryWriter
+from .base import Float32Times, FormatError, TrajectoryReader, TrajectoryWriter
 from .binary_ends import check_complete
 
 __all__ = [
@@ -384,6 +384,16 @@ def _readers_without_cache() -> dict:
     return {"XTC": _reader_without_offset_cache(XTCReader), "TRR": _reader_without_offset_cache(TRRReader)}
 
 
+#: The units each MDAnalysis format stores (what the summary names; MDAnalysis converts
+#: them to Å, Å/ps, kJ/(mol·Å) and ps, and the reader from those).
+_FILE_UNITS = {
+    "TRR": "GROMACS TRR: nm, nm/ps, kJ/(mol·nm), ps",
+    "XTC": "GROMACS XTC: nm, ps",
+    "NCDF": "AMBER NetCDF: Å, Å/ps, kcal/(mol·Å), ps",
+    "DCD": "DCD: Å, time step in AKMA units",
+}
+
+
 class MDAnalysisReader(TrajectoryReader):
     """Stream a trajectory through an MDAnalysis ``Universe``.
 
@@ -498,6 +508,35 @@ class MDAnalysisReader(TrajectoryReader):
         self._timestep = None
         #: (frame, fields) of the first frame read: every frame must store what it stores.
         self._fields_of_first = None
+        self._float32_times = None
+
+    def _even_times(self) -> Float32Times | None:
+        """The float32 time grid of the file (XTC, TRR, NetCDF store float32 ps), found
+        once from its first and last frames; None where times come from elsewhere."""
+        if not self.has_time or self._timestep is not None or self.dt_override is not None:
+            return None
+        if self._float32_times is None:
+            trajectory = self.universe.trajectory
+            first, last = (float(trajectory[i].time) for i in (0, -1)) if self.n_frames > 1 else (0.0, 0.0)
+            self._float32_times = Float32Times(first, last, self.n_frames, units.FS_PER_PS)
+        return self._float32_times
+
+    @property
+    def notes(self) -> list[str]:
+        """Which file gave what, in which units (the summary's "read" line)."""
+        frame_fields = {} if self._fields_of_first is None else self._fields_of_first[1]
+        stored = [q for q in ("velocities", "forces") if frame_fields.get(q) and
+                  not (q == "velocities" and self._velocity_reader is not None)]
+        stored += ["cell"] if frame_fields.get("a box") else []
+        kind = self.universe.trajectory.format
+        kind = kind[0] if isinstance(kind, (list, tuple)) else kind
+        notes = [f"positions{''.join(', ' + q for q in stored)} from {self.path.name} "
+                 f"({_FILE_UNITS.get(str(kind).upper(), f'{kind} through MDAnalysis')})"]
+        if self._velocity_reader is not None:
+            notes.append(f"velocities from {Path(self._velocity_reader.filename).name} (NAMD velocity DCD, "
+                         f"Å per AKMA time × {units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS * units.FS_PER_PS:.8g} → Å/ps)")
+        grid = self._float32_times.note(self.path.name) if self._float32_times is not None else None
+        return notes + ([grid] if grid else [])
 
     def _check_fields(self, frame: int, ts) -> None:
         """One-line :class:`FormatError` where frame ``frame`` stores velocities, forces or a box
@@ -558,6 +597,8 @@ class MDAnalysisReader(TrajectoryReader):
         forces = None if forces is None else forces * self._force
         if self._timestep is not None:
             times = steps * self._timestep
+        elif self._even_times() is not None:
+            times = self._even_times()(times, start)
         return positions, times, steps, velocities, forces, boxes
 
     def _chunks(self, chunk_size) -> Iterator[Trajectory]:
@@ -647,6 +688,11 @@ def _rotation_to_mda_frame(cell) -> np.ndarray | None:
     return np.linalg.solve(cell, canonical)
 
 
+#: What a writer says once where it rotates a file's vectors (:func:`rotations_to_mda_frame`).
+ROTATED = ("the cell is not in the orientation MDAnalysis reads (a along x, b in the xy plane): positions, "
+           "velocities, forces and cell are written rigidly rotated into it (distances and dynamics unchanged)")
+
+
 def _in_mda_frame(vectors, rotation):
     return vectors if rotation is None else vectors @ rotation
 
@@ -662,6 +708,12 @@ class MDAnalysisWriter(TrajectoryWriter):
     writer_options : dict
         Extra keyword arguments of the MDAnalysis writer.
     """
+
+    #: Whether the format marks a non-periodic axis by a box length of 0 (AMBER's NetCDF
+    #: convention).  GROMACS' box is a matrix MDAnalysis zeroes whole for a length of 0,
+    #: so a slab's TRR or XTC holds its whole cell, as GROMACS' own do (pbc = xy is an
+    #: .mdp setting, not in the file).
+    marks_nonperiodic_axes = False
 
     def __init__(self, path, *, mda_format, **writer_options):
         self.mda_format = mda_format
@@ -685,13 +737,32 @@ class MDAnalysisWriter(TrajectoryWriter):
         ts.time = traj.times[i] / units.FS_PER_PS
         ts.frame = self.frames_written + i
         ts.data["step"] = int(traj.steps[i]) if traj.steps is not None else self.frames_written + i
-        ts.dimensions = None if traj.cell is None else _box(traj.cell[i], traj.pbc)
+        ts.dimensions = None if traj.cell is None else _box(traj.cell[i], traj.pbc if self.marks_nonperiodic_axes
+                                                             else None)
 
     def _write(self, traj):
+        if traj.cell is not None and not np.all(traj.pbc) and not self.marks_nonperiodic_axes:
+            self.say_once("slab", f"{self.mda_format} cannot say which axes are periodic: the whole cell is "
+                                   "written, as GROMACS' own boxes are, and read back as periodic along every axis")
+        if rotations_to_mda_frame(traj.cell) is not None:
+            self.say_once("rotated", ROTATED)
+        self._check_time_rounding(traj)
         with warnings.catch_warnings():
             # "No dimensions set": a gas-phase trajectory has no box, which is fine.
             warnings.simplefilter("ignore", UserWarning)
             self._write_frames(traj)
+
+    def _check_time_rounding(self, traj) -> None:
+        """Say once where the format's float32 times (ps) round the frames' times by more than
+        1e-3 of their step: MDAnalysis then reads them uneven (mdsr_plugin evens them out)."""
+        if traj.n_frames < 2:
+            return
+        rounding = float(np.spacing(np.float32(np.abs(traj.times).max() / units.FS_PER_PS))) * units.FS_PER_PS
+        step = float(traj.times[1] - traj.times[0])
+        if rounding > 1e-3 * step:
+            self.say_once("times", f"{self.mda_format} stores times as float32 ps: at {traj.times.max() / 1000:g} ps "
+                                    f"they are rounded to {rounding:.2g} fs, {rounding / step:.1%} of the {step:g} fs "
+                                    "step, so other programs read them uneven (.h5md keeps them exactly)")
 
     def _write_frames(self, traj):
         ts = self._universe.trajectory.ts
@@ -715,6 +786,8 @@ class NetCDFWriter(MDAnalysisWriter):
     file has; a declared variable left unset fails on the first frame, so they follow
     the first chunk.
     """
+
+    marks_nonperiodic_axes = True
 
     def __init__(self, path):
         super().__init__(path, mda_format="NCDF")
@@ -752,7 +825,11 @@ class DCDWriter(TrajectoryWriter):
             raise FormatError("DCD output needs at least two frames to record the time step")
         dt = first.dt
         # istart (in steps of dt) carries the start time; DCD cannot store other offsets.
-        header = {"dt": dt / units.FS_PER_PS, "istart": int(round(first.times[0] / dt)), "nsavc": 1}
+        istart = int(round(first.times[0] / dt))
+        if abs(istart * dt - first.times[0]) > 1e-6 * dt:
+            self.say_once("start", f"DCD stores the start time as a whole number of steps: {first.times[0]:g} fs is "
+                                   f"written as {istart * dt:g} fs (.h5md keeps it)")
+        header = {"dt": dt / units.FS_PER_PS, "istart": istart, "nsavc": 1}
         self._handles = []
         for temporary in self.temporary_paths[: 1 + first.has_velocities]:
             mda.Writer(str(temporary), n_atoms=first.n_atoms, format="DCD", **header).close()
@@ -773,7 +850,9 @@ class DCDWriter(TrajectoryWriter):
         for name, value in self._markers.items():
             records[name] = value
         records["box"] = _dcd_unit_cells(traj.cell, traj.n_frames, traj.pbc)
-        rotations = _rotations_to_mda_frame(traj.cell)
+        rotations = rotations_to_mda_frame(traj.cell)
+        if rotations is not None:
+            self.say_once("rotated", ROTATED)
         vectors = [traj.positions]
         if len(self._handles) > 1:
             vectors.append(traj.velocities / units.NAMD_VELOCITY_TO_ANGSTROM_PER_FS)
@@ -819,8 +898,12 @@ def _dcd_unit_cells(cell, n_frames, pbc=None) -> np.ndarray:
     return box
 
 
-def _rotations_to_mda_frame(cell) -> np.ndarray | None:
-    """Per-frame :func:`_rotation_to_mda_frame`, shape (F, 3, 3), or None if no frame needs one."""
+def rotations_to_mda_frame(cell) -> np.ndarray | None:
+    """Per-frame :func:`_rotation_to_mda_frame`, shape (F, 3, 3), or None if no frame needs one.
+
+    The writers of formats MDAnalysis reads (TRR, XTC, NetCDF, DCD and H5MD, whose
+    ``box/edges`` MDAnalysis turns into lengths and angles) rotate every vector by these, so
+    that positions and box agree there, and says so once per file (:data:`ROTATED`)."""
     if cell is None:
         return None
     # Cells already in MDAnalysis' orientation (lower triangular, positive diagonal: what
