@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from ase import units as ase_units
 
 from mdsr_plugin.evaluation import evaluate
 from mdsr_plugin.evaluation.cli import main as eval_main
@@ -126,6 +127,45 @@ def test_candidate_mode_scores_an_existing_file_like_the_method_itself(reference
     # The XYZ file rounds the coarse input to 1e-8 Å: equal to that precision.
     assert scored["position_mae"] == pytest.approx(direct["position_mae"], rel=1e-5)
     assert scored["velocity_mae"] == pytest.approx(direct["velocity_mae"], rel=1e-5)
+
+
+@pytest.mark.parametrize("extension", [".h5md", ".trr"])
+def test_candidate_in_mdanalysis_cell_orientation_is_scored_in_the_reference_s(tmp_path, extension):
+    """H5MD, TRR... are written rotated into MDAnalysis' cell orientation where the input's
+    cell is not in it (ASE's primitive fcc cell): the same frames, other coordinates.  Scored
+    in the reference's orientation, not refused as 3 Å off."""
+    import ase.io
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = bulk("Cu", "fcc", a=3.6).repeat((2, 2, 2))
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = EMT()
+    frames = []
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * ase_units.fs)
+    for i in range(41):
+        frame = atoms.copy()
+        frame.info["time"] = float(i)
+        frame.set_velocities(atoms.get_velocities())
+        frames.append(frame)
+        dynamics.run(1)
+    reference = tmp_path / "cu.xyz"
+    ase.io.write(reference, frames, format="extxyz")
+    coarse = tmp_path / "coarse.xyz"
+    write_trajectory(coarse, read_trajectory(reference)[::4])
+    candidate = tmp_path / f"fine{extension}"
+    with pytest.warns(UserWarning, match="orientation MDAnalysis reads"):
+        upsample_file(coarse, candidate, 4, method="hermite")
+    options = [] if extension == ".h5md" else ["--top", str(tmp_path / "cu.pdb")]
+    ase.io.write(tmp_path / "cu.pdb", frames[0])
+    assert eval_main([str(reference), "--candidate", str(candidate), "--factor", "4", *options,
+                      "-o", str(tmp_path / "report"), "-q"]) == 0
+    scored = json.loads((tmp_path / "report/metrics.json").read_text())["methods"]["candidate"]
+    direct = evaluate(reference, 4, ["hermite"]).metrics["hermite"]
+    tolerance = 1e-12 if extension == ".h5md" else 1e-6  # TRR: float32
+    assert scored["position_mae"] == pytest.approx(direct["position_mae"], abs=tolerance)
+    assert scored["velocity_mae"] == pytest.approx(direct["velocity_mae"], abs=tolerance)
 
 
 def test_candidate_upsampled_with_another_factor_is_refused(reference_1fs, tmp_path, capsys):

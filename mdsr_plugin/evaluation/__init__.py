@@ -11,7 +11,7 @@ plots and one HTML page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +156,7 @@ def evaluate(
                         had = position + (0 if fine is None else fine.n_frames)
                         raise TrajectoryError(_count_mismatch(name, str(had), n_frames, coarse.n_frames, factor))
                     if name == "candidate":
+                        fine = _in_orientation_of(fine, chunk)
                         _check_coarse_frames(fine, chunk, position, factor)
                     result.errors[name].add(fine, chunk, position)
                     result.observables[name].add(fine.positions, fine.velocities)
@@ -282,6 +283,29 @@ def _check_times(fine: Trajectory, reference: Trajectory, name: str) -> None:
         )
     if not np.array_equal(fine.numbers, reference.numbers):
         raise TrajectoryError(f"{name}: its atoms differ from the reference's")
+
+
+def _in_orientation_of(fine: Trajectory, reference: Trajectory) -> Trajectory:
+    """``fine`` with its vectors rotated into ``reference``'s cell orientation.
+
+    The writers of formats MDAnalysis reads rotate a cell that is not in its orientation
+    (a along x, b in the xy plane) and every vector with it; the frames are the same, the
+    coordinates are not.  Only a proper rotation is undone: any other difference between
+    the cells is left for the coarse-frame check to refuse.
+    """
+    if fine.cell is None or reference.cell is None or np.allclose(fine.cell, reference.cell, atol=1e-4):
+        return fine
+    # rows: fine.cell[f] @ rotations[f] = reference.cell[f]
+    rotations = np.linalg.solve(fine.cell, reference.cell)
+    orthogonal = np.allclose(np.einsum("fij,fkj->fik", rotations, rotations), np.eye(3), atol=1e-4)
+    if not orthogonal or not np.allclose(np.linalg.det(rotations), 1.0, atol=1e-4):
+        return fine
+
+    def rotated(vectors):
+        return None if vectors is None else np.einsum("fni,fij->fnj", vectors, rotations)
+
+    return replace(fine, positions=rotated(fine.positions), velocities=rotated(fine.velocities),
+                   forces=rotated(fine.forces), cell=reference.cell[: fine.n_frames].copy())
 
 
 #: Largest difference, Å, between a candidate's coarse frame and the reference's: what storage
