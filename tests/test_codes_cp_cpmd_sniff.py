@@ -135,6 +135,13 @@ def test_cp_cell_columns_are_the_lattice_vectors(tmp_path):
 
 
 # --------------------------------------------------------------------------- cp.x: elements
+def test_cp_elements_from_the_folder_above_when_given_from_inside_traj(tmp_path, monkeypatch):
+    """``cd traj && mdsr-upsample cp.pos``: the folder above a relative name is its folder's parent."""
+    _copy_set(tmp_path)
+    monkeypatch.chdir(tmp_path / "traj")
+    assert list(read_trajectory("cp.pos").numbers) == [1, 1, 8]
+
+
 def test_cp_elements_from_the_input_alone_and_from_top(tmp_path):
     pos = _copy_set(tmp_path, with_log=False)
     with open_reader(pos) as reader:

@@ -207,6 +207,7 @@ def _rows_per_frame(path: Path) -> int:
 def _beside(path: Path) -> list[Path]:
     """Small files in the folder of ``path`` and its parent, the folder's first."""
     found = []
+    path = path.absolute()  # "cp.pos" given in its own folder: its parent's parent is that folder's parent
     for folder in (path.parent, path.parent.parent):
         try:
             entries = sorted(folder.iterdir())
