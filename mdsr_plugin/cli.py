@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .console import one_line_warnings
+from .console import closed_pipe_ends_quietly, one_line_warnings
 
 __all__ = ["main", "build_parser"]
 
@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--adapt", nargs="?", const="", metavar="STEM",
         help="first learn a model from the input's own coarse frames (stored forces and gap consistency; "
-        "needs velocities), then let auto measure it against the others; the checkpoint is written to "
+        "without stored velocities they are fitted through the model; without forces or a checkpoint of "
+        "the molecule a GFN2-xTB prior is learned first), then let auto measure it against the others; the checkpoint is written to "
         "STEM.safetensors/.json (default: beside the output, OUTPUT.adapted) and reused when run again")
     parser.add_argument("--adapt-minutes", type=positive_float,
                         help="time budget of that learning (default 10; run again to continue)")
@@ -229,6 +230,7 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+@closed_pipe_ends_quietly
 def main(argv=None) -> int:
     parser = build_parser()
     args = start_command(parser, argv)

@@ -8,9 +8,11 @@ module (it imports none of the package) so that each command's ``main`` can use 
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import warnings
 
-__all__ = ["one_line_warnings"]
+__all__ = ["one_line_warnings", "closed_pipe_ends_quietly"]
 
 
 def one_line_warnings(prog: str) -> None:
@@ -20,3 +22,23 @@ def one_line_warnings(prog: str) -> None:
 
 def _format(prog, message, category, filename, lineno, line=None) -> str:
     return f"{prog}: warning: {' '.join(str(message).split())}\n"
+
+
+def closed_pipe_ends_quietly(main):
+    """Wrap a command's ``main`` so that output piped into a reader that stops early
+    (``mdsr-models show ID --json | head``) ends the command without a traceback, with
+    the shell's status for it (128 + SIGPIPE)."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            code = main(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
+            return code
+        except BrokenPipeError:
+            # Python would flush stdout again at exit and fail the same way: point it elsewhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 128 + 13
+
+    return wrapped

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .console import one_line_warnings
+from .console import closed_pipe_ends_quietly, one_line_warnings
 from .trajectory import Trajectory
 
 __all__ = ["MD17_SMILES", "build_molecule", "build_system", "water_box", "generate_reference", "MDRun",
@@ -537,6 +537,7 @@ class _OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+@closed_pipe_ends_quietly
 def main(argv=None) -> int:
     """``mdsr-generate``: write a fine-resolution reference trajectory.
 

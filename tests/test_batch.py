@@ -226,14 +226,18 @@ def test_dask_local_cluster_runs_the_same_jobs(archive, tmp_path):
                 _assert_same_trajectory(tmp_path / "dask" / output, tmp_path / "local" / output)
 
 
-def test_neural_model_is_recorded_and_fallback_covers_unknown_molecules(archive, tmp_path):
+def test_neural_model_is_recorded_and_fallback_covers_unknown_molecules(archive, tmp_path, capsys):
     water = Trajectory(numbers=[8, 1, 1], times=np.arange(5) * 20.0,
                        positions=np.array([[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]) + np.zeros((5, 1, 1)),
                        velocities=np.zeros((5, 3, 3)))
     write_trajectory(archive / "c/water.xyz", water)
     options = [str(archive), "--factor", "20", "--method", "neural", "--include", "a/ethanol.xyz",
                "--include", "c/water.xyz", "-q"]
+    capsys.readouterr()
     assert batch_main(options + ["-o", str(tmp_path / "strict")]) == 1
+    # -q: no summary table, only the failed file, one line on stderr
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("mdsr-batch: failed: c/water.xyz: no checkpoint")
     strict = _latest(tmp_path / "strict")
     assert strict["a/ethanol.xyz"]["model"] == "ethanol-bilstm-f20-1fs"
     assert len(strict["a/ethanol.xyz"]["model_sha256"]) == 64

@@ -180,6 +180,23 @@ def test_an_unusable_models_path_entry_is_one_warning_and_list_goes_on(tmp_path,
     assert len(warned) == 1 and str(folder) in warned[0] and says in warned[0], warned
 
 
+@pytest.mark.parametrize("command", [["list"], ["show", "ethanol-bilstm-f20-1fs", "--json"]])
+def test_output_into_a_closed_pipe_ends_without_a_traceback(command):
+    """``mdsr-models show ID --json | head``: the reader stops early; the shell's status for
+    SIGPIPE (141), nothing on stderr."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    code = "import sys; from mdsr_plugin.neural.cli import models_main; sys.exit(models_main(sys.argv[1:]))"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, *command], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == ""
+
+
 def test_models_show_of_an_unknown_id_is_one_line_listing_the_registered(capsys):
     assert models_main(["show", "NONEXISTENT"]) == 1
     line = one_line_error(capsys.readouterr().err, "mdsr-models")

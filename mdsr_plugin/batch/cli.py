@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..cli import EXIT_FAILURE, EXIT_OK, add_upsample_options, positive_int, start_command, usage_error
+from ..console import closed_pipe_ends_quietly
 
 __all__ = ["main", "build_parser"]
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@closed_pipe_ends_quietly
 def main(argv=None) -> int:
     parser = build_parser()
     args = start_command(parser, argv)
@@ -86,8 +88,11 @@ def main(argv=None) -> int:
         return EXIT_FAILURE
     finally:
         display.close()
-    if not args.quiet or result.failed:
+    if not args.quiet:
         _print_summary(result, Path(args.output))
+    else:  # quiet: only what went wrong, a line each, where scripts look for errors
+        for record in result.failed:
+            print(f"mdsr-batch: failed: {record['file']}: {record['error']}", file=sys.stderr)
     if result.interrupted:
         print("mdsr-batch: interrupted; run the same command again to finish", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -15,7 +15,7 @@ import warnings
 
 from ..cli import (EXIT_FAILURE, EXIT_OK, OneLineParser, at_least_two, check_device, positive_float, positive_int,
                    usage_error)
-from ..console import one_line_warnings
+from ..console import closed_pipe_ends_quietly, one_line_warnings
 
 __all__ = ["main", "build_parser"]
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@closed_pipe_ends_quietly
 def main(argv=None) -> int:
     parser = build_parser()
     try:

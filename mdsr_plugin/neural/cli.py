@@ -7,7 +7,7 @@ import logging
 import sys
 
 from . import card as schema
-from ..console import one_line_warnings
+from ..console import closed_pipe_ends_quietly, one_line_warnings
 from ..cli import (EXIT_FAILURE, EXIT_OK, OneLineParser, integer_at_least, at_least_two, check_device, positive_float,
                    usage_error)
 
@@ -17,6 +17,7 @@ __all__ = ["train_main", "models_main"]
 non_negative_int = integer_at_least(0)
 
 
+@closed_pipe_ends_quietly
 def train_main(argv=None) -> int:
     from .models import ARCHITECTURES
     from .train import TrainingSettings
@@ -216,6 +217,7 @@ def describe_card(card: dict, path) -> str:
     return "\n".join(lines)
 
 
+@closed_pipe_ends_quietly
 def models_main(argv=None) -> int:
     parser = OneLineParser(prog="mdsr-models", description="List and describe pretrained checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True)

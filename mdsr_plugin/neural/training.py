@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,8 +233,9 @@ def run_stages(model, stages: list[Stage], output: Path, settings, *, fingerprin
         with open(log_file, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         if progress:
+            # progress, like the bars: stderr, so that stdout keeps only what was written
             tqdm.write(f"{output.name} {stage.name} epoch {state['epoch']}: train {train_loss:.4g} "
-                       f"val {val_loss:.4g}" + (f" {metrics}" if show_metrics else ""))
+                       f"val {val_loss:.4g}" + (f" {metrics}" if show_metrics else ""), file=sys.stderr)
         else:
             log.info("%s", record)
         if val_loss < state["best"]:
