@@ -238,7 +238,7 @@ def main(argv=None) -> int:
         return args
 
     from .io import FormatError, get_format, input_paths, output_paths, refuse_overwrite
-    from .io.atomic import Interrupted, remove_open_temporaries, stop_on_signals
+    from .io.atomic import Interrupted, published_while_stopping, remove_open_temporaries, stop_on_signals
     from .methods import MethodError
 
     usage = functools.partial(usage_error, parser)
@@ -270,7 +270,9 @@ def main(argv=None) -> int:
         remove_open_temporaries()
         kept = "; the learning's state is saved, run again to continue" if args.settings.adapt else ""
         what = f"stopped by {err.args[0]}" if isinstance(err, Interrupted) else "interrupted"
-        print(f"mdsr-upsample: {what}; no output written{kept}", file=sys.stderr)
+        written = published_while_stopping()  # the signal came just after they were published
+        said = f"after writing {', '.join(map(str, written))}" if written else "no output written"
+        print(f"mdsr-upsample: {what}; {said}{kept}", file=sys.stderr)
         return err.exit_code if isinstance(err, Interrupted) else 128 + 2
     if not args.quiet:
         print(f"read {summary['frames_in']} frames: {'; '.join(summary['read'])}", file=sys.stderr)

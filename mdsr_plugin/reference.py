@@ -134,6 +134,7 @@ def generate_reference(
     Path of the written file.
     """
     from .hamiltonians import describe_hamiltonian, make_calculator
+    from .io.atomic import not_a_file
 
     if thermostat not in THERMOSTATS:
         raise ValueError(f"thermostat must be one of {THERMOSTATS}, got {thermostat!r}")
@@ -143,8 +144,9 @@ def generate_reference(
         raise ValueError("PySCF's molecular Kohn-Sham cannot run a periodic box; use gfn1-xtb or gfn2-xtb")
     output = Path(output)
     for path in (output, *([] if snapshot is None else [Path(snapshot)])):
-        if path.is_dir():
-            raise ValueError(f"{path}: names a folder, not a file")
+        kind = not_a_file(path)
+        if kind is not None:  # -o /dev/null: publishing would replace the device by a file
+            raise ValueError(f"{path}: names {kind}, not a file")
         if not path.resolve().parent.is_dir():
             raise ValueError(f"{path.parent}: output folder does not exist")
     parameters = dict(

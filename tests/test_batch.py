@@ -169,7 +169,7 @@ def _wait_for_records(out, n, process, timeout=120):
 
 
 @pytest.mark.slow  # whole batch processes started and killed: 17 s each (make test runs it)
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT", "SIGTERM"])
 def test_killed_run_then_rerun_completes_the_archive_exactly(tmp_path, how):
     archive = _long_archive(tmp_path / "archive")
     clean = tmp_path / "clean"
@@ -180,12 +180,14 @@ def test_killed_run_then_rerun_completes_the_archive_exactly(tmp_path, how):
     _wait_for_records(out, 1, process)
     if how == "SIGKILL":
         process.kill()  # the scheduler only: its workers must not live on as orphans
+    elif how == "SIGTERM":
+        process.terminate()  # what timeout and SLURM send, to the scheduler alone
     else:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal
     stdout, stderr = process.communicate(timeout=60)
-    if how == "SIGINT":
-        assert process.returncode == 130, stderr
-        assert "interrupted" in stderr and "not started" in stdout
+    if how != "SIGKILL":
+        assert process.returncode == 128 + getattr(signal, how), stderr
+        assert f"interrupted ({how})" in stderr and "not started" in stdout
     else:
         assert process.returncode == -signal.SIGKILL
     finished_before = len(_latest(out))

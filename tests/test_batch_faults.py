@@ -186,3 +186,15 @@ def test_killed_batches_resume_to_a_complete_consistent_archive(archive, tmp_pat
         assert (out / relative).read_bytes() == (clean / relative).read_bytes()
         assert len(ase.io.read(out / relative, index=":")) == (N_FRAMES - 1) * factor + 1
     assert _checksums(archive) == inputs_before
+
+
+def test_a_worker_whose_scheduler_died_while_it_started_ends_at_once():
+    """A scheduler killed in the second a spawned worker spends importing left the worker
+    an orphan, writing files no manifest records: the parent-death signal was asked for
+    only after the imports.  The worker now checks that its parent is still the scheduler."""
+    code = ("import os; from mdsr_plugin.batch.runner import _die_with_parent; "
+            "_die_with_parent(os.getppid() + 1); print('survived')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 128 + signal.SIGTERM and "survived" not in done.stdout
+    code = "import os; from mdsr_plugin.batch.runner import _die_with_parent; _die_with_parent(os.getppid())"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -393,6 +393,60 @@ def test_a_live_runs_temporary_is_left_alone(tmp_path):
     assert target.read_text() == "being written"
 
 
+def test_a_group_of_files_is_published_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A DCD and its velocity DCD: the second rename failing (an immutable old file, a full
+    quota) left a new DCD beside the old velocities.  Now both old files stay, no temporary."""
+    import os
+
+    from mdsr_plugin.io.atomic import AtomicFiles
+
+    positions, velocities = tmp_path / "fine.dcd", tmp_path / "fine.vel.dcd"
+    positions.write_text("old positions")
+    velocities.write_text("old velocities")
+    real_replace = os.replace
+
+    def failing_second(source, target):
+        if Path(target) == velocities and ".partial-" in Path(source).name:
+            raise PermissionError(1, "Operation not permitted")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_second)
+    with pytest.raises(PermissionError, match=r"fine\.vel\.dcd cannot be written \(Operation not permitted\)"):
+        with AtomicFiles(positions, velocities) as temporaries:
+            for temporary in temporaries:
+                temporary.write_text("new")
+    assert positions.read_text() == "old positions" and velocities.read_text() == "old velocities"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fine.dcd", "fine.vel.dcd"]
+    # new files: neither appears
+    monkeypatch.setattr(os, "replace", failing_second)
+    positions.unlink()
+    velocities.unlink()
+    with pytest.raises(PermissionError):
+        with AtomicFiles(positions, velocities) as temporaries:
+            for temporary in temporaries:
+                temporary.write_text("new")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_an_output_that_is_no_regular_file_is_refused_not_replaced(tmp_path, kind, capsys):
+    """``-o /dev/null`` (or a FIFO) was replaced by a plain file holding the output."""
+    import os
+
+    from mdsr_plugin.cli import main
+
+    if kind == "fifo":
+        target = tmp_path / "out.xyz"
+        os.mkfifo(target)
+    else:
+        target = Path("/dev/null")
+    before = os.stat(target)
+    assert main([str(EXAMPLE), "--factor", "2", "-o", str(target), "--output-format", "xyz", "-q"]) == 2
+    assert f"the output names {'a FIFO' if kind == 'fifo' else 'a device'}, not a file" in capsys.readouterr().err
+    after = os.stat(target)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+
+
 # ----------------------------------------------------------------------- property test
 @st.composite
 def stream_cases(draw):

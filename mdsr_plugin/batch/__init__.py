@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..io.atomic import is_temporary_name
+from ..io.atomic import Interrupted, is_temporary_name
 from ..methods import checked_settings
 from .archive import BatchSettings, Job, PlanError, plan_jobs
 from .manifest import LOCK_NAME, MANIFEST_NAME, NO_MD_RUN, Manifest
@@ -44,6 +44,9 @@ class BatchResult:
     skipped: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
     interrupted: bool = False
+    #: What stopped it ("Ctrl-C", "SIGTERM"...), and the exit status that says so (128 + the signal).
+    stopped_by: str | None = None
+    exit_code: int | None = None
     #: The manifest's records of unchanged files an earlier run found to hold no MD run (not redone).
     known_no_md_run: list[dict] = field(default_factory=list)
 
@@ -153,8 +156,10 @@ def process_archive(
                 run_dask(todo, out_dir.resolve(), scheduler, threads, record)
             else:
                 run_local(todo, out_dir.resolve(), n_workers, threads, record)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM/SIGHUP as Interrupted
             result.interrupted = True
+            result.stopped_by = err.args[0] if isinstance(err, Interrupted) else "Ctrl-C"
+            result.exit_code = getattr(err, "exit_code", 128 + 2)
         # Once no worker runs: the temporary file of a worker that died (killed, or
         # crashed in a library) and the folders of files that failed, which workers make
         # before writing, are removed, so that none loses a file or folder mid-write.

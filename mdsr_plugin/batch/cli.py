@@ -2,7 +2,8 @@
 
 Exit codes: 0 every file done (or already done, or found to hold no MD run: a single point
 or relaxation log among the runs, listed apart), 1 some file failed, 2 usage
-error, 130 interrupted (finished files are kept and recorded; run again to go on).
+error, 128 + the signal when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129): finished
+files are kept and recorded; run again to go on.
 """
 
 from __future__ import annotations
@@ -73,13 +74,16 @@ def main(argv=None) -> int:
 
     settings = BatchSettings(upsample=args.settings, fallback=args.fallback,
                              topology=None if args.top is None else str(Path(args.top).resolve()))
+    from ..io.atomic import stop_on_signals
+
     display = _Display(quiet=args.quiet)
     try:
-        result = process_archive(
-            args.archive, args.output, settings, include=args.include, exclude=args.exclude,
-            workers=args.workers, threads=args.threads, scheduler=args.scheduler, force=args.force,
-            on_record=display.record, on_plan=display.plan,
-        )
+        with stop_on_signals():  # SIGTERM (timeout, SLURM) and SIGHUP stop the batch as Ctrl-C does
+            result = process_archive(
+                args.archive, args.output, settings, include=args.include, exclude=args.exclude,
+                workers=args.workers, threads=args.threads, scheduler=args.scheduler, force=args.force,
+                on_record=display.record, on_plan=display.plan,
+            )
     except PlanError as err:
         return usage(str(err))
     except OSError as err:  # the manifest could not be appended mid-run (disk full...)
@@ -94,8 +98,9 @@ def main(argv=None) -> int:
         for record in result.failed:
             print(f"mdsr-batch: failed: {record['file']}: {record['error']}", file=sys.stderr)
     if result.interrupted:
-        print("mdsr-batch: interrupted; run the same command again to finish", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"mdsr-batch: interrupted ({result.stopped_by}); finished files are kept, run the same command "
+              "again to finish", file=sys.stderr)
+        return result.exit_code or EXIT_INTERRUPTED
     return EXIT_FAILURE if result.failed else EXIT_OK
 
 

@@ -118,11 +118,11 @@ def _one_line(err: BaseException) -> str:
 
 
 # ------------------------------------------------------------------ local processes
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, scheduler: int) -> None:
     # Ctrl-C reaches every process of the terminal's group; only the scheduler acts on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
-    _die_with_parent()
+    _die_with_parent(scheduler)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="MDAnalysis")
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
@@ -131,14 +131,20 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to send this worker SIGTERM when the scheduler dies (even by SIGKILL),
-    so that no orphan goes on writing into the output folder."""
+def _die_with_parent(scheduler: int) -> None:
+    """Ask Linux to send this worker SIGTERM when the scheduler (process ``scheduler``) dies,
+    even by SIGKILL, so that no orphan goes on writing into the output folder.
+
+    The request holds from now on: a scheduler that died while this worker was starting
+    (its imports take a second) is seen as a parent that is no longer it, and the worker ends.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: orphans finish their file and exit
         pass
+    if os.getppid() != scheduler:
+        os._exit(128 + signal.SIGTERM)
 
 
 def _terminate(signum, frame):
@@ -181,7 +187,8 @@ def run_local(
 def _run_pool(jobs, out_dir, workers, threads, on_record) -> list[Job]:
     """Run ``jobs`` until done or the pool breaks; return the jobs not yet started."""
     context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                   initargs=(threads, os.getpid()))
     queue = list(reversed(jobs))
     running = {}
     try:

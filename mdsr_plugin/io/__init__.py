@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..trajectory import Trajectory
+from .atomic import not_a_file
 from .base import FormatError, NotATrajectory, TrajectoryReader, TrajectoryWriter
 from .paths import output_paths, refuse_overwrite
 
@@ -155,8 +156,9 @@ def choose_format(path, format: str | None = None, *, writing: bool = False) -> 
     refused in one line that lists the known formats.
     """
     path = Path(path)
-    if writing and path.is_dir():  # "-o ." or "-o results/": not a name without an extension
-        raise FormatError(f"{path}: the output names a folder, not a file")
+    kind = not_a_file(path) if writing else None
+    if kind is not None:  # "-o ." or "-o results/": not a name without an extension; "-o /dev/null"
+        raise FormatError(f"{path}: the output names {kind}, not a file")
     if format is not None:
         try:
             fmt = _FORMATS[format.lower()]

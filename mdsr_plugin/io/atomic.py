@@ -17,12 +17,13 @@ import hashlib
 import os
 import signal
 import socket
+import stat
 import sys
 import uuid
 from pathlib import Path
 
 __all__ = ["AtomicFiles", "write_text_atomically", "temporary_name", "is_temporary_name", "remove_open_temporaries",
-           "remove_stale_temporaries", "Interrupted", "stop_on_signals"]
+           "remove_stale_temporaries", "Interrupted", "stop_on_signals", "not_a_file", "published_while_stopping"]
 
 #: Temporary files of this process not yet committed or aborted; a process killed by
 #: SIGTERM removes them (:func:`remove_open_temporaries`).
@@ -34,6 +35,40 @@ _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
 #: The signal that asked this process to stop, once one has (see :func:`stop_on_signals`).
 _STOP_SIGNAL: list[int] = []
+
+#: Files published within :func:`stop_on_signals` (so that an interrupt arriving just after
+#: they were does not say nothing was written).
+_PUBLISHED: list[Path] = []
+
+#: The signals that stop a command: Ctrl-C, what ``timeout`` and SLURM send, a closed
+#: terminal or a dropped ssh session.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def not_a_file(path) -> str | None:
+    """What ``path`` is, where it exists and is no regular file ("a folder", "a device",
+    "a FIFO", "a socket"); None for a regular file, a link to one, or nothing there.
+
+    Publishing renames a finished file onto its name: a device (``/dev/null``), a FIFO or a
+    socket there would be replaced by a plain file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
+def published_while_stopping() -> list[Path]:
+    """The files published since :func:`stop_on_signals` began (an interrupt's message names them)."""
+    return list(_PUBLISHED)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -47,7 +82,7 @@ class Interrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def stop_on_signals():
-    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (in the main thread).
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` (in the main thread).
 
     What ``timeout`` and SLURM send (SIGTERM) then unwinds like Ctrl-C: every writer
     deletes its temporary files.  If a library swallows the exception, the files are
@@ -62,8 +97,9 @@ def stop_on_signals():
         if report.exc_type is not Interrupted:  # callback in h5py): commit() still sees it
             previous_hook(report)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    _PUBLISHED.clear()
     try:
         yield
     finally:
@@ -149,22 +185,52 @@ class AtomicFiles:
     def __init__(self, *paths: Path):
         self.final = [Path(p) for p in paths]
         for final in self.final:
-            if final.is_dir():
-                raise IsADirectoryError(f"{final}: is a folder, not a file name")
+            kind = not_a_file(final)
+            if kind is not None:
+                raise IsADirectoryError(f"{final}: is {kind}, not a file name")
+            folder = final.parent if str(final.parent) else Path(".")
+            if folder.is_dir() and not os.access(folder, os.W_OK):  # name the output, not a temporary name
+                raise PermissionError(f"{final}: its folder cannot be written to")
             remove_stale_temporaries(final)
         self.temporary = [temporary_name(p) for p in self.final]
         _OPEN.update(self.temporary)
 
     def commit(self) -> None:
+        """Rename every temporary file onto its final name; all of them or none.
+
+        A group (a DCD and its velocity DCD) keeps a hard link to each file it replaces until
+        every rename has succeeded, and puts them back if one fails; the stop signals wait
+        until the group is published, so that an interrupt cannot fall between two renames.
+        """
         if _STOP_SIGNAL:  # an interrupt a library swallowed: publish nothing
             self.abort()
             raise Interrupted(_STOP_SIGNAL[0])
         mode = _new_file_mode()
-        for temp, final in zip(self.temporary, self.final):
-            # as open() would have made it: a library may create its file private (safetensors: 0600)
-            os.chmod(temp, mode)
-            os.replace(temp, final)
-            _OPEN.discard(temp)
+        previous = {} if len(self.final) == 1 else _linked_aside(self.final)
+        done = []
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for temp, final in zip(self.temporary, self.final):
+                # as open() would have made it: a library may create its file private (safetensors: 0600)
+                os.chmod(temp, mode)
+                try:
+                    os.replace(temp, final)
+                except OSError as err:
+                    raise type(err)(err.errno, f"{final} cannot be written ({err.strerror})") from None
+                done.append(final)
+        except BaseException:
+            for final in done:  # what this group published is undone: the old files, or none
+                _restore(final, previous.get(final))
+            self.abort()
+            raise
+        else:
+            _PUBLISHED.extend(self.final)
+            for temp in self.temporary:
+                _OPEN.discard(temp)
+        finally:
+            for link in previous.values():
+                _unlink(link)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def __enter__(self) -> list[Path]:
         """The temporary paths to write; committed when the block ends normally, else deleted."""
@@ -181,6 +247,32 @@ class AtomicFiles:
         for temp in self.temporary:
             _OPEN.discard(temp)
             _unlink(temp)
+
+
+def _linked_aside(paths: list[Path]) -> dict[Path, Path]:
+    """A hard link (a temporary name) to each of ``paths`` that exists: the file that
+    publishing would replace, kept to put back.  A file system without hard links keeps none."""
+    kept = {}
+    for path in paths:
+        if path.exists():
+            link = temporary_name(path)
+            try:
+                os.link(path, link)
+            except OSError:
+                continue
+            kept[path] = link
+    return kept
+
+
+def _restore(final: Path, kept: Path | None) -> None:
+    """Put back the file ``final`` replaced (its link ``kept``), or remove it if it was new."""
+    try:
+        if kept is not None:
+            os.replace(kept, final)
+        else:
+            final.unlink()
+    except OSError:
+        pass
 
 
 def _new_file_mode() -> int:

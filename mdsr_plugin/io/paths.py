@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .base import FormatError
+from .atomic import not_a_file
 
 __all__ = ["output_paths", "refuse_overwrite", "same_file"]
 
@@ -59,8 +60,9 @@ def refuse_overwrite(inputs: Iterable, outputs: Iterable, *, what: str = "output
     """
     inputs = [Path(p) for p in inputs if p is not None]
     for out in (Path(p) for p in outputs if p is not None):
-        if out.is_dir():
-            raise FormatError(f"{out}: the {what} names a folder, not a file")
+        kind = not_a_file(out)
+        if kind is not None:
+            raise FormatError(f"{out}: the {what} names {kind}, not a file")
         for source in inputs:
             if same_file(out, source):
                 named = "" if out.name == Path(source).name and out.resolve() == source.resolve() else f" ({source})"
