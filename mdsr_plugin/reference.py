@@ -206,16 +206,14 @@ def _run_saving(run, state_path, parameters, output, steps, equilibration, check
             log.info("%s: resuming at step %d of %d", output, state.n_frames - 1, steps)
         else:
             run.equilibrate(equilibration)
-            state.append(run.record())
-            state.save_dynamics(run.dynamics_state())
+            state.save([run.record()], run.dynamics_state())
         start, done_before = time.perf_counter(), state.n_frames - 1
         buffer = []
         for step in range(state.n_frames, steps + 1):
             run.dyn.run(1)
             buffer.append(run.record())
             if len(buffer) >= checkpoint_every or step == steps:
-                state.append(*buffer)
-                state.save_dynamics(run.dynamics_state())
+                state.save(buffer, run.dynamics_state())
                 buffer.clear()
                 log.info("%s: %d/%d steps, %.1f ms/step", output, step, steps,
                          1e3 * (time.perf_counter() - start) / (step - done_before))
@@ -432,7 +430,7 @@ class _ResumeFile:
 
         try:
             with h5py.File(path, "r") as f:
-                empty = "positions" not in f or f["positions"].shape[0] == 0
+                empty = _ResumeFile._saved(f)[0] == 0
         except (OSError, ValueError):
             return  # absent, or not ours to judge
         if empty:
@@ -455,37 +453,51 @@ class _ResumeFile:
     def __exit__(self, *exc):
         return False
 
+    @staticmethod
+    def _saved(f) -> tuple[int, dict | None]:
+        """The frames a save completed and the dynamics' state with them.
+
+        One attribute (``saved``) holds both and is written last: a save that failed
+        half-way (a full disk) leaves rows beyond it, never counted, and the state of
+        the frames before.  Files of earlier versions count every row."""
+        if "saved" in f.attrs:
+            saved = json.loads(f.attrs["saved"])
+            return saved["frames"], saved["dynamics"]
+        rows = min((f[key].shape[0] for key in _ResumeFile._KEYS if key in f), default=0)
+        return rows, json.loads(f.attrs["dynamics"]) if "dynamics" in f.attrs else None
+
     @property
     def n_frames(self) -> int:
         with self._open("r") as f:
-            return f["positions"].shape[0] if "positions" in f else 0
+            return self._saved(f)[0]
 
-    def append(self, *frames):
+    def save(self, frames: list[dict], dynamics: dict) -> None:
+        """Record ``frames`` after those saved, then the dynamics' state, as one step."""
         with self._open() as f:
+            done, _ = self._saved(f)
             for key in (*self._KEYS, *(k for k in self._OPTIONAL if k in frames[0])):
                 values = np.array([frame[key] for frame in frames])
                 if key not in f:
                     f.create_dataset(key, shape=(0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
                                      dtype=np.float64, chunks=(256, *values.shape[1:]))
                 data = f[key]
-                data.resize(data.shape[0] + len(values), axis=0)
-                data[-len(values):] = values
-
-    def save_dynamics(self, state: dict):
-        with self._open() as f:
-            f.attrs["dynamics"] = json.dumps(state)
+                data.resize(done + len(values), axis=0)  # rows of a failed save are written over
+                data[done:] = values
+            f.flush()
+            f.attrs["saved"] = json.dumps({"frames": done + len(frames), "dynamics": dynamics})
 
     def last(self):
         with self._open("r") as f:
-            return f["positions"][-1], f["velocities"][-1], json.loads(f.attrs["dynamics"])
+            done, dynamics = self._saved(f)
+            return f["positions"][done - 1], f["velocities"][done - 1], dynamics
 
     def publish(self, output: Path, numbers, masses, timestep, chunk: int = 5000):
         """Write the recorded frames to ``output`` as H5MD (atomically), chunk by chunk."""
         from .io.h5md import H5MDWriter
 
         with H5MDWriter(output, parameters=json.loads(self.parameters)) as writer, self._open("r") as f:
-            # a snapshot taken while the run appends may see one array already longer
-            saved = min(f[key].shape[0] for key in (*self._KEYS, *self._OPTIONAL) if key in f)
+            # a snapshot taken while the run saves sees only the frames of completed saves
+            saved = self._saved(f)[0]
             for start in range(0, saved, chunk):
                 stop = min(start + chunk, saved)
                 part = {key: f[key][start:stop] for key in (*self._KEYS, *self._OPTIONAL) if key in f}
