@@ -431,6 +431,16 @@ def test_train_checks_its_output_folder_before_any_training(tmp_path, coarse, ca
     assert sorted(tmp_path.rglob("*")) == before
 
 
+def test_train_refuses_to_replace_a_manifest_json_that_is_not_a_registry_s(tmp_path, coarse, capsys, no_training):
+    """A dataset's manifest.json in the output folder was replaced by the registry manifest."""
+    (tmp_path / "models").mkdir()
+    theirs = tmp_path / "models" / "manifest.json"
+    theirs.write_text('{"dataset": "ours"}')
+    code = train_main([str(coarse), "-o", str(tmp_path / "models" / "model"), "--factor", "20", "-q"])
+    assert code == 1 and "not a checkpoint registry's" in one_line_error(capsys.readouterr().err, "mdsr-train")
+    assert theirs.read_text() == '{"dataset": "ours"}'
+
+
 def test_train_function_checks_its_output_folder_before_reading_data(tmp_path, coarse, no_training):
     from mdsr_plugin.neural.train import TrainingSettings, train
 

@@ -74,10 +74,15 @@ def train_main(argv=None) -> int:
     if not args.from_coarse and args.factor is None:
         return usage_error(parser, "--factor is required (or --from-coarse)")
     provenance = {}
-    try:
-        from .train import check_output_stem
+    from .checkpoint import CheckpointError
+    from .train import check_output_stem
 
+    try:
         check_output_stem(args.output)  # before any data are read or an epoch is run
+    except (OSError, CheckpointError) as err:
+        print(f"mdsr-train: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
         if args.provenance:
             with open(args.provenance, encoding="utf-8") as handle:
                 provenance = json.load(handle)

@@ -244,10 +244,29 @@ def find_matching(numbers, positions, fine_dt: float, factor: int, has_velocitie
     return matches, reasons
 
 
+def check_manifest_is_ours(directory) -> None:
+    """Raise :class:`CheckpointError` where ``directory/manifest.json`` exists and is not a
+    registry manifest (a dataset's, a project's): :func:`write_manifest` would replace it."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        return
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        content = None
+    if not (isinstance(content, dict) and isinstance(content.get("models"), list)):
+        raise CheckpointError(f"{path}: a {MANIFEST} that is not a checkpoint registry's is in the output folder, "
+                              "and writing the checkpoint would replace it; give another folder")
+
+
 def write_manifest(directory) -> Path:
     """(Re)write ``directory/manifest.json`` listing every model card there (a ``.json``
-    next to a ``.safetensors``) with its sha256."""
+    next to a ``.safetensors``) with its sha256; a ``manifest.json`` of something else is
+    refused (:func:`check_manifest_is_ours`), not replaced."""
+    from ..io.atomic import write_text_atomically
+
     directory = Path(directory)
+    check_manifest_is_ours(directory)
     records = []
     for card_file in sorted(directory.glob("*.json")):
         if card_file.name == MANIFEST or not card_file.with_suffix(".safetensors").is_file():
@@ -258,11 +277,7 @@ def write_manifest(directory) -> Path:
             _report(f"{err}; not registering it")
             continue
         records.append({"id": card[schema.ID], "card": card_file.name, "sha256": sha256_of(card_file)})
-    path = directory / MANIFEST
-    temporary = path.with_name(f".{MANIFEST}.partial")
-    temporary.write_text(json.dumps({"models": records}, indent=1) + "\n")
-    temporary.replace(path)
-    return path
+    return write_text_atomically(directory / MANIFEST, json.dumps({"models": records}, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------- matching an input

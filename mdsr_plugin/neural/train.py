@@ -107,6 +107,9 @@ def check_output_stem(output) -> Path:
             pass
     except OSError as err:
         raise PermissionError(f"{folder}: output folder is not writable ({err.strerror or err})") from None
+    from .registry import check_manifest_is_ours
+
+    check_manifest_is_ours(folder)  # the folder's manifest.json is rewritten at the end
     return folder
 
 
