@@ -252,6 +252,8 @@ def main(argv=None) -> int:
                          writes)
     except FormatError as err:
         return usage(str(err))
+    except OSError as err:  # a name the system refuses (too long, a loop of links)
+        return usage(f"{err.filename}: {err.strerror}" if err.filename else _one_line(err))
 
     from .neural.checkpoint import CheckpointError
     from .pipeline import upsample_file

@@ -86,9 +86,9 @@ def test_archive_with_two_workers_mirrors_folders_and_records_every_file(archive
     assert records["broken/truncated.xyz"]["status"] == "failed"
     assert not (out / "broken").exists()  # every file in it failed: no empty folder is left
     assert "README.txt" not in records
-    # The summary table names each failed file with its reason.
-    printed = capsys.readouterr().out
-    assert "broken/truncated.xyz" in printed and "failed" in printed
+    # -q: no table; each failed file named with its reason, a line on stderr
+    printed = capsys.readouterr()
+    assert printed.out == "" and "mdsr-batch: failed: broken/truncated.xyz: " in printed.err
 
     # Each output equals the per-file function run on its own (velocity DCD and topology found).
     reference = tmp_path / "reference"

@@ -447,6 +447,39 @@ def test_an_output_that_is_no_regular_file_is_refused_not_replaced(tmp_path, kin
     assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
 
 
+def test_an_input_that_is_a_fifo_or_device_is_refused_at_once(tmp_path, capsys):
+    """A FIFO (or /dev/stdin in a pipe) hung for ever in the format sniffing; /dev/zero ran out of memory."""
+    import os
+
+    from mdsr_plugin.batch import BatchSettings, process_archive
+    from mdsr_plugin.cli import main
+
+    fifo = tmp_path / "stream.xyz"
+    os.mkfifo(fifo)
+    for source in (fifo, Path("/dev/zero")):
+        assert main([str(source), "--format", "xyz", "--factor", "2", "-o", str(tmp_path / "out.xyz"), "-q"]) == 2
+        assert "not a file; mdsr_plugin reads its input more than once" in capsys.readouterr().err
+    # an archive holding a FIFO: the batch skips it (reading it would wait for a writer)
+    (tmp_path / "archive").mkdir()
+    os.mkfifo(tmp_path / "archive" / "live.xyz")
+    write_trajectory(tmp_path / "archive" / "run.xyz", read_trajectory(EXAMPLE)[:5])
+    result = process_archive(tmp_path / "archive", tmp_path / "out",
+                             BatchSettings(UpsampleSettings(factor=2, method="hermite")))
+    assert [r["file"] for r in result.done] == ["run.xyz"] and not result.failed
+
+
+def test_long_output_names_within_the_system_s_limit_are_written_and_longer_ones_refused(tmp_path, capsys):
+    """A 240-byte name is valid, but its temporary name (35 bytes longer) was not: refused with
+    the temporary's name.  A 300-byte name gave a traceback."""
+    valid = tmp_path / ("b" * 240 + ".xyz")
+    assert main([str(EXAMPLE), "--factor", "2", "-o", str(valid), "--method", "hermite", "-q"]) == 0
+    assert valid.is_file() and [p.name for p in tmp_path.iterdir()] == [valid.name]
+    too_long = tmp_path / ("a" * 300 + ".xyz")
+    assert main([str(EXAMPLE), "--factor", "2", "-o", str(too_long), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "File name too long" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
 # ----------------------------------------------------------------------- property test
 @st.composite
 def stream_cases(draw):

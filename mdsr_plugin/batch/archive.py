@@ -52,6 +52,7 @@ from pathlib import Path
 
 from ..io import (FormatError, companion_inputs, format_of_content, formats, get_format, is_companion_file,
                   output_paths, refuse_overwrite)
+from ..io.atomic import not_a_file
 from ..settings import UpsampleSettings
 from .manifest import LOCK_NAME, MANIFEST_NAME
 
@@ -285,6 +286,8 @@ def _walk(root: Path, skip: Path | None):
             if name.startswith("."):  # offset caches, partial outputs
                 continue
             path = folder / name
+            if not_a_file(path) is not None:  # a FIFO or device: reading it would wait or never end
+                continue
             if skip is None or not path.resolve().is_relative_to(skip):
                 yield path
 

@@ -9,9 +9,9 @@ Per-atom ``velocities``/``vel`` columns written by other codes are taken as Å/f
 
 from __future__ import annotations
 
-import json
-
+import contextlib
 import itertools
+import json
 from typing import Iterator
 
 import numpy as np
@@ -88,9 +88,13 @@ class AseReader(TrajectoryReader):
 
         frame = 0
         try:
-            for atoms in iread(self.path, index=":", format=self.ase_format):
-                yield atoms
-                frame += 1
+            with contextlib.ExitStack() as stack:
+                source = self.path
+                if self.ase_format == "extxyz":  # text: UTF-8 ("Å" in our headers) whatever the locale
+                    source = stack.enter_context(open(self.path, encoding="utf-8", errors="replace"))
+                for atoms in iread(source, index=":", format=self.ase_format):
+                    yield atoms
+                    frame += 1
         except TrajectoryError:
             raise
         except KeyError as err:
@@ -222,7 +226,7 @@ class ExtXYZWriter(TrajectoryWriter):
     def _open(self, first):
         from ..elements import symbols_of
 
-        self._handle = open(self.temporary_paths[0], "w")
+        self._handle = open(self.temporary_paths[0], "w", encoding="utf-8")  # "Å" in the header, whatever the locale
         self._quantities = ["velocities"] * first.has_velocities + ["forces"] * first.has_forces
         names = ["species:S:1:pos:R:3:masses:R:1", *(
             {"velocities": "momenta:R:3", "forces": "forces:R:3"}[q] for q in self._quantities)]

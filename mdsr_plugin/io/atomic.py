@@ -109,15 +109,27 @@ def stop_on_signals():
         _STOP_SIGNAL.clear()
 
 
+#: Longest file name, bytes, of the file systems in use (ext4, XFS, Btrfs, NFS...).
+NAME_MAX = 255
+
+
+def _temporary_stem(path: Path) -> str:
+    """``path``'s stem, cut so that a temporary name fits :data:`NAME_MAX` (a 250-byte output
+    name is valid; its temporary name, 35 bytes longer, would not be)."""
+    room = NAME_MAX - len(f"..partial-{'0' * 8}-{_HOST}-{'9' * 10}") - len(path.suffix.encode())
+    return path.stem.encode()[:room].decode(errors="ignore")
+
+
 def _temporary_glob(path: Path) -> str:
-    return f".{path.stem}.partial-*{path.suffix}"
+    return f".{_temporary_stem(path)}.partial-*{path.suffix}"
 
 
 def temporary_name(path: Path) -> Path:
     """A hidden sibling of ``path`` that keeps its extension (libraries pick formats by it)
     and names its writer: ``.STEM.partial-RANDOM-HOST-PID.EXT``."""
     path = Path(path)
-    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}-{_HOST}-{os.getpid()}{path.suffix}")
+    return path.with_name(f".{_temporary_stem(path)}.partial-{uuid.uuid4().hex[:8]}-{_HOST}-{os.getpid()}"
+                          f"{path.suffix}")
 
 
 def is_temporary_name(path) -> bool:
