@@ -168,14 +168,17 @@ def check_upsample_options(args) -> str | None:
     except SettingsError as err:
         return str(err)
     if args.settings.model is not None:
-        # a mistyped id is an option's error: say so before any input is read
-        from .neural.checkpoint import CheckpointError
+        # a mistyped id is an option's error: say so before any input is read (a checkpoint
+        # that is there but altered is bad input, refused when it is loaded)
+        from .neural.card import CheckpointError, UnknownCheckpoint
         from .neural.registry import get_model_entry
 
         try:
             get_model_entry(args.settings.model)
-        except CheckpointError as err:
+        except UnknownCheckpoint as err:
             return f"--model: {err}"
+        except CheckpointError:
+            pass
     return None
 
 

@@ -168,6 +168,25 @@ def test_candidate_in_mdanalysis_cell_orientation_is_scored_in_the_reference_s(t
     assert scored["velocity_mae"] == pytest.approx(direct["velocity_mae"], abs=tolerance)
 
 
+def test_an_interrupted_report_leaves_the_folder_as_it_was(reference_1fs, tmp_path, monkeypatch, capsys):
+    """A rerun stopped after its first plot left that plot beside the earlier run's metrics and
+    page (of other methods); the report is now published whole or not at all."""
+    from mdsr_plugin.evaluation import report
+
+    folder = tmp_path / "report"
+    assert eval_main([str(reference_1fs), "--factor", "20", "--methods", "hermite,linear", "-o", str(folder),
+                      "-q"]) == 0
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "_html", stopped)  # after every plot is rendered
+    assert eval_main([str(reference_1fs), "--factor", "20", "--methods", "linear", "-o", str(folder), "-q"]) == 130
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert "mdsr-eval: interrupted (Ctrl-C); no report written" in capsys.readouterr().err
+
+
 def test_candidate_upsampled_with_another_factor_is_refused(reference_1fs, tmp_path, capsys):
     """A factor-20 candidate scored at --factor 10 has as many frames as asked for when the
     reference's length is a multiple of 20 frames, but its frames 10, 30... are filled ones:

@@ -91,23 +91,28 @@ def main(argv=None) -> int:
     candidate_options = {k: v for k, v in (("topology", args.top), ("format", args.candidate_format))
                          if v is not None}
     explicit = args.methods != parser.get_default("methods")
+    from ..io.atomic import Interrupted, stop_on_signals
     from ..threads import limit_requested
 
     try:
-        with limit_requested():  # fewer PyTorch threads if other processes hold cores
+        with stop_on_signals(), limit_requested():  # fewer PyTorch threads if other processes hold cores
             evaluation = evaluate(
                 reference, args.factor, methods, candidate=args.candidate, positions_only=args.positions_only,
                 strict=explicit, reader_options=options, candidate_options=candidate_options,
                 stride=args.stride, settings=UpsampleSettings(factor=args.factor, device=args.device,
                                                               model=args.model, precision=args.precision),
             )
-        if not evaluation.metrics:
-            raise MethodError("no method could be evaluated: " + "; ".join(
-                f"{k}: {v}" for k, v in evaluation.skipped.items()))
-        paths = write_report(evaluation, args.output)
+            if not evaluation.metrics:
+                raise MethodError("no method could be evaluated: " + "; ".join(
+                    f"{k}: {v}" for k, v in evaluation.skipped.items()))
+            paths = write_report(evaluation, args.output)
     except (FormatError, TrajectoryError, MethodError, CheckpointError, OSError) as err:
         print(f"mdsr-eval: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM/SIGHUP (Interrupted): the report is all or nothing
+        what = err.args[0] if isinstance(err, Interrupted) else "Ctrl-C"
+        print(f"mdsr-eval: interrupted ({what}); no report written", file=sys.stderr)
+        return getattr(err, "exit_code", 128 + 2)
     if not args.quiet:
         print(format_table(evaluation))
         print(f"report: {paths['html']}")

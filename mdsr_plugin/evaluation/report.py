@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from ..io.atomic import AtomicFiles, write_text_atomically
+from ..io.atomic import AtomicFiles
 from ..metrics import CM1_PER_INV_FS
 
 __all__ = ["write_report", "format_table"]
@@ -69,6 +71,8 @@ def write_report(evaluation, out_dir, max_scatter: int = 20000) -> dict:
     matplotlib.use("Agg")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Rendered in memory, then published together: an interrupted or failed report leaves the
+    # folder as it was, never new plots beside an earlier run's metrics.
     plots = [
         _plot_error_in_gap(evaluation, out_dir),
         _plot_error_by_atom(evaluation, out_dir),
@@ -79,22 +83,33 @@ def write_report(evaluation, out_dir, max_scatter: int = 20000) -> dict:
         _plot_uncertainty(evaluation, out_dir, max_scatter),
     ]
     plots = [p for p in plots if p is not None]
-    for stale in set(REPORT_PLOTS) - {Path(p).name for p in plots}:  # an earlier report's, of other methods
+    contents = {out_dir / "metrics.json": json.dumps(evaluation.to_json(), indent=1).encode(),
+                **{figure.path: figure.png for figure in plots},
+                out_dir / "report.html": _html(evaluation, plots).encode()}
+    with AtomicFiles(*contents) as temporaries:
+        for temporary, data in zip(temporaries, contents.values()):
+            temporary.write_bytes(data)
+    for stale in set(REPORT_PLOTS) - {figure.path.name for figure in plots}:  # an earlier report's, of other methods
         (out_dir / stale).unlink(missing_ok=True)
-    json_path = write_text_atomically(out_dir / "metrics.json", json.dumps(evaluation.to_json(), indent=1))
-    html_path = write_text_atomically(out_dir / "report.html", _html(evaluation, plots))
-    return {"json": json_path, "html": html_path, "plots": plots}
+    return {"json": out_dir / "metrics.json", "html": out_dir / "report.html", "plots": [f.path for f in plots]}
 
 
-def _save(fig, path: Path) -> Path:
+class _Figure(NamedTuple):
+    """A plot rendered, not yet written: its file and its PNG bytes."""
+
+    path: Path
+    png: bytes
+
+
+def _save(fig, path: Path) -> _Figure:
     import matplotlib.pyplot as plt
 
+    buffer = io.BytesIO()
     try:
-        with AtomicFiles(path) as (temporary,):
-            fig.savefig(temporary, dpi=110, bbox_inches="tight")
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-    return path
+    return _Figure(path, buffer.getvalue())
 
 
 def _colours(evaluation):
@@ -279,10 +294,10 @@ def _html(evaluation, plots) -> str:
                             f"Spearman ρ = {u['spearman']:.2f}, Pearson r = {u['pearson']:.2f}; the mean error is "
                             f"{u['ratio_mean_error_to_disagreement']:.2f}× the mean disagreement.</p>")
     figures = []
-    for path in plots:
-        encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        figures.append(f'<figure><img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{encoded}">'
-                       f"<figcaption>{html.escape(Path(path).name)}</figcaption></figure>")
+    for figure in plots:
+        encoded = base64.b64encode(figure.png).decode("ascii")
+        figures.append(f'<figure><img alt="{html.escape(figure.path.stem)}" src="data:image/png;base64,{encoded}">'
+                       f"<figcaption>{html.escape(figure.path.name)}</figcaption></figure>")
     title = f"mdsr-eval: {html.escape(os.path.basename(evaluation.reference))}, factor {evaluation.factor}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

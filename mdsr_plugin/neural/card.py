@@ -82,6 +82,10 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, altered or incompatible."""
 
 
+class UnknownCheckpoint(CheckpointError):
+    """No registered id and no card file by that name (a mistyped ``--model``)."""
+
+
 # ----------------------------------------------------------------------------- top-level keys
 ID = "id"
 MODEL_VERSION = "version"

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import card as schema
+from .card import UnknownCheckpoint
 from .card import baseline_method, classical_is_better, held_out_position_mae  # noqa: F401  (re-exported)
 from ..methods.base import MethodError
 from .checkpoint import CheckpointError, card_path, read_card, readable_sha256, sha256_of, verify_checkpoint
@@ -175,7 +176,7 @@ def get_model_entry(id_or_path) -> ModelEntry:
         card = read_card(card_file)
         return ModelEntry(card[schema.ID], card_file, readable_sha256(card_file), card)
     known = ", ".join(e.id for e in entries) or "none"
-    raise CheckpointError(f"no checkpoint {str(id_or_path)!r}; registered: {known}")
+    raise UnknownCheckpoint(f"no checkpoint {str(id_or_path)!r}; registered: {known}")
 
 
 def serves(card: dict, fine_dt: float, factor: int, has_velocities: bool) -> str | None:
