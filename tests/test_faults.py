@@ -480,6 +480,31 @@ def test_long_output_names_within_the_system_s_limit_are_written_and_longer_ones
     assert "File name too long" in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
+def test_a_library_failing_to_write_is_one_os_error_and_leaves_nothing(tmp_path, monkeypatch):
+    """h5py on a full disk raised OSError while writing, then RuntimeError while closing (a
+    41-line traceback): the first error is the one reported, as an OSError, nothing is left."""
+    from mdsr_plugin.io.h5md import H5MDWriter
+
+    def full_disk(self, traj):
+        raise OSError(28, "Can't synchronously write data")
+
+    def close_fails(self):
+        raise RuntimeError("Disable slist on flush dest failure failed")
+
+    monkeypatch.setattr(H5MDWriter, "_write", full_disk)
+    monkeypatch.setattr(H5MDWriter, "_close", close_fails)
+    coarse = read_trajectory(EXAMPLE)[:3]
+    with pytest.raises(OSError, match="synchronously"):
+        write_trajectory(tmp_path / "out.h5md", coarse)
+    monkeypatch.setattr(H5MDWriter, "_write", lambda self, traj: None)
+    with pytest.raises(OSError, match=r"out\.h5md: could not be finished \(Disable slist"):
+        write_trajectory(tmp_path / "out.h5md", coarse)
+    monkeypatch.setattr(H5MDWriter, "_write", lambda self, traj: close_fails(self))
+    with pytest.raises(OSError, match=r"out\.h5md: cannot be written \(Disable slist"):
+        write_trajectory(tmp_path / "out.h5md", coarse)
+    assert list(tmp_path.iterdir()) == []
+
+
 # ----------------------------------------------------------------------- property test
 @st.composite
 def stream_cases(draw):

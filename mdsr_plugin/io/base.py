@@ -203,10 +203,13 @@ class TrajectoryWriter(ABC):
             traj.validate(first_frame=self.frames_written)
         except TrajectoryError as err:
             raise TrajectoryError(f"{self.path.name}: not written: output {err}") from None
-        if not self._opened:
-            self._open(traj)
-            self._opened = True
-        self._write(traj)
+        try:
+            if not self._opened:
+                self._open(traj)
+                self._opened = True
+            self._write(traj)
+        except RuntimeError as err:  # HDF5 or NetCDF failing to write (a full disk): say so in one line
+            raise OSError(f"{self.path}: cannot be written ({' '.join(str(err).split())})") from err
         self.frames_written += traj.n_frames
 
     @abstractmethod
@@ -228,6 +231,13 @@ class TrajectoryWriter(ABC):
         try:
             if self._opened:
                 self._close()
+        except Exception as err:
+            self._files.abort()
+            if exc_type is not None:  # closing a file that failed fails too: the first error is the one
+                return False
+            if isinstance(err, OSError):
+                raise
+            raise OSError(f"{self.path}: could not be finished ({' '.join(str(err).split())})") from err
         except BaseException:
             self._files.abort()
             raise

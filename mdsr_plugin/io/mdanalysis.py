@@ -8,8 +8,10 @@ to Å, fs, Å/fs and eV/Å here.  A NAMD velocity DCD stores velocities as
 
 from __future__ import annotations
 
+import errno
 import functools
 import re
+import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -750,7 +752,12 @@ class MDAnalysisWriter(TrajectoryWriter):
         with warnings.catch_warnings():
             # "No dimensions set": a gas-phase trajectory has no box, which is fine.
             warnings.simplefilter("ignore", UserWarning)
-            self._write_frames(traj)
+            try:
+                self._write_frames(traj)
+            except OSError as err:  # GROMACS' library says "XTC write error = float" for a full disk
+                if shutil.disk_usage(self.temporary_paths[0].parent).free < 2**20:
+                    raise OSError(errno.ENOSPC, f"{self.path}: no space left on device ({err})") from None
+                raise
 
     def _check_time_rounding(self, traj) -> None:
         """Say once where the format's float32 times (ps) round the frames' times by more than
