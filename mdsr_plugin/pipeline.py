@@ -330,6 +330,10 @@ def provenance_parameters(provenance: Provenance, factor: int, source) -> dict:
     """The provenance record an output keeps (H5MD ``parameters/``, extended XYZ's first
     comment line): factor, source and every provenance field that has a value."""
     recorded = {k: v for k, v in provenance.as_dict().items() if v is not None and v is not False}
+    if "self_validation" in recorded:  # what each candidate cost is the run's, not the file's: the same
+        validation = recorded["self_validation"]  # input and options give the same bytes
+        recorded["self_validation"] = {**validation, "scores": [{k: v for k, v in score.items() if k != "seconds"}
+                                                                for score in validation["scores"]]}
     return {"factor": int(factor), "source": str(source), **recorded}
 
 
