@@ -573,15 +573,15 @@ def main(argv=None) -> int:
     parser.add_argument("--hamiltonian", default="gfn2-xtb",
                         help="gfn2-xtb (default), gfn1-xtb, or pyscf:FUNCTIONAL/BASIS such as pyscf:pbe/6-31g")
     parser.add_argument("--temperature", type=positive_float, default=300.0, help="K (default 300)")
-    parser.add_argument("--thermostat", choices=THERMOSTATS, default="langevin")
-    parser.add_argument("--steps", type=positive_int, default=20000, help="production steps")
+    parser.add_argument("--thermostat", choices=THERMOSTATS, default="langevin", help="default langevin")
+    parser.add_argument("--steps", type=positive_int, default=20000, help="production steps (default 20000)")
     parser.add_argument("--timestep", type=positive_float, default=0.5, help="fs (default 0.5)")
-    parser.add_argument("--equilibration", type=non_negative_int, default=2000, help="steps discarded first")
+    parser.add_argument("--equilibration", type=non_negative_int, default=2000, help="steps discarded first (default 2000)")
     parser.add_argument("--friction", type=positive_float, default=0.01,
                         help="Langevin friction in 1/fs (default 0.01)")
     parser.add_argument("--tdamp", type=positive_float, default=50.0,
                         help="Nosé–Hoover or CSVR time constant in fs (default 50)")
-    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="default 0")
     parser.add_argument("--checkpoint-every", type=positive_int, default=1000,
                         help="steps between saves of the run's state to OUTPUT.resume.h5 (default 1000)")
     parser.add_argument("--snapshot", metavar="H5MD",

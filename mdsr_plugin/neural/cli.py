@@ -54,16 +54,20 @@ def train_main(argv=None) -> int:
                         help="output step in fs (default 1)")
     parser.add_argument("--dt", type=positive_float, help="time step of the input files in fs, if they record none")
     parser.add_argument("--top", help="topology for formats without atoms")
-    parser.add_argument("--force-epochs", type=non_negative_int, default=defaults.force_epochs)
-    parser.add_argument("--rollout-epochs", type=non_negative_int, default=defaults.rollout_epochs)
+    parser.add_argument("--force-epochs", type=non_negative_int, default=defaults.force_epochs,
+                        help=f"epochs of force matching (needs stored forces; default {defaults.force_epochs}, "
+                        "0 skips it)")
+    parser.add_argument("--rollout-epochs", type=non_negative_int, default=defaults.rollout_epochs,
+                        help=f"epochs of learning whole rollouts across gaps (default {defaults.rollout_epochs})")
     parser.add_argument("--max-hours", type=positive_float, help="stop (resumably) after this long")
-    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed,
+                        help=f"seed of the initial weights and the batches (default {defaults.seed})")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     parser.add_argument("--molecule", default="", help="name recorded in the model card")
     parser.add_argument("--factors", type=at_least_two, nargs="*",
                         help="factors recorded as served (default: --factor)")
     parser.add_argument("--provenance", help="JSON file describing how the data were made")
-    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch lines")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
