@@ -187,6 +187,19 @@ def test_an_interrupted_report_leaves_the_folder_as_it_was(reference_1fs, tmp_pa
     assert "mdsr-eval: interrupted (Ctrl-C); no report written" in capsys.readouterr().err
 
 
+def test_a_report_folder_that_cannot_be_made_is_refused_before_the_evaluation(reference_1fs, tmp_path, capsys,
+                                                                             monkeypatch):
+    import mdsr_plugin.evaluation as evaluation_module
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("evaluated before the report folder was checked")
+
+    monkeypatch.setattr(evaluation_module, "evaluate", must_not_run)
+    (tmp_path / "file").write_text("not a folder")
+    assert eval_main([str(reference_1fs), "--factor", "20", "-o", str(tmp_path / "file" / "report"), "-q"]) == 1
+    assert "file: is a file, not a folder" in capsys.readouterr().err
+
+
 def test_candidate_upsampled_with_another_factor_is_refused(reference_1fs, tmp_path, capsys):
     """A factor-20 candidate scored at --factor 10 has as many frames as asked for when the
     reference's length is a multiple of 20 frames, but its frames 10, 30... are filled ones:

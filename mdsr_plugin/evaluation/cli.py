@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import warnings
+from pathlib import Path
 
 from ..cli import (EXIT_FAILURE, EXIT_OK, OneLineParser, at_least_two, check_device, positive_float, positive_int,
                    usage_error)
@@ -86,6 +88,10 @@ def main(argv=None) -> int:
     from . import evaluate
     from .report import format_table, write_report
 
+    problem = _unwritable(Path(args.output))
+    if problem:  # before the evaluation, which can take minutes
+        print(f"mdsr-eval: error: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
     options = {k: v for k, v in (("dt", args.dt), ("topology", args.top), ("format", args.input_format))
                if v is not None}
     candidate_options = {k: v for k, v in (("topology", args.top), ("format", args.candidate_format))
@@ -117,6 +123,16 @@ def main(argv=None) -> int:
         print(format_table(evaluation))
         print(f"report: {paths['html']}")
     return EXIT_OK
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why the report cannot go to ``folder`` (made by the report if missing), or None."""
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing}: is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing}: cannot be written to"
+    return None
 
 
 if __name__ == "__main__":

@@ -438,8 +438,10 @@ def _quantity_source(path: Path, quantity: str):
 def open_writer(path, *, format: str | None = None, **options) -> TrajectoryWriter:
     """A writer for ``path``, its format from the extension unless ``format`` is given."""
     fmt = get_format(path, format, writing=True)
-    if not Path(path).resolve().parent.is_dir():
-        raise FormatError(f"{Path(path).parent}: output folder does not exist")
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        there = "is a file, not a folder" if folder.exists() else "output folder does not exist"
+        raise FormatError(f"{Path(path).parent}: {there}")
     return fmt.open_writer(path, **options)
 
 
