@@ -200,6 +200,32 @@ def test_a_report_folder_that_cannot_be_made_is_refused_before_the_evaluation(re
     assert "file: is a file, not a folder" in capsys.readouterr().err
 
 
+def test_a_rotated_candidate_of_a_breathing_cell_is_turned_back_frame_by_frame():
+    """NPT: the candidate's filled frames carry cells interpolated between the coarse ones and
+    were rotated by those; the rotations back come from the reference's own cells."""
+    from scipy.spatial.transform import Rotation
+
+    from mdsr_plugin.evaluation import _in_orientation_of
+    from mdsr_plugin.io.mdanalysis import rotations_to_mda_frame
+    from mdsr_plugin.trajectory import Trajectory
+
+    turn = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()
+    times = np.arange(9.0)
+    scale = 1.0 + 0.01 * (times / 8.0) ** 2  # a breathing box; interpolating it is not exact
+    cells = scale[:, None, None] * (np.array([[10.0, 0, 0], [1.0, 11.0, 0], [0.5, 0.3, 12.0]]) @ turn.T)
+    rng = np.random.default_rng(1)
+    positions = rng.uniform(0, 1, (9, 5, 3)) @ cells
+    reference = Trajectory(numbers=[8, 1, 1, 6, 1], positions=positions, times=times, cell=cells, pbc=True)
+    interpolated = cells.copy()
+    interpolated[1::2] = 0.5 * (cells[:-1:2] + cells[2::2])  # the candidate's filled frames
+    rotations = rotations_to_mda_frame(interpolated)
+    candidate = Trajectory(numbers=reference.numbers, positions=np.einsum("fni,fij->fnj", positions, rotations),
+                           times=times, cell=np.einsum("fni,fij->fnj", interpolated, rotations), pbc=True)
+    back = _in_orientation_of(candidate, reference)
+    np.testing.assert_allclose(back.positions[::2], positions[::2], atol=1e-9)  # the coarse frames: exact
+    np.testing.assert_allclose(back.positions, positions, atol=1e-3)
+
+
 def test_candidate_upsampled_with_another_factor_is_refused(reference_1fs, tmp_path, capsys):
     """A factor-20 candidate scored at --factor 10 has as many frames as asked for when the
     reference's length is a multiple of 20 frames, but its frames 10, 30... are filled ones:

@@ -428,6 +428,70 @@ def test_a_group_of_files_is_published_whole_or_not_at_all(tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_stop_signal_during_a_group_s_renames_waits_until_both_are_published(tmp_path, monkeypatch):
+    """SIGTERM between the renames of a DCD and its velocity DCD (from any thread of the
+    process) left the new DCD beside the old velocities; it now acts once both are in place."""
+    import os
+    import signal as signals
+    import threading
+
+    from mdsr_plugin.io.atomic import AtomicFiles, Interrupted, published_while_stopping, stop_on_signals
+
+    positions, velocities = tmp_path / "fine.dcd", tmp_path / "fine.vel.dcd"
+    for path in (positions, velocities):
+        path.write_text("old")
+    real_replace, sent = os.replace, []
+
+    def signalled_after_first(source, target):
+        real_replace(source, target)
+        if not sent:  # SIGTERM from outside, while another thread runs (PyTorch's pool)
+            sent.append(True)
+            os.kill(os.getpid(), signals.SIGTERM)
+
+    monkeypatch.setattr(os, "replace", signalled_after_first)
+    sleeper = threading.Thread(target=lambda: threading.Event().wait(2), daemon=True)
+    sleeper.start()
+    with pytest.raises(Interrupted):
+        with stop_on_signals():
+            with AtomicFiles(positions, velocities) as temporaries:
+                for temporary in temporaries:
+                    temporary.write_text("new")
+            raise AssertionError("the signal did not act once the group was published")
+    assert positions.read_text() == velocities.read_text() == "new"
+    # what the command's interrupt message names ("after writing ..."), and nothing left aside
+    assert published_while_stopping() == [positions, velocities]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([positions.name, velocities.name])
+
+
+def test_a_group_without_hard_links_keeps_the_old_files_by_copy(tmp_path, monkeypatch):
+    """Where a hard link cannot be made, rolling back removed the old DCD for good."""
+    import os
+
+    from mdsr_plugin.io.atomic import AtomicFiles
+
+    positions, velocities = tmp_path / "fine.dcd", tmp_path / "fine.vel.dcd"
+    positions.write_text("old positions")
+    velocities.write_text("old velocities")
+    real_replace = os.replace
+
+    def no_links(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    def failing_second(source, target):
+        if Path(target) == velocities and ".partial-" in Path(source).name:
+            raise OSError(28, "No space left on device")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(os, "replace", failing_second)
+    with pytest.raises(OSError, match="No space left"):
+        with AtomicFiles(positions, velocities) as temporaries:
+            for temporary in temporaries:
+                temporary.write_text("new")
+    assert positions.read_text() == "old positions" and velocities.read_text() == "old velocities"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fine.dcd", "fine.vel.dcd"]
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_an_output_that_is_no_regular_file_is_refused_not_replaced(tmp_path, kind, capsys):
     """``-o /dev/null`` (or a FIFO) was replaced by a plain file holding the output."""

@@ -113,7 +113,13 @@ def test_dcd_velocity_file_follows_the_namd_convention(tmp_path, small_traj, top
 def _mdanalysis_dcd(path, traj, vectors):
     """``vectors`` (F, N, 3) written frame by frame by MDAnalysis' own DCD writer, the way
     mdsr_plugin's DCD output is defined: box from the cell, vectors in MDAnalysis' cell frame."""
-    from mdsr_plugin.io.mdanalysis import _rotation_to_mda_frame, cell_to_dimensions
+    from ase.geometry import cell_to_cellpar, cellpar_to_cell
+
+    from mdsr_plugin.io.mdanalysis import cell_to_dimensions
+
+    def rotation_to_mda_frame(cell):  # through ASE, not the package's vectorised one
+        canonical = cellpar_to_cell(cell_to_cellpar(cell))
+        return None if np.allclose(canonical, cell, atol=1e-8) else np.linalg.solve(cell, canonical)
 
     universe = mda.Universe.empty(traj.n_atoms, trajectory=True)
     ts = universe.trajectory.ts
@@ -122,7 +128,7 @@ def _mdanalysis_dcd(path, traj, vectors):
         with mda.Writer(str(path), n_atoms=traj.n_atoms, format="DCD", dt=traj.dt / 1000.0,
                         istart=int(round(traj.times[0] / traj.dt)), nsavc=1) as writer:
             for i in range(traj.n_frames):
-                rotation = None if traj.cell is None else _rotation_to_mda_frame(traj.cell[i])
+                rotation = None if traj.cell is None else rotation_to_mda_frame(traj.cell[i])
                 ts.positions = vectors[i] if rotation is None else vectors[i] @ rotation
                 ts.dimensions = None if traj.cell is None else cell_to_dimensions(traj.cell[i])
                 writer.write(universe.atoms)
@@ -230,21 +236,24 @@ def _rotated(traj, theta=0.3):
                    velocities=traj.velocities @ rotation.T, forces=traj.forces @ rotation.T)
 
 
-@pytest.mark.parametrize("name", ["trr", "h5md", "dcd", "netcdf"])
-def test_rotated_cell_is_written_in_mdanalysis_orientation(tmp_path, small_traj, topology, name):
-    """MDAnalysis keeps only box lengths and angles (also of an H5MD's box/edges): vectors of
-    a rotated cell are rotated into its orientation, and the writer says so once."""
+@pytest.mark.parametrize("handed", ["right", "left"])
+@pytest.mark.parametrize("name", ["trr", "dcd", "netcdf"])
+def test_rotated_cell_is_written_in_mdanalysis_orientation(tmp_path, small_traj, topology, name, handed):
+    """MDAnalysis keeps only box lengths and angles: vectors of a rotated cell are rotated into
+    its orientation, and the writer says so once.  A left-handed cell is the same lattice as its
+    right-handed equivalent: rotated, never mirrored (chirality kept)."""
     from MDAnalysis.lib.distances import distance_array
 
+    traj = small_traj
+    if handed == "left":
+        traj = replace(small_traj, cell=small_traj.cell * np.array([1.0, 1.0, -1.0])[:, None])
     path = tmp_path / f"out{EXTENSION[name]}"
     with pytest.warns(UserWarning, match="not in the orientation MDAnalysis reads") as said:
         with open_writer(path) as writer:  # two chunks: one notice
-            writer.write(_rotated(small_traj)[:3])
-            writer.write(_rotated(small_traj)[3:])
+            writer.write(_rotated(traj)[:3])
+            writer.write(_rotated(traj)[3:])
     assert sum("orientation MDAnalysis" in str(w.message) for w in said) == 1
-    options = {"topology": topology} if name != "h5md" else {}
-    if name == "dcd":
-        options["velocities"] = DCDWriter.velocity_path(path)
+    options = {"topology": topology, **({"velocities": DCDWriter.velocity_path(path)} if name == "dcd" else {})}
     back = read_trajectory(path, **options)
     np.testing.assert_allclose(back.positions, small_traj.positions, atol=1e-5)
     np.testing.assert_allclose(back.velocities, small_traj.velocities, atol=1e-7)
@@ -254,6 +263,25 @@ def test_rotated_cell_is_written_in_mdanalysis_orientation(tmp_path, small_traj,
         ours = ase.Atoms(numbers=small_traj.numbers, positions=positions, cell=small_traj.cell[0],
                          pbc=True).get_all_distances(mic=True)
         np.testing.assert_allclose(theirs, ours, atol=1e-4)
+        # the signed volume of the first three atoms: a mirror would flip it
+        def handedness(x):
+            return np.sign(np.linalg.det(x[1:4] - x[0]))
+
+        assert handedness(ts.positions) == handedness(positions)
+
+
+def test_h5md_keeps_a_rotated_cell_exactly_and_says_mdanalysis_would_misread_it(tmp_path, small_traj):
+    """MDAnalysis' H5MD reader turns box/edges into lengths and angles; H5MD keeps the file's
+    coordinates exactly (our reader, h5py, ZnH5MD read them so) and says so once."""
+    path = tmp_path / "out.h5md"
+    with pytest.warns(UserWarning, match="H5MD keeps it and the positions exactly") as said:
+        with open_writer(path) as writer:
+            writer.write(_rotated(small_traj)[:3])
+            writer.write(_rotated(small_traj)[3:])
+    assert sum("orientation MDAnalysis" in str(w.message) for w in said) == 1
+    back = read_trajectory(path)
+    np.testing.assert_array_equal(back.positions, _rotated(small_traj).positions)
+    np.testing.assert_array_equal(back.cell, _rotated(small_traj).cell)
 
 
 @pytest.mark.parametrize("name", ["trr", "xtc"])
@@ -303,6 +331,10 @@ def test_float32_times_far_into_a_run_are_evenly_spaced(tmp_path, topology, ext)
     _gromacs_file(tmp_path / f"gap{ext}", topology, 1000.0 + 0.01 * np.delete(np.arange(40), 20))
     with pytest.raises(TrajectoryError, match="frame 20: non-uniform time step"):
         read_trajectory(tmp_path / f"gap{ext}", topology=topology).dt
+    # read in chunks, those without the gap are even among themselves but off the file's line
+    with open_reader(tmp_path / f"gap{ext}", topology=topology) as reader:
+        with pytest.raises(TrajectoryError, match="frames 0-9 are 10.* fs apart, but the file's first and last"):
+            next(reader.chunks(10))
 
 
 def test_our_trr_of_late_fine_frames_reads_back_with_a_notice(tmp_path, small_traj, topology):

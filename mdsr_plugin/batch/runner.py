@@ -16,6 +16,7 @@ unfinished temporary output and exits.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import multiprocessing
 import os
@@ -148,8 +149,10 @@ def _die_with_parent(scheduler: int) -> None:
 
 
 def _terminate(signum, frame):
-    from ..io.atomic import remove_open_temporaries
+    from ..io.atomic import remove_open_temporaries, when_published
 
+    if when_published(functools.partial(_terminate, signum, None)):
+        return  # a DCD and its velocity DCD are being published: end once both are
     remove_open_temporaries()
     os._exit(128 + signum)
 

@@ -286,26 +286,34 @@ def _check_times(fine: Trajectory, reference: Trajectory, name: str) -> None:
 
 
 def _in_orientation_of(fine: Trajectory, reference: Trajectory) -> Trajectory:
-    """``fine`` with its vectors rotated into ``reference``'s cell orientation.
+    """``fine`` with its vectors rotated back into ``reference``'s cell orientation.
 
-    The writers of formats MDAnalysis reads rotate a cell that is not in its orientation
-    (a along x, b in the xy plane) and every vector with it; the frames are the same, the
-    coordinates are not.  Only a proper rotation is undone: any other difference between
-    the cells is left for the coarse-frame check to refuse.
+    The TRR, XTC, NetCDF and DCD writers rotate a cell that is not in MDAnalysis'
+    orientation (a along x, b in the xy plane), and every vector with it
+    (:func:`~mdsr_plugin.io.mdanalysis.rotations_to_mda_frame`): the frames are the same,
+    the coordinates are not.  The rotations come from the reference's cells, so a cell that
+    changes (NPT, the candidate's filled frames interpolating it) is undone too; where
+    ``fine``'s cells are not those rotations of the reference's, ``fine`` is left for the
+    coarse-frame check to refuse.
     """
-    if fine.cell is None or reference.cell is None or np.allclose(fine.cell, reference.cell, atol=1e-4):
+    from ..io.mdanalysis import right_handed, rotations_to_mda_frame
+
+    if fine.cell is None or reference.cell is None or np.allclose(fine.cell, reference.cell[: fine.n_frames],
+                                                                  atol=1e-4):
         return fine
-    # rows: fine.cell[f] @ rotations[f] = reference.cell[f]
-    rotations = np.linalg.solve(fine.cell, reference.cell)
-    orthogonal = np.allclose(np.einsum("fij,fkj->fik", rotations, rotations), np.eye(3), atol=1e-4)
-    if not orthogonal or not np.allclose(np.linalg.det(rotations), 1.0, atol=1e-4):
+    rotations = rotations_to_mda_frame(reference.cell[: fine.n_frames])
+    if rotations is None:
         return fine
 
-    def rotated(vectors):
-        return None if vectors is None else np.einsum("fni,fij->fnj", vectors, rotations)
+    def back(vectors):
+        return None if vectors is None else np.einsum("fni,fji->fnj", vectors, rotations)
 
-    return replace(fine, positions=rotated(fine.positions), velocities=rotated(fine.velocities),
-                   forces=rotated(fine.forces), cell=reference.cell[: fine.n_frames].copy())
+    cell = back(fine.cell)
+    # the filled frames' cells are interpolated: equal to the reference's to well within 0.05 Å
+    if not np.allclose(cell, right_handed(reference.cell[: fine.n_frames]), atol=5e-2):
+        return fine
+    return replace(fine, positions=back(fine.positions), velocities=back(fine.velocities),
+                   forces=back(fine.forces), cell=cell)
 
 
 #: Largest difference, Å, between a candidate's coarse frame and the reference's: what storage

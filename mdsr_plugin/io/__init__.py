@@ -160,8 +160,7 @@ def choose_format(path, format: str | None = None, *, writing: bool = False) -> 
     if kind is not None and writing:  # "-o ." or "-o results/": not a name without an extension; "-o /dev/null"
         raise FormatError(f"{path}: the output names {kind}, not a file")
     if kind not in (None, "a folder"):  # a FIFO or /dev/stdin would hang the sniffing; /dev/zero never ends
-        raise FormatError(f"{path}: is {kind}, not a file; mdsr_plugin reads its input more than once "
-                          "(save the stream to a file first)")
+        raise FormatError(_not_an_input_file(path, kind))
     if format is not None:
         try:
             fmt = _FORMATS[format.lower()]
@@ -315,12 +314,16 @@ def _route_lammps_options(fmt: Format, options: dict) -> None:
                           f"not a {fmt.name} file")
 
 
+def _not_an_input_file(path, kind: str) -> str:
+    if kind == "a folder":
+        return f"{path}: is a folder, not a file (mdsr-batch reads folders)"
+    return f"{path}: is {kind}, not a file; mdsr_plugin reads its input more than once (save the stream to a file first)"
+
+
 def _check_is_file(path: Path) -> None:
-    if path.is_dir():
-        raise FormatError(f"{path}: is a folder, not a file (mdsr-batch reads folders)")
-    if not_a_file(path) is not None:
-        raise FormatError(f"{path}: is {not_a_file(path)}, not a file; mdsr_plugin reads its input more than once "
-                          "(save the stream to a file first)")
+    kind = not_a_file(path)
+    if kind is not None:
+        raise FormatError(_not_an_input_file(path, kind))
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
 

@@ -13,6 +13,7 @@ would be published, and they are deleted instead.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import signal
@@ -91,7 +92,8 @@ def stop_on_signals():
 
     def handler(signum, frame):
         _STOP_SIGNAL.append(signum)
-        raise Interrupted(signum)
+        if not when_published(functools.partial(_raise_interrupted, signum)):
+            raise Interrupted(signum)
 
     def unraisable(report):  # the interrupt landed where Python ignores exceptions (a weakref
         if report.exc_type is not Interrupted:  # callback in h5py): commit() still sees it
@@ -107,6 +109,27 @@ def stop_on_signals():
             signal.signal(sig, old)
         sys.unraisablehook = previous_hook
         _STOP_SIGNAL.clear()
+
+
+def _raise_interrupted(signum: int):
+    raise Interrupted(signum)
+
+
+#: Set while a group of files is being published; what a stop signal would do waits in
+#: :data:`_AFTER_PUBLISHING` until every rename is done (a DCD without its velocity DCD
+#: would otherwise be left).  A flag, not a signal mask: a mask holds only in its own
+#: thread, and the signal goes to any thread of the process (PyTorch's, OpenMP's).
+_PUBLISHING: list[bool] = []
+_AFTER_PUBLISHING: list = []
+
+
+def when_published(action) -> bool:
+    """While a group of files is being published, keep ``action`` (a signal handler's) for
+    when it is, and return True; otherwise return False (the handler acts at once)."""
+    if _PUBLISHING:
+        _AFTER_PUBLISHING.append(action)
+        return True
+    return False
 
 
 #: Longest file name, bytes, of the file systems in use (ext4, XFS, Btrfs, NFS...).
@@ -210,39 +233,47 @@ class AtomicFiles:
     def commit(self) -> None:
         """Rename every temporary file onto its final name; all of them or none.
 
-        A group (a DCD and its velocity DCD) keeps a hard link to each file it replaces until
-        every rename has succeeded, and puts them back if one fails; the stop signals wait
-        until the group is published, so that an interrupt cannot fall between two renames.
+        A group (a DCD and its velocity DCD) keeps each file it replaces aside (a hard link,
+        else a copy) until every rename has succeeded, and puts them back if one fails; a stop
+        signal waits until the group is published (:func:`when_published`), so that an
+        interrupt cannot fall between two renames.
         """
         if _STOP_SIGNAL:  # an interrupt a library swallowed: publish nothing
             self.abort()
             raise Interrupted(_STOP_SIGNAL[0])
         mode = _new_file_mode()
-        previous = {} if len(self.final) == 1 else _linked_aside(self.final)
-        done = []
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        _PUBLISHING.append(True)
         try:
-            for temp, final in zip(self.temporary, self.final):
-                # as open() would have made it: a library may create its file private (safetensors: 0600)
-                os.chmod(temp, mode)
-                try:
-                    os.replace(temp, final)
-                except OSError as err:
-                    raise type(err)(err.errno, f"{final} cannot be written ({err.strerror})") from None
-                done.append(final)
-        except BaseException:
-            for final in done:  # what this group published is undone: the old files, or none
-                _restore(final, previous.get(final))
-            self.abort()
-            raise
-        else:
+            previous = {} if len(self.final) == 1 else _kept_aside(self.final)
+            done = []
+            try:
+                for temp, final in zip(self.temporary, self.final):
+                    # as open() would have made it: a library may create its file private (safetensors: 0600)
+                    os.chmod(temp, mode)
+                    try:
+                        os.replace(temp, final)
+                    except OSError as err:
+                        raise type(err)(err.errno, f"{final} cannot be written ({err.strerror})") from None
+                    done.append(final)
+            except BaseException:
+                for final in done:  # what this group published is undone: the old files, or none
+                    _restore(final, previous.get(final, False))
+                self.abort()
+                raise
+            finally:
+                for kept in previous.values():
+                    if kept is not None:
+                        _unlink(kept)
             _PUBLISHED.extend(self.final)
             for temp in self.temporary:
                 _OPEN.discard(temp)
         finally:
-            for link in previous.values():
-                _unlink(link)
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            _PUBLISHING.pop()
+            if not _PUBLISHING:  # a stop signal that came meanwhile acts now
+                waiting = list(_AFTER_PUBLISHING)
+                _AFTER_PUBLISHING.clear()
+                for action in waiting:
+                    action()
 
     def __enter__(self) -> list[Path]:
         """The temporary paths to write; committed when the block ends normally, else deleted."""
@@ -261,27 +292,36 @@ class AtomicFiles:
             _unlink(temp)
 
 
-def _linked_aside(paths: list[Path]) -> dict[Path, Path]:
-    """A hard link (a temporary name) to each of ``paths`` that exists: the file that
-    publishing would replace, kept to put back.  A file system without hard links keeps none."""
+def _kept_aside(paths: list[Path]) -> dict[Path, Path | None]:
+    """Each of ``paths`` that exists, kept under a temporary name to put back: a hard link,
+    else (a file system without them, protected links) a copy.  A file that exists but
+    could not be kept maps to None, so that it is never removed as if it were new."""
+    import shutil
+
     kept = {}
     for path in paths:
-        if path.exists():
-            link = temporary_name(path)
+        if not path.exists():
+            continue
+        aside = temporary_name(path)
+        try:
+            os.link(path, aside)
+        except OSError:
             try:
-                os.link(path, link)
+                shutil.copy2(path, aside)
             except OSError:
-                continue
-            kept[path] = link
+                _unlink(aside)
+                aside = None
+        kept[path] = aside
     return kept
 
 
-def _restore(final: Path, kept: Path | None) -> None:
-    """Put back the file ``final`` replaced (its link ``kept``), or remove it if it was new."""
+def _restore(final: Path, kept) -> None:
+    """Put back the file ``final`` replaced (``kept`` aside), or remove ``final`` if it is new
+    (``kept`` is ``False``: absent from :func:`_kept_aside`'s map)."""
     try:
-        if kept is not None:
+        if kept:
             os.replace(kept, final)
-        else:
+        elif kept is False:
             final.unlink()
     except OSError:
         pass

@@ -22,7 +22,7 @@ import numpy as np
 from ..trajectory import Trajectory, TrajectoryError
 from .atomic import AtomicFiles
 
-__all__ = ["TrajectoryReader", "TrajectoryWriter", "FormatError", "frame_times", "Float32Times"]
+__all__ = ["TrajectoryReader", "TrajectoryWriter", "FormatError", "frame_times", "Float32Times", "float32_rounding"]
 
 
 class FormatError(ValueError):
@@ -43,6 +43,12 @@ def frame_times(first_frame: int, n: int, file_times, dt: float | None, source: 
     if file_times is None:
         raise FormatError(f"{source}: the file records no time step; pass --dt or dt= (coarse step in fs)")
     return np.asarray(file_times, dtype=np.float64)
+
+
+def float32_rounding(largest: float, unit_fs: float) -> float:
+    """How far, in fs, a time of magnitude ``largest`` (in units of ``unit_fs`` fs) is rounded
+    when stored as float32: its spacing there."""
+    return float(np.spacing(np.float32(abs(largest)))) * unit_fs
 
 
 class Float32Times:
@@ -74,7 +80,7 @@ class Float32Times:
         if n_frames < 2 or not stored_as_float32 or last <= first:
             return
         step = (last - first) / (n_frames - 1) * unit_fs
-        self.rounding = float(np.spacing(np.float32(max(abs(first), abs(last))))) * unit_fs
+        self.rounding = float32_rounding(max(abs(first), abs(last)), unit_fs)
         if self.rounding > self.NEGLIGIBLE * step:
             self.grid = (first * unit_fs, step)
             #: relative uncertainty of the step: two endpoints each rounded
@@ -86,8 +92,10 @@ class Float32Times:
         Raises
         ------
         TrajectoryError
-            A step that differs from the others by more than the rounding (a frame
-            missing, a restart), named: the check downstream would name the rounding instead.
+            Times off the line by more than the rounding: a step that differs from the
+            others (a frame missing, a restart) is named; frames even among themselves but
+            off the line say the gap is elsewhere.  The check downstream would blame the
+            rounding instead.
         """
         if self.grid is None:
             return times
@@ -103,7 +111,11 @@ class Float32Times:
             raise TrajectoryError(
                 f"frame {first_frame + i + 1}: non-uniform time step ({steps[i]:g} fs after {usual:g} fs; the "
                 f"file's float32 times are rounded to {self.rounding:.2g} fs); upsampling needs evenly spaced frames")
-        return times
+        # even here, but not on the line through the file's ends: the gap is in another part
+        raise TrajectoryError(
+            f"frames {first_frame}-{first_frame + len(times) - 1} are {usual:g} fs apart, but the file's first and "
+            f"last frames are {step:g} fs apart on average: a frame is missing or the run restarts elsewhere in the "
+            "file; upsampling needs evenly spaced frames")
 
     def note(self, name: str) -> str | None:
         """What was done, for the summary of what was read; None where nothing was."""

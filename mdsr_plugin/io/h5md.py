@@ -5,9 +5,10 @@ The writer follows H5MD 1.1 the way MDAnalysis' H5MD reader expects it:
 ``step`` and ``time`` arrays (MDAnalysis cannot read the fixed-increment form),
 ``unit`` attributes it knows (``Angstrom``, ``fs``, ``Angstrom fs-1``,
 ``kJ mol-1 Angstrom-1``) and the units module they belong to, ``species`` (atomic
-numbers), ``mass`` (u) and the box, in MDAnalysis' orientation (a along x, b in the xy
-plane: it reads ``box/edges`` as lengths and angles, so vectors of a cell in another
-orientation are rotated into that one).  Extra per-frame values (the neural model's disagreement) go to ``observables/``,
+numbers), ``mass`` (u) and the box, all exactly as given.  MDAnalysis reads ``box/edges``
+as lengths and angles (a along x, b in the xy plane), so for a cell in another orientation
+its box and these positions disagree: the writer says so once (the TRR, XTC, NetCDF and
+DCD writers rotate such vectors instead).  Extra per-frame values (the neural model's disagreement) go to ``observables/``,
 and provenance to ``parameters/``; MDAnalysis ignores both.
 
 The reader takes files of any writer, or refuses them in one line.  H5MD leaves
@@ -58,6 +59,13 @@ _CREATOR = "mdsr_plugin"
 _L, _M, _T = (1, 0, 0), (0, 1, 0), (0, 0, 1)
 _ENERGY = (2, 1, -2)
 _FORCE = (1, 1, -2)
+
+#: What the writer says once of a cell MDAnalysis cannot pair with these positions.
+MDA_ORIENTATION = ("the cell is not in the orientation MDAnalysis reads (a along x, b in the xy plane): H5MD "
+                   "keeps it and the positions exactly, but MDAnalysis' H5MD reader would pair them with a box "
+                   "rotated against them (distances across the box wrong); for MDAnalysis write .trr, .nc or "
+                   ".dcd, whose vectors are rotated into its orientation")
+
 
 #: Units of the per-frame values methods add (``Trajectory.frame_data``), for their ``unit``
 #: attribute: the neural model's forward/backward disagreement, a reference run's energy.
@@ -612,8 +620,6 @@ class H5MDWriter(TrajectoryWriter):
         return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
     def _write(self, traj: Trajectory) -> None:
-        from .mdanalysis import ROTATED, rotations_to_mda_frame
-
         steps = traj.steps if traj.steps is not None else self.frames_written + np.arange(traj.n_frames)
         arrays = {
             "position": traj.positions,
@@ -621,13 +627,10 @@ class H5MDWriter(TrajectoryWriter):
             "force": None if traj.forces is None else traj.forces * units.KJMOL_PER_EV,
             "edges": traj.cell,
         }
-        # MDAnalysis reads box/edges as lengths and angles (a along x): vectors of a cell in
-        # another orientation are rotated into that one, as every other writer does
-        rotations = rotations_to_mda_frame(traj.cell)
-        if rotations is not None:
-            self.say_once("rotated", ROTATED)
-            arrays = {key: None if value is None else np.einsum("f...i,fij->f...j", value, rotations)
-                      for key, value in arrays.items()}
+        from .mdanalysis import in_mda_orientation
+
+        if traj.cell is not None and not in_mda_orientation(traj.cell).all():
+            self.say_once("orientation", MDA_ORIENTATION)
         arrays.update({f"observables/{k}": v for k, v in traj.frame_data.items()})
         for key, (value, step, time) in self._series.items():
             data = arrays.get(key)

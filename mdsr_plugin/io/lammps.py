@@ -793,9 +793,7 @@ class LAMMPSUniverseReader(MDAnalysisReader):
     @property
     def notes(self) -> list[str]:
         """What was read in which units: the run's, not the format's (the summary's "read" line)."""
-        fields = {} if self._fields_of_first is None else self._fields_of_first[1]
-        stored = [q for q in ("velocities", "forces") if fields.get(q)] + (["box"] if fields.get("a box") else [])
-        return self._run.describe(stored, self.path.name)
+        return self._run.describe(self._stored(box="box"), self.path.name)
 
 
 def universe_reader_class(universe):

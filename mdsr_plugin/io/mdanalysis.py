@@ -14,6 +14,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +23,7 @@ import numpy as np
 from .. import units
 from ..elements import symbols_of
 from ..trajectory import Trajectory
-from .base import Float32Times, FormatError, TrajectoryReader, TrajectoryWriter
+from .base import Float32Times, FormatError, TrajectoryReader, TrajectoryWriter, float32_rounding
 from .binary_ends import check_complete
 
 __all__ = [
@@ -523,13 +524,17 @@ class MDAnalysisReader(TrajectoryReader):
             self._float32_times = Float32Times(first, last, self.n_frames, units.FS_PER_PS)
         return self._float32_times
 
+    def _stored(self, box: str = "cell") -> list[str]:
+        """What the file's first frame read holds besides positions, as the summary names it."""
+        fields = {} if self._fields_of_first is None else self._fields_of_first[1]
+        stored = [q for q in ("velocities", "forces") if fields.get(q) and
+                  not (q == "velocities" and self._velocity_reader is not None)]
+        return stored + ([box] if fields.get("a box") else [])
+
     @property
     def notes(self) -> list[str]:
         """Which file gave what, in which units (the summary's "read" line)."""
-        frame_fields = {} if self._fields_of_first is None else self._fields_of_first[1]
-        stored = [q for q in ("velocities", "forces") if frame_fields.get(q) and
-                  not (q == "velocities" and self._velocity_reader is not None)]
-        stored += ["cell"] if frame_fields.get("a box") else []
+        stored = self._stored()
         kind = self.universe.trajectory.format
         kind = kind[0] if isinstance(kind, (list, tuple)) else kind
         notes = [f"positions{''.join(', ' + q for q in stored)} from {self.path.name} "
@@ -675,28 +680,9 @@ def _empty_universe(traj: Trajectory):
     return universe
 
 
-def _rotation_to_mda_frame(cell) -> np.ndarray | None:
-    """Matrix taking row vectors from ``cell``'s orientation to MDAnalysis' canonical one
-    (a along x, b in the xy plane), or None when they already agree.
-
-    MDAnalysis stores only box lengths and angles, so vectors in a rotated cell are
-    carried over through fractional coordinates; the map is a rotation.
-    """
-    from ase.geometry import cell_to_cellpar, cellpar_to_cell
-
-    canonical = cellpar_to_cell(cell_to_cellpar(cell))
-    if np.allclose(canonical, cell, atol=1e-8):
-        return None
-    return np.linalg.solve(cell, canonical)
-
-
 #: What a writer says once where it rotates a file's vectors (:func:`rotations_to_mda_frame`).
 ROTATED = ("the cell is not in the orientation MDAnalysis reads (a along x, b in the xy plane): positions, "
            "velocities, forces and cell are written rigidly rotated into it (distances and dynamics unchanged)")
-
-
-def _in_mda_frame(vectors, rotation):
-    return vectors if rotation is None else vectors @ rotation
 
 
 class MDAnalysisWriter(TrajectoryWriter):
@@ -746,14 +732,15 @@ class MDAnalysisWriter(TrajectoryWriter):
         if traj.cell is not None and not np.all(traj.pbc) and not self.marks_nonperiodic_axes:
             self.say_once("slab", f"{self.mda_format} cannot say which axes are periodic: the whole cell is "
                                    "written, as GROMACS' own boxes are, and read back as periodic along every axis")
-        if rotations_to_mda_frame(traj.cell) is not None:
+        rotations = rotations_to_mda_frame(traj.cell)
+        if rotations is not None:
             self.say_once("rotated", ROTATED)
         self._check_time_rounding(traj)
         with warnings.catch_warnings():
             # "No dimensions set": a gas-phase trajectory has no box, which is fine.
             warnings.simplefilter("ignore", UserWarning)
             try:
-                self._write_frames(traj)
+                self._write_frames(traj, rotations)
             except OSError as err:  # GROMACS' library says "XTC write error = float" for a full disk
                 if shutil.disk_usage(self.temporary_paths[0].parent).free < 2**20:
                     raise OSError(errno.ENOSPC, f"{self.path}: no space left on device ({err})") from None
@@ -764,22 +751,27 @@ class MDAnalysisWriter(TrajectoryWriter):
         1e-3 of their step: MDAnalysis then reads them uneven (mdsr_plugin evens them out)."""
         if traj.n_frames < 2:
             return
-        rounding = float(np.spacing(np.float32(np.abs(traj.times).max() / units.FS_PER_PS))) * units.FS_PER_PS
+        rounding = float32_rounding(np.abs(traj.times).max() / units.FS_PER_PS, units.FS_PER_PS)
         step = float(traj.times[1] - traj.times[0])
         if rounding > 1e-3 * step:
             self.say_once("times", f"{self.mda_format} stores times as float32 ps: at {traj.times.max() / 1000:g} ps "
                                     f"they are rounded to {rounding:.2g} fs, {rounding / step:.1%} of the {step:g} fs "
                                     "step, so other programs read them uneven (.h5md keeps them exactly)")
 
-    def _write_frames(self, traj):
+    def _write_frames(self, traj, rotations):
+        if rotations is not None:  # every vector into MDAnalysis' orientation, a chunk at a time
+            def rotate(vectors):
+                return None if vectors is None else np.einsum("fni,fij->fnj", vectors, rotations)
+
+            traj = replace(traj, positions=rotate(traj.positions), velocities=rotate(traj.velocities),
+                           forces=rotate(traj.forces))
         ts = self._universe.trajectory.ts
         for i in range(traj.n_frames):
-            rotation = None if traj.cell is None else _rotation_to_mda_frame(traj.cell[i])
-            self._fill(ts, traj, i, _in_mda_frame(traj.positions[i], rotation))
+            self._fill(ts, traj, i, traj.positions[i])
             if traj.velocities is not None:
-                ts.velocities = _in_mda_frame(traj.velocities[i], rotation) * units.FS_PER_PS
+                ts.velocities = traj.velocities[i] * units.FS_PER_PS
             if traj.forces is not None:
-                ts.forces = _in_mda_frame(traj.forces[i], rotation) * units.KJMOL_PER_EV
+                ts.forces = traj.forces[i] * units.KJMOL_PER_EV
             self._writer.write(self._universe.atoms)
 
     def _close(self):
@@ -886,7 +878,7 @@ def _box(cell, pbc) -> np.ndarray:
     non-periodic axis (``pbc`` False: a slab's vacuum direction), the AMBER convention LAMMPS
     writes too.  These formats have no per-axis periodicity, and the completed row of such an
     axis is no box."""
-    dimensions = cell_to_dimensions(cell)
+    dimensions = cell_to_dimensions(right_handed(cell))  # the box of the rotated vectors
     if pbc is not None:
         dimensions[..., :3][..., ~np.asarray(pbc, dtype=bool)] = 0.0
     return dimensions
@@ -905,21 +897,55 @@ def _dcd_unit_cells(cell, n_frames, pbc=None) -> np.ndarray:
     return box
 
 
-def rotations_to_mda_frame(cell) -> np.ndarray | None:
-    """Per-frame :func:`_rotation_to_mda_frame`, shape (F, 3, 3), or None if no frame needs one.
+def right_handed(cell) -> np.ndarray:
+    """Cells (..., 3, 3) with the third vector negated where the cell is left-handed: the
+    same lattice (and so the same periodic images), in a cell that a proper rotation
+    takes to MDAnalysis' orientation; a mirror would change every chiral centre."""
+    cell = np.asarray(cell, dtype=np.float64)
+    flip = np.where(np.linalg.det(cell) < 0, -1.0, 1.0)
+    return np.concatenate([cell[..., :2, :], cell[..., 2:, :] * flip[..., None, None]], axis=-2)
 
-    The writers of formats MDAnalysis reads (TRR, XTC, NetCDF, DCD and H5MD, whose
-    ``box/edges`` MDAnalysis turns into lengths and angles) rotate every vector by these, so
-    that positions and box agree there, and says so once per file (:data:`ROTATED`)."""
+
+def canonical_cells(dimensions) -> np.ndarray:
+    """MDAnalysis' cell rows (..., 3, 3), Å, of boxes ``[a, b, c, alpha, beta, gamma]``: a along
+    x, b in the xy plane (``MDAnalysis.lib.mdamath.triclinic_vectors``' layout), vectorised."""
+    dimensions = np.asarray(dimensions, dtype=np.float64)
+    a, b, c = dimensions[..., 0], dimensions[..., 1], dimensions[..., 2]
+    cos_alpha, cos_beta, cos_gamma = np.cos(np.deg2rad(dimensions[..., 3:6])).transpose(
+        (dimensions.ndim - 1, *range(dimensions.ndim - 1)))
+    sin_gamma = np.sin(np.deg2rad(dimensions[..., 5]))
+    cy = (cos_alpha - cos_beta * cos_gamma) / sin_gamma
+    cells = np.zeros((*dimensions.shape[:-1], 3, 3))
+    cells[..., 0, 0] = a
+    cells[..., 1, 0], cells[..., 1, 1] = b * cos_gamma, b * sin_gamma
+    cells[..., 2, 0], cells[..., 2, 1] = c * cos_beta, c * cy
+    cells[..., 2, 2] = c * np.sqrt(np.clip(1.0 - cos_beta**2 - cy**2, 0.0, None))
+    return cells
+
+
+def in_mda_orientation(cell) -> np.ndarray:
+    """Per cell (..., 3, 3): whether it is lower triangular with a positive diagonal, the
+    orientation MDAnalysis builds from lengths and angles (and what most MD codes write)."""
+    cell = np.asarray(cell)
+    return (cell[..., [0, 0, 1], [1, 2, 2]] == 0).all(axis=-1) & (np.diagonal(cell, axis1=-2, axis2=-1) > 0).all(
+        axis=-1)
+
+
+def rotations_to_mda_frame(cell) -> np.ndarray | None:
+    """Rotations (F, 3, 3) taking row vectors of each cell's orientation to MDAnalysis' (a
+    along x, b in the xy plane), or None where every cell is in it already.
+
+    MDAnalysis keeps a box as lengths and angles, so the writers of formats it reads (TRR,
+    XTC, NetCDF, DCD) rotate every vector by these, so that positions and box agree there,
+    and say so once per file (:data:`ROTATED`); a left-handed cell is first taken as its
+    right-handed equivalent (:func:`right_handed`), so that the map is a proper rotation."""
     if cell is None:
         return None
-    # Cells already in MDAnalysis' orientation (lower triangular, positive diagonal: what
-    # most MD codes write) need no rotation; only the others are examined frame by frame.
-    upper = cell[:, [0, 0, 1], [1, 2, 2]]
-    canonical = (upper == 0).all(axis=1) & (np.diagonal(cell, axis1=1, axis2=2) > 0).all(axis=1)
-    if canonical.all():
+    cell = np.asarray(cell, dtype=np.float64).reshape(-1, 3, 3)
+    in_place = in_mda_orientation(cell)
+    if in_place.all():
         return None
-    rotations = [None if ok else _rotation_to_mda_frame(c) for ok, c in zip(canonical, cell)]
-    if all(r is None for r in rotations):
-        return None
-    return np.array([np.eye(3) if r is None else r for r in rotations])
+    cell = right_handed(cell)
+    rotations = np.linalg.solve(cell, canonical_cells(cell_to_dimensions(cell)))
+    rotations[in_place] = np.eye(3)
+    return rotations
