@@ -135,6 +135,36 @@ def test_cp_cell_columns_are_the_lattice_vectors(tmp_path):
 
 
 # --------------------------------------------------------------------------- cp.x: elements
+def test_cp_times_printed_as_asterisks_come_from_the_steps(tmp_path):
+    """cp.x before 6.x printed the time as F11.8 ps: from 100 ps on, '***********'.  The
+    header was refused as not a frame header; the input's dt gives the times from the steps."""
+    import re
+
+    pos = _copy_set(tmp_path)
+    whole = read_trajectory(pos)
+    for path in pos.parent.iterdir():  # every file of the set, from its 11th frame on
+        lines, seen = path.read_text().splitlines(keepends=True), 0
+        for i, line in enumerate(lines):
+            if re.match(r"^\s*\d+\s+[-+0-9.]+\s*$", line):
+                seen += 1
+                if seen > 10:
+                    lines[i] = f"{line.split()[0]:>7}  ***********\n"
+        path.write_text("".join(lines))
+    overflowed = read_trajectory(pos)
+    np.testing.assert_allclose(overflowed.times, whole.times, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(overflowed.velocities, whole.velocities)
+    (tmp_path / "input_cp").unlink()
+    with pytest.raises(FormatError, match=r"step \d+: cp.x printed the time as \*\*\*\*.*or pass --dt"):
+        read_trajectory(pos, topology=_water_top(tmp_path))
+    assert read_trajectory(pos, topology=_water_top(tmp_path), dt=1.0).n_frames == whole.n_frames
+
+
+def _water_top(folder: Path) -> Path:
+    top = folder / "water.xyz"
+    top.write_text("3\nwater\nH 0 0 0\nH 1 0 0\nO 0 1 0\n")
+    return top
+
+
 def test_cp_elements_from_the_folder_above_when_given_from_inside_traj(tmp_path, monkeypatch):
     """``cd traj && mdsr-upsample cp.pos``: the folder above a relative name is its folder's parent."""
     _copy_set(tmp_path)

@@ -61,7 +61,9 @@ _AU = NATIVE_UNITS["atomic"]  # bohr, bohr / Hartree a.u. of time, hartree / boh
 _ROLES = {".pos": "positions", ".vel": "velocities", ".for": "forces", ".cel": "cell"}
 #: The other per-step files cp.x writes beside them (energies, stress, thermostats...).
 _OTHER_SUFFIXES = (".evp", ".str", ".nos", ".eig", ".wfc", ".spr", ".the", ".ncg", ".hrs", ".pol", ".con")
-_HEADER = re.compile(rb"^\s*(\d+)\s+([-+]?\d*\.\d+(?:[eEdD][-+]?\d+)?)\s*$")
+#: ``nfi time``; a time too wide for its Fortran field is printed as asterisks (cp.x before
+#: 6.x wrote F11.8 ps: from 100 ps on), and is taken from the step and the input's dt.
+_HEADER = re.compile(rb"^\s*(\d+)\s+([-+]?\d*\.\d+(?:[eEdD][-+]?\d+)?|\*+)\s*$")
 _ROW = re.compile(rb"^\s*(?:[-+]?\d*\.\d+(?:[eEdD]?[-+]?\d+)?\s+){2}[-+]?\d*\.\d+(?:[eEdD]?[-+]?\d+)?\s*$")
 _VERSION = re.compile(r"Program CP v\.?\s*(\d+)\.(\d+)")
 _LABELLED = re.compile(r"^\s*(\S+)\s+([-+0-9.eEdD]+)\s+([-+0-9.eEdD]+)\s+([-+0-9.eEdD]+)\s*$")
@@ -151,7 +153,7 @@ def _blocks(path: Path, rows: int | None, chunk_size: int):
                                       "(cut the file at the repeat)")
                 previous = step
                 steps.append(step)
-                times.append(_float(header[2].decode()))
+                times.append(np.nan if header[2].startswith(b"*") else _float(header[2].decode()))
                 current = []
                 continue
             if current is None:
@@ -398,7 +400,11 @@ class CPPositionsReader(TrajectoryReader):
         """Keep the input's ``dt`` if the first frame's printed time is its step × dt."""
         steps, times_ps, _ = next(_blocks(self.path, self.n_atoms, 1))
         stepped, printed = steps[0] * found.dt_au * AU_TIME_FS, times_ps[0] * FS_PER_PS
-        if abs(stepped - printed) <= _PRINTED_TIME_TOLERANCE_FS + 1e-9 * abs(printed):
+        if np.isnan(printed):  # the time overflowed its field: the steps are all there is
+            self.dt_au = found.dt_au
+            self.notes.append(f"times: MD step × dt = {found.dt_au:g} Hartree a.u. from {found.path.name} (the "
+                              "printed time overflowed its field: ****)")
+        elif abs(stepped - printed) <= _PRINTED_TIME_TOLERANCE_FS + 1e-9 * abs(printed):
             self.dt_au = found.dt_au
             self.notes.append(f"times: MD step × dt = {found.dt_au:g} Hartree a.u. ({found.dt_au * AU_TIME_FS:.6g} "
                               f"fs) from {found.path.name}, where it agrees with the printed time (ps)")
@@ -410,12 +416,18 @@ class CPPositionsReader(TrajectoryReader):
         start = 0
         for steps, times_ps, values in _blocks(self.path, self.n_atoms, chunk_size):
             file_times = times_ps * FS_PER_PS
+            overflowed = np.isnan(file_times)
             if self.dt_au is not None:
-                # step × dt is exact where it agrees with the 8-decimal ps; a changed dt or a
-                # reset counter keeps the printed time for those frames.
+                # step × dt is exact where it agrees with the 8-decimal ps (or where the time
+                # overflowed its field); a changed dt or a reset counter keeps the printed time.
                 stepped = steps * self.dt_au * AU_TIME_FS
                 agree = np.abs(stepped - file_times) <= _PRINTED_TIME_TOLERANCE_FS + 1e-9 * np.abs(file_times)
-                file_times = np.where(agree, stepped, file_times)
+                file_times = np.where(agree | overflowed, stepped, file_times)
+            elif overflowed.any() and self.dt_override is None:
+                i = int(np.argmax(overflowed))
+                raise FormatError(f"{self.path.name}: step {steps[i]}: cp.x printed the time as **** (past 100 ps, "
+                                  "older versions); put the run's cp.x input beside the files (its dt turns steps "
+                                  "into times) or pass --dt")
             yield Trajectory(numbers=self.numbers, masses=self.masses, names=self.names,
                              positions=values * _AU.length, times=self._times(start, len(steps), file_times),
                              steps=steps.astype(np.int64))
