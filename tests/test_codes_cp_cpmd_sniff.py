@@ -153,9 +153,12 @@ def test_cp_times_printed_as_asterisks_come_from_the_steps(tmp_path):
     overflowed = read_trajectory(pos)
     np.testing.assert_allclose(overflowed.times, whole.times, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(overflowed.velocities, whole.velocities)
-    (tmp_path / "input_cp").unlink()
-    with pytest.raises(FormatError, match=r"step \d+: cp.x printed the time as \*\*\*\*.*or pass --dt"):
+    with pytest.raises(FormatError, match=r"step \d+: cp.x printed the time as \*\*\*\*.*with --top the cp.x "
+                                          r"input beside the files is not read.*; pass --dt"):
         read_trajectory(pos, topology=_water_top(tmp_path))
+    (tmp_path / "input_cp").unlink()  # the log still names the elements
+    with pytest.raises(FormatError, match=r"no cp.x input beside the files gives its dt"):
+        read_trajectory(pos)
     assert read_trajectory(pos, topology=_water_top(tmp_path), dt=1.0).n_frames == whole.n_frames
 
 

@@ -224,6 +224,10 @@ def test_a_rotated_candidate_of_a_breathing_cell_is_turned_back_frame_by_frame()
     back = _in_orientation_of(candidate, reference)
     np.testing.assert_allclose(back.positions[::2], positions[::2], atol=1e-9)  # the coarse frames: exact
     np.testing.assert_allclose(back.positions, positions, atol=1e-3)
+    # an H5MD candidate keeps the reference's orientation: its interpolated cells differ from the
+    # reference's, but it is not turned (it was, by a rotation the small tilt let pass)
+    unturned = Trajectory(numbers=reference.numbers, positions=positions, times=times, cell=interpolated, pbc=True)
+    assert _in_orientation_of(unturned, reference) is unturned
 
 
 def test_candidate_upsampled_with_another_factor_is_refused(reference_1fs, tmp_path, capsys):

@@ -337,6 +337,20 @@ def test_float32_times_far_into_a_run_are_evenly_spaced(tmp_path, topology, ext)
             next(reader.chunks(10))
 
 
+def test_times_summed_in_float32_drifting_off_the_line_are_read_as_stored(tmp_path, topology):
+    """A program adding its step in float32 drifts from the line through the file's ends by more
+    than the rounding, though every step is even: read as stored, not refused as a gap."""
+    from mdsr_plugin.io.base import Float32Times
+
+    times = np.cumsum(np.full(501, np.float32(0.01), dtype=np.float32), dtype=np.float32)
+    grid = Float32Times(float(times[0]), float(times[-1]), len(times), 1000.0)
+    even = grid.grid[0] + np.arange(len(times)) * grid.grid[1]
+    assert np.abs(times * 1000.0 - even).max() > grid.rounding  # off the line by more than the rounding
+    _gromacs_file(tmp_path / "summed.xtc", topology, times.astype(np.float64))
+    back = read_trajectory(tmp_path / "summed.xtc", topology=topology)
+    assert back.n_frames == 501 and abs(back.dt - 10.0) < 1e-3
+
+
 def test_our_trr_of_late_fine_frames_reads_back_with_a_notice(tmp_path, small_traj, topology):
     late = replace(small_traj, times=1e6 + 0.25 * np.arange(small_traj.n_frames))
     with pytest.warns(UserWarning, match=r"float32 ps: at 1000 ps they are rounded to 0\.061 fs"):

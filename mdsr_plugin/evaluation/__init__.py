@@ -296,10 +296,10 @@ def _in_orientation_of(fine: Trajectory, reference: Trajectory) -> Trajectory:
     ``fine``'s cells are not those rotations of the reference's, ``fine`` is left for the
     coarse-frame check to refuse.
     """
-    from ..io.mdanalysis import right_handed, rotations_to_mda_frame
+    from ..io.mdanalysis import in_mda_orientation, right_handed, rotations_to_mda_frame
 
-    if fine.cell is None or reference.cell is None or np.allclose(fine.cell, reference.cell[: fine.n_frames],
-                                                                  atol=1e-4):
+    # a rotated file's cells are in MDAnalysis' orientation, and the reference's are not
+    if fine.cell is None or reference.cell is None or not in_mda_orientation(fine.cell, tolerance=1e-6).all():
         return fine
     rotations = rotations_to_mda_frame(reference.cell[: fine.n_frames])
     if rotations is None:

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     candidate_options = {k: v for k, v in (("topology", args.top), ("format", args.candidate_format))
                          if v is not None}
     explicit = args.methods != parser.get_default("methods")
-    from ..io.atomic import Interrupted, stop_on_signals
+    from ..io.atomic import Interrupted, published_while_stopping, stop_on_signals
     from ..threads import limit_requested
 
     try:
@@ -117,7 +117,9 @@ def main(argv=None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM/SIGHUP (Interrupted): the report is all or nothing
         what = err.args[0] if isinstance(err, Interrupted) else "Ctrl-C"
-        print(f"mdsr-eval: interrupted ({what}); no report written", file=sys.stderr)
+        # a signal during the renames acts once the report is published
+        written = "the report was written" if published_while_stopping() else "no report written"
+        print(f"mdsr-eval: interrupted ({what}); {written}", file=sys.stderr)
         return getattr(err, "exit_code", 128 + 2)
     if not args.quiet:
         print(format_table(evaluation))

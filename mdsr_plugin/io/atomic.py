@@ -109,6 +109,7 @@ def stop_on_signals():
             signal.signal(sig, old)
         sys.unraisablehook = previous_hook
         _STOP_SIGNAL.clear()
+        _AFTER_PUBLISHING.clear()
 
 
 def _raise_interrupted(signum: int):
@@ -242,6 +243,8 @@ class AtomicFiles:
             self.abort()
             raise Interrupted(_STOP_SIGNAL[0])
         mode = _new_file_mode()
+        if not _PUBLISHING:  # left by a signal that acted at once after the last group (it ended that run)
+            _AFTER_PUBLISHING.clear()
         _PUBLISHING.append(True)
         try:
             previous = {} if len(self.final) == 1 else _kept_aside(self.final)
@@ -269,11 +272,11 @@ class AtomicFiles:
                 _OPEN.discard(temp)
         finally:
             _PUBLISHING.pop()
-            if not _PUBLISHING:  # a stop signal that came meanwhile acts now
+            if not _PUBLISHING:  # a stop signal that came meanwhile acts now (the first: it ends the run)
                 waiting = list(_AFTER_PUBLISHING)
                 _AFTER_PUBLISHING.clear()
-                for action in waiting:
-                    action()
+                if waiting:
+                    waiting[0]()
 
     def __enter__(self) -> list[Path]:
         """The temporary paths to write; committed when the block ends normally, else deleted."""

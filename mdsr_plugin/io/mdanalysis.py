@@ -720,13 +720,12 @@ class MDAnalysisWriter(TrajectoryWriter):
             **self._writer_kwargs(first),
         )
 
-    def _fill(self, ts, traj, i, positions):
+    def _fill(self, ts, traj, i, positions, boxes):
         ts.positions = positions
         ts.time = traj.times[i] / units.FS_PER_PS
         ts.frame = self.frames_written + i
         ts.data["step"] = int(traj.steps[i]) if traj.steps is not None else self.frames_written + i
-        ts.dimensions = None if traj.cell is None else _box(traj.cell[i], traj.pbc if self.marks_nonperiodic_axes
-                                                             else None)
+        ts.dimensions = None if boxes is None else boxes[i]
 
     def _write(self, traj):
         if traj.cell is not None and not np.all(traj.pbc) and not self.marks_nonperiodic_axes:
@@ -761,13 +760,14 @@ class MDAnalysisWriter(TrajectoryWriter):
     def _write_frames(self, traj, rotations):
         if rotations is not None:  # every vector into MDAnalysis' orientation, a chunk at a time
             def rotate(vectors):
-                return None if vectors is None else np.einsum("fni,fij->fnj", vectors, rotations)
+                return None if vectors is None else vectors @ rotations
 
             traj = replace(traj, positions=rotate(traj.positions), velocities=rotate(traj.velocities),
                            forces=rotate(traj.forces))
+        boxes = None if traj.cell is None else _box(traj.cell, traj.pbc if self.marks_nonperiodic_axes else None)
         ts = self._universe.trajectory.ts
         for i in range(traj.n_frames):
-            self._fill(ts, traj, i, traj.positions[i])
+            self._fill(ts, traj, i, traj.positions[i], boxes)
             if traj.velocities is not None:
                 ts.velocities = traj.velocities[i] * units.FS_PER_PS
             if traj.forces is not None:
@@ -923,12 +923,14 @@ def canonical_cells(dimensions) -> np.ndarray:
     return cells
 
 
-def in_mda_orientation(cell) -> np.ndarray:
+def in_mda_orientation(cell, tolerance: float = 0.0) -> np.ndarray:
     """Per cell (..., 3, 3): whether it is lower triangular with a positive diagonal, the
-    orientation MDAnalysis builds from lengths and angles (and what most MD codes write)."""
+    orientation MDAnalysis builds from lengths and angles (and what most MD codes write);
+    ``tolerance``, Å, for the entries above the diagonal (a cell rebuilt from lengths and
+    angles holds round-off there)."""
     cell = np.asarray(cell)
-    return (cell[..., [0, 0, 1], [1, 2, 2]] == 0).all(axis=-1) & (np.diagonal(cell, axis1=-2, axis2=-1) > 0).all(
-        axis=-1)
+    return (np.abs(cell[..., [0, 0, 1], [1, 2, 2]]) <= tolerance).all(axis=-1) & (
+        np.diagonal(cell, axis1=-2, axis2=-1) > 0).all(axis=-1)
 
 
 def rotations_to_mda_frame(cell) -> np.ndarray | None:

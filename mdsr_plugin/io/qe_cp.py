@@ -391,6 +391,9 @@ class CPPositionsReader(TrajectoryReader):
             raise FormatError(f"{self.path.name}: cannot tell the element of atom {i} "
                               f"({self.names[i] if self.names else '?'}); give the elements with --top")
         self.notes = [f"positions from {self.path.name} (cp.x, bohr × {_AU.length:.6f}); {source}"]
+        #: why times cannot come from the steps, where they must (a time printed as ****)
+        self._no_dt = ("with --top the cp.x input beside the files is not read" if topology is not None
+                       else "no cp.x input beside the files gives its dt")
         if topology is None and found is not None and dt is None:
             self._check_dt(found)
         if self.path.with_suffix(".for").is_file() and self.path.with_suffix(".for").stat().st_size == 0:
@@ -409,6 +412,7 @@ class CPPositionsReader(TrajectoryReader):
             self.notes.append(f"times: MD step × dt = {found.dt_au:g} Hartree a.u. ({found.dt_au * AU_TIME_FS:.6g} "
                               f"fs) from {found.path.name}, where it agrees with the printed time (ps)")
         else:
+            self._no_dt = f"the dt of {found.path.name} does not give the printed times"
             self.notes.append(f"times as printed (ps, 8 decimals): step {steps[0]} × dt = {found.dt_au:g} a.u. of "
                               f"{found.path.name} is not the printed {times_ps[0]:g} ps")
 
@@ -426,8 +430,7 @@ class CPPositionsReader(TrajectoryReader):
             elif overflowed.any() and self.dt_override is None:
                 i = int(np.argmax(overflowed))
                 raise FormatError(f"{self.path.name}: step {steps[i]}: cp.x printed the time as **** (past 100 ps, "
-                                  "older versions); put the run's cp.x input beside the files (its dt turns steps "
-                                  "into times) or pass --dt")
+                                  f"older versions), and {self._no_dt} to give times from the steps; pass --dt")
             yield Trajectory(numbers=self.numbers, masses=self.masses, names=self.names,
                              positions=values * _AU.length, times=self._times(start, len(steps), file_times),
                              steps=steps.astype(np.int64))
