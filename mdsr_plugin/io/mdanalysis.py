@@ -392,7 +392,7 @@ def _readers_without_cache() -> dict:
 _FILE_UNITS = {
     "TRR": "GROMACS TRR: nm, nm/ps, kJ/(mol·nm), ps",
     "XTC": "GROMACS XTC: nm, ps",
-    "NCDF": "AMBER NetCDF: Å, Å/ps, kcal/(mol·Å), ps",
+    "NCDF": "AMBER NetCDF: Å, velocities × their scale_factor → Å/ps, kcal/(mol·Å), ps",
     "DCD": "DCD: Å, time step in AKMA units",
 }
 
