@@ -10,6 +10,8 @@ velocities tell both: over one coarse step ``dt`` an atom moves about
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .periodic import to_fractional
@@ -90,10 +92,19 @@ def _displacements(frames: Trajectory) -> np.ndarray:
     return np.einsum("fni,fij->fnj", frac, frames.cell[1:])
 
 
+#: A gap across which the atoms (their median) move this many times farther than their
+#: stored velocities carry them, and more than :data:`JUMP_DISTANCE`, joins two runs: a
+#: restart appended with another origin, a molecule re-centred.  Whole runs sit near 1 (the
+#: median bound of :func:`check_step_against_velocities` is 5).
+JUMP_RATIO = 20.0
+JUMP_DISTANCE = 1.0  # Å
+
+
 class BoxJumpCheck:
-    """Refuse periodic input in which an atom's stored velocity carries it across a
-    different periodic image than the minimum image (it moved more than half a box
-    between frames), checked over consecutive chunks.
+    """Refuse input whose stored velocities contradict a gap, checked over consecutive chunks:
+    a gap across which the atoms jump (:data:`JUMP_RATIO`: the whole trajectory's median
+    misses one such gap), and, for a periodic box, an atom whose velocity carries it across a
+    different periodic image than the minimum image (more than half a box between frames).
     """
 
     def __init__(self):
@@ -102,7 +113,7 @@ class BoxJumpCheck:
 
     def __call__(self, chunk: Trajectory) -> None:
         """Check the gaps inside ``chunk`` and the one joining it to the previous chunk."""
-        if not chunk.is_periodic or chunk.velocities is None:
+        if chunk.velocities is None:
             return
         frames = chunk if self._last is None else _joined(self._last, chunk)
         first = self._frame - (self._last is not None)
@@ -112,6 +123,9 @@ class BoxJumpCheck:
         dt = float(frames.times[1] - frames.times[0])
         predicted = _mean_velocity_step(frames, dt)
         moved = _displacements(frames)
+        _refuse_jumps(np.linalg.norm(moved, axis=-1), np.linalg.norm(predicted, axis=-1), first)
+        if not chunk.is_periodic:
+            return
         length = np.linalg.norm(predicted, axis=-1)
         moving = length > 1e-12
         miss = np.linalg.norm(moved - predicted, axis=-1)[moving] / length[moving]
@@ -127,6 +141,23 @@ class BoxJumpCheck:
             raise TrajectoryError(
                 f"frame {first + gap + 1}: atom {atom} moves {distance:.3g} Å by its stored velocity, more than "
                 "half the box in one coarse step, so its periodic image is ambiguous; store frames more often")
+
+
+def _refuse_jumps(moved: np.ndarray, predicted: np.ndarray, first: int) -> None:
+    """Refuse the first gap (rows of ``moved`` and ``predicted``, (G, N) Å) across which the
+    atoms' median displacement is over :data:`JUMP_DISTANCE` and :data:`JUMP_RATIO` times
+    what their velocities predict; gap ``g`` ends at frame ``first + g + 1``."""
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a gap whose atoms all stand still: no ratio
+        ratio = np.nanmedian(np.where(predicted > 1e-12, moved / predicted, np.nan), axis=1)
+    distance = np.median(moved, axis=1)
+    jumped = (np.nan_to_num(ratio) > JUMP_RATIO) & (distance > JUMP_DISTANCE)
+    if jumped.any():
+        gap = int(np.argmax(jumped))
+        raise TrajectoryError(
+            f"frame {first + gap + 1}: the atoms move {distance[gap]:.3g} Å from the frame before, {ratio[gap]:.3g}× "
+            "farther than their stored velocities carry them: two runs joined here (a restart, a re-centred "
+            "molecule)? upsample the parts separately")
 
 
 def _joined(last: Trajectory, chunk: Trajectory) -> Trajectory:

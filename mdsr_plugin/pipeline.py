@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -63,10 +64,26 @@ def upsample_stream(chunks: Iterable[Trajectory], factor: int, method="auto", **
     if settings.adapt is not None:
         raise SettingsError("adapt learns from the whole input first: use upsample() or upsample_file(), "
                             "not upsample_stream()")
-    chunks = iter(chunks)
+    chunks = iter(chunks) if settings.dt is None else _at_step(chunks, settings.dt)
     first = _first_frames(chunks)
     ready, _ = resolve_method(method if not isinstance(method, str) else settings.method, first, factor, settings)
     yield from stream_method(_chain(first, chunks), factor, ready)
+
+
+def _at_step(chunks: Iterable[Trajectory], dt: float) -> Iterator[Trajectory]:
+    """``chunks`` with their frames' times replaced by ``dt`` (fs) from the first frame's time
+    on, as ``--dt`` replaces a file's; the trajectory's own step is checked against it first
+    (:func:`_check_given_step`)."""
+    start, done = None, 0
+    for chunk in chunks:
+        if start is None:
+            start = float(chunk.times[0])
+            given = replace(chunk, times=start + np.arange(chunk.n_frames) * dt)
+            _check_given_step(dt, chunk[:16], given[:16], "dt=", "the trajectory's own step")
+        else:
+            given = replace(chunk, times=start + (done + np.arange(chunk.n_frames)) * dt)
+        done += chunk.n_frames
+        yield given
 
 
 def learn_from_input(source, coarse_dt: float, settings: UpsampleSettings, *, reader_options=None,
@@ -179,6 +196,8 @@ def upsample(coarse: Trajectory, factor: int, method="auto", **options) -> Traje
     settings = settings_of(factor, method, options)
     if settings.adapt is None:
         return concatenate(list(upsample_stream([coarse], factor, method, **options)))
+    if settings.dt is not None:
+        coarse = next(_at_step([coarse], settings.dt))
     _, sample = learn_from_input(coarse, coarse.dt, settings)
     ready, _ = resolve_method(method if not isinstance(method, str) else settings.method, coarse, factor,
                               settings, sample=sample)
@@ -302,9 +321,7 @@ def _what_was_read(reader, first: Trajectory, input_path, settings: UpsampleSett
 
 def _check_dt_override(input_path, settings: UpsampleSettings, first: Trajectory, reader_options: dict) -> None:
     """``--dt`` against the step the file itself records (its first frames, read again without
-    the override): refused when the stored velocities bear out the file's step and not the
-    user's; otherwise the user's step wins, with a warning when it differs."""
-    from .checks import RATIO_TOO_LARGE, RATIO_TOO_SMALL, step_velocity_ratio
+    the override): see :func:`_check_given_step`."""
     from .io import FormatError, open_reader
 
     try:
@@ -312,18 +329,31 @@ def _check_dt_override(input_path, settings: UpsampleSettings, first: Trajectory
             head = next(own.chunks(16), None)
     except FormatError:  # the file records no time: --dt is the only step there is
         return
-    if head is None or head.n_frames < 2:
+    _check_given_step(settings.dt, head, first[:16], "--dt", "the file's own step")
+
+
+def _check_given_step(dt: float, own: Trajectory | None, given: Trajectory, name: str, whose: str) -> None:
+    """The step ``dt`` (fs) given as ``name`` against the one the data record (``own``, their
+    first frames; ``given``, the same frames at ``dt``): refused when the stored velocities
+    bear out their own step and not the given one; otherwise the given step wins, with a
+    warning when it differs."""
+    from .checks import RATIO_TOO_LARGE, RATIO_TOO_SMALL, step_velocity_ratio
+
+    if own is None or own.n_frames < 2:
         return
-    file_dt = head.dt
-    if abs(file_dt - settings.dt) <= 1e-3 * file_dt:
+    try:
+        own_dt = own.dt
+    except TrajectoryError:  # uneven times of their own: the given step is the only one there is
         return
-    ratio = step_velocity_ratio(first[:16])
-    file_ratio = step_velocity_ratio(head)
+    if abs(own_dt - dt) <= 1e-3 * own_dt:
+        return
+    ratio = step_velocity_ratio(given)
+    own_ratio = step_velocity_ratio(own)
     plausible = (lambda r: r is not None and RATIO_TOO_SMALL <= r <= RATIO_TOO_LARGE)
-    if not plausible(ratio) and plausible(file_ratio):
-        raise SettingsError(f"--dt {settings.dt:g} fs contradicts the file's own step of {file_dt:g} fs, which its "
-                            "stored velocities bear out; leave --dt out")
-    log.warning("--dt %g fs overrides the file's own step of %g fs", settings.dt, file_dt)
+    if not plausible(ratio) and plausible(own_ratio):
+        raise SettingsError(f"{name} {dt:g} fs contradicts {whose} of {own_dt:g} fs, which its "
+                            f"stored velocities bear out; leave {name} out")
+    log.warning("%s %g fs overrides %s of %g fs", name, dt, whose, own_dt)
 
 
 def provenance_parameters(provenance: Provenance, factor: int, source) -> dict:

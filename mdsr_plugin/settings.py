@@ -164,6 +164,11 @@ class UpsampleSettings:
                                     f"`units` style; lj is reduced, without physical units), got {self.lammps_units!r}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise SettingsError(f"device must be cpu or cuda[:N], got {self.device!r}")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise SettingsError(f"device {self.device}: CUDA is not available on this machine")
         return settings
 
     def reader_options(self) -> dict:

@@ -463,6 +463,21 @@ def test_a_stop_signal_during_a_group_s_renames_waits_until_both_are_published(t
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([positions.name, velocities.name])
 
 
+def test_two_runs_joined_in_one_file_are_refused_at_the_join():
+    """A restart appended with another origin (every atom 50 Å away from one frame on) passed
+    the median step check of the whole trajectory and was interpolated across at 650 km/s."""
+    coarse = read_trajectory(EXAMPLE)
+    positions = coarse.positions.copy()
+    positions[100:] += 50.0
+    with pytest.raises(TrajectoryError, match=r"frame 100: the atoms move .* farther than their stored "
+                                              r"velocities carry them: two runs joined here"):
+        upsample(replace(coarse, positions=positions), 4, method="hermite")
+    # across a chunk boundary too
+    with pytest.raises(TrajectoryError, match="frame 100: the atoms move"):
+        list(stream_method([replace(coarse, positions=positions)[:100], replace(coarse, positions=positions)[100:]],
+                           4, resolve_method("hermite", coarse, 4, UpsampleSettings(factor=4).checked())[0]))
+
+
 def test_a_deferred_stop_left_behind_does_not_stop_a_later_run(tmp_path):
     """A second signal acting at once, just after a group was published, left the first one's
     deferred action behind: the next write in the process (a notebook, a test) raised."""

@@ -172,3 +172,45 @@ def test_upsample_atoms_needs_a_time_step(xtb_fine):
     with pytest.raises(FormatError, match="dt="):
         mdsr_plugin.upsample_atoms(images, 4)
     assert len(mdsr_plugin.upsample_atoms(images, 4, dt=5.0)) == 17
+
+
+# --------------------------------------------------------------------- dt from Python, every entry point
+EXAMPLE = mdsr_plugin.__path__[0] + "/data/examples/ethanol_coarse.xyz"
+
+
+def test_every_python_entry_point_takes_dt_as_the_coarse_step_and_checks_it():
+    """upsample() ignored dt=; upsample_universe and upsample_atoms replaced recorded times
+    without the check --dt has; an XYZ Universe (no recorded step: MDAnalysis says 1 ps) was
+    upsampled as 1 ps per frame."""
+    from mdsr_plugin.integrations.ase import upsample_atoms
+    from mdsr_plugin.integrations.mdanalysis import upsample_universe
+    from mdsr_plugin.settings import SettingsError
+
+    coarse = mdsr_plugin.read_trajectory(EXAMPLE)[:20]  # 20 fs, with velocities
+    assert mdsr_plugin.upsample(coarse, 4, method="hermite", dt=20.0).dt == 5.0
+    with pytest.raises(SettingsError, match="dt= 1e\\+30 fs contradicts the trajectory's own step of 20 fs"):
+        mdsr_plugin.upsample(coarse, 4, method="hermite", dt=1e30)
+    assert mdsr_plugin.upsample(coarse.without("velocities", "forces"), 4, method="spline", dt=10.0).dt == 2.5
+
+    images = ase.io.read(EXAMPLE, ":20")
+    with pytest.raises(SettingsError, match="contradicts the trajectory's own step of 20 fs"):
+        upsample_atoms(images, 4, dt=1e30, method="hermite")
+    assert upsample_atoms(images, 4, dt=20.0, method="hermite")[1].info["time"] == pytest.approx(5.0)
+
+    universe = mda.Universe(EXAMPLE)  # XYZ: no time step recorded
+    with pytest.raises(FormatError, match="records no time step; pass --dt or dt="):
+        upsample_universe(universe, 4, method="spline")
+    assert upsample_universe(universe, 4, method="spline", dt=20.0).trajectory.dt == pytest.approx(0.005)
+    with pytest.raises(TypeError, match="takes an MDAnalysis Universe, not AtomGroup: write the selection"):
+        upsample_universe(universe.atoms[:3], 4, dt=20.0)
+
+
+def test_python_errors_are_the_package_s_own_one_liners(tmp_path):
+    from mdsr_plugin.settings import SettingsError
+
+    coarse = mdsr_plugin.read_trajectory(EXAMPLE)[:5]
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(SettingsError, match="device cuda: CUDA is not available"):
+            mdsr_plugin.upsample(coarse, 4, device="cuda")
+    with pytest.raises(FormatError, match="cannot tell the format from the extension; it writes"):
+        mdsr_plugin.upsample_file(EXAMPLE, tmp_path / "fine.pdb", 4)

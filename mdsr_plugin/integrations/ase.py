@@ -4,7 +4,8 @@
 ``ase.io.iread(path, ":")``) of frames and returns the fine frames as ``Atoms`` with
 positions, momenta in ASE units (so ``atoms.get_velocities()`` is in Å per ASE time
 unit, ≈ 10.18 fs), ``info["time"]`` in fs, cell, pbc and masses kept.  The coarse
-time step comes from ``info["time"]`` (fs) when every frame has it, else from ``dt``.
+time step comes from ``info["time"]`` (fs) when every frame has it, else from ``dt``
+(which, given with times, replaces them as ``--dt`` does a file's).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def upsample_atoms(images, factor: int, dt: float | None = None, method: str = "
     factor : int
         Fine frames per coarse step.
     dt : float, optional
-        Coarse time step in **fs**; needed when the frames carry no ``info["time"]``.
+        Coarse time step in **fs**: needed when the frames carry no ``info["time"]``; where
+        they do, ``dt`` replaces their times as ``--dt`` replaces a file's (refused where the
+        stored velocities bear out the frames' own step).
     method : str
         ``"auto"``, ``"neural"``, ``"hermite"``, ``"quintic"``, ``"spline"``, ``"linear"``.
     **options
@@ -55,8 +58,14 @@ def upsample_atoms(images, factor: int, dt: float | None = None, method: str = "
     from ..io.ase_backend import trajectory_to_atoms
     from ..pipeline import upsample_stream
 
+    images = iter(images)
+    first = next(images, None)
+    timed = first is not None and "time" in first.info
+    if timed and dt is not None:  # replaces the frames' own step, checked as --dt is
+        options = {**options, "dt": dt}
+    chunks = atoms_chunks(itertools.chain([] if first is None else [first], images), dt=None if timed else dt)
     fine: list = []
-    for piece in upsample_stream(atoms_chunks(images, dt=dt), factor, method, **options):
+    for piece in upsample_stream(chunks, factor, method, **options):
         fine.extend(trajectory_to_atoms(piece))
     return fine
 

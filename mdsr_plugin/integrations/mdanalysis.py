@@ -19,13 +19,25 @@ Two ways, both on the same pipeline as the command line:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from MDAnalysis.coordinates.base import ReaderBase
 
 from .. import units as internal_units
+from ..trajectory import TrajectoryError
 from ..io.mdanalysis import cell_to_dimensions
 
 __all__ = ["upsample_universe", "universe_chunks", "MDSRReader"]
+
+
+def records_time(trajectory) -> bool:
+    """Whether an MDAnalysis trajectory records its time step: MDAnalysis says 1 ps for one
+    that does not (XYZ, PDB...), with a warning; that step would be taken for a real one."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        trajectory.dt
+    return not any("no dt information" in str(w.message) for w in said)
 
 
 def universe_chunks(universe, *, dt: float | None = None, chunk_size: int = 2000,
@@ -46,7 +58,8 @@ def universe_chunks(universe, *, dt: float | None = None, chunk_size: int = 2000
     """
     from ..io.mdanalysis import MDAnalysisReader
 
-    reader = MDAnalysisReader.from_universe(universe, dt=dt, lammps_units=lammps_units, type_map=type_map)
+    reader = MDAnalysisReader.from_universe(universe, dt=dt, has_time=records_time(universe.trajectory),
+                                            lammps_units=lammps_units, type_map=type_map)
     return reader.chunks(chunk_size)
 
 
@@ -63,7 +76,9 @@ def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float 
     method : str
         ``"auto"``, ``"neural"``, ``"hermite"``, ``"quintic"``, ``"spline"``, ``"linear"``.
     dt : float, optional
-        Coarse time step in **fs**, when the trajectory's own is missing or wrong.
+        Coarse time step in **fs**: needed when the trajectory records none (an XYZ, for which
+        MDAnalysis says 1 ps); where it records one, ``dt`` replaces it as ``--dt`` replaces a
+        file's (refused where the stored velocities bear out the trajectory's own step).
     lammps_units : str, optional
         Units style of a Universe on a LAMMPS dump or DCD (``"real"``, ``"metal"``...), as
         ``--lammps-units``: its velocities and forces are converted from it.  Without it,
@@ -84,21 +99,40 @@ def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float 
 
     from ..pipeline import upsample_stream
 
+    if not isinstance(universe, mda.Universe):
+        hint = (": write the selection's trajectory first (ag.write('part.pdb'); ag.write('part.xtc', "
+                "frames='all')) and upsample that" if isinstance(universe, mda.AtomGroup) else "")
+        raise TypeError(f"upsample_universe takes an MDAnalysis Universe, not {type(universe).__name__}{hint}")
     current = universe.trajectory.ts.frame
+    timed = records_time(universe.trajectory)
+    if timed and dt is not None:  # replaces the recorded step, checked as --dt is
+        options = {**options, "dt": dt}
+    n_fine = (len(universe.trajectory) - 1) * int(factor) + 1
+    positions = velocities = dimensions = times = None
     try:
-        chunks = universe_chunks(universe, dt=dt, lammps_units=lammps_units, type_map=type_map)
-        pieces = list(upsample_stream(chunks, factor, method, **options))
+        chunks = universe_chunks(universe, dt=None if timed else dt, lammps_units=lammps_units, type_map=type_map)
+        done = 0
+        for piece in upsample_stream(chunks, factor, method, **options):
+            if positions is None:  # float32 from the start: the result, not 4× it, in memory
+                positions = np.empty((n_fine, piece.n_atoms, 3), dtype=np.float32)
+                velocities = np.empty_like(positions)
+                times = np.empty(n_fine)
+                dimensions = None if piece.cell is None else np.empty((n_fine, 6), dtype=np.float32)
+            stop = done + piece.n_frames
+            positions[done:stop] = piece.positions
+            velocities[done:stop] = piece.velocities * internal_units.FS_PER_PS
+            times[done:stop] = piece.times
+            if dimensions is not None:
+                dimensions[done:stop] = cell_to_dimensions(piece.cell)
+            done = stop
     finally:
         universe.trajectory[current]  # leave the caller's Universe where it was
-    positions = np.concatenate([p.positions for p in pieces]).astype(np.float32)
-    velocities = np.concatenate([p.velocities for p in pieces]) * internal_units.FS_PER_PS
-    times = np.concatenate([p.times for p in pieces])
+    if done != n_fine:  # the trajectory held other frames than its length said
+        raise TrajectoryError(f"{done} fine frames made where {len(universe.trajectory)} coarse frames give {n_fine}")
     fine = mda.Merge(universe.atoms)
-    kwargs = {}
-    if pieces[0].cell is not None:
-        kwargs["dimensions"] = cell_to_dimensions(np.concatenate([p.cell for p in pieces])).astype(np.float32)
+    kwargs = {} if dimensions is None else {"dimensions": dimensions}
     fine_dt_ps = (times[1] - times[0]) / internal_units.FS_PER_PS
-    fine.load_new(positions, format=MemoryReader, order="fac", velocities=velocities.astype(np.float32),
+    fine.load_new(positions, format=MemoryReader, order="fac", velocities=velocities,
                   dt=fine_dt_ps, time_offset=times[0] / internal_units.FS_PER_PS, **kwargs)
     return fine
 

@@ -31,7 +31,7 @@ def output_paths(path, format: str | None = None) -> list[Path]:
     """
     from . import get_format
 
-    fmt = get_format(path, format)
+    fmt = get_format(path, format, writing=True)  # a format it can only read is named as such
     return [Path(path), *(Path(p) for p in fmt.companion_outputs(Path(path)))]
 
 
