@@ -389,7 +389,7 @@ class _DisagreementSummary:
 def _keeps_provenance(path, fmt) -> bool:
     from .io import get_format
 
-    return get_format(path, fmt).keeps_provenance
+    return get_format(path, fmt, writing=True).keeps_provenance  # by name: an old output's content is no guide
 
 
 def _chain(first, rest):

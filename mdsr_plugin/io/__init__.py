@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..trajectory import Trajectory
-from .atomic import not_a_file
+from .atomic import NAME_MAX, not_a_file
 from .base import FormatError, NotATrajectory, TrajectoryReader, TrajectoryWriter
 from .paths import output_paths, refuse_overwrite
 
@@ -156,6 +156,9 @@ def choose_format(path, format: str | None = None, *, writing: bool = False) -> 
     refused in one line that lists the known formats.
     """
     path = Path(path)
+    if writing and len(path.name.encode()) > NAME_MAX:
+        raise FormatError(f"{path.name[:40]}…: the output's name is {len(path.name.encode())} bytes, more than the "
+                          f"{NAME_MAX} a file system allows")
     kind = not_a_file(path)
     if kind is not None and writing:  # "-o ." or "-o results/": not a name without an extension; "-o /dev/null"
         raise FormatError(f"{path}: the output names {kind}, not a file")
