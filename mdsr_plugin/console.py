@@ -7,6 +7,7 @@ module (it imports none of the package) so that each command's ``main`` can use 
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -36,9 +37,20 @@ def closed_pipe_ends_quietly(main):
             sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
             return code
         except BrokenPipeError:
-            # Python would flush stdout again at exit and fail the same way: point it elsewhere
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _drop_stdout()
             return 128 + 13
+        except OSError as err:
+            # a write to stdout names no file; the commands' own file errors are theirs to report
+            if err.errno not in (errno.ENOSPC, errno.EIO) or err.filename is not None:
+                raise
+            _drop_stdout()  # stdout on a full disk (> /dev/full): one line, not a traceback
+            print(f"{sys.argv[0].rsplit('/', 1)[-1]}: error: cannot write to stdout ({err.strerror})", file=sys.stderr)
+            return 1
 
     return wrapped
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it again at exit and would fail the same way."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

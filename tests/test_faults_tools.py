@@ -197,6 +197,17 @@ def test_output_into_a_closed_pipe_ends_without_a_traceback(command):
     assert done.returncode == 141 and done.stderr == ""
 
 
+def test_output_to_a_full_disk_on_stdout_is_one_line():
+    """``mdsr-models list > /dev/full``: a traceback; now one line, exit 1."""
+    code = "import sys; from mdsr_plugin.neural.cli import models_main; sys.exit(models_main(['list']))"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("error: cannot write to stdout (No space left on device)")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_models_show_of_an_unknown_id_is_one_line_listing_the_registered(capsys):
     assert models_main(["show", "NONEXISTENT"]) == 1
     line = one_line_error(capsys.readouterr().err, "mdsr-models")
