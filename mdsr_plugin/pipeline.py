@@ -70,6 +70,21 @@ def upsample_stream(chunks: Iterable[Trajectory], factor: int, method="auto", **
     yield from stream_method(_chain(first, chunks), factor, ready)
 
 
+def route_given_step(dt: float | None, recorded: bool, options: dict) -> tuple[float | None, dict]:
+    """Where a given coarse step ``dt`` (fs) goes: to the reader where the frames record no
+    time (it is their only step), else into the upsampling ``options``, which replace the
+    recorded times with it after the check ``--dt`` gets (:func:`_at_step`).
+
+    Returns
+    -------
+    reader_dt : float or None
+    options : dict
+    """
+    if dt is None or not recorded:
+        return dt, options
+    return None, {**options, "dt": dt}
+
+
 def _at_step(chunks: Iterable[Trajectory], dt: float) -> Iterator[Trajectory]:
     """``chunks`` with their frames' times replaced by ``dt`` (fs) from the first frame's time
     on, as ``--dt`` replaces a file's; the trajectory's own step is checked against it first

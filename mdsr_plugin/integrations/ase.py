@@ -56,14 +56,12 @@ def upsample_atoms(images, factor: int, dt: float | None = None, method: str = "
         ``(n - 1) * factor + 1`` frames; momenta set (ASE units); ``info["time"]`` in fs.
     """
     from ..io.ase_backend import trajectory_to_atoms
-    from ..pipeline import upsample_stream
+    from ..pipeline import route_given_step, upsample_stream
 
     images = iter(images)
     first = next(images, None)
-    timed = first is not None and "time" in first.info
-    if timed and dt is not None:  # replaces the frames' own step, checked as --dt is
-        options = {**options, "dt": dt}
-    chunks = atoms_chunks(itertools.chain([] if first is None else [first], images), dt=None if timed else dt)
+    reader_dt, options = route_given_step(dt, first is not None and "time" in first.info, options)
+    chunks = atoms_chunks(itertools.chain([] if first is None else [first], images), dt=reader_dt)
     fine: list = []
     for piece in upsample_stream(chunks, factor, method, **options):
         fine.extend(trajectory_to_atoms(piece))

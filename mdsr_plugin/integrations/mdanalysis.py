@@ -97,20 +97,18 @@ def upsample_universe(universe, factor: int, method: str = "auto", *, dt: float 
     import MDAnalysis as mda
     from MDAnalysis.coordinates.memory import MemoryReader
 
-    from ..pipeline import upsample_stream
+    from ..pipeline import route_given_step, upsample_stream
 
     if not isinstance(universe, mda.Universe):
         hint = (": write the selection's trajectory first (ag.write('part.pdb'); ag.write('part.xtc', "
                 "frames='all')) and upsample that" if isinstance(universe, mda.AtomGroup) else "")
         raise TypeError(f"upsample_universe takes an MDAnalysis Universe, not {type(universe).__name__}{hint}")
     current = universe.trajectory.ts.frame
-    timed = records_time(universe.trajectory)
-    if timed and dt is not None:  # replaces the recorded step, checked as --dt is
-        options = {**options, "dt": dt}
+    reader_dt, options = route_given_step(dt, records_time(universe.trajectory), options)
     n_fine = (len(universe.trajectory) - 1) * int(factor) + 1
     positions = velocities = dimensions = times = None
     try:
-        chunks = universe_chunks(universe, dt=None if timed else dt, lammps_units=lammps_units, type_map=type_map)
+        chunks = universe_chunks(universe, dt=reader_dt, lammps_units=lammps_units, type_map=type_map)
         done = 0
         for piece in upsample_stream(chunks, factor, method, **options):
             if positions is None:  # float32 from the start: the result, not 4× it, in memory

@@ -602,10 +602,11 @@ class MDAnalysisReader(TrajectoryReader):
                 boxes[:, :3] *= self._length
         velocities = None if velocities is None else velocities * self._velocity
         forces = None if forces is None else forces * self._force
+        grid = self._even_times()
         if self._timestep is not None:
             times = steps * self._timestep
-        elif self._even_times() is not None:
-            times = self._even_times()(times, start)
+        elif grid is not None:
+            times = grid(times, start)
         return positions, times, steps, velocities, forces, boxes
 
     def _chunks(self, chunk_size) -> Iterator[Trajectory]:
